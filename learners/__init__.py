@@ -1,0 +1,1 @@
+"""Pure computation for banditroute: features, policies, cost prediction, reward, evaluation."""

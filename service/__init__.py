@@ -1,0 +1,1 @@
+"""The banditroute gRPC service: servicers, routing core, storage, configuration and CLI."""
