@@ -1,0 +1,267 @@
+"""Overload protection: an in-flight cap, request size caps, deadlines, malformed messages.
+
+:class:`LimitsInterceptor` is the outermost server interceptor. For every RPC except health
+checks and reflection it
+
+* rejects the call at once with ``RESOURCE_EXHAUSTED`` when ``max_in_flight`` calls of this
+  process are already running, instead of queueing it until its deadline passes;
+* rejects it with ``DEADLINE_EXCEEDED`` when its deadline has already passed on arrival;
+* turns a message that does not parse (for example invalid UTF-8 in a string field, which
+  grpc's Python deserializer refuses) into ``INVALID_ARGUMENT`` instead of ``UNKNOWN``;
+* publishes the call's deadline in a context variable, so the core can call
+  :func:`check_deadline` before expensive work or a database wait and give up early;
+* publishes the request's prompt and credentials for log redaction
+  (:func:`service.security.guard_request`).
+
+Request size is capped by the transport: :func:`server_options` sets
+``grpc.max_receive_message_length``, and grpc answers a larger message with
+``RESOURCE_EXHAUSTED`` before any Python code runs.
+
+Examples
+--------
+>>> dict(server_options(max_prompt_bytes=1 << 20))["grpc.max_receive_message_length"]
+2097152
+>>> time_remaining() is None  # outside an RPC there is no deadline
+True
+>>> check_deadline()  # and nothing to miss
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc import aio
+from prometheus_client import Counter, Gauge
+
+from service.errors import BanditrouteError
+from service.security import guard_request
+
+__all__ = [
+    "EXEMPT_PREFIXES",
+    "REQUEST_OVERHEAD_BYTES",
+    "DeadlineExceeded",
+    "LimitsInterceptor",
+    "check_deadline",
+    "server_options",
+    "time_remaining",
+]
+
+#: Methods never counted nor rejected: a load balancer must see an overloaded server as alive.
+EXEMPT_PREFIXES: tuple[str, ...] = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+#: Bytes a request may carry beyond the largest prompt (context maps, candidate lists, batches).
+REQUEST_OVERHEAD_BYTES = 1 << 20
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "banditroute_deadline", default=None
+)
+
+IN_FLIGHT = Gauge("banditroute_in_flight_requests", "RPCs being served by this process.")
+REJECTED = Counter(
+    "banditroute_rejected_requests_total",
+    "RPCs refused before reaching a servicer, by reason.",
+    ["reason"],
+)
+
+
+class DeadlineExceeded(BanditrouteError):
+    """The call's deadline passed (or would pass) before the work could be done."""
+
+    code = "DEADLINE_EXCEEDED"
+    retryable = True
+
+
+def time_remaining() -> float | None:
+    """Seconds left before the current RPC's deadline; ``None`` without a deadline."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def check_deadline(needed_s: float = 0.0, what: str = "the request") -> None:
+    """Raise :class:`DeadlineExceeded` if fewer than ``needed_s`` seconds remain.
+
+    Call it before expensive work or before waiting on the database: work whose answer
+    nobody will read only takes capacity from calls that can still succeed.
+
+    Parameters
+    ----------
+    needed_s
+        Seconds the next step needs at least.
+    what
+        Name of the next step, for the error message.
+    """
+    remaining = time_remaining()
+    if remaining is not None and remaining <= needed_s:
+        raise DeadlineExceeded(f"deadline exceeded before {what}")
+
+
+def server_options(
+    max_prompt_bytes: int, *, overhead_bytes: int = REQUEST_OVERHEAD_BYTES
+) -> list[tuple[str, Any]]:
+    """grpc server options capping the size of one request message.
+
+    A prompt up to ``max_prompt_bytes`` plus ``overhead_bytes`` of other fields passes the
+    transport; a prompt over ``max_prompt_bytes`` but under the cap reaches the servicer, which
+    answers ``INVALID_ARGUMENT`` naming the limit; a larger message is refused by grpc with
+    ``RESOURCE_EXHAUSTED`` without being read into Python objects.
+    """
+    return [("grpc.max_receive_message_length", max_prompt_bytes + overhead_bytes)]
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse; the call is then refused."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _safe_deserializer(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+            # Only the parser's own explanation: it names the field type, never the content.
+            return _Malformed(str(exc)[:200])
+
+    return deserialize
+
+
+_MALFORMED_DETAILS = "request message could not be parsed (invalid UTF-8 or malformed protobuf)"
+
+
+class LimitsInterceptor(aio.ServerInterceptor):
+    """Caps in-flight RPCs, enforces deadlines and refuses unparsable messages.
+
+    Put it first in the server's interceptor list so a refusal costs as little as possible.
+
+    Parameters
+    ----------
+    max_in_flight
+        RPCs this process serves at once; the next one gets ``RESOURCE_EXHAUSTED``.
+    exempt_prefixes
+        Method-name prefixes that are neither counted nor refused.
+
+    Examples
+    --------
+    >>> limits = LimitsInterceptor(max_in_flight=2)
+    >>> limits.in_flight, limits.rejected
+    (0, 0)
+    >>> LimitsInterceptor(max_in_flight=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_in_flight must be >= 1, got 0
+    """
+
+    def __init__(
+        self, max_in_flight: int, *, exempt_prefixes: Sequence[str] = EXEMPT_PREFIXES
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.max_in_flight = max_in_flight
+        self.exempt_prefixes = tuple(exempt_prefixes)
+        #: RPCs currently running (the event loop is single-threaded: a plain int suffices).
+        self.in_flight = 0
+        #: RPCs refused for the in-flight cap since start.
+        self.rejected = 0
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(self.exempt_prefixes):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary),
+                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_unary_stream(handler.unary_stream),
+                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_unary_stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _admit(self, request: Any, context: aio.ServicerContext) -> None:
+        """Abort the call unless it may run; on return the caller must :meth:`_release`."""
+        if self.in_flight >= self.max_in_flight:
+            self.rejected += 1
+            REJECTED.labels("in_flight").inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"server is over its in-flight cap ({self.max_in_flight}); retry with backoff",
+            )
+        if isinstance(request, _Malformed):
+            REJECTED.labels("malformed").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _MALFORMED_DETAILS)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                REJECTED.labels("deadline").inc()
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on arrival"
+                )
+            _DEADLINE.set(time.monotonic() + remaining)
+        guard_request(request, context.invocation_metadata())
+        self.in_flight += 1
+        IN_FLIGHT.inc()
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        IN_FLIGHT.dec()
+
+    def _wrap_unary(
+        self, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
+    ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
+        async def limited(request: Any, context: aio.ServicerContext) -> Any:
+            await self._admit(request, context)
+            try:
+                return await behavior(request, context)
+            except DeadlineExceeded as exc:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc.message)
+            finally:
+                self._release()
+
+        return limited
+
+    def _wrap_unary_stream(
+        self, behavior: Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]
+    ) -> Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]:
+        async def limited(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            await self._admit(request, context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except DeadlineExceeded as exc:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, exc.message)
+            finally:
+                self._release()
+
+        return limited
