@@ -1,0 +1,141 @@
+"""TLS and mutual TLS on the gRPC port, with certificates generated for each test."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from service.errors import FailedPrecondition
+from service.security import add_port, server_credentials
+from tests.tls_certs import Pki, make_pki
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
+
+
+def _settings(pki: Pki, *, mtls: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        tls_cert_file=pki.server.cert,
+        tls_key_file=pki.server.key,
+        tls_client_ca_file=pki.ca.cert if mtls else None,
+    )
+
+
+async def _serve(settings: SimpleNamespace) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = add_port(server, "127.0.0.1:0", settings)
+    await server.start()
+    return server, port
+
+
+async def _check(channel: grpc.aio.Channel) -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    return int(reply.status)
+
+
+def _client_credentials(pki: Pki, client: tuple[bytes, bytes] | None) -> grpc.ChannelCredentials:
+    cert, key = client if client is not None else (None, None)
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.cert.read_bytes(), private_key=key, certificate_chain=cert
+    )
+
+
+def test_tls_handshake_succeeds_with_trusted_ca(pki: Pki) -> None:
+    async def run() -> int:
+        server, port = await _serve(_settings(pki, mtls=False))
+        try:
+            creds = _client_credentials(pki, None)
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+                return await _check(channel)
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(run()) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_tls_port_refuses_plaintext_clients(pki: Pki) -> None:
+    async def run() -> grpc.StatusCode:
+        server, port = await _serve(_settings(pki, mtls=False))
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await _check(channel)
+                return info.value.code()
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(run()) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_tls_client_rejects_server_from_untrusted_ca(pki: Pki, tmp_path: Path) -> None:
+    other = make_pki(tmp_path / "other")
+
+    async def run() -> grpc.StatusCode:
+        server, port = await _serve(_settings(pki, mtls=False))
+        try:
+            creds = grpc.ssl_channel_credentials(root_certificates=other.ca.cert.read_bytes())
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await _check(channel)
+                return info.value.code()
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(run()) == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("client", "expected_ok"),
+    [("client", True), ("none", False), ("rogue_client", False)],
+    ids=["trusted-client-cert", "no-client-cert", "cert-from-other-ca"],
+)
+def test_mtls_requires_a_client_certificate_from_the_configured_ca(
+    pki: Pki, client: str, expected_ok: bool
+) -> None:
+    pair = None if client == "none" else getattr(pki, client).read()
+
+    async def run() -> bool:
+        server, port = await _serve(_settings(pki, mtls=True))
+        try:
+            creds = _client_credentials(pki, pair)
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+                try:
+                    await _check(channel)
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                    return False
+                return True
+        finally:
+            await server.stop(None)
+
+    assert asyncio.run(run()) is expected_ok
+
+
+def test_server_credentials_none_without_tls_settings() -> None:
+    settings = SimpleNamespace(tls_cert_file=None, tls_key_file=None, tls_client_ca_file=None)
+    assert server_credentials(settings) is None
+
+
+def test_server_credentials_name_a_missing_or_non_pem_file(pki: Pki, tmp_path: Path) -> None:
+    missing = SimpleNamespace(
+        tls_cert_file=tmp_path / "absent.crt", tls_key_file=pki.server.key, tls_client_ca_file=None
+    )
+    with pytest.raises(FailedPrecondition, match="tls_cert_file"):
+        server_credentials(missing)
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not a key")
+    wrong = SimpleNamespace(
+        tls_cert_file=pki.server.cert, tls_key_file=garbage, tls_client_ca_file=None
+    )
+    with pytest.raises(FailedPrecondition, match="tls_key_file") as info:
+        server_credentials(wrong)
+    assert "not a key" not in str(info.value)
