@@ -1,0 +1,1 @@
+"""A/B rollouts of routing policies: sticky assignment, shadow variants, statistics, guardrails."""
