@@ -218,6 +218,9 @@ def invalid_utf8_field(field_number: int, payload: bytes = b"\xff\xfe\xc3(") -> 
     return _varint((field_number << 3) | 2) + _varint(len(payload)) + payload
 
 
+_INVALID_UTF8 = (b"\xff", b"\xc3(", b"\xed\xa0\x80", b"a\x80b", b"\xf8\x88\x80\x80\x80")
+
+
 def string_field_numbers(descriptor: _descriptor.Descriptor) -> list[int]:
     """Numbers of the top-level string fields of a message type."""
     return [f.number for f in descriptor.fields if f.type == FD.TYPE_STRING]
