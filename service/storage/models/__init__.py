@@ -1,0 +1,39 @@
+"""SQLAlchemy models, one table per module; ``Base.metadata`` describes the whole schema."""
+
+from service.storage.models.api_key import ApiKey
+from service.storage.models.base import NAMING_CONVENTION, Base, CreatedAtMixin, TimestampedMixin
+from service.storage.models.config_change import CONFIG_CHANNEL, ConfigChange
+from service.storage.models.decision import Decision
+from service.storage.models.event_log import (
+    EVENT_ID_SEQUENCE,
+    EVENT_LOG_LOCK_KEY,
+    EVENTS_CHANNEL,
+)
+from service.storage.models.feedback import Feedback
+from service.storage.models.model import Model
+from service.storage.models.outcome import Outcome
+from service.storage.models.policy import Policy
+from service.storage.models.policy_snapshot import PolicySnapshot
+from service.storage.models.request_id import RequestId
+from service.storage.models.route import Route
+
+__all__ = [
+    "CONFIG_CHANNEL",
+    "EVENTS_CHANNEL",
+    "EVENT_ID_SEQUENCE",
+    "EVENT_LOG_LOCK_KEY",
+    "NAMING_CONVENTION",
+    "ApiKey",
+    "Base",
+    "ConfigChange",
+    "CreatedAtMixin",
+    "Decision",
+    "Feedback",
+    "Model",
+    "Outcome",
+    "Policy",
+    "PolicySnapshot",
+    "RequestId",
+    "Route",
+    "TimestampedMixin",
+]

@@ -1,0 +1,23 @@
+"""The event log's shared id sequence and the constants writers and followers agree on.
+
+Decisions, outcomes and feedback each carry an ``event_id`` from the one sequence
+:data:`EVENT_ID_SEQUENCE`. Every writer allocates ids only while holding the transaction-level
+advisory lock :data:`EVENT_LOG_LOCK_KEY` and keeps it until commit, so ids become visible in id
+order even with several writer processes or machines: a follower that has applied every event
+up to ``n`` may safely read ``event_id > n``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Sequence
+
+from service.storage.models.base import Base
+
+__all__ = ["EVENTS_CHANNEL", "EVENT_ID_SEQUENCE", "EVENT_LOG_LOCK_KEY"]
+
+#: Key of ``pg_advisory_xact_lock`` serialising id allocation ("banditrt" as an integer).
+EVENT_LOG_LOCK_KEY = 0x62616E6469747274
+#: NOTIFY channel; the payload is the largest event id of the committed batch.
+EVENTS_CHANNEL = "banditroute_events"
+#: The one sequence numbering decisions, outcomes and feedback.
+EVENT_ID_SEQUENCE = Sequence("event_ids", metadata=Base.metadata, data_type=BigInteger)
