@@ -1,0 +1,87 @@
+"""The experiment hook of the Route path: which policy serves a request.
+
+The router asks an :class:`ExperimentResolver` for an :class:`Assignment` on every Route call.
+The default, :class:`RoutePolicyResolver`, serves the route's own policy; ``service.experiments``
+plugs in a resolver that hashes the unit key into a bucket and picks a variant (and shadow
+policies that score without serving).
+
+Examples
+--------
+>>> route = RouteEntry(tenant="", name="default", policy=PolicyKey("p", 1), models=())
+>>> RoutePolicyResolver().resolve("", route, "user-1")
+Assignment(policy=PolicyKey(name='p', version=1), experiment='', variant='', bucket=-1, shadows=())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+__all__ = [
+    "Assignment",
+    "ExperimentResolver",
+    "PolicyKey",
+    "RouteEntry",
+    "RoutePolicyResolver",
+]
+
+
+class PolicyKey(NamedTuple):
+    """A policy version: learned state is kept per (name, version)."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """A route as the router caches it.
+
+    ``policy`` has the version resolved (a route pinned to version 0 follows the latest
+    version); ``models`` is empty when the route may use every enabled model.
+    """
+
+    tenant: str
+    name: str
+    policy: PolicyKey
+    models: tuple[str, ...]
+    experiment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """What serves one request.
+
+    Parameters
+    ----------
+    policy
+        Policy version that chooses the model.
+    experiment, variant
+        Experiment and variant names ("" outside experiments).
+    bucket
+        Hash bucket of the unit key in the experiment (-1 outside experiments).
+    shadows
+        Policy versions that score the request and log their choice without serving it.
+    """
+
+    policy: PolicyKey
+    experiment: str = ""
+    variant: str = ""
+    bucket: int = -1
+    shadows: tuple[PolicyKey, ...] = ()
+
+
+class ExperimentResolver(Protocol):
+    """Decides the :class:`Assignment` of a request; must be fast and never do I/O."""
+
+    def resolve(self, tenant: str, route: RouteEntry, unit_key: str) -> Assignment:
+        """Return the assignment of ``unit_key`` (unit id, else request id) on ``route``."""
+        ...
+
+
+class RoutePolicyResolver:
+    """Default resolver: every request is served by the route's own policy."""
+
+    def resolve(self, tenant: str, route: RouteEntry, unit_key: str) -> Assignment:
+        """Return the route's policy, with no experiment."""
+        return Assignment(policy=route.policy)

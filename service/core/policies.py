@@ -1,0 +1,275 @@
+"""Live policies of one process, keyed by (policy name, version), and how events change them.
+
+Every process learns only by applying the event log in ``event_id`` order (see
+:mod:`service.core.follower`), so the state of a policy version is a function of the log alone
+and every process and replica converges to the same bytes (``learners.state.dumps``).
+
+The reward of a decision is a function of the events of that decision seen so far in log order
+(the merge rule of :mod:`learners.reward`, with the feedback taken as the mean of all ratings
+received so far). The first event that gives a decision a reward (its outcome, or a rating
+when no outcome came yet) calls ``policy.update(x, model, reward)``; every later event that
+changes the reward calls ``policy.correct(x, model, old_reward, new_reward)``.
+
+Arms: a policy is built with every model of the pool, in pool order (models ordered by
+creation time, then id); models added later are appended with ``add_arm`` in the same order,
+which gives the same state as building with them (arms are independent and the feature scaler
+does not depend on arms). Disabled models stay arms; routes simply do not offer them.
+
+Examples
+--------
+>>> import numpy as np
+>>> from learners.reward import RewardWeights
+>>> spec = PolicySpec("p", 1, "epsilon_greedy", {}, RewardWeights(), seed=0)
+>>> reg = PolicyRegistry(dim=4)
+>>> live = reg.ensure(spec, ["a", "b"])
+>>> ev = DecisionEvents(key=spec.key, model="a", features=np.zeros(4), shadows=())
+>>> reg.apply_outcome(ev, OutcomeFacts(quality=1.0), event_id=1)
+[(PolicyKey(name='p', version=1), 1.0)]
+>>> live.policy.summary()["a"]["updates"], live.last_event_id
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from learners.base import Policy
+from learners.registry import make_policy
+from learners.reward import RewardWeights, compute_reward
+from service.core.assignment import PolicyKey
+
+__all__ = [
+    "DecisionEvents",
+    "LivePolicy",
+    "OutcomeFacts",
+    "PolicyRegistry",
+    "PolicySpec",
+    "reward_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """An immutable policy version as configured through Admin."""
+
+    name: str
+    version: int
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    weights: RewardWeights
+    seed: int = 0
+
+    @property
+    def key(self) -> PolicyKey:
+        """``(name, version)``."""
+        return PolicyKey(self.name, self.version)
+
+
+@dataclass(slots=True)
+class OutcomeFacts:
+    """What an outcome says about the chosen model's answer (fields of ``outcomes``)."""
+
+    quality: float | None = None
+    success: bool | None = None
+    error: bool = False
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
+
+
+@dataclass(slots=True)
+class DecisionEvents:
+    """A decision as the learner needs it, plus the outcome and ratings applied so far."""
+
+    key: PolicyKey
+    model: str
+    features: np.ndarray
+    shadows: tuple[PolicyKey, ...]
+    outcome: OutcomeFacts | None = None
+    ratings: list[float] = field(default_factory=list)
+    #: Reward each policy (served and shadows) last learned for this decision.
+    rewards: dict[PolicyKey, float] = field(default_factory=dict)
+
+
+def reward_of(weights: RewardWeights, outcome: OutcomeFacts | None, ratings: Sequence[float]) -> (
+    float | None
+):
+    """Reward of a decision from its outcome and ratings (None when nothing is known yet).
+
+    >>> reward_of(RewardWeights(), OutcomeFacts(quality=0.6), [1.0])
+    0.8
+    >>> reward_of(RewardWeights(), None, []) is None
+    True
+    """
+    feedback = float(sum(ratings) / len(ratings)) if ratings else None
+    if outcome is None:
+        if feedback is None:
+            return None
+        return compute_reward(weights, feedback=feedback)
+    return compute_reward(
+        weights,
+        quality=outcome.quality,
+        success=outcome.success,
+        error=outcome.error,
+        cost_usd=outcome.cost_usd,
+        latency_ms=outcome.latency_ms,
+        feedback=feedback,
+    )
+
+
+@dataclass(slots=True)
+class LivePolicy:
+    """A policy version's learned state and its position in the event log."""
+
+    spec: PolicySpec
+    policy: Policy
+    #: Every event up to this id has been applied (events of other policies included).
+    last_event_id: int = 0
+    #: Events that changed this policy since its last snapshot.
+    since_snapshot: int = 0
+    updates: int = 0
+
+
+class PolicyRegistry:
+    """The live policies of this process.
+
+    Parameters
+    ----------
+    dim
+        Feature dimension every policy is built with.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._live: dict[PolicyKey, LivePolicy] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._live
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def get(self, key: PolicyKey) -> LivePolicy | None:
+        """The live policy of ``key``, or None."""
+        return self._live.get(key)
+
+    def keys(self) -> list[PolicyKey]:
+        """Keys of every live policy."""
+        return list(self._live)
+
+    def build(self, spec: PolicySpec, arms: Sequence[str]) -> Policy:
+        """A fresh, untrained policy for ``spec`` over ``arms``."""
+        return make_policy(
+            spec.algorithm, list(arms), dim=self.dim, seed=spec.seed, **spec.hyperparameters
+        )
+
+    def ensure(self, spec: PolicySpec, arms: Sequence[str], last_event_id: int = 0) -> LivePolicy:
+        """Return the live policy of ``spec``; a new one is fresh, at ``last_event_id``."""
+        live = self._live.get(spec.key)
+        if live is None:
+            live = LivePolicy(spec, self.build(spec, arms), last_event_id=last_event_id)
+            self._live[spec.key] = live
+        self.sync_arms(live, arms)
+        return live
+
+    def install(
+        self, spec: PolicySpec, policy: Policy, last_event_id: int, arms: Sequence[str]
+    ) -> LivePolicy:
+        """Install a restored policy (from a snapshot) positioned at ``last_event_id``."""
+        live = LivePolicy(spec, policy, last_event_id=last_event_id)
+        self._live[spec.key] = live
+        self.sync_arms(live, arms)
+        return live
+
+    @staticmethod
+    def sync_arms(live: LivePolicy, arms: Iterable[str]) -> None:
+        """Append the pool's models the policy does not know yet, in pool order."""
+        known = set(live.policy.arms)
+        for arm in arms:
+            if arm not in known:
+                live.policy.add_arm(arm)
+                known.add(arm)
+
+    def advance(self, event_id: int) -> None:
+        """Mark every policy as having seen the log up to ``event_id``."""
+        for live in self._live.values():
+            if live.last_event_id < event_id:
+                live.last_event_id = event_id
+
+    def _learn(self, live: LivePolicy, ev: DecisionEvents, event_id: int) -> float | None:
+        key = live.spec.key
+        new = reward_of(live.spec.weights, ev.outcome, ev.ratings)
+        if new is None or not math.isfinite(new):
+            return None
+        old = ev.rewards.get(key)
+        ev.rewards[key] = new
+        if event_id <= live.last_event_id:
+            return None  # already part of this policy's state (snapshot or history replay)
+        policy = live.policy
+        if ev.model not in policy.arms:
+            policy.add_arm(ev.model)
+        if old is None:
+            policy.update(ev.features, ev.model, new)
+            live.updates += 1
+        elif old != new:
+            policy.correct(ev.features, ev.model, old, new)
+        else:
+            return None
+        live.since_snapshot += 1
+        return new
+
+    def _apply(self, ev: DecisionEvents, event_id: int) -> list[tuple[PolicyKey, float]]:
+        changed: list[tuple[PolicyKey, float]] = []
+        for key in (ev.key, *ev.shadows):
+            live = self._live.get(key)
+            if live is None:
+                continue
+            reward = self._learn(live, ev, event_id)
+            if reward is not None:
+                changed.append((key, reward))
+        return changed
+
+    def apply_outcome(self, ev: DecisionEvents, outcome: OutcomeFacts, event_id: int) -> (
+        list[tuple[PolicyKey, float]]
+    ):
+        """Apply an outcome event; returns ``(policy, reward)`` for each policy that learned."""
+        ev.outcome = outcome
+        return self._apply(ev, event_id)
+
+    def apply_feedback(self, ev: DecisionEvents, rating: float, event_id: int) -> (
+        list[tuple[PolicyKey, float]]
+    ):
+        """Apply a feedback event; returns ``(policy, reward)`` for each policy that learned."""
+        ev.ratings.append(rating)
+        return self._apply(ev, event_id)
+
+
+class DecisionCache:
+    """Bounded LRU of :class:`DecisionEvents` by decision id (follower working set)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Any, DecisionEvents] = OrderedDict()
+
+    def get(self, decision_id: Any) -> DecisionEvents | None:
+        """The cached decision, refreshed as most recently used."""
+        item = self._items.get(decision_id)
+        if item is not None:
+            self._items.move_to_end(decision_id)
+        return item
+
+    def put(self, decision_id: Any, item: DecisionEvents) -> None:
+        """Cache ``item``, evicting the least recently used beyond capacity."""
+        self._items[decision_id] = item
+        self._items.move_to_end(decision_id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items.clear()
