@@ -19,6 +19,7 @@ Lifecycle rules:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -200,10 +201,9 @@ class EmbeddedPostgres:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
             ).fetchone()
             if exists is None:
-                try:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # created by a concurrent start
+                create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # concurrent start
+                    conn.execute(create)
 
 
 def _alive(pid: int) -> bool:

@@ -25,16 +25,14 @@ from service.errors import InvalidArgument
 __all__ = ["decision_created_at", "new_decision_id", "parse_decision_id"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def new_decision_id(at: datetime | None = None) -> uuid.UUID:
     """Return a new UUIDv7 for a decision made at ``at`` (default: now), millisecond precision."""
-    if at is None:
-        millis = time.time_ns() // 1_000_000
-    else:
-        millis = (at - _EPOCH) // timedelta(milliseconds=1)
+    at_ms = time.time_ns() // 1_000_000 if at is None else (at - _EPOCH) // _ONE_MS
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80
+    value = (at_ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
     value |= 0b10 << 62  # RFC 4122 variant
