@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.storage.models.base import Base, TimestampedMixin
+from service.storage.models.decision import Decision
 
 __all__ = ["ACTIVE_STATES", "EXPERIMENT_STATES", "Experiment"]
 
@@ -36,6 +37,7 @@ class Experiment(TimestampedMixin, Base):
             unique=True,
             postgresql_where=text("state IN ('running', 'paused')"),
         ),
+        CheckConstraint("state IN ('draft', 'running', 'paused', 'stopped')", name="state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -52,3 +54,14 @@ class Experiment(TimestampedMixin, Base):
     stop_reason: Mapped[str] = mapped_column(String, server_default="")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+#: Live statistics read the decisions of one experiment; this partial index (created by the
+#: ``0002_experiments`` migration) keeps that from scanning every decision. Declared here, next
+#: to the experiments it serves, so ``Base.metadata`` matches the migrated schema.
+DECISIONS_EXPERIMENT_INDEX = Index(
+    "ix_decisions_experiment_variant",
+    Decision.__table__.c.experiment,
+    Decision.__table__.c.variant,
+    postgresql_where=text("experiment <> ''"),
+)

@@ -21,7 +21,7 @@ class ExperimentEvent(CreatedAtMixin, Base):
     """
 
     __tablename__ = "experiment_events"
-    __table_args__ = (Index(None, "experiment_id", "id"),)
+    __table_args__ = (Index("ix_experiment_events_experiment_id_id", "experiment_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     experiment_id: Mapped[int] = mapped_column(

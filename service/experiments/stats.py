@@ -1,0 +1,317 @@
+"""Live per-variant statistics of an experiment, read from the decision and outcome tables.
+
+Per served variant: decisions, outcomes, mean reward, mean quality (``quality``, else
+``success`` as 1/0, 0 on error) and mean cost, each with an **always-valid** interval, p50/p95
+latency of the chosen models, and the difference of mean reward against control with an
+always-valid interval and p-value (mSPRT, :mod:`learners.sequential`). Looking at the status
+as often as one likes does not inflate the error rate; a fixed-horizon t-test would.
+
+Off-policy (``ips``, ``snips``, ``dr`` from :mod:`learners.evaluation`): the value a variant
+would have had serving 100% of the experiment's logged traffic, from the logged propensities.
+For each logged decision with an outcome, the target probability of the logged model is the
+decision's own propensity when the variant served it, or the probability its shadow scoring
+logged in ``decisions.shadow``. So shadow variants are estimated on *all* the traffic; a served
+variant (which learns only from its own traffic, keeping the A/B comparison clean) is
+estimated on its own randomized slice, which is unbiased for the whole population because
+assignment is random. DR uses a per-model mean-reward model.
+
+Rewards are the ``outcomes.reward`` recorded with each outcome (later feedback is not
+folded in here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+from learners.evaluation import Estimate, doubly_robust, ips, snips
+from learners.sequential import (
+    DEFAULT_TARGET_N,
+    Difference,
+    Interval,
+    MeanSummary,
+    difference,
+    mean_interval,
+)
+from service.experiments.guardrails import Observed
+from service.experiments.manager import ExperimentView, VariantView
+from service.experiments.shadow import shadow_key
+
+__all__ = [
+    "METHOD",
+    "ExperimentStatusView",
+    "LoggedRow",
+    "VariantStatusView",
+    "compute_status",
+    "experiment_status",
+    "observed_by_variant",
+    "off_policy_estimates",
+]
+
+#: Description of the statistical method, returned with every status.
+METHOD = (
+    "always-valid inference: mSPRT with a normal mixture (Johari et al. 2017, 'Always Valid "
+    "Inference'; Howard et al. 2021 confidence sequences), mixture tuned for "
+    f"n={DEFAULT_TARGET_N} per arm; intervals and p-values stay valid under continuous "
+    "monitoring. Off-policy: IPS, SNIPS, DR on logged propensities (normal intervals)."
+)
+
+#: At most this many most recent outcomes feed the off-policy estimates.
+OFF_POLICY_ROWS = 200_000
+
+_AGGREGATE = text(
+    """
+    SELECT d.variant AS variant,
+           count(*) AS decisions,
+           count(o.event_id) AS outcomes,
+           count(o.reward) AS r_n, sum(o.reward) AS r_sum, sum(o.reward * o.reward) AS r_sq,
+           count(q.quality) AS q_n, sum(q.quality) AS q_sum,
+           sum(q.quality * q.quality) AS q_sq,
+           count(o.cost_usd) AS c_n, sum(o.cost_usd) AS c_sum,
+           sum(o.cost_usd * o.cost_usd) AS c_sq,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY o.latency_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY o.latency_ms) AS p95
+    FROM decisions d
+    LEFT JOIN outcomes o
+      ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
+    LEFT JOIN LATERAL (
+      SELECT CASE WHEN o.error <> '' THEN 0.0
+                  ELSE coalesce(o.quality, o.success::int::float8) END AS quality
+    ) q ON true
+    WHERE d.experiment = :name
+    GROUP BY d.variant
+    """
+)
+
+_SHADOW_COUNTS = text(
+    """
+    SELECT k.key AS key, count(*) AS decisions, count(o.event_id) AS outcomes
+    FROM decisions d
+    CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.shadow, '{}'::jsonb)) AS k(key)
+    LEFT JOIN outcomes o
+      ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
+    WHERE d.experiment = :name
+    GROUP BY k.key
+    """
+)
+
+_LOGGED = text(
+    """
+    SELECT d.variant, d.model, d.propensity, o.reward, d.shadow, d.candidates, d.probabilities
+    FROM decisions d
+    JOIN outcomes o ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
+    WHERE d.experiment = :name
+    ORDER BY d.event_id DESC
+    LIMIT :limit
+    """
+)
+
+
+@dataclass(frozen=True)
+class VariantStatusView:
+    """Numbers of one variant (NaN where not defined, e.g. a shadow variant's served reward)."""
+
+    variant: VariantView
+    decisions: int
+    outcomes: int
+    reward: Interval
+    quality: Interval
+    cost_usd: Interval
+    latency_p50_ms: float
+    latency_p95_ms: float
+    reward_diff_vs_control: Difference | None
+    ips: Estimate | None
+    snips: Estimate | None
+    dr: Estimate | None
+
+
+@dataclass(frozen=True)
+class ExperimentStatusView:
+    """An experiment with per-variant statistics."""
+
+    experiment: ExperimentView
+    variants: tuple[VariantStatusView, ...]
+    method: str = METHOD
+
+
+@dataclass(frozen=True)
+class LoggedRow:
+    """One logged decision with its outcome's reward (input of the off-policy estimates)."""
+
+    variant: str
+    model: str
+    propensity: float
+    reward: float
+    shadow: Mapping[str, Any] | None
+    distribution: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class _Aggregate:
+    decisions: int
+    outcomes: int
+    reward: MeanSummary
+    quality: MeanSummary
+    cost: MeanSummary
+    p50: float
+    p95: float
+
+
+def _f(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _aggregates(engine: Engine, name: str) -> dict[str, _Aggregate]:
+    out: dict[str, _Aggregate] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(_AGGREGATE, {"name": name}).mappings():
+            out[r["variant"]] = _Aggregate(
+                decisions=int(r["decisions"]),
+                outcomes=int(r["outcomes"]),
+                reward=MeanSummary.from_sums(int(r["r_n"]), _f(r["r_sum"]), _f(r["r_sq"])),
+                quality=MeanSummary.from_sums(int(r["q_n"]), _f(r["q_sum"]), _f(r["q_sq"])),
+                cost=MeanSummary.from_sums(int(r["c_n"]), _f(r["c_sum"]), _f(r["c_sq"])),
+                p50=_f(r["p50"]),
+                p95=_f(r["p95"]),
+            )
+    return out
+
+
+def observed_by_variant(engine: Engine, name: str) -> dict[str, Observed]:
+    """Reward and cost summaries of each served variant's outcomes (guardrail input)."""
+    return {v: Observed(a.reward, a.cost) for v, a in _aggregates(engine, name).items()}
+
+
+def _logged_rows(engine: Engine, name: str, limit: int = OFF_POLICY_ROWS) -> list[LoggedRow]:
+    rows = []
+    with engine.connect() as conn:
+        for variant, model, prop, reward, shadow, cands, probs in conn.execute(
+            _LOGGED, {"name": name, "limit": limit}
+        ):
+            rows.append(
+                LoggedRow(
+                    variant,
+                    model,
+                    float(prop),
+                    float(reward),
+                    shadow,
+                    dict(zip(cands or [], probs or [], strict=False)),
+                )
+            )
+    return rows
+
+
+def off_policy_estimates(
+    rows: Sequence[LoggedRow], variant: VariantView, confidence: float = 0.95
+) -> tuple[Estimate, Estimate, Estimate] | None:
+    """IPS, SNIPS and DR estimates of ``variant``'s value on the logged rows where its
+    probability of the logged model is known (``None`` if there are fewer than 2).
+
+    Examples
+    --------
+    >>> v = VariantView("t", "p", 1, 50.0, False, False)
+    >>> rows = [LoggedRow("t", "a", 0.5, 1.0, None, {"a": 0.5, "b": 0.5}),
+    ...         LoggedRow("t", "b", 0.5, 0.0, None, {"a": 0.5, "b": 0.5})]
+    >>> [round(e.value, 3) for e in off_policy_estimates(rows, v)]
+    [0.5, 0.5, 0.5]
+    """
+    key = shadow_key(variant.policy, variant.policy_version)
+    rewards, props, targets, dists, models = [], [], [], [], []
+    for r in rows:
+        if r.variant == variant.name:
+            target, dist = r.propensity, r.distribution
+        elif r.shadow and key in r.shadow:
+            dist = r.shadow[key].get("probabilities") or {}
+            target = float(dist.get(r.model, 0.0))
+        else:
+            continue
+        rewards.append(r.reward)
+        props.append(r.propensity)
+        targets.append(target)
+        dists.append(dist)
+        models.append(r.model)
+    if len(rewards) < 2:
+        return None
+    arms = sorted({m for d in dists for m in d} | set(models))
+    index = {a: i for i, a in enumerate(arms)}
+    reward_arr = np.asarray(rewards)
+    model_idx = np.asarray([index[m] for m in models])
+    overall = float(reward_arr.mean())
+    q_arm = np.full(len(arms), overall)
+    for i in range(len(arms)):
+        sel = model_idx == i
+        if sel.any():
+            q_arm[i] = float(reward_arr[sel].mean())
+    pi = np.zeros((len(rewards), len(arms)))
+    for row, dist in enumerate(dists):
+        for a, p in dist.items():
+            pi[row, index[a]] = float(p)
+    q = np.tile(q_arm, (len(rewards), 1))
+    return (
+        ips(rewards, props, targets, confidence=confidence),
+        snips(rewards, props, targets, confidence=confidence),
+        doubly_robust(rewards, props, model_idx.tolist(), pi, q, confidence=confidence),
+    )
+
+
+_EMPTY = MeanSummary(0, math.nan, math.nan)
+
+
+def compute_status(
+    view: ExperimentView,
+    aggregates: Mapping[str, _Aggregate],
+    shadow_counts: Mapping[str, tuple[int, int]],
+    rows: Sequence[LoggedRow],
+) -> ExperimentStatusView:
+    """Assemble the status from per-variant aggregates and logged rows (pure)."""
+    alpha = view.guardrail.alpha
+    control = view.control
+    base = aggregates.get(control.name) if control is not None else None
+    out = []
+    for v in view.variants:
+        agg = aggregates.get(v.name)
+        if v.shadow or agg is None:
+            decisions, outcomes = (
+                shadow_counts.get(shadow_key(v.policy, v.policy_version), (0, 0))
+                if v.shadow
+                else (0, 0)
+            )
+            agg = _Aggregate(decisions, outcomes, _EMPTY, _EMPTY, _EMPTY, math.nan, math.nan)
+        diff = None
+        if base is not None and control is not None and v.name != control.name and not v.shadow:
+            diff = difference(agg.reward, base.reward, alpha)
+        est = off_policy_estimates(rows, v, 1.0 - alpha)
+        out.append(
+            VariantStatusView(
+                variant=v,
+                decisions=agg.decisions,
+                outcomes=agg.outcomes,
+                reward=mean_interval(agg.reward, alpha),
+                quality=mean_interval(agg.quality, alpha),
+                cost_usd=mean_interval(agg.cost, alpha),
+                latency_p50_ms=agg.p50,
+                latency_p95_ms=agg.p95,
+                reward_diff_vs_control=diff,
+                ips=est[0] if est else None,
+                snips=est[1] if est else None,
+                dr=est[2] if est else None,
+            )
+        )
+    return ExperimentStatusView(view, tuple(out))
+
+
+def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
+    """Read the experiment's decisions and outcomes and compute its status."""
+    aggregates = _aggregates(engine, view.name)
+    with engine.connect() as conn:
+        shadow_counts = {
+            r.key: (int(r.decisions), int(r.outcomes))
+            for r in conn.execute(_SHADOW_COUNTS, {"name": view.name})
+        }
+    rows = _logged_rows(engine, view.name)
+    return compute_status(view, aggregates, shadow_counts, rows)
