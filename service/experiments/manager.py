@@ -578,7 +578,9 @@ class ExperimentManager:
         with self._session() as s:
             return self._view(s, self._load(s, name), events=events)
 
-    def list_experiments(self, *, tenant: str | None = None, route: str = "") -> list[ExperimentView]:
+    def list_experiments(
+        self, *, tenant: str | None = None, route: str = ""
+    ) -> list[ExperimentView]:
         """Experiments, newest first, optionally of one tenant and/or route."""
         with self._session() as s:
             q = select(Experiment).order_by(Experiment.id.desc())
