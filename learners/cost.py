@@ -1,0 +1,224 @@
+"""Per-model online prediction of output tokens and latency, hence of a request's cost.
+
+For every model two River ``LinearRegression`` (AdaGrad) learn ``log1p(output_tokens)`` and
+``log1p(latency_ms)`` from the prompt features, one outcome at a time. Their intercepts start at
+the priors (``default_output_tokens``, ``default_latency_ms``), so an unseen model predicts the
+prior. Predictions are the hot path (every candidate on every request), so each regressor's
+weights are mirrored into numpy after each ``learn`` and a prediction is one dot product.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from river import linear_model, optim
+
+from learners._river_codec import decode, encode
+from learners._validation import check_arm_name, check_float, check_int, check_vector
+
+__all__ = ["CostModel"]
+
+_TARGETS = ("output_tokens", "latency_ms")
+
+
+class CostModel:
+    """Online predictors of output tokens and latency per model, from prompt features.
+
+    Parameters
+    ----------
+    dim
+        Length of the feature vectors.
+    default_output_tokens
+        Prior prediction of output tokens for a model without data (>= 0).
+    default_latency_ms
+        Prior prediction of latency for a model without data (>= 0).
+    learning_rate
+        AdaGrad learning rate of the regressors (> 0).
+    max_output_tokens, max_latency_ms
+        Predictions are clipped to ``[0, max]``.
+
+    Examples
+    --------
+    >>> cm = CostModel(dim=2, default_output_tokens=100)
+    >>> round(cm.predict_output_tokens("m", [1.0, 0.0]))
+    100
+    >>> for _ in range(300):
+    ...     _ = cm.learn("m", [1.0, 0.0], output_tokens=400, latency_ms=900.0)
+    >>> 300 < cm.predict_output_tokens("m", [1.0, 0.0]) < 500
+    True
+    >>> usd = cm.estimate_cost_usd("m", [1.0, 0.0], input_tokens=1000,
+    ...                            input_usd_per_mtok=1.0, output_usd_per_mtok=10.0)
+    >>> 0.004 < usd < 0.006
+    True
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        default_output_tokens: float = 256.0,
+        default_latency_ms: float = 1000.0,
+        learning_rate: float = 0.1,
+        max_output_tokens: float = 1e6,
+        max_latency_ms: float = 3.6e6,
+    ) -> None:
+        self._dim = check_int("dim", dim, low=1)
+        self.default_output_tokens = check_float(
+            "default_output_tokens", default_output_tokens, low=0.0
+        )
+        self.default_latency_ms = check_float("default_latency_ms", default_latency_ms, low=0.0)
+        self.learning_rate = check_float("learning_rate", learning_rate, low=0.0, low_open=True)
+        self.max_output_tokens = check_float("max_output_tokens", max_output_tokens, low=0.0)
+        self.max_latency_ms = check_float("max_latency_ms", max_latency_ms, low=0.0)
+        self._regressors: dict[str, dict[str, Any]] = {}
+        self._weights: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+
+    @property
+    def dim(self) -> int:
+        """Length of the feature vectors."""
+        return self._dim
+
+    @property
+    def models(self) -> list[str]:
+        """Models that learned at least one outcome."""
+        return list(self._regressors)
+
+    def _prior(self, target: str) -> float:
+        return self.default_output_tokens if target == "output_tokens" else self.default_latency_ms
+
+    def _cap(self, target: str) -> float:
+        return self.max_output_tokens if target == "output_tokens" else self.max_latency_ms
+
+    def _new_regressor(self, target: str) -> Any:
+        return linear_model.LinearRegression(
+            optimizer=optim.AdaGrad(self.learning_rate),
+            intercept_init=math.log1p(self._prior(target)),
+            intercept_lr=self.learning_rate,
+        )
+
+    def _predict(self, model: str, x: Any, target: str) -> float:
+        xv = check_vector(x, self._dim)
+        cached = self._weights.get(model, {}).get(target)
+        if cached is None:
+            return self._prior(target)
+        w, b = cached
+        y = math.expm1(float(w @ xv) + b)
+        return min(max(y, 0.0), self._cap(target))
+
+    def predict_output_tokens(self, model: str, x: Any) -> float:
+        """Predicted output tokens of ``model`` for features ``x`` (the prior before data)."""
+        return self._predict(model, x, "output_tokens")
+
+    def predict_latency_ms(self, model: str, x: Any) -> float:
+        """Predicted latency in ms of ``model`` for features ``x`` (the prior before data)."""
+        return self._predict(model, x, "latency_ms")
+
+    def estimate_cost_usd(
+        self,
+        model: str,
+        x: Any,
+        input_tokens: int,
+        input_usd_per_mtok: float,
+        output_usd_per_mtok: float,
+    ) -> float:
+        """Estimated US dollars of sending the prompt (``input_tokens``) to ``model``."""
+        n_in = check_int("input_tokens", input_tokens, low=0)
+        p_in = check_float("input_usd_per_mtok", input_usd_per_mtok, low=0.0)
+        p_out = check_float("output_usd_per_mtok", output_usd_per_mtok, low=0.0)
+        n_out = self.predict_output_tokens(model, x)
+        return (n_in * p_in + n_out * p_out) / 1e6
+
+    def learn(
+        self,
+        model: str,
+        x: Any,
+        *,
+        output_tokens: float | None = None,
+        latency_ms: float | None = None,
+    ) -> CostModel:
+        """Learn one observed outcome of ``model`` (either target may be missing)."""
+        name = check_arm_name(model)
+        xv = check_vector(x, self._dim)
+        observed = {}
+        if output_tokens is not None:
+            observed["output_tokens"] = check_float("output_tokens", output_tokens, low=0.0)
+        if latency_ms is not None:
+            observed["latency_ms"] = check_float("latency_ms", latency_ms, low=0.0)
+        if not observed:
+            return self
+        features = dict(enumerate(xv.tolist()))
+        regs = self._regressors.setdefault(name, {})
+        counts = self._counts.setdefault(name, {})
+        for target, value in observed.items():
+            reg = regs.get(target)
+            if reg is None:
+                reg = regs[target] = self._new_regressor(target)
+            reg.learn_one(features, math.log1p(value))
+            counts[target] = counts.get(target, 0) + 1
+            self._mirror(name, target)
+        return self
+
+    def _mirror(self, model: str, target: str) -> None:
+        reg = self._regressors[model][target]
+        weights = reg._weights
+        w = np.fromiter((weights.get(i, 0.0) for i in range(self._dim)), np.float64, self._dim)
+        self._weights.setdefault(model, {})[target] = (w, float(reg.intercept))
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Number of outcomes learned per model and target."""
+        return {m: dict(c) for m, c in self._counts.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible, exact representation (see :meth:`from_dict`)."""
+        return {
+            "dim": self._dim,
+            "default_output_tokens": self.default_output_tokens,
+            "default_latency_ms": self.default_latency_ms,
+            "learning_rate": self.learning_rate,
+            "max_output_tokens": self.max_output_tokens,
+            "max_latency_ms": self.max_latency_ms,
+            "counts": [[m, sorted(c.items())] for m, c in self._counts.items()],
+            "regressors": encode(self._regressors),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CostModel:
+        """Rebuild a :class:`CostModel` from :meth:`to_dict` output."""
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, got {type(data).__name__}")
+        params = {k: data[k] for k in (
+            "default_output_tokens", "default_latency_ms", "learning_rate",
+            "max_output_tokens", "max_latency_ms",
+        )}
+        out = cls(data["dim"], **params)
+        out._counts = {m: dict(c) for m, c in data["counts"]}
+        regressors = decode(data["regressors"])
+        if not isinstance(regressors, dict):
+            raise ValueError("corrupt cost model state")
+        out._regressors = regressors
+        for model, regs in regressors.items():
+            for target in regs:
+                if target not in _TARGETS:
+                    raise ValueError(f"corrupt cost model state: unknown target {target!r}")
+                out._mirror(model, target)
+        return out
+
+    def dumps(self) -> bytes:
+        """Serialise to bytes in the versioned container of :mod:`learners.state`."""
+        from learners.state import pack
+
+        return pack({"kind": "cost_model", "values": self.to_dict()}, {})
+
+    @classmethod
+    def loads(cls, data: bytes) -> CostModel:
+        """Rebuild from :meth:`dumps` output (raises ``StateFormatError`` on bad data)."""
+        from learners.state import StateFormatError, unpack
+
+        header, _ = unpack(data, "cost_model")
+        try:
+            return cls.from_dict(header["values"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFormatError(f"corrupt cost model snapshot: {exc}") from None

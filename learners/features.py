@@ -1,0 +1,304 @@
+"""Prompt features: a pure function from a prompt (plus caller context) to a float vector.
+
+Layout of the ``dim``-long vector (blocks in this order):
+
+* 16 **dense signals**, see :data:`DENSE_FEATURES`: log-scaled sizes (characters, estimated
+  tokens, lines, words), code and markup signals, digits and maths, question form, case, and the
+  script (share of non-Latin and of CJK characters);
+* **numeric context** (``max(4, dim // 8)`` slots): caller numbers, ``sign(v) * log1p(|v|)``,
+  hashed by name with River's :class:`~river.preprocessing.FeatureHasher` (signed MurmurHash3);
+* **categorical context** (``max(4, dim // 8)`` slots): ``name=value`` tokens hashed the same
+  way (each contributes +-1);
+* **embedding** (optional, ``embedding_dim`` slots): the output of ``embedding_fn(prompt)``,
+  projected by a fixed seeded Gaussian matrix if its length differs, L2-normalised;
+* **hashed text** (the rest, at least 8 slots): a bag of words and of character trigrams of the
+  first ``max_ngram_chars`` characters, hashed with River's ``FeatureHasher`` (two seeds), the
+  counts mapped to ``sign * log1p(|count|)`` and the block L2-normalised.
+
+Every value is bounded or log-scaled, so policies can standardise online (see
+:mod:`learners.base`). ``extract`` keeps no state: equal inputs give equal vectors, in any
+process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from river.preprocessing import FeatureHasher
+
+from learners._validation import check_int
+
+__all__ = ["DENSE_FEATURES", "FeatureExtractor", "estimate_tokens"]
+
+DENSE_FEATURES = (
+    "log_chars",
+    "log_tokens",
+    "log_lines",
+    "log_words",
+    "mean_word_length",
+    "code_punctuation_share",
+    "log_code_markers",
+    "log_markup_markers",
+    "digit_share",
+    "log_math_markers",
+    "ends_with_question",
+    "log_question_marks",
+    "starts_with_question_word",
+    "uppercase_share",
+    "non_latin_share",
+    "cjk_share",
+)
+
+_WORD = re.compile(r"\w+")
+_NON_LATIN = re.compile(r"[^\x00-\u024f\s]")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# Substring counts (str.count is a fast C scan; a regex per signal costs ~10x more).
+_CODE_MARKERS = (
+    "```", "def ", "return", "import ", "#include", "function", "=>", "class ", "{\n", ";\n",
+    "\n    ", "\n\t", "const ", "fn ", "SELECT ",
+)
+_MARKUP_MARKERS = ("</", "/>", "<div", "<p>", "\n# ", "\n## ", "\n- ", "\n* ", "**", "](", "\n1. ")
+_MATH_MARKERS = (
+    "\\frac", "\\sum", "\\int", "\\sqrt", "$", "=", "^", "+", "√", "∑", "∫", "π", "±", "≤",
+    "≥", "×", "÷",
+)
+_DELETE_DIGITS = bytes(range(48, 58))
+_DELETE_UPPER = bytes(range(65, 91))
+_DELETE_CODE_PUNCT = b"{}[]();=<>"
+_QUESTION_START = re.compile(
+    r"\s*(?:what|why|how|when|where|who|whom|which|whose|can|could|would|should|is|are|do|"
+    r"does|did|will|explain|qu[eé]|por qu[eé]|c[oó]mo|warum|wie|was|pourquoi|comment)\b",
+    re.IGNORECASE,
+)
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate the number of LLM tokens of ``text``: ``ceil(utf8_bytes / 4)``.
+
+    About four characters per token for English, about 0.75 tokens per CJK character.
+
+    Examples
+    --------
+    >>> estimate_tokens("Hello, world!")
+    4
+    >>> estimate_tokens("")
+    0
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return (len(text.encode("utf-8")) + 3) // 4
+
+
+def _signed_log1p(v: np.ndarray) -> np.ndarray:
+    return np.sign(v) * np.log1p(np.abs(v))
+
+
+class FeatureExtractor:
+    """Turn a prompt and caller context into a fixed-width float64 vector (a pure function).
+
+    Parameters
+    ----------
+    dim
+        Output length, 32 to 4096 (default 64).
+    embedding_fn
+        Optional ``callable(str) -> array-like`` (e.g. a local sentence embedder); its output
+        fills the embedding block. Nothing is downloaded by banditroute.
+    embedding_dim
+        Slots of the embedding block (default ``dim // 4`` when ``embedding_fn`` is given).
+    max_ngram_chars
+        Character trigrams are taken from this many leading characters (bounds the cost).
+    seed
+        Seed of the hash functions and of the embedding projection.
+
+    Examples
+    --------
+    >>> fx = FeatureExtractor(dim=64)
+    >>> v = fx.extract("How do I reverse a list in Python?", numeric={"max_tokens": 256},
+    ...                categorical={"tenant": "acme"})
+    >>> v.shape, v.dtype, fx.dim
+    ((64,), dtype('float64'), 64)
+    >>> float(v[fx.feature_names.index("ends_with_question")])
+    1.0
+    >>> bool((fx.extract("How do I reverse a list in Python?", {"max_tokens": 256},
+    ...                  {"tenant": "acme"}) == v).all())
+    True
+    """
+
+    def __init__(
+        self,
+        dim: int = 64,
+        *,
+        embedding_fn: Callable[[str], Any] | None = None,
+        embedding_dim: int | None = None,
+        max_ngram_chars: int = 512,
+        seed: int = 0,
+    ) -> None:
+        self._dim = check_int("dim", dim, low=32, high=4096)
+        if embedding_fn is not None and not callable(embedding_fn):
+            raise TypeError("embedding_fn must be callable or None")
+        self.embedding_fn = embedding_fn
+        self.max_ngram_chars = check_int("max_ngram_chars", max_ngram_chars, low=0)
+        self.seed = check_int("seed", seed, low=0)
+        self._n_dense = len(DENSE_FEATURES)
+        self._n_num = max(4, self._dim // 8)
+        self._n_cat = max(4, self._dim // 8)
+        if embedding_fn is None:
+            if embedding_dim is not None:
+                raise ValueError("embedding_dim needs an embedding_fn")
+            self._n_emb = 0
+        else:
+            self._n_emb = check_int(
+                "embedding_dim", self._dim // 4 if embedding_dim is None else embedding_dim, low=1
+            )
+        self._n_text = self._dim - self._n_dense - self._n_num - self._n_cat - self._n_emb
+        if self._n_text < 8:
+            raise ValueError(
+                f"dim={self._dim} leaves {self._n_text} hashed text slots (need >= 8); "
+                "raise dim or lower embedding_dim"
+            )
+        self._num_hasher = FeatureHasher(self._n_num, seed=self.seed)
+        self._cat_hasher = FeatureHasher(self._n_cat, seed=self.seed + 1)
+        self._word_hasher = FeatureHasher(self._n_text, seed=self.seed + 2)
+        self._char_hasher = FeatureHasher(self._n_text, seed=self.seed + 3)
+        self._projections: dict[int, np.ndarray] = {}
+        self._o_num = self._n_dense
+        self._o_cat = self._o_num + self._n_num
+        self._o_emb = self._o_cat + self._n_cat
+        self._o_text = self._o_emb + self._n_emb
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors returned by :meth:`extract`."""
+        return self._dim
+
+    @property
+    def feature_names(self) -> list[str]:
+        """A name per output slot."""
+        return [
+            *DENSE_FEATURES,
+            *(f"numeric_hash_{i}" for i in range(self._n_num)),
+            *(f"categorical_hash_{i}" for i in range(self._n_cat)),
+            *(f"embedding_{i}" for i in range(self._n_emb)),
+            *(f"text_hash_{i}" for i in range(self._n_text)),
+        ]
+
+    def extract(
+        self,
+        prompt: str,
+        numeric: Mapping[str, float] | None = None,
+        categorical: Mapping[str, str] | None = None,
+    ) -> np.ndarray:
+        """Features of ``prompt`` with optional numeric and categorical caller context.
+
+        Raises
+        ------
+        TypeError
+            ``prompt`` is not a str, or a context value has the wrong type.
+        ValueError
+            A numeric context value is not finite.
+        """
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        out = np.zeros(self._dim)
+        self._dense(prompt, out)
+        if numeric:
+            self._numeric(numeric, out)
+        if categorical:
+            self._categorical(categorical, out)
+        if self.embedding_fn is not None:
+            self._embedding(prompt, out)
+        self._text(prompt, out)
+        return out
+
+    # ------------------------------------------------------------------ blocks
+    def _dense(self, text: str, out: np.ndarray) -> None:
+        n = len(text)
+        if n == 0:
+            return
+        inv = 1.0 / n
+        words = text.count(" ") + 1
+        out[0] = math.log1p(n)
+        out[1] = math.log1p((len(text.encode("utf-8")) + 3) // 4)
+        out[2] = math.log1p(text.count("\n") + 1)
+        out[3] = math.log1p(words)
+        out[4] = min(n / words, 20.0) / 10.0
+        raw = text.encode("utf-8")
+        out[5] = (len(raw) - len(raw.translate(None, _DELETE_CODE_PUNCT))) * inv
+        out[6] = math.log1p(sum(map(text.count, _CODE_MARKERS)))
+        out[7] = math.log1p(sum(map(text.count, _MARKUP_MARKERS)))
+        out[8] = (len(raw) - len(raw.translate(None, _DELETE_DIGITS))) * inv
+        out[9] = math.log1p(sum(map(text.count, _MATH_MARKERS)))
+        stripped = text.rstrip()
+        out[10] = 1.0 if stripped.endswith(("?", "？")) else 0.0
+        out[11] = math.log1p(text.count("?") + text.count("？"))
+        out[12] = 1.0 if _QUESTION_START.match(text) else 0.0
+        out[13] = (len(raw) - len(raw.translate(None, _DELETE_UPPER))) * inv
+        if not text.isascii():
+            out[14] = len(_NON_LATIN.findall(text)) * inv
+            out[15] = len(_CJK.findall(text)) * inv
+
+    def _numeric(self, numeric: Mapping[str, float], out: np.ndarray) -> None:
+        values: dict[str, float] = {}
+        for name, value in numeric.items():
+            if not isinstance(name, str):
+                raise TypeError(f"numeric context names must be str, got {type(name).__name__}")
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise TypeError(f"numeric context {name!r} must be a number")
+            v = float(value)
+            if not math.isfinite(v):
+                raise ValueError(f"numeric context {name!r} must be finite, got {v!r}")
+            values[name] = math.copysign(math.log1p(abs(v)), v)
+        self._scatter(self._num_hasher.transform_one(values), out, self._o_num)
+
+    def _categorical(self, categorical: Mapping[str, str], out: np.ndarray) -> None:
+        tokens: dict[str, str] = {}
+        for name, value in categorical.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(f"categorical context {name!r} must map str to str")
+            tokens[name] = value
+        self._scatter(self._cat_hasher.transform_one(tokens), out, self._o_cat)
+
+    def _embedding(self, prompt: str, out: np.ndarray) -> None:
+        assert self.embedding_fn is not None
+        emb = np.asarray(self.embedding_fn(prompt), dtype=np.float64).ravel()
+        if not np.isfinite(emb).all():
+            raise ValueError("embedding_fn returned non-finite values")
+        if emb.size != self._n_emb:
+            proj = self._projections.get(emb.size)
+            if proj is None:
+                rng = np.random.default_rng([self.seed, emb.size])
+                proj = rng.standard_normal((self._n_emb, emb.size)) / math.sqrt(self._n_emb)
+                self._projections[emb.size] = proj
+            emb = proj @ emb
+        norm = float(np.linalg.norm(emb))
+        if norm > 0.0:
+            out[self._o_emb : self._o_emb + self._n_emb] = emb / norm
+
+    def _text(self, text: str, out: np.ndarray) -> None:
+        lower = text.lower()
+        block = out[self._o_text :]
+        words = Counter(_WORD.findall(lower))
+        if words:
+            self._scatter(self._word_hasher.transform_one(words), out, self._o_text)
+        head = lower[: self.max_ngram_chars]
+        if len(head) >= 3:
+            grams = Counter([head[i : i + 3] for i in range(len(head) - 2)])
+            hashed = self._char_hasher.transform_one(grams)
+            if hashed:
+                pos = np.fromiter(hashed.keys(), dtype=np.int64, count=len(hashed))
+                block[pos] += np.fromiter(hashed.values(), dtype=np.float64, count=len(hashed))
+        block[...] = _signed_log1p(block)
+        norm = float(np.linalg.norm(block))
+        if norm > 0.0:
+            block /= norm
+
+    @staticmethod
+    def _scatter(hashed: Mapping[int, float], out: np.ndarray, offset: int) -> None:
+        if hashed:
+            pos = np.fromiter(hashed.keys(), dtype=np.int64, count=len(hashed)) + offset
+            out[pos] += np.fromiter(hashed.values(), dtype=np.float64, count=len(hashed))
