@@ -1,0 +1,1 @@
+"""Alembic migrations of the banditroute schema (run them with ``banditroute db upgrade``)."""

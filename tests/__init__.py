@@ -1,0 +1,1 @@
+"""banditroute test suite (pytest on real PostgreSQL and real gRPC servers)."""

@@ -1,0 +1,89 @@
+"""Shared fixtures: real PostgreSQL databases (embedded by default, or an external server).
+
+- Embedded mode (default): one embedded PostgreSQL for the session, in
+  ``$BANDITROUTE_TEST_DATA_DIR`` or a new temporary directory under /tmp.
+- External mode: ``BANDITROUTE_TEST_DATABASE_URL`` (e.g.
+  ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); databases with random names are
+  created on that server and dropped at the end.
+
+One migrated template database is built per session; ``db_url`` and ``fresh_db_url`` are
+copies of it (``CREATE DATABASE ... TEMPLATE``), so a fresh database costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.storage import migrate
+from tests.helpers import create_database, database_name, drop_database, url_for_database
+
+TEST_DATABASE_URL_ENV = "BANDITROUTE_TEST_DATABASE_URL"
+TEST_DATA_DIR_ENV = "BANDITROUTE_TEST_DATA_DIR"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """SQLAlchemy URL of a maintenance database (``postgres``) on the test server."""
+    external = os.environ.get(TEST_DATABASE_URL_ENV)
+    if external:
+        yield url_for_database(external, database_name(external))
+        return
+    from service.storage.embedded import EmbeddedPostgres
+
+    given = os.environ.get(TEST_DATA_DIR_ENV)
+    data_dir = Path(given or tempfile.mkdtemp(prefix="banditroute-test-", dir="/tmp"))
+    server = EmbeddedPostgres(data_dir, database="postgres")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        if not given:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> Iterator[str]:
+    """Name of a database migrated to head, used as the template of test databases."""
+    url = create_database(pg_server_url, prefix="br_template")
+    name = database_name(url)
+    try:
+        migrate.upgrade(url)
+        yield name
+    finally:
+        drop_database(pg_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """URL of a fresh, migrated database shared by the whole test session."""
+    url = create_database(pg_server_url, prefix="br_session", template=template_db)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server_url, database_name(url))
+
+
+@pytest.fixture
+def fresh_db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """URL of a new, empty, migrated database for one test."""
+    url = create_database(pg_server_url, prefix="br_test", template=template_db)
+    try:
+        yield url
+    finally:
+        drop_database(pg_server_url, database_name(url))
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """URL of a new database with no schema at all (for migration tests)."""
+    url = create_database(pg_server_url, prefix="br_empty")
+    try:
+        yield url
+    finally:
+        drop_database(pg_server_url, database_name(url))
