@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from tls_certs import Pki, make_pki
 
 from service.errors import FailedPrecondition
 from service.security import add_port, server_credentials
+from tests.tls_certs import Pki, make_pki
 
 
 @pytest.fixture

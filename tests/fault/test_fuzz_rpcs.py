@@ -12,7 +12,10 @@ from typing import Any
 import grpc
 import pytest
 from banditroute.v1 import router_pb2
-from fuzzing import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fault.fuzzing import (
     BAD_CODES,
     RPCS,
     RawCaller,
@@ -21,9 +24,7 @@ from fuzzing import (
     assert_serving,
     db_counts,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from strategies import invalid_utf8_field, message_strategy, mutated_bytes, nasty_text
+from tests.fault.strategies import invalid_utf8_field, message_strategy, mutated_bytes, nasty_text
 
 pytestmark = pytest.mark.fault
 

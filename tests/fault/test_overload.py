@@ -14,11 +14,11 @@ import grpc
 import psycopg
 import pytest
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from fuzzing import assert_serving
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import spawn_server
 
 from service.config import libpq_url
+from tests.fault.fuzzing import assert_serving
+from tests.helpers import spawn_server
 
 pytestmark = pytest.mark.fault
 

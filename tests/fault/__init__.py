@@ -1,0 +1,1 @@
+"""Fault suite: crash, database outage, overload and hostile input (pytest -m fault)."""
