@@ -26,6 +26,13 @@ class Decision(Base):
     __tablename__ = "decisions"
     __table_args__ = (
         Index(None, "event_id"),
+        # Added by 0002_experiments: live experiment statistics without scanning every decision.
+        Index(
+            "ix_decisions_experiment_variant",
+            "experiment",
+            "variant",
+            postgresql_where=text("experiment <> ''"),
+        ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
