@@ -9,6 +9,9 @@ from service.storage.models.event_log import (
     EVENT_LOG_LOCK_KEY,
     EVENTS_CHANNEL,
 )
+from service.storage.models.experiment import Experiment
+from service.storage.models.experiment_event import ExperimentEvent
+from service.storage.models.experiment_variant import ExperimentVariant
 from service.storage.models.feedback import Feedback
 from service.storage.models.model import Model
 from service.storage.models.outcome import Outcome
@@ -28,6 +31,9 @@ __all__ = [
     "ConfigChange",
     "CreatedAtMixin",
     "Decision",
+    "Experiment",
+    "ExperimentEvent",
+    "ExperimentVariant",
     "Feedback",
     "Model",
     "Outcome",

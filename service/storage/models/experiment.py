@@ -10,7 +10,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.storage.models.base import Base, TimestampedMixin
-from service.storage.models.decision import Decision
 
 __all__ = ["ACTIVE_STATES", "EXPERIMENT_STATES", "Experiment"]
 
@@ -55,13 +54,3 @@ class Experiment(TimestampedMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-
-#: Live statistics read the decisions of one experiment; this partial index (created by the
-#: ``0002_experiments`` migration) keeps that from scanning every decision. Declared here, next
-#: to the experiments it serves, so ``Base.metadata`` matches the migrated schema.
-DECISIONS_EXPERIMENT_INDEX = Index(
-    "ix_decisions_experiment_variant",
-    Decision.__table__.c.experiment,
-    Decision.__table__.c.variant,
-    postgresql_where=text("experiment <> ''"),
-)
