@@ -97,4 +97,3 @@ def test_flood_past_in_flight_cap_is_refused_fast_and_recovers(fresh_db_url: str
             assert_serving(channel)
     finally:
         server.stop()
-
