@@ -1,0 +1,748 @@
+"""The group-commit writer: the only way decisions, outcomes and feedback enter the event log.
+
+Callers ``await`` a write; a background task gathers the writes of the last ``flush_ms``
+milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction:
+
+1. ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``, held until commit, so event ids of all writer
+   processes become visible in id order (see :mod:`service.storage.models.event_log`);
+2. decisions: their ``(tenant, request_id)`` idempotency keys, then the rows (COPY);
+3. outcomes and feedback: checked in the same transaction against their decision (it must
+   exist and, when the caller names a tenant, belong to it) and against rows already stored
+   (an identical repeat is a duplicate, a different one a conflict), then inserted (COPY);
+4. ``pg_notify('banditroute_events', <largest event id>)`` so followers wake at once.
+
+Each caller gets its result only after COMMIT returned: an acknowledged write is durable. When
+the database is unreachable every waiting caller gets :class:`~service.errors.Unavailable`
+(nothing is dropped silently), new writes fail fast while the writer reconnects with
+exponential backoff, and a full queue answers :class:`~service.errors.ResourceExhausted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from service.config import libpq_url
+from service.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+from service.storage.models.event_log import EVENT_LOG_LOCK_KEY, EVENTS_CHANNEL
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "FEEDBACK_COLUMNS",
+    "OUTCOME_COLUMNS",
+    "GroupCommitWriter",
+    "WriteResult",
+    "WriteStatus",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns of a decision row (``event_id`` is assigned by the writer).
+DECISION_COLUMNS = (
+    "decision_id",
+    "created_at",
+    "tenant",
+    "route",
+    "request_id",
+    "unit_id",
+    "policy_name",
+    "policy_version",
+    "experiment",
+    "variant",
+    "bucket",
+    "model",
+    "propensity",
+    "candidates",
+    "scores",
+    "probabilities",
+    "estimated_cost_usd",
+    "features",
+    "numeric_context",
+    "categorical_context",
+    "prompt_hash",
+    "prompt",
+    "shadow",
+    "logged",
+)
+_DECISION_DEFAULTS: dict[str, Any] = {
+    "tenant": "",
+    "request_id": "",
+    "unit_id": "",
+    "experiment": "",
+    "variant": "",
+    "bucket": None,
+    "numeric_context": {},
+    "categorical_context": {},
+    "prompt": None,
+    "shadow": None,
+    "logged": True,
+}
+_JSON_COLUMNS = frozenset({"numeric_context", "categorical_context", "shadow"})
+
+#: Fields of an outcome row that make two outcomes "identical".
+OUTCOME_COLUMNS = (
+    "quality",
+    "success",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "error",
+)
+#: Fields of a feedback row that make two pieces of feedback "identical".
+FEEDBACK_COLUMNS = ("rating", "comment", "source")
+
+
+class WriteStatus(enum.Enum):
+    """What happened to one outcome or feedback row."""
+
+    INSERTED = "inserted"
+    #: An identical row was already stored (result carries its event id); nothing written.
+    DUPLICATE = "duplicate"
+    #: A different row was already stored for the same key; nothing written.
+    CONFLICT = "conflict"
+    #: No decision with this id exists.
+    UNKNOWN_DECISION = "unknown_decision"
+    #: The decision belongs to another tenant than the caller's.
+    WRONG_TENANT = "wrong_tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Result of one outcome or feedback write.
+
+    ``event_id`` is the new row's id (INSERTED) or the stored row's (DUPLICATE, CONFLICT),
+    else 0. ``stored`` holds the stored row's compared fields plus ``reward`` for outcomes
+    (DUPLICATE, CONFLICT), else None. ``tenant`` is the decision's tenant when it exists.
+    """
+
+    status: WriteStatus
+    event_id: int = 0
+    stored: Mapping[str, Any] | None = None
+    tenant: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for INSERTED and DUPLICATE (the client's write is in the log)."""
+        return self.status in (WriteStatus.INSERTED, WriteStatus.DUPLICATE)
+
+    def raise_for_status(self, what: str = "outcome") -> WriteResult:
+        """Return self when :attr:`ok`, else raise the matching domain error."""
+        if self.status is WriteStatus.UNKNOWN_DECISION or self.status is WriteStatus.WRONG_TENANT:
+            # another tenant's decision is reported like a missing one: existence is not leaked
+            if self.status is WriteStatus.WRONG_TENANT:
+                raise PermissionDenied(f"the decision of this {what} belongs to another tenant")
+            raise NotFound(f"unknown decision_id for this {what}")
+        if self.status is WriteStatus.CONFLICT:
+            raise AlreadyExists(f"a different {what} was already recorded for this decision")
+        return self
+
+
+@dataclass(slots=True)
+class _Item:
+    kind: str  # "d", "o", "f"
+    row: dict[str, Any]
+    future: asyncio.Future[Any]
+
+
+class GroupCommitWriter:
+    """Asyncio group-commit writer on one raw psycopg 3 connection.
+
+    Parameters
+    ----------
+    url
+        PostgreSQL URL (any form; the driver suffix is dropped).
+    flush_ms
+        Longest a write waits for its batch to start.
+    batch_max_rows
+        Most rows per transaction.
+    max_pending_rows
+        Rows that may wait; beyond it writes raise ``ResourceExhausted``.
+    connect_timeout_s
+        Timeout of one connection attempt.
+    flush_timeout_s
+        A batch transaction taking longer is abandoned (callers get ``Unavailable``).
+    on_batch, on_db_error
+        Optional metric hooks: rows per committed batch; operation name of a database error.
+
+    Examples
+    --------
+    >>> async def main(url, decision_row):  # doctest: +SKIP
+    ...     async with GroupCommitWriter(url) as writer:
+    ...         return await writer.write_decision(decision_row)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        flush_ms: float = 3.0,
+        batch_max_rows: int = 1000,
+        max_pending_rows: int = 50_000,
+        connect_timeout_s: float = 5.0,
+        flush_timeout_s: float = 30.0,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 2.0,
+        on_batch: Callable[[int], None] | None = None,
+        on_db_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._conninfo = libpq_url(url)
+        self.flush_s = flush_ms / 1000.0
+        self.batch_max_rows = batch_max_rows
+        self.max_pending_rows = max_pending_rows
+        self.connect_timeout_s = connect_timeout_s
+        self.flush_timeout_s = flush_timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._on_batch = on_batch
+        self._on_db_error = on_db_error
+        self._pending: collections.deque[_Item] = collections.deque()
+        self._has_rows = asyncio.Event()
+        self._full = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._healthy = False
+        self._last_error = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> GroupCommitWriter:
+        """Connect and start the flush task.
+
+        Raises
+        ------
+        Unavailable
+            When the database cannot be reached now (the writer does not start).
+        """
+        if self._task is not None:
+            return self
+        try:
+            self._conn = await self._connect()
+        except (OSError, psycopg.Error) as exc:
+            raise Unavailable(f"cannot connect to the database: {_describe(exc)}") from exc
+        self._healthy = True
+        self._task = asyncio.create_task(self._run(), name="banditroute-group-commit")
+        return self
+
+    async def close(self) -> None:
+        """Flush every pending write (graceful shutdown), then close the connection."""
+        self._closing = True
+        self._has_rows.set()
+        self._full.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fail_pending(Unavailable("the writer is shut down"))
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def __aenter__(self) -> GroupCommitWriter:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the database is unreachable (writes fail fast with Unavailable)."""
+        return self._healthy
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows waiting for a commit."""
+        return len(self._pending)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
+        """Write a decision (columns :data:`DECISION_COLUMNS`); return its event id once
+        committed, or None when ``(tenant, request_id)`` already had a decision (nothing
+        written; look the stored one up)."""
+        result: int | None = await self._submit("d", _decision_row(row))
+        return result
+
+    async def write_outcome(self, row: Mapping[str, Any]) -> WriteResult:
+        """Write an outcome once committed; see :class:`WriteStatus` for what can happen.
+
+        ``row`` has ``decision_id`` (UUID), ``decision_created_at``, ``tenant`` (``None`` = the
+        caller's tenant is not checked), the :data:`OUTCOME_COLUMNS` and ``reward``.
+        """
+        result: WriteResult = await self._submit("o", dict(row))
+        return result
+
+    async def write_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Write many outcomes; all are queued at once (or none, on ResourceExhausted)."""
+        futures = self._enqueue([("o", dict(r)) for r in rows])
+        return list(await asyncio.gather(*futures))
+
+    async def write_feedback(self, row: Mapping[str, Any]) -> WriteResult:
+        """Write a piece of feedback once committed.
+
+        ``row`` has ``decision_id``, ``decision_created_at``, ``tenant`` (or None),
+        ``feedback_key`` (the client's feedback id, or one derived from the source) and the
+        :data:`FEEDBACK_COLUMNS`.
+        """
+        result: WriteResult = await self._submit("f", dict(row))
+        return result
+
+    async def _submit(self, kind: str, row: dict[str, Any]) -> Any:
+        (future,) = self._enqueue([(kind, row)])
+        return await future
+
+    def _enqueue(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[asyncio.Future[Any]]:
+        if self._task is None or self._closing:
+            raise Unavailable("the writer is not running")
+        if not self._healthy:
+            raise Unavailable(f"the database is unreachable: {self._last_error}")
+        if len(self._pending) + len(items) > self.max_pending_rows:
+            raise ResourceExhausted(
+                f"{len(self._pending)} writes are waiting for the database; retry with backoff"
+            )
+        loop = asyncio.get_running_loop()
+        futures = []
+        for kind, row in items:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._pending.append(_Item(kind, row, future))
+            futures.append(future)
+        self._has_rows.set()
+        if len(self._pending) >= self.batch_max_rows:
+            self._full.set()
+        return futures
+
+    # -- background task -------------------------------------------------------------------
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            connect_timeout=max(1, round(self.connect_timeout_s)),
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            application_name="banditroute-writer",
+        )
+
+    async def _run(self) -> None:
+        backoff = self.backoff_initial_s
+        while True:
+            if self._conn is None or self._conn.closed:
+                self._conn = None
+                try:
+                    self._conn = await self._connect()
+                except (OSError, psycopg.Error) as exc:
+                    self._mark_down(exc, "connect")
+                    if self._closing:
+                        return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.backoff_max_s)
+                    continue
+                if not self._healthy:
+                    log.info("database reachable again; writes resume")
+                self._healthy = True
+                backoff = self.backoff_initial_s
+            if not self._pending:
+                if self._closing:
+                    return
+                self._has_rows.clear()
+                await self._has_rows.wait()
+                continue
+            await self._gather()
+            batch = [
+                self._pending.popleft() for _ in range(min(len(self._pending), self.batch_max_rows))
+            ]
+            if len(self._pending) < self.batch_max_rows:
+                self._full.clear()
+            await self._flush(batch)
+
+    async def _gather(self) -> None:
+        """Wait up to ``flush_ms`` for more rows, unless the batch is full or we are closing."""
+        if self._closing or len(self._pending) >= self.batch_max_rows:
+            return
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.flush_s)
+
+    def _mark_down(self, exc: BaseException, op: str) -> None:
+        self._last_error = _describe(exc)
+        if self._healthy:
+            log.warning("database unreachable (%s): %s", op, self._last_error)
+        self._healthy = False
+        if self._on_db_error is not None:
+            self._on_db_error(op)
+        self._fail_pending(Unavailable(f"the database is unreachable: {self._last_error}"))
+
+    def _fail_pending(self, error: BaseException) -> None:
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(error)
+        self._full.clear()
+
+    async def _flush(self, batch: list[_Item]) -> None:
+        conn = self._conn
+        assert conn is not None
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.flush_timeout_s):
+                results = await _commit_batch(conn, batch)
+        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError, OSError) as exc:
+            error = Unavailable(f"the database is unreachable: {_describe(exc)}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            await self._drop_connection()
+            self._mark_down(exc, "write")
+            return
+        except psycopg.Error as exc:
+            # A row the database rejects must not fail its batch mates: retry one by one.
+            if self._on_db_error is not None:
+                self._on_db_error("write")
+            if len(batch) == 1:
+                log.error("database rejected a %s row: %s", batch[0].kind, _describe(exc))
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            for item in batch:
+                await self._flush([item])
+                if self._conn is None:  # the connection died meanwhile: fail the rest
+                    for rest in batch:
+                        if not rest.future.done():
+                            rest.future.set_exception(Unavailable("the database is unreachable"))
+                    return
+            return
+        except BaseException as exc:  # cancellation or a bug: never leave a caller waiting
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(
+                        exc if isinstance(exc, Exception) else Unavailable("writer stopped")
+                    )
+            await self._drop_connection()
+            raise
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        log.debug("committed %d rows in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3)
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await conn.close()
+
+
+# -- the batch transaction -----------------------------------------------------------------
+
+
+async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) -> list[Any]:
+    """Write ``batch`` in one transaction and return one result per item (in order)."""
+    results: list[Any] = [None] * len(batch)
+    decisions = [(i, it.row) for i, it in enumerate(batch) if it.kind == "d"]
+    outcomes = [(i, it.row) for i, it in enumerate(batch) if it.kind == "o"]
+    feedback = [(i, it.row) for i, it in enumerate(batch) if it.kind == "f"]
+    last_event_id = 0
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
+        if decisions:
+            accepted = await _claim_request_ids(cur, decisions)
+            rows = [row for i, row in decisions if i in accepted]
+            ids = await _allocate(cur, len(rows))
+            await _copy(
+                cur,
+                "decisions",
+                ("event_id", *DECISION_COLUMNS),
+                (
+                    (event_id, *(_db_value(c, row[c]) for c in DECISION_COLUMNS))
+                    for event_id, row in zip(ids, rows, strict=True)
+                ),
+            )
+            by_index = dict(zip((i for i, _ in decisions if i in accepted), ids, strict=True))
+            for i, _ in decisions:
+                results[i] = by_index.get(i)
+            if ids:
+                last_event_id = max(last_event_id, ids[-1])
+        if outcomes or feedback:
+            known = await _decision_tenants(cur, [row for _, row in outcomes + feedback])
+            to_insert_o = await _check_outcomes(cur, outcomes, known, results)
+            to_insert_f = await _check_feedback(cur, feedback, known, results)
+            ids = await _allocate(cur, len(to_insert_o) + len(to_insert_f))
+            o_ids, f_ids = ids[: len(to_insert_o)], ids[len(to_insert_o) :]
+            await _copy(
+                cur,
+                "outcomes",
+                _OUTCOME_INSERT,
+                (
+                    (
+                        event_id,
+                        row["decision_id"],
+                        row["decision_created_at"],
+                        tenant,
+                        *(
+                            row.get(c) if c != "error" else (row.get(c) or "")
+                            for c in OUTCOME_COLUMNS
+                        ),
+                        row["reward"],
+                    )
+                    for event_id, (_, row, tenant) in zip(o_ids, to_insert_o, strict=True)
+                ),
+            )
+            await _copy(
+                cur,
+                "feedback",
+                _FEEDBACK_INSERT,
+                (
+                    (
+                        event_id,
+                        row["decision_id"],
+                        row["decision_created_at"],
+                        tenant,
+                        row["feedback_key"],
+                        row["rating"],
+                        row.get("comment"),
+                        row.get("source") or "",
+                    )
+                    for event_id, (_, row, tenant) in zip(f_ids, to_insert_f, strict=True)
+                ),
+            )
+            inserted: dict[int, int] = {}
+            for event_id, (i, _, tenant) in [
+                *zip(o_ids, to_insert_o, strict=True),
+                *zip(f_ids, to_insert_f, strict=True),
+            ]:
+                results[i] = WriteResult(WriteStatus.INSERTED, event_id, None, tenant)
+                inserted[i] = event_id
+            for i, result in enumerate(results):
+                # a repeat of a row written earlier in this batch pointed at it by -1 - index
+                if isinstance(result, WriteResult) and result.event_id < 0:
+                    event_id = inserted[-1 - result.event_id]
+                    results[i] = WriteResult(result.status, event_id, result.stored, result.tenant)
+            if ids:
+                last_event_id = max(last_event_id, ids[-1])
+        if last_event_id:
+            await cur.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(last_event_id)))
+    return results
+
+
+_OUTCOME_INSERT = (
+    "event_id",
+    "decision_id",
+    "decision_created_at",
+    "tenant",
+    *OUTCOME_COLUMNS,
+    "reward",
+)
+_FEEDBACK_INSERT = (
+    "event_id",
+    "decision_id",
+    "decision_created_at",
+    "tenant",
+    "feedback_key",
+    "rating",
+    "comment",
+    "source",
+)
+
+
+async def _allocate(cur: psycopg.AsyncCursor[Any], n: int) -> list[int]:
+    """Allocate ``n`` consecutive event ids (the advisory lock is held: nobody interleaves)."""
+    if n == 0:
+        return []
+    await cur.execute("SELECT setval('event_ids', nextval('event_ids') + %s - 1)", (n,))
+    row = await cur.fetchone()
+    assert row is not None
+    last = int(row[0])
+    return list(range(last - n + 1, last + 1))
+
+
+async def _copy(
+    cur: psycopg.AsyncCursor[Any],
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> None:
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    async with cur.copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def _claim_request_ids(
+    cur: psycopg.AsyncCursor[Any], decisions: list[tuple[int, dict[str, Any]]]
+) -> set[int]:
+    """Insert the idempotency keys; return the indexes of decisions that may be written."""
+    accepted = {i for i, row in decisions if not row["request_id"]}
+    keyed = [(i, row) for i, row in decisions if row["request_id"]]
+    if not keyed:
+        return accepted
+    first: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for i, row in keyed:  # a key repeated within the batch: the first one wins
+        first.setdefault((row["tenant"], row["request_id"]), (i, row))
+    items = list(first.values())
+    await cur.execute(
+        "INSERT INTO request_ids (tenant, request_id, decision_id, created_at) "
+        "SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::timestamptz[]) "
+        "ON CONFLICT DO NOTHING RETURNING tenant, request_id",
+        (
+            [row["tenant"] for _, row in items],
+            [row["request_id"] for _, row in items],
+            [row["decision_id"] for _, row in items],
+            [row["created_at"] for _, row in items],
+        ),
+    )
+    claimed = {(t, r) for t, r in await cur.fetchall()}
+    for key, (i, _) in first.items():
+        if key in claimed:
+            accepted.add(i)
+    return accepted
+
+
+async def _decision_tenants(
+    cur: psycopg.AsyncCursor[Any], rows: list[dict[str, Any]]
+) -> dict[uuid.UUID, str]:
+    """Tenants of the existing decisions among ``rows`` (by exact id and partition key)."""
+    keys = {(row["decision_id"], row["decision_created_at"]) for row in rows}
+    await cur.execute(
+        "SELECT d.decision_id, d.tenant FROM unnest(%s::uuid[], %s::timestamptz[]) AS k(id, ts) "
+        "JOIN decisions d ON d.decision_id = k.id AND d.created_at = k.ts",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    )
+    return {decision_id: tenant for decision_id, tenant in await cur.fetchall()}
+
+
+def _access(
+    row: dict[str, Any], known: dict[uuid.UUID, str]
+) -> tuple[WriteResult | None, str | None]:
+    tenant = known.get(row["decision_id"])
+    if tenant is None:
+        return WriteResult(WriteStatus.UNKNOWN_DECISION), None
+    if row.get("tenant") is not None and row["tenant"] != tenant:
+        return WriteResult(WriteStatus.WRONG_TENANT), None
+    return None, tenant
+
+
+async def _check_outcomes(
+    cur: psycopg.AsyncCursor[Any],
+    outcomes: list[tuple[int, dict[str, Any]]],
+    known: dict[uuid.UUID, str],
+    results: list[Any],
+) -> list[tuple[int, dict[str, Any], str]]:
+    if not outcomes:
+        return []
+    await cur.execute(
+        f"SELECT decision_id, event_id, {', '.join(OUTCOME_COLUMNS)}, reward FROM outcomes "
+        "WHERE decision_id = ANY(%s)",
+        ([row["decision_id"] for _, row in outcomes],),
+    )
+    stored: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+    for record in await cur.fetchall():
+        fields = dict(zip((*OUTCOME_COLUMNS, "reward"), record[2:], strict=True))
+        stored[record[0]] = (record[1], fields)
+    to_insert = []
+    for i, row in outcomes:
+        denied, tenant = _access(row, known)
+        if denied is not None:
+            results[i] = denied
+            continue
+        existing = stored.get(row["decision_id"])
+        if existing is not None:
+            event_id, fields = existing
+            same = all(_same(fields[c], row.get(c), c) for c in OUTCOME_COLUMNS)
+            status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
+            results[i] = WriteResult(status, event_id, fields, tenant)
+            continue
+        assert tenant is not None
+        to_insert.append((i, row, tenant))
+        # a later row of this batch for the same decision compares against this one
+        stored[row["decision_id"]] = (
+            -1 - i,
+            {**{c: row.get(c) for c in OUTCOME_COLUMNS}, "reward": row["reward"]},
+        )
+    return to_insert
+
+
+async def _check_feedback(
+    cur: psycopg.AsyncCursor[Any],
+    feedback: list[tuple[int, dict[str, Any]]],
+    known: dict[uuid.UUID, str],
+    results: list[Any],
+) -> list[tuple[int, dict[str, Any], str]]:
+    if not feedback:
+        return []
+    await cur.execute(
+        "SELECT f.decision_id, f.feedback_key, f.event_id, f.rating, f.comment, f.source "
+        "FROM unnest(%s::uuid[], %s::text[]) AS k(id, key) "
+        "JOIN feedback f ON f.decision_id = k.id AND f.feedback_key = k.key",
+        ([row["decision_id"] for _, row in feedback], [row["feedback_key"] for _, row in feedback]),
+    )
+    stored: dict[tuple[uuid.UUID, str], tuple[int, dict[str, Any]]] = {}
+    for record in await cur.fetchall():
+        stored[(record[0], record[1])] = (
+            record[2],
+            dict(zip(FEEDBACK_COLUMNS, record[3:], strict=True)),
+        )
+    to_insert = []
+    for i, row in feedback:
+        denied, tenant = _access(row, known)
+        if denied is not None:
+            results[i] = denied
+            continue
+        key = (row["decision_id"], row["feedback_key"])
+        existing = stored.get(key)
+        if existing is not None:
+            event_id, fields = existing
+            same = all(_same(fields[c], row.get(c), c) for c in FEEDBACK_COLUMNS)
+            status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
+            results[i] = WriteResult(status, event_id, fields, tenant)
+            continue
+        assert tenant is not None
+        to_insert.append((i, row, tenant))
+        stored[key] = (-1 - i, {c: row.get(c) for c in FEEDBACK_COLUMNS})
+    return to_insert
+
+
+def _same(stored: Any, given: Any, column: str) -> bool:
+    if column in ("error", "source"):
+        return (stored or "") == (given or "")
+    return bool(stored == given)
+
+
+def _decision_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    full = {**_DECISION_DEFAULTS, **row}
+    missing = [c for c in DECISION_COLUMNS if c not in full]
+    if missing:
+        raise ValueError(f"decision row misses columns {missing}")
+    return full
+
+
+def _db_value(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS and value is not None:
+        return Jsonb(value)
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
