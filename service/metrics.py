@@ -47,7 +47,19 @@ from prometheus_client import (
 __all__ = ["Metrics", "metrics_port_for_worker"]
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 _REWARD_BUCKETS = (-1.0, -0.5, -0.25, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -85,9 +97,7 @@ class Metrics:
         )
         self.db_errors = Counter(p + "db_errors", "Database errors", ["op"], registry=r)
         self.follower_lag = Gauge(p + "follower_lag_events", "Events not yet applied", registry=r)
-        self.follower_applied = Counter(
-            p + "follower_applied_events", "Events applied", registry=r
-        )
+        self.follower_applied = Counter(p + "follower_applied_events", "Events applied", registry=r)
         self.follower_last = Gauge(p + "follower_last_event_id", "Last applied id", registry=r)
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
         self._decision_children: dict[str, Counter] = {}

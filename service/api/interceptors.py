@@ -234,11 +234,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or not method.startswith(_OWN_PREFIX)
-            or handler.unary_unary is None
-        ):
+        if handler is None or not method.startswith(_OWN_PREFIX) or handler.unary_unary is None:
             return handler
         wrapped = grpc.unary_unary_rpc_method_handler(
             self._wrap(method, handler.unary_unary),
@@ -279,9 +275,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except Exception:
                 code = "INTERNAL"
                 log.exception("unhandled error in %s (request id %s)", short, rid)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error (request id {rid})"
-                )
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
             finally:
                 if tenant_token is not None:
                     tenant_var.reset(tenant_token)

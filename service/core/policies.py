@@ -96,9 +96,9 @@ class DecisionEvents:
     rewards: dict[PolicyKey, float] = field(default_factory=dict)
 
 
-def reward_of(weights: RewardWeights, outcome: OutcomeFacts | None, ratings: Sequence[float]) -> (
-    float | None
-):
+def reward_of(
+    weights: RewardWeights, outcome: OutcomeFacts | None, ratings: Sequence[float]
+) -> float | None:
     """Reward of a decision from its outcome and ratings (None when nothing is known yet).
 
     >>> reward_of(RewardWeights(), OutcomeFacts(quality=0.6), [1.0])
@@ -158,7 +158,7 @@ class PolicyRegistry:
         """The live policy of ``key``, or None."""
         return self._live.get(key)
 
-    def keys(self) -> list[PolicyKey]:
+    def policy_keys(self) -> list[PolicyKey]:
         """Keys of every live policy."""
         return list(self._live)
 
@@ -234,16 +234,16 @@ class PolicyRegistry:
                 changed.append((key, reward))
         return changed
 
-    def apply_outcome(self, ev: DecisionEvents, outcome: OutcomeFacts, event_id: int) -> (
-        list[tuple[PolicyKey, float]]
-    ):
+    def apply_outcome(
+        self, ev: DecisionEvents, outcome: OutcomeFacts, event_id: int
+    ) -> list[tuple[PolicyKey, float]]:
         """Apply an outcome event; returns ``(policy, reward)`` for each policy that learned."""
         ev.outcome = outcome
         return self._apply(ev, event_id)
 
-    def apply_feedback(self, ev: DecisionEvents, rating: float, event_id: int) -> (
-        list[tuple[PolicyKey, float]]
-    ):
+    def apply_feedback(
+        self, ev: DecisionEvents, rating: float, event_id: int
+    ) -> list[tuple[PolicyKey, float]]:
         """Apply a feedback event; returns ``(policy, reward)`` for each policy that learned."""
         ev.ratings.append(rating)
         return self._apply(ev, event_id)
@@ -262,6 +262,10 @@ class DecisionCache:
         if item is not None:
             self._items.move_to_end(decision_id)
         return item
+
+    def contains(self, decision_id: Any) -> bool:
+        """Whether ``decision_id`` is cached (without refreshing it)."""
+        return decision_id in self._items
 
     def put(self, decision_id: Any, item: DecisionEvents) -> None:
         """Cache ``item``, evicting the least recently used beyond capacity."""

@@ -1,0 +1,429 @@
+"""RecordOutcome(s) and SubmitFeedback: validate, join to the decision, compute the reward, log.
+
+Every accepted outcome or rating is one event of the log, written through the group-commit
+writer; the call is answered only after the commit. The policies do not learn here: every
+process learns by following the log (:mod:`service.core.follower`), including this one, which
+is woken right after the commit.
+
+Reward (see :mod:`learners.reward`): ``clip(quality - cost_weight * cost_usd - latency_weight *
+latency_s)`` with the weights of the decision's policy version, where quality merges the
+outcome's ``quality`` (else ``success`` as 1/0, and 0 for an errored call) with the mean of the
+ratings received so far (``feedback_weight``). When ``cost_usd`` is absent it is computed from
+the token counts and the chosen model's prices; without token counts the decision's estimated
+cost is used. The reward returned to the caller is the one computed at write time; the
+follower recomputes the same rule in log order (which decides when two writes race).
+
+Duplicates: an identical repeat of a recorded outcome (or of feedback with the same
+``feedback_id``) is answered OK with ``duplicate = true`` and the stored values; a different
+one is ``ALREADY_EXISTS``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from learners.reward import RewardWeights
+from service.core.assignment import PolicyKey
+from service.core.config_cache import ConfigSnapshot
+from service.core.policies import OutcomeFacts, reward_of
+from service.errors import (
+    AlreadyExists,
+    BanditrouteError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+from service.storage.ids import parse_decision_id
+
+__all__ = [
+    "FeedbackInput",
+    "FeedbackResult",
+    "OutcomeCore",
+    "OutcomeInput",
+    "OutcomeResult",
+    "OutcomeStore",
+    "StoredDecision",
+]
+
+_MAX_TEXT = 4096
+_MAX_SOURCE = 256
+
+
+@dataclass(slots=True)
+class OutcomeInput:
+    """One RecordOutcome item, in plain Python."""
+
+    decision_id: str
+    quality: float | None = None
+    success: bool | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class OutcomeResult:
+    """Result of one outcome: OK (``code`` "OK") or the error that rejected it."""
+
+    decision_id: str
+    code: str = "OK"
+    message: str = ""
+    reward: float = 0.0
+    event_id: int = 0
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class FeedbackInput:
+    """A SubmitFeedback call, in plain Python."""
+
+    decision_id: str
+    rating: float
+    comment: str | None = None
+    source: str = ""
+    feedback_id: str = ""
+
+
+@dataclass(slots=True)
+class FeedbackResult:
+    """Result of SubmitFeedback."""
+
+    reward: float
+    event_id: int
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class StoredDecision:
+    """What the outcome path needs to know about a logged decision."""
+
+    decision_id: uuid.UUID
+    created_at: datetime
+    tenant: str
+    model: str
+    policy: PolicyKey
+    estimated_cost_usd: float
+    #: The stored outcome row (as a dict) if there is one.
+    outcome: dict[str, Any] | None = None
+    #: Stored feedback: feedback_key -> row dict.
+    feedback: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class OutcomeStore(Protocol):
+    """Reads decisions and writes outcome/feedback events (answering after commit)."""
+
+    async def load_decisions(
+        self, keys: Sequence[tuple[uuid.UUID, datetime]]
+    ) -> dict[uuid.UUID, StoredDecision]:
+        """Decisions by id, with their stored outcome and feedback."""
+        ...
+
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Insert outcome rows; event id per row, None where the decision had one already."""
+        ...
+
+    async def write_feedback(self, row: dict[str, Any]) -> int | None:
+        """Insert a feedback row; its event id, None when the key existed already."""
+        ...
+
+
+def _opt_float(
+    name: str, value: float | None, low: float = 0.0, high: float | None = None
+) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidArgument(f"{name} must be a finite number")
+    if v < low or (high is not None and v > high):
+        bounds = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise InvalidArgument(f"{name} must be {bounds}, got {v:g}")
+    return v
+
+
+def _opt_tokens(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if value < 0:
+        raise InvalidArgument(f"{name} must be >= 0, got {value}")
+    if value > 1 << 40:
+        raise InvalidArgument(f"{name} is implausibly large")
+    return int(value)
+
+
+def validate_outcome(item: OutcomeInput) -> OutcomeInput:
+    """Check an outcome's fields (``InvalidArgument`` naming the field)."""
+    quality = _opt_float("quality", item.quality, 0.0, 1.0)
+    if quality is None and item.success is None and not item.error:
+        raise InvalidArgument("an outcome needs quality, success or error")
+    if len(item.error) > _MAX_TEXT:
+        raise InvalidArgument(f"error is longer than {_MAX_TEXT} characters")
+    return OutcomeInput(
+        decision_id=item.decision_id,
+        quality=quality,
+        success=item.success,
+        input_tokens=_opt_tokens("input_tokens", item.input_tokens),
+        output_tokens=_opt_tokens("output_tokens", item.output_tokens),
+        cost_usd=_opt_float("cost_usd", item.cost_usd),
+        latency_ms=_opt_float("latency_ms", item.latency_ms),
+        error=item.error,
+    )
+
+
+def _same_outcome(stored: dict[str, Any], row: dict[str, Any]) -> bool:
+    for key in ("quality", "success", "input_tokens", "output_tokens", "latency_ms", "error"):
+        if stored.get(key) != row.get(key):
+            return False
+    a, b = stored.get("cost_usd"), row.get("cost_usd")
+    return a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9))
+
+
+class OutcomeCore:
+    """Outcome and feedback use cases.
+
+    Parameters
+    ----------
+    store
+        Decision reads and event writes.
+    config
+        Callable returning the current config snapshot (models' prices, policies' weights).
+    on_written
+        Called after each commit (wakes this process's follower).
+    max_batch_items
+        Largest RecordOutcomes batch.
+    """
+
+    def __init__(
+        self,
+        store: OutcomeStore,
+        config: Callable[[], ConfigSnapshot],
+        *,
+        on_written: Callable[[], None] | None = None,
+        max_batch_items: int = 1000,
+        metrics: Any = None,
+    ) -> None:
+        self.store = store
+        self._config = config
+        self.on_written = on_written
+        self.max_batch_items = max_batch_items
+        self.metrics = metrics
+
+    def _weights(self, key: PolicyKey) -> RewardWeights:
+        spec = self._config().policies.get(key)
+        return spec.weights if spec is not None else RewardWeights()
+
+    def _cost(self, item: OutcomeInput, decision: StoredDecision) -> float:
+        if item.cost_usd is not None:
+            return item.cost_usd
+        if item.input_tokens is None and item.output_tokens is None:
+            return float(decision.estimated_cost_usd)
+        model = self._config().models.get(decision.model)
+        if model is None:
+            return float(decision.estimated_cost_usd)
+        return model.cost_usd(item.input_tokens or 0, item.output_tokens or 0)
+
+    @staticmethod
+    def _ratings(decision: StoredDecision) -> list[float]:
+        return [float(f["rating"]) for f in decision.feedback.values()]
+
+    @staticmethod
+    def _check_tenant(decision: StoredDecision, tenant: str | None) -> None:
+        if tenant is not None and decision.tenant != tenant:
+            raise PermissionDenied("the decision belongs to another tenant")
+
+    async def record_outcome(self, item: OutcomeInput, tenant: str | None = None) -> OutcomeResult:
+        """Record one outcome; raises the domain error that rejects it."""
+        result = (await self.record_outcomes([item], tenant, batch=False))[0]
+        if result.code != "OK":
+            raise _ERRORS[result.code](result.message)
+        return result
+
+    async def record_outcomes(
+        self, items: Sequence[OutcomeInput], tenant: str | None = None, *, batch: bool = True
+    ) -> list[OutcomeResult]:
+        """Record outcomes; one result per item, in order (errors per item)."""
+        if batch and len(items) > self.max_batch_items:
+            raise InvalidArgument(
+                f"a RecordOutcomes batch holds at most {self.max_batch_items} items"
+            )
+        results = [OutcomeResult(decision_id=i.decision_id) for i in items]
+        parsed: list[tuple[int, OutcomeInput, uuid.UUID, datetime]] = []
+        for n, raw in enumerate(items):
+            try:
+                item = validate_outcome(raw)
+                did, created = parse_decision_id(item.decision_id)
+                parsed.append((n, item, did, created))
+            except BanditrouteError as exc:
+                _reject(results[n], exc)
+        if not parsed:
+            return results
+        decisions = await self.store.load_decisions([(d, c) for _, _, d, c in parsed])
+        rows: list[dict[str, Any]] = []
+        row_of: list[int] = []
+        in_batch: dict[uuid.UUID, dict[str, Any]] = {}
+        for n, item, did, _created in parsed:
+            decision = decisions.get(did)
+            try:
+                if decision is None:
+                    raise NotFound(f"decision {item.decision_id!r} not found")
+                self._check_tenant(decision, tenant)
+                row = self._outcome_row(item, decision)
+                stored = decision.outcome or in_batch.get(did)
+                if stored is not None:
+                    if not _same_outcome(stored, row):
+                        raise AlreadyExists(
+                            f"decision {item.decision_id!r} already has a different outcome"
+                        )
+                    results[n].duplicate = True
+                    results[n].reward = float(stored["reward"])
+                    results[n].event_id = int(stored.get("event_id") or 0)
+                    if did in in_batch:
+                        row_of.append(-n - 1)  # resolved after the write
+                    continue
+                in_batch[did] = row
+                rows.append(row)
+                row_of.append(n)
+            except BanditrouteError as exc:
+                _reject(results[n], exc)
+        if rows:
+            event_ids = await self.store.write_outcomes(rows)
+            if self.on_written is not None:
+                self.on_written()
+            written = [n for n in row_of if n >= 0]
+            by_decision: dict[uuid.UUID, tuple[int, float]] = {}
+            for n, row, event_id in zip(written, rows, event_ids, strict=True):
+                if event_id is None:  # raced with another writer: report it as a conflict
+                    _reject(results[n], AlreadyExists("the decision already has an outcome"))
+                    continue
+                results[n].event_id = event_id
+                results[n].reward = float(row["reward"])
+                by_decision[row["decision_id"]] = (event_id, float(row["reward"]))
+            for m in (-k - 1 for k in row_of if k < 0):
+                did = parse_decision_id(results[m].decision_id)[0]
+                if did in by_decision:
+                    results[m].event_id, results[m].reward = by_decision[did]
+        if self.metrics is not None:
+            for r in results:
+                result = "rejected" if r.code != "OK" else "duplicate" if r.duplicate else "ok"
+                self.metrics.outcomes.labels(result).inc()
+                if result == "ok":
+                    self.metrics.reward.observe(r.reward)
+        return results
+
+    def _outcome_row(self, item: OutcomeInput, decision: StoredDecision) -> dict[str, Any]:
+        cost = self._cost(item, decision)
+        facts = OutcomeFacts(
+            quality=item.quality,
+            success=item.success,
+            error=bool(item.error),
+            cost_usd=cost,
+            latency_ms=item.latency_ms,
+        )
+        reward = reward_of(self._weights(decision.policy), facts, self._ratings(decision))
+        return {
+            "decision_id": decision.decision_id,
+            "decision_created_at": decision.created_at,
+            "tenant": decision.tenant,
+            "quality": item.quality,
+            "success": item.success,
+            "input_tokens": item.input_tokens,
+            "output_tokens": item.output_tokens,
+            "cost_usd": cost,
+            "latency_ms": item.latency_ms,
+            "error": item.error,
+            "reward": 0.0 if reward is None else reward,
+        }
+
+    async def submit_feedback(
+        self, item: FeedbackInput, tenant: str | None = None
+    ) -> FeedbackResult:
+        """Attach a rating to a decision; returns the decision's merged reward."""
+        rating = _opt_float("rating", item.rating, 0.0, 1.0)
+        assert rating is not None
+        if item.comment is not None and len(item.comment) > _MAX_TEXT:
+            raise InvalidArgument(f"comment is longer than {_MAX_TEXT} characters")
+        if len(item.source) > _MAX_SOURCE or len(item.feedback_id) > _MAX_SOURCE:
+            raise InvalidArgument(f"source and feedback_id are at most {_MAX_SOURCE} characters")
+        did, created = parse_decision_id(item.decision_id)
+        decision = (await self.store.load_decisions([(did, created)])).get(did)
+        if decision is None:
+            raise NotFound(f"decision {item.decision_id!r} not found")
+        self._check_tenant(decision, tenant)
+        key = item.feedback_id or f"source:{item.source}"
+        weights = self._weights(decision.policy)
+        outcome = self._facts(decision.outcome)
+        existing = decision.feedback.get(key)
+        if existing is not None:
+            if float(existing["rating"]) != rating or existing.get("comment") != item.comment:
+                raise AlreadyExists(f"feedback {key!r} already exists with different content")
+            reward = reward_of(weights, outcome, self._ratings(decision))
+            self._count_feedback("duplicate")
+            return FeedbackResult(
+                0.0 if reward is None else reward, int(existing["event_id"]), duplicate=True
+            )
+        ratings = [*self._ratings(decision), rating]
+        reward = reward_of(weights, outcome, ratings)
+        row = {
+            "decision_id": did,
+            "decision_created_at": decision.created_at,
+            "tenant": decision.tenant,
+            "feedback_key": key,
+            "rating": rating,
+            "comment": item.comment,
+            "source": item.source,
+        }
+        event_id = await self.store.write_feedback(row)
+        if self.on_written is not None:
+            self.on_written()
+        if event_id is None:
+            raise AlreadyExists(f"feedback {key!r} was recorded concurrently; retry to read it")
+        value = 0.0 if reward is None else reward
+        self._count_feedback("ok")
+        if self.metrics is not None:
+            self.metrics.reward.observe(value)
+        return FeedbackResult(value, event_id)
+
+    def _count_feedback(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.feedback.labels(result).inc()
+
+    @staticmethod
+    def _facts(row: dict[str, Any] | None) -> OutcomeFacts | None:
+        if row is None:
+            return None
+        return OutcomeFacts(
+            quality=row.get("quality"),
+            success=row.get("success"),
+            error=bool(row.get("error")),
+            cost_usd=float(row.get("cost_usd") or 0.0),
+            latency_ms=row.get("latency_ms"),
+        )
+
+
+def _reject(result: OutcomeResult, exc: BanditrouteError) -> None:
+    result.code = exc.code
+    result.message = exc.message
+
+
+_ERRORS: dict[str, type[BanditrouteError]] = {
+    cls.code: cls
+    for cls in (
+        AlreadyExists,
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        ResourceExhausted,
+        Unavailable,
+    )
+}

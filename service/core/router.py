@@ -1,0 +1,412 @@
+"""The Route use case: validate, featurize, estimate costs, select, log, answer after commit.
+
+Route never reads the database on its hot path: routes, models and policies come from the
+follower's in-memory :class:`~service.core.config_cache.ConfigSnapshot` and
+:class:`~service.core.policies.PolicyRegistry`. The decision row goes through the group-commit
+writer and the call is answered once its batch committed.
+
+Idempotency: a Route with a ``request_id`` answers the stored decision of ``(tenant,
+request_id)`` when there is one (``replayed = true``): from a per-process cache, else from the
+``request_ids`` table (so it holds across processes), and concurrent calls with the same id in
+one process share one decision.
+
+Exploration randomness comes from a per-process generator passed as ``rng=`` to the policies,
+so a policy's state depends only on the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from learners.cost import CostModel
+from learners.features import FeatureExtractor, estimate_tokens
+from service.core.assignment import ExperimentResolver, RoutePolicyResolver
+from service.core.config_cache import ConfigSnapshot, ModelEntry
+from service.core.policies import PolicyRegistry
+from service.errors import FailedPrecondition, InvalidArgument, NotFound
+from service.storage.ids import decision_created_at, new_decision_id
+
+__all__ = [
+    "DEFAULT_ROUTE",
+    "DecisionStore",
+    "RankedModel",
+    "RouteRequest",
+    "RouteResult",
+    "RouterCore",
+]
+
+DEFAULT_ROUTE = "default"
+_MAX_NAME = 256
+_MAX_CONTEXT_ITEMS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RankedModel:
+    """A candidate in the ranking."""
+
+    model: str
+    score: float
+    probability: float
+    estimated_cost_usd: float
+
+
+@dataclass(slots=True)
+class RouteResult:
+    """The answer of one Route call."""
+
+    decision_id: str
+    model: str
+    propensity: float
+    score: float
+    estimated_cost_usd: float
+    fallbacks: list[RankedModel]
+    policy: str
+    policy_version: int
+    experiment: str
+    variant: str
+    route: str
+    replayed: bool = False
+
+
+@dataclass(slots=True)
+class RouteRequest:
+    """A Route call, in plain Python (the servicer copies the proto into this)."""
+
+    prompt: str
+    candidates: Sequence[str] = ()
+    route: str = ""
+    tenant: str = ""
+    unit_id: str = ""
+    numeric_context: Mapping[str, float] = field(default_factory=dict)
+    categorical_context: Mapping[str, str] = field(default_factory=dict)
+    max_cost_usd: float | None = None
+    request_id: str = ""
+
+
+class DecisionStore(Protocol):
+    """Where decisions go: the group-commit writer plus the request-id lookup."""
+
+    async def write_decision(self, row: dict[str, Any]) -> int | None:
+        """Write a decision row; return its event id once committed, or None when the
+        ``(tenant, request_id)`` already had a decision (nothing written)."""
+        ...
+
+    async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        """The stored decision row of ``(tenant, request_id)``, or None."""
+        ...
+
+
+def _check_finite(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+def _prompt_size_ok(prompt: str, limit: int) -> bool:
+    n = len(prompt)
+    if n * 4 <= limit:  # a character is at most 4 UTF-8 bytes
+        return True
+    if n > limit:
+        return False
+    return len(prompt.encode("utf-8", "surrogatepass")) <= limit
+
+
+class RouterCore:
+    """Chooses a model for each request.
+
+    Parameters
+    ----------
+    registry
+        Live policies of this process.
+    config
+        Callable returning the current config snapshot (kept current by the follower).
+    store
+        Decision writer (answers after commit).
+    extractor
+        Feature extractor (its ``dim`` must equal the registry's).
+    cost_model
+        Predicts output tokens per model; None uses a flat prior.
+    resolver
+        Experiment hook; the default serves the route's policy.
+    max_prompt_bytes
+        Larger prompts are INVALID_ARGUMENT.
+    store_prompts
+        Store raw prompt text with each decision.
+    rng
+        Per-process exploration generator.
+    """
+
+    def __init__(
+        self,
+        registry: PolicyRegistry,
+        config: Any,
+        store: DecisionStore,
+        *,
+        extractor: FeatureExtractor | None = None,
+        cost_model: CostModel | None = None,
+        resolver: ExperimentResolver | None = None,
+        max_prompt_bytes: int = 1 << 20,
+        store_prompts: bool = False,
+        rng: np.random.Generator | None = None,
+        metrics: Any = None,
+        replay_cache_size: int = 50_000,
+    ) -> None:
+        self.registry = registry
+        self._config = config
+        self.store = store
+        self.extractor = extractor or FeatureExtractor(dim=registry.dim)
+        self.cost_model = cost_model or CostModel(dim=self.extractor.dim)
+        self.resolver: ExperimentResolver = resolver or RoutePolicyResolver()
+        self.max_prompt_bytes = max_prompt_bytes
+        self.store_prompts = store_prompts
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.metrics = metrics
+        self._replays: OrderedDict[tuple[str, str], RouteResult] = OrderedDict()
+        self._replay_cache_size = replay_cache_size
+        self._pending: dict[tuple[str, str], asyncio.Future[RouteResult]] = {}
+
+    @property
+    def config(self) -> ConfigSnapshot:
+        """The current configuration snapshot."""
+        snap: ConfigSnapshot = self._config()
+        return snap
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, req: RouteRequest) -> None:
+        if not req.prompt:
+            raise InvalidArgument("prompt must not be empty")
+        if not _prompt_size_ok(req.prompt, self.max_prompt_bytes):
+            raise InvalidArgument(
+                f"prompt is larger than max_prompt_bytes ({self.max_prompt_bytes} bytes)"
+            )
+        if len(req.numeric_context) > _MAX_CONTEXT_ITEMS:
+            raise InvalidArgument(f"numeric_context has more than {_MAX_CONTEXT_ITEMS} entries")
+        if len(req.categorical_context) > _MAX_CONTEXT_ITEMS:
+            raise InvalidArgument(f"categorical_context has more than {_MAX_CONTEXT_ITEMS} entries")
+        for key, value in req.numeric_context.items():
+            if not math.isfinite(value):
+                raise InvalidArgument(f"numeric_context[{key[:64]!r}] must be finite")
+        if req.max_cost_usd is not None:
+            _check_finite("max_cost_usd", req.max_cost_usd)
+            if req.max_cost_usd < 0:
+                raise InvalidArgument("max_cost_usd must be >= 0")
+        for name, text in (
+            ("route", req.route),
+            ("tenant", req.tenant),
+            ("unit_id", req.unit_id),
+            ("request_id", req.request_id),
+        ):
+            if len(text) > _MAX_NAME:
+                raise InvalidArgument(f"{name} is longer than {_MAX_NAME} characters")
+
+    def _candidates(
+        self, req: RouteRequest, snap: ConfigSnapshot, route_models: Sequence[str]
+    ) -> list[ModelEntry]:
+        models = snap.models
+        if req.candidates:
+            out: list[ModelEntry] = []
+            seen: set[str] = set()
+            allowed = set(route_models) if route_models else None
+            for name in req.candidates:
+                entry = models.get(name)
+                if entry is None:
+                    raise InvalidArgument(f"unknown candidate model {name[:128]!r}")
+                if allowed is not None and name not in allowed:
+                    raise InvalidArgument(
+                        f"candidate model {name[:128]!r} is not a model of route {req.route!r}"
+                    )
+                if entry.enabled and name not in seen:
+                    seen.add(name)
+                    out.append(entry)
+        elif route_models:
+            out = [m for name in route_models if (m := models.get(name)) is not None and m.enabled]
+        else:
+            out = [models[name] for name in snap.enabled_models]
+        if not out:
+            raise FailedPrecondition("no enabled candidate model for this request")
+        return out
+
+    # ------------------------------------------------------------------ route
+    async def route(self, req: RouteRequest) -> RouteResult:
+        """Choose a model for ``req`` (see the module docstring)."""
+        self._validate(req)
+        if not req.route:
+            req.route = DEFAULT_ROUTE
+        if not req.request_id:
+            return await self._decide(req)
+        key = (req.tenant, req.request_id)
+        cached = self._replays.get(key)
+        if cached is not None:
+            return _replayed(cached)
+        pending = self._pending.get(key)
+        if pending is not None:
+            return _replayed(await asyncio.shield(pending))
+        future: asyncio.Future[RouteResult] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            stored = await self.store.find_request(req.tenant, req.request_id)
+            if stored is not None:
+                result = _replayed(self._from_row(stored, req))
+            else:
+                result = await self._decide(req)
+            self._remember(key, result)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._pending[key]
+
+    def _remember(self, key: tuple[str, str], result: RouteResult) -> None:
+        self._replays[key] = result
+        if len(self._replays) > self._replay_cache_size:
+            self._replays.popitem(last=False)
+
+    async def _decide(self, req: RouteRequest) -> RouteResult:
+        snap = self.config
+        route = snap.route(req.tenant, req.route)
+        if route is None:
+            raise NotFound(f"route {req.route[:128]!r} not found")
+        candidates = self._candidates(req, snap, route.models)
+        assignment = self.resolver.resolve(req.tenant, route, req.unit_id or req.request_id)
+        live = self.registry.get(assignment.policy)
+        if live is None:
+            raise FailedPrecondition(
+                f"policy {assignment.policy.name!r} version {assignment.policy.version} "
+                "is not loaded yet; retry"
+            )
+        x = self.extractor.extract(req.prompt, req.numeric_context, req.categorical_context)
+        n_in = estimate_tokens(req.prompt)
+        predict = self.cost_model.predict_output_tokens
+        costs = {m.id: m.cost_usd(n_in, predict(m.id, x)) for m in candidates}
+        names = [m.id for m in candidates]
+        if req.max_cost_usd is not None:
+            limit = req.max_cost_usd
+            names = [n for n in names if costs[n] <= limit]
+            if not names:
+                raise FailedPrecondition(
+                    f"no candidate model is estimated under max_cost_usd={limit:g}"
+                )
+        # every model of the config is an arm of every policy (the follower syncs arms when it
+        # installs a config, before Route sees it), so the candidates are valid arms
+        decision = live.policy.select(x, names, rng=self.rng)
+        shadow = None
+        if assignment.shadows:
+            shadow = self._score_shadows(assignment, x, names)
+        now = datetime.now(UTC)
+        decision_id = new_decision_id(now)
+        created_at = decision_created_at(decision_id)
+        ranking = decision.ranking
+        row = {
+            "decision_id": decision_id,
+            "created_at": created_at,
+            "tenant": req.tenant,
+            "route": req.route,
+            "request_id": req.request_id,
+            "unit_id": req.unit_id,
+            "policy_name": assignment.policy.name,
+            "policy_version": assignment.policy.version,
+            "experiment": assignment.experiment,
+            "variant": assignment.variant,
+            "bucket": assignment.bucket if assignment.bucket >= 0 else None,
+            "model": decision.arm,
+            "propensity": float(decision.propensity),
+            "candidates": ranking,
+            "scores": [float(decision.scores[n]) for n in ranking],
+            "probabilities": [float(decision.probabilities[n]) for n in ranking],
+            "estimated_cost_usd": costs[decision.arm],
+            "features": x.astype("<f8").tobytes(),
+            "numeric_context": dict(req.numeric_context),
+            "categorical_context": dict(req.categorical_context),
+            "prompt_hash": hashlib.sha256(req.prompt.encode("utf-8", "surrogatepass")).digest(),
+            "prompt": req.prompt if self.store_prompts else None,
+            "shadow": shadow,
+        }
+        event_id = await self.store.write_decision(row)
+        if event_id is None:  # another process stored this request id first
+            stored = await self.store.find_request(req.tenant, req.request_id)
+            if stored is None:
+                raise FailedPrecondition("request_id conflict could not be resolved; retry")
+            return _replayed(self._from_row(stored, req))
+        if self.metrics is not None:
+            self.metrics.decision(decision.arm)
+        return RouteResult(
+            decision_id=str(decision_id),
+            model=decision.arm,
+            propensity=float(decision.propensity),
+            score=float(decision.scores[decision.arm]),
+            estimated_cost_usd=costs[decision.arm],
+            fallbacks=[
+                RankedModel(
+                    n, float(decision.scores[n]), float(decision.probabilities[n]), costs[n]
+                )
+                for n in ranking[1:]
+            ],
+            policy=assignment.policy.name,
+            policy_version=assignment.policy.version,
+            experiment=assignment.experiment,
+            variant=assignment.variant,
+            route=req.route,
+        )
+
+    def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str]) -> Any:
+        from service.experiments.shadow import score_shadows
+
+        def policy_of(key: Any) -> Any:
+            live = self.registry.get(key)
+            return None if live is None else live.policy
+
+        return score_shadows(assignment, policy_of, x, names, rng=self.rng)
+
+    def _from_row(self, row: Mapping[str, Any], req: RouteRequest) -> RouteResult:
+        ranking = list(row["candidates"])
+        scores = dict(zip(ranking, row["scores"], strict=False))
+        probs = dict(zip(ranking, row["probabilities"], strict=False))
+        model = row["model"]
+        return RouteResult(
+            decision_id=str(row["decision_id"]),
+            model=model,
+            propensity=float(row["propensity"]),
+            score=float(scores.get(model, 0.0)),
+            estimated_cost_usd=float(row["estimated_cost_usd"]),
+            fallbacks=[
+                RankedModel(n, float(scores[n]), float(probs[n]), 0.0)
+                for n in ranking
+                if n != model
+            ],
+            policy=row["policy_name"],
+            policy_version=int(row["policy_version"]),
+            experiment=row.get("experiment") or "",
+            variant=row.get("variant") or "",
+            route=row.get("route") or req.route,
+        )
+
+
+def _replayed(result: RouteResult) -> RouteResult:
+    if result.replayed:
+        return result
+    return RouteResult(
+        decision_id=result.decision_id,
+        model=result.model,
+        propensity=result.propensity,
+        score=result.score,
+        estimated_cost_usd=result.estimated_cost_usd,
+        fallbacks=result.fallbacks,
+        policy=result.policy,
+        policy_version=result.policy_version,
+        experiment=result.experiment,
+        variant=result.variant,
+        route=result.route,
+        replayed=True,
+    )

@@ -1,0 +1,158 @@
+"""Database side of the core: decision/outcome/feedback writes and the reads they need.
+
+:class:`SqlStore` implements :class:`~service.core.router.DecisionStore` and
+:class:`~service.core.outcomes.OutcomeStore`. Writes go through a group-commit ``writer`` (many
+rows per transaction, event ids allocated under the event-log advisory lock, NOTIFY after
+commit); each call returns only after its rows committed. Reads run in a worker thread on the
+SQLAlchemy engine. Database failures become :class:`~service.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from service.core.assignment import PolicyKey
+from service.core.outcomes import StoredDecision
+from service.errors import BanditrouteError, Unavailable
+
+__all__ = ["EventWriter", "SqlStore"]
+
+_FIND_REQUEST_SQL = text(
+    """
+    SELECT d.decision_id, d.created_at, d.route, d.model, d.propensity, d.candidates, d.scores,
+           d.probabilities, d.estimated_cost_usd, d.policy_name, d.policy_version,
+           d.experiment, d.variant
+      FROM request_ids r
+      JOIN decisions d ON d.decision_id = r.decision_id
+     WHERE r.tenant = :tenant AND r.request_id = :request_id
+    """
+)
+_DECISIONS_SQL = text(
+    """
+    SELECT decision_id, created_at, tenant, model, policy_name, policy_version,
+           estimated_cost_usd
+      FROM decisions WHERE decision_id = ANY(:ids) AND created_at = ANY(:ts)
+    """
+)
+_OUTCOMES_SQL = text(
+    """
+    SELECT event_id, decision_id, quality, success, input_tokens, output_tokens, cost_usd,
+           latency_ms, error, reward
+      FROM outcomes WHERE decision_id = ANY(:ids)
+    """
+)
+_FEEDBACK_SQL = text(
+    """
+    SELECT event_id, decision_id, feedback_key, rating, comment
+      FROM feedback WHERE decision_id = ANY(:ids)
+    """
+)
+
+
+class EventWriter(Protocol):
+    """The group-commit writer as the core uses it."""
+
+    async def write_decision(self, row: dict[str, Any]) -> int | None:
+        """Insert a decision (and its request id); event id, or None on a request-id clash."""
+        ...
+
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Insert outcomes; event id per row, None where the decision had an outcome."""
+        ...
+
+    async def write_feedback(self, row: dict[str, Any]) -> int | None:
+        """Insert feedback; event id, None when (decision, feedback_key) existed."""
+        ...
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"database unavailable: {type(exc).__name__}; retry with backoff")
+
+
+class SqlStore:
+    """Reads on ``engine``, writes through ``writer``."""
+
+    def __init__(self, engine: Engine, writer: EventWriter, metrics: Any = None) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.metrics = metrics
+
+    async def _read(self, op: str, fn: Any, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if self.metrics is not None:
+                self.metrics.db_error(op)
+            raise _unavailable(exc) from None
+
+    async def _write(self, op: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except BanditrouteError:
+            raise
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if self.metrics is not None:
+                self.metrics.db_error(op)
+            raise _unavailable(exc) from None
+
+    # ------------------------------------------------------------------ decisions
+    async def write_decision(self, row: dict[str, Any]) -> int | None:
+        """See :class:`EventWriter`."""
+        return await self._write("write_decision", self.writer.write_decision(row))
+
+    async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        """The stored decision of ``(tenant, request_id)``."""
+        return await self._read("find_request", self._find_request, tenant, request_id)  # type: ignore[no-any-return]
+
+    def _find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                _FIND_REQUEST_SQL, {"tenant": tenant, "request_id": request_id}
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    # ------------------------------------------------------------------ outcomes
+    async def load_decisions(
+        self, keys: Sequence[tuple[uuid.UUID, datetime]]
+    ) -> dict[uuid.UUID, StoredDecision]:
+        """Decisions by id with their outcome and feedback."""
+        return await self._read("load_decisions", self._load_decisions, keys)  # type: ignore[no-any-return]
+
+    def _load_decisions(
+        self, keys: Sequence[tuple[uuid.UUID, datetime]]
+    ) -> dict[uuid.UUID, StoredDecision]:
+        ids = list({k for k, _ in keys})
+        ts = list({t for _, t in keys})
+        out: dict[uuid.UUID, StoredDecision] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(_DECISIONS_SQL, {"ids": ids, "ts": ts}):
+                out[r.decision_id] = StoredDecision(
+                    decision_id=r.decision_id,
+                    created_at=r.created_at,
+                    tenant=r.tenant,
+                    model=r.model,
+                    policy=PolicyKey(r.policy_name, int(r.policy_version)),
+                    estimated_cost_usd=float(r.estimated_cost_usd),
+                )
+            found = list(out)
+            if found:
+                for r in conn.execute(_OUTCOMES_SQL, {"ids": found}):
+                    out[r.decision_id].outcome = dict(r._mapping)
+                for r in conn.execute(_FEEDBACK_SQL, {"ids": found}):
+                    out[r.decision_id].feedback[r.feedback_key] = dict(r._mapping)
+        return out
+
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """See :class:`EventWriter`."""
+        return await self._write("write_outcomes", self.writer.write_outcomes(rows))  # type: ignore[no-any-return]
+
+    async def write_feedback(self, row: dict[str, Any]) -> int | None:
+        """See :class:`EventWriter`."""
+        return await self._write("write_feedback", self.writer.write_feedback(row))  # type: ignore[no-any-return]
