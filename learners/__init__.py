@@ -9,12 +9,14 @@ from learners.features import FeatureExtractor, estimate_tokens
 from learners.linear import LinearThompson, LinUCB
 from learners.registry import ALGORITHMS, make_policy
 from learners.reward import RewardWeights, compute_reward, merge_quality
+from learners.river_compat import AsRiverPolicy
 from learners.river_policy import RiverRewardPolicy
 from learners.simple import EpsilonGreedy, Fixed, Uniform
 from learners.state import StateFormatError, dumps, loads
 
 __all__ = [
     "ALGORITHMS",
+    "AsRiverPolicy",
     "CostModel",
     "Decision",
     "EpsilonGreedy",
