@@ -47,13 +47,13 @@ from service.api.router import RouterServicer
 from service.config import Settings
 from service.core.assignment import ExperimentResolver
 from service.core.follower import EventFollower
-from service.core.log_writer import LogWriter
 from service.core.outcomes import OutcomeCore
 from service.core.policies import PolicyRegistry
 from service.core.router import RouterCore
 from service.core.store import SqlStore
 from service.metrics import Metrics, metrics_port_for_worker
 from service.security import add_port, install_log_redaction
+from service.storage.writer import GroupCommitWriter
 
 __all__ = ["BanditrouteServer", "create_server", "serve"]
 
@@ -74,7 +74,7 @@ class BanditrouteServer:
     settings: Settings
     database_url: str
     engine: Engine
-    writer: LogWriter
+    writer: GroupCommitWriter
     follower: EventFollower
     registry: PolicyRegistry
     router: RouterCore
@@ -184,13 +184,14 @@ async def create_server(
 
     pq_url = libpq_url(url)
     metrics = metrics or Metrics()
-    writer = LogWriter(
-        pq_url,
+    writer = GroupCommitWriter(
+        url,
         flush_ms=settings.write_flush_ms,
-        max_rows=settings.write_batch_max_rows,
-        max_pending=settings.write_max_pending_rows,
+        batch_max_rows=settings.write_batch_max_rows,
+        max_pending_rows=settings.write_max_pending_rows,
         connect_timeout_s=settings.db_connect_timeout_s,
-        metrics=metrics,
+        on_batch=metrics.write_batch_rows.observe,
+        on_db_error=metrics.db_error,
     )
     await writer.start()
     store = SqlStore(engine, writer, metrics=metrics)

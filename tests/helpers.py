@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,13 +16,17 @@ from sqlalchemy.engine import make_url
 from service.config import libpq_url, sqlalchemy_url
 
 __all__ = [
+    "SpawnedServer",
     "create_database",
     "database_name",
     "decision_row",
     "drop_database",
     "feedback_row",
+    "free_port",
     "outcome_row",
+    "spawn_server",
     "url_for_database",
+    "wait_for_health",
 ]
 
 
@@ -130,3 +136,134 @@ def feedback_row(decision: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     }
     row.update(overrides)
     return row
+
+
+# -- servers in subprocesses (added by the service engineer) --------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class SpawnedServer:
+    """A ``banditroute`` server running in a subprocess (see :func:`spawn_server`)."""
+
+    def __init__(self, proc: Any, address: str, log_path: str) -> None:
+        self.proc = proc
+        self.address = address
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        """Process id of the server (the supervising parent with ``workers > 1``)."""
+        return int(self.proc.pid)
+
+    def log(self) -> str:
+        """What the server wrote to stderr/stdout so far."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def kill(self) -> None:
+        """SIGKILL the server (and, with workers, its process group)."""
+        import os
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful shutdown) and wait; returns the exit code."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except Exception:
+                self.kill()
+        return int(self.proc.returncode or 0)
+
+    def __enter__(self) -> SpawnedServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def wait_for_health(address: str, timeout: float = 60.0, proc: Any = None) -> None:
+    """Block until the gRPC health service at ``address`` answers SERVING."""
+    import time
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before becoming healthy")
+        try:
+            with grpc.insecure_channel(address) as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.RpcError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"server at {address} not healthy after {timeout}s: {last}")
+
+
+def spawn_server(
+    db_url: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 90.0,
+) -> SpawnedServer:
+    """Run ``python -m service.server`` on ``db_url`` in a subprocess on a free port.
+
+    Settings come from ``BANDITROUTE_*`` environment variables (``env`` overrides them);
+    metrics are off unless ``env`` sets ``BANDITROUTE_METRICS_PORT``. Waits for health.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITROUTE_")}
+    full_env.update(
+        {
+            "BANDITROUTE_DATABASE_URL": db_url,
+            "BANDITROUTE_PORT": str(port),
+            "BANDITROUTE_HOST": "127.0.0.1",
+            "BANDITROUTE_WORKERS": str(workers),
+            "BANDITROUTE_METRICS_PORT": "0",
+            "BANDITROUTE_POLL_INTERVAL_MS": "100",
+        }
+    )
+    full_env.update(env or {})
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open by the child
+        prefix="banditroute-server-", suffix=".log", delete=False, dir="/tmp"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.server", *args],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = SpawnedServer(proc, f"127.0.0.1:{port}", log.name)
+    try:
+        wait_for_health(server.address, timeout, proc)
+    except Exception:
+        server.kill()
+        raise RuntimeError(f"server did not start:\n{server.log()[-4000:]}") from None
+    return server

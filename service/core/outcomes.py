@@ -42,6 +42,7 @@ from service.errors import (
     Unavailable,
 )
 from service.storage.ids import parse_decision_id
+from service.storage.writer import WriteResult, WriteStatus
 
 __all__ = [
     "FeedbackInput",
@@ -128,12 +129,12 @@ class OutcomeStore(Protocol):
         """Decisions by id, with their stored outcome and feedback."""
         ...
 
-    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
-        """Insert outcome rows; event id per row, None where the decision had one already."""
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:
+        """Insert outcome rows, re-checked in the write transaction; a result per row."""
         ...
 
-    async def write_feedback(self, row: dict[str, Any]) -> int | None:
-        """Insert a feedback row; its event id, None when the key existed already."""
+    async def write_feedback(self, row: dict[str, Any]) -> WriteResult:
+        """Insert a feedback row, re-checked in the write transaction."""
         ...
 
 
@@ -296,18 +297,26 @@ class OutcomeCore:
             except BanditrouteError as exc:
                 _reject(results[n], exc)
         if rows:
-            event_ids = await self.store.write_outcomes(rows)
+            written = await self.store.write_outcomes(rows)
             if self.on_written is not None:
                 self.on_written()
-            written = [n for n in row_of if n >= 0]
             by_decision: dict[uuid.UUID, tuple[int, float]] = {}
-            for n, row, event_id in zip(written, rows, event_ids, strict=True):
-                if event_id is None:  # raced with another writer: report it as a conflict
-                    _reject(results[n], AlreadyExists("the decision already has an outcome"))
+            positions = [k for k in row_of if k >= 0]
+            for n, row, w in zip(positions, rows, written, strict=True):
+                if w.status is WriteStatus.INSERTED:
+                    results[n].event_id = w.event_id
+                    results[n].reward = float(row["reward"])
+                elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write
+                    results[n].duplicate = True
+                    results[n].event_id = max(w.event_id, 0)
+                    results[n].reward = float((w.stored or {}).get("reward", row["reward"]))
+                else:
+                    try:
+                        w.raise_for_status("outcome")
+                    except BanditrouteError as exc:
+                        _reject(results[n], exc)
                     continue
-                results[n].event_id = event_id
-                results[n].reward = float(row["reward"])
-                by_decision[row["decision_id"]] = (event_id, float(row["reward"]))
+                by_decision[row["decision_id"]] = (results[n].event_id, results[n].reward)
             for m in (-k - 1 for k in row_of if k < 0):
                 did = parse_decision_id(results[m].decision_id)[0]
                 if did in by_decision:
@@ -382,16 +391,18 @@ class OutcomeCore:
             "comment": item.comment,
             "source": item.source,
         }
-        event_id = await self.store.write_feedback(row)
+        written = await self.store.write_feedback(row)
         if self.on_written is not None:
             self.on_written()
-        if event_id is None:
-            raise AlreadyExists(f"feedback {key!r} was recorded concurrently; retry to read it")
+        written.raise_for_status("feedback")
         value = 0.0 if reward is None else reward
+        if written.status is WriteStatus.DUPLICATE:  # raced with an identical write
+            self._count_feedback("duplicate")
+            return FeedbackResult(value, written.event_id, duplicate=True)
         self._count_feedback("ok")
         if self.metrics is not None:
             self.metrics.reward.observe(value)
-        return FeedbackResult(value, event_id)
+        return FeedbackResult(value, written.event_id)
 
     def _count_feedback(self, result: str) -> None:
         if self.metrics is not None:

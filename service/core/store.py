@@ -1,9 +1,10 @@
 """Database side of the core: decision/outcome/feedback writes and the reads they need.
 
 :class:`SqlStore` implements :class:`~service.core.router.DecisionStore` and
-:class:`~service.core.outcomes.OutcomeStore`. Writes go through a group-commit ``writer`` (many
-rows per transaction, event ids allocated under the event-log advisory lock, NOTIFY after
-commit); each call returns only after its rows committed. Reads run in a worker thread on the
+:class:`~service.core.outcomes.OutcomeStore`. Writes go through the group-commit writer
+(:class:`service.storage.writer.GroupCommitWriter`: many rows per transaction, event ids
+allocated under the event-log advisory lock, NOTIFY after commit); each call returns only after
+its rows committed. Reads run in a worker thread on the
 SQLAlchemy engine. Database failures become :class:`~service.errors.Unavailable`.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from service.core.assignment import PolicyKey
 from service.core.outcomes import StoredDecision
 from service.errors import BanditrouteError, Unavailable
+from service.storage.writer import WriteResult
 
 __all__ = ["EventWriter", "SqlStore"]
 
@@ -63,12 +65,12 @@ class EventWriter(Protocol):
         """Insert a decision (and its request id); event id, or None on a request-id clash."""
         ...
 
-    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
-        """Insert outcomes; event id per row, None where the decision had an outcome."""
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:
+        """Insert outcomes (re-checked in the write transaction); one result per row."""
         ...
 
-    async def write_feedback(self, row: dict[str, Any]) -> int | None:
-        """Insert feedback; event id, None when (decision, feedback_key) existed."""
+    async def write_feedback(self, row: dict[str, Any]) -> WriteResult:
+        """Insert feedback (re-checked in the write transaction)."""
         ...
 
 
@@ -149,10 +151,10 @@ class SqlStore:
                     out[r.decision_id].feedback[r.feedback_key] = dict(r._mapping)
         return out
 
-    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+    async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:
         """See :class:`EventWriter`."""
         return await self._write("write_outcomes", self.writer.write_outcomes(rows))  # type: ignore[no-any-return]
 
-    async def write_feedback(self, row: dict[str, Any]) -> int | None:
+    async def write_feedback(self, row: dict[str, Any]) -> WriteResult:
         """See :class:`EventWriter`."""
         return await self._write("write_feedback", self.writer.write_feedback(row))  # type: ignore[no-any-return]
