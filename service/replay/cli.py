@@ -1,0 +1,273 @@
+"""Typer commands ``banditroute replay`` and ``banditroute evaluate``.
+
+The lead registers them in :mod:`service.cli`::
+
+    app.command("replay")(replay_command)
+    app.command("evaluate")(evaluate_command)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from service.replay.dataset import ReplayDataset
+from service.replay.loaders import default_data_root, load_dataset
+from service.replay.runner import PolicySpec
+
+__all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
+
+#: Default lambda grid as fractions of ``1 / (best single model's cost per query)``: a
+#: weight ``f / c_best`` means "always using the best single model costs ``f`` quality
+#: points per query". The first is the operating point.
+DEFAULT_COST_FRACTIONS = (0.1, 0.0, 0.025, 0.05, 0.075, 0.15, 0.2, 0.3, 0.5, 1.0)
+
+
+def default_cost_weights(dataset: ReplayDataset) -> list[float]:
+    """The default lambda grid for ``dataset`` (see :data:`DEFAULT_COST_FRACTIONS`).
+
+    Examples
+    --------
+    >>> ds = ReplayDataset("t", ["a"], ["m"], np.array([[1.0]]), np.array([[0.01]]))
+    >>> default_cost_weights(ds)[:3]
+    [10.0, 0.0, 2.5]
+    """
+    quality, cost = dataset.mean_quality(), dataset.mean_cost()
+    best_cost = float(cost[int(np.lexsort((cost, -quality))[0])])
+    scale = 1.0 / best_cost if best_cost > 0 else 1.0
+    return [round(f * scale, 6) for f in DEFAULT_COST_FRACTIONS]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _resolve_root(data_root: Path | None) -> Path | None:
+    if data_root is not None:
+        return data_root
+    return default_data_root()
+
+
+def replay_command(
+    dataset: Annotated[str, typer.Option(
+        help="routerbench | routellm-mmlu | routellm-gsm8k | routellm-mtbench | PATH to a "
+             "generic .csv/.jsonl file")] = "routerbench",
+    split: Annotated[str, typer.Option(help="train | test | all")] = "test",
+    policy: Annotated[list[str] | None, typer.Option(
+        help="algorithm[:key=value,...], repeatable (linucb, thompson, epsilon_greedy, "
+             "river, uniform, fixed)")] = None,
+    seeds: Annotated[int, typer.Option(help="number of seeds (0..N-1)", min=1)] = 5,
+    cost_weight: Annotated[list[float] | None, typer.Option(
+        help="cost weight lambda (USD^-1), repeatable: the first is the operating point, "
+             "all form the sweep; default: a grid scaled to the dataset")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="folder holding routerbench-subset/ and routellm/ (default: "
+             "$BANDITROUTE_DATA_ROOT or ../shared/data beside the repository)")] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="print the report as one JSON object")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="write JSON, Markdown and PNG plots into this folder")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="drive a running server at ADDRESS over gRPC instead of in-process")] = None,
+    admin_token: Annotated[str | None, typer.Option(
+        help="admin token for registering models/policy/route (gRPC mode; default "
+             "$BANDITROUTE_ADMIN_TOKEN)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="x-api-key for Router calls")] = None,
+    warm_start: Annotated[bool, typer.Option(
+        "--warm-start", help="also run warm-started on the train split (reported "
+                             "separately)")] = False,
+    warm_mode: Annotated[str, typer.Option(help="full | replay")] = "full",
+    feature_dim: Annotated[int, typer.Option(help="FeatureExtractor dimension", min=8)] = 64,
+    decision_log: Annotated[Path | None, typer.Option(
+        help="write the first policy's decisions (seed 0, operating lambda) as JSONL for "
+             "`banditroute evaluate --log`")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip PNG plots")] = False,
+) -> None:
+    """Replay a routing dataset through bandit policies and report cost vs quality."""
+    try:
+        report = _replay(dataset, split, policy or ["linucb", "thompson", "epsilon_greedy"],
+                         seeds, cost_weight, _resolve_root(data_root), server,
+                         admin_token or os.environ.get("BANDITROUTE_ADMIN_TOKEN"), api_key,
+                         warm_start, warm_mode, feature_dim, decision_log, quiet=json_output)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        raise _fail(str(exc)) from exc
+    from service.replay.report import markdown_table, to_json, write_report
+
+    if out is not None:
+        write_report(report, out, plots=not no_plots and server is None)
+    if json_output:
+        typer.echo(to_json(report))
+    elif server is None:
+        typer.echo(markdown_table(report))
+
+
+def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
+            cost_weights: list[float] | None, data_root: Path | None, server: str | None,
+            admin_token: str | None, api_key: str | None, warm: bool, warm_mode: str,
+            feature_dim: int, decision_log: Path | None, quiet: bool) -> dict[str, Any]:
+    from service.replay.experiment import ReplayConfig, run_experiment
+    from service.replay.runner import default_featurizer, run_online
+
+    specs = [PolicySpec.parse(p) for p in policies]
+    data = load_dataset(dataset_name, split, data_root)
+    if data.n == 0:
+        raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
+    weights = list(cost_weights) if cost_weights else default_cost_weights(data)
+    seeds = list(range(n_seeds))
+    if server is not None:
+        return _replay_grpc(server, data, specs, weights[0], seeds, admin_token, api_key,
+                            quiet)
+    history = None
+    if warm:
+        if split == "train":
+            raise ValueError("split: warm start fits on the train split; evaluate on test")
+        history = load_dataset(dataset_name, "train", data_root)
+    featurize = default_featurizer(feature_dim)
+    config = ReplayConfig(specs, weights, seeds=seeds, warm_start=warm, warm_mode=warm_mode)
+
+    def progress(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr)
+
+    report = run_experiment(data, config, featurize, history, progress=progress)
+    if decision_log is not None:
+        features = featurize(data.prompts)
+        policy = specs[0].build(data.models, features.shape[1], seeds[0])
+        run = run_online(policy, data, features, weights[0], seeds[0])
+        decision_log.parent.mkdir(parents=True, exist_ok=True)
+        with decision_log.open("w", encoding="utf-8") as fh:
+            for t, i in enumerate(run.order):
+                fh.write(json.dumps({
+                    "features": features[i].tolist(), "model": data.models[run.choices[t]],
+                    "propensity": float(run.propensities[t]), "reward": float(run.reward[t]),
+                    "candidates": list(data.models),
+                }) + "\n")
+    return report
+
+
+def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weight: float,
+                 seeds: list[int], admin_token: str | None, api_key: str | None,
+                 quiet: bool) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    from service.replay.baselines import baseline_report
+    from service.replay.grpc_driver import replay_over_grpc
+
+    results: list[dict[str, Any]] = []
+    with Progress(disable=quiet, transient=False) as bar:
+        for spec in specs:
+            for seed in seeds:
+                task = bar.add_task(f"{spec.label} seed {seed}", total=data.n)
+
+                def advance(done: int, total: int, task: Any = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                res = replay_over_grpc(
+                    server, data, spec, weight, seed=seed, admin_token=admin_token,
+                    api_key=api_key, register=True, progress=advance)
+                results.append({"policy": spec.label, "seed": seed, "accuracy": res.accuracy,
+                                "cost_per_query": res.cost_per_query,
+                                "mean_reward": res.mean_reward, "regret": res.regret,
+                                "model_shares": res.shares})
+    base = baseline_report(data, weight)
+    summary = []
+    for spec in specs:
+        rows = [r for r in results if r["policy"] == spec.label]
+        summary.append({
+            "policy": spec.label, "start": "cold", "mode": "grpc",
+            "accuracy": float(np.mean([r["accuracy"] for r in rows])),
+            "accuracy_std": float(np.std([r["accuracy"] for r in rows])),
+            "cost_per_query": float(np.mean([r["cost_per_query"] for r in rows])),
+            "cost_per_query_std": float(np.std([r["cost_per_query"] for r in rows])),
+            "per_seed": rows,
+        })
+    head = summary[0]
+    return {
+        "dataset": data.name, "split": data.split, "n_prompts": data.n, "server": server,
+        "mode": "grpc", "seeds": seeds, "cost_weight": weight,
+        "policy": head["policy"], "accuracy": head["accuracy"],
+        "cost_per_query": head["cost_per_query"],
+        **{k: base[k] for k in ("best_single_model", "best_single_accuracy",
+                                "best_single_cost_per_query", "oracle_accuracy",
+                                "oracle_cost_per_query")},
+        "baselines": base, "results": summary,
+    }
+
+
+def evaluate_command(
+    policy: Annotated[str, typer.Option(
+        help="candidate policy: algorithm[:key=value,...]")] = "linucb",
+    log: Annotated[Path | None, typer.Option(
+        help="JSONL replay log instead of the database")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL of the service database (default: from settings)")] = None,
+    route: Annotated[str | None, typer.Option(help="only decisions of this route")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only decisions of this tenant")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many decisions", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="seed of the candidate policy", min=0)] = 0,
+    confidence: Annotated[float, typer.Option(help="confidence level")] = 0.95,
+    bootstrap: Annotated[int, typer.Option(
+        help="bootstrap resamples (0: normal approximation)", min=0)] = 0,
+    feature_dim: Annotated[int, typer.Option(
+        help="FeatureExtractor dimension for logs that carry prompts", min=8)] = 64,
+    static: Annotated[bool, typer.Option(
+        "--static", help="do not let the candidate learn from the log as it goes")] = False,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="print the result as one JSON object")] = False,
+) -> None:
+    """Estimate a candidate policy's value on logged decisions (IPS, SNIPS, DR, replay)."""
+    from service.replay.offline import (
+        evaluate_candidate,
+        load_events_from_db,
+        load_events_from_file,
+    )
+    from service.replay.report import to_json
+
+    try:
+        spec = PolicySpec.parse(policy)
+        if log is not None:
+            events = load_events_from_file(log, feature_dim)
+        else:
+            url = database_url or _settings_database_url()
+            events = load_events_from_db(url, route, tenant, limit)
+        if limit is not None:
+            events = events[:limit]
+        result = evaluate_candidate(events, spec, seed=seed, confidence=confidence,
+                                    bootstrap=bootstrap, learn=not static)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        raise _fail(str(exc)) from exc
+    if json_output:
+        typer.echo(to_json(result))
+        return
+    typer.echo(f"candidate {result['policy']} on {result['events']} logged decisions "
+               f"(logging policy mean reward {result['logging_policy_mean_reward']:.4f})")
+    for name, est in result["estimates"].items():
+        typer.echo(f"  {name:7s} {est['value']:.4f}  [{est['ci_low']:.4f}, {est['ci_high']:.4f}]"
+                   f"  supported by {est['supported']} events, ESS {est['ess']:.1f}")
+
+
+def _settings_database_url() -> str:
+    url = os.environ.get("BANDITROUTE_DATABASE_URL")
+    if url:
+        return url
+    try:
+        from service.config import Settings
+
+        settings_cls: Any = Settings
+        settings = settings_cls()
+        for attr in ("sqlalchemy_url", "database_url"):
+            value = getattr(settings, attr, None)
+            if callable(value):
+                value = value()
+            if isinstance(value, str) and value:
+                return value
+    except Exception as exc:  # settings errors become one clear line
+        raise ValueError(f"database: cannot read settings ({exc})") from exc
+    raise ValueError("database: pass --database-url or set BANDITROUTE_DATABASE_URL")
