@@ -10,8 +10,9 @@ Usage::
     python scripts/demo_experiment.py                       # starts its own server
     python scripts/demo_experiment.py --address 127.0.0.1:50051 --admin-token "$TOKEN"
 
-Without ``--address`` it runs ``banditroute serve`` on a free port with an embedded
-PostgreSQL in a temporary directory, and stops it at the end.
+Without ``--address`` it starts a server (``python -m service.server``) on a free port, with
+an embedded PostgreSQL in a temporary directory (or ``--database-url``), and stops it at the
+end.
 """
 
 from __future__ import annotations
@@ -48,21 +49,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(token: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+def _start_server(
+    token: str, database_url: str | None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
     data_dir = Path(tempfile.mkdtemp(prefix="banditroute-demo-", dir="/tmp"))
     port = _free_port()
-    env = {**os.environ, "BANDITROUTE_ADMIN_TOKEN": token}
-    env.pop("BANDITROUTE_DATABASE_URL", None)
-    cmd = [
-        "banditroute",
-        "serve",
-        "--port",
-        str(port),
-        "--metrics-port",
-        "0",
-        "--data-dir",
-        str(data_dir / "pg"),
-    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITROUTE_")}
+    env.update(
+        {
+            "BANDITROUTE_ADMIN_TOKEN": token,
+            "BANDITROUTE_HOST": "127.0.0.1",
+            "BANDITROUTE_PORT": str(port),
+            "BANDITROUTE_METRICS_PORT": "0",
+            "BANDITROUTE_DATA_DIR": str(data_dir / "pg"),
+        }
+    )
+    if database_url:
+        env["BANDITROUTE_DATABASE_URL"] = database_url
+    cmd = [sys.executable, "-m", "service.server"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -197,6 +201,10 @@ async def _traffic(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--address", help="A running server (default: start one).")
+    ap.add_argument(
+        "--database-url",
+        help="PostgreSQL for the server this script starts (default: embedded, in /tmp).",
+    )
     ap.add_argument("--admin-token", default=os.environ.get("BANDITROUTE_ADMIN_TOKEN", ""))
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--users", type=int, default=500, help="Distinct sticky unit ids.")
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     address = args.address
     if address is None:
         token = token or secrets.token_urlsafe(16)
-        proc, address, data_dir = _start_server(token)
+        proc, address, data_dir = _start_server(token, args.database_url)
     md = [("authorization", f"Bearer {token}")] if token else []
     experiment = f"linucb-vs-thompson-{secrets.token_hex(3)}"
     try:
