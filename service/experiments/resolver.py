@@ -52,7 +52,7 @@ from service.experiments.assignment import BUCKETS, Allocation, bucket_of
 from service.storage.models.experiment import Experiment
 from service.storage.models.experiment_variant import ExperimentVariant
 
-__all__ = ["CompiledExperiment", "ExperimentCache", "load_running"]
+__all__ = ["CompiledExperiment", "ExperimentCache", "active_experiments", "load_running"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +139,16 @@ def load_running(conn: Connection) -> list[CompiledExperiment]:
             )
         )
     return out
+
+
+def active_experiments(conn: Connection) -> dict[tuple[str, str], str]:
+    """Name of the running or paused experiment of each ``(tenant, route)`` that has one
+    (for ``RouteConfig.experiment``)."""
+    t = Experiment.__table__
+    rows = conn.execute(
+        select(t.c.tenant, t.c.route, t.c.name).where(t.c.state.in_(("running", "paused")))
+    )
+    return {(tenant, route): name for tenant, route, name in rows}
 
 
 class ExperimentCache:
