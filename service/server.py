@@ -55,7 +55,7 @@ from service.metrics import Metrics, metrics_port_for_worker
 from service.security import add_port, install_log_redaction
 from service.storage.writer import GroupCommitWriter
 
-__all__ = ["BanditrouteServer", "create_server", "serve"]
+__all__ = ["DEMO_MODELS", "BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -368,21 +368,71 @@ def _prepare_database(settings: Settings) -> tuple[str, Any]:
     return url, pg
 
 
-def _register_demo(settings: Settings, url: str) -> None:
-    if not settings.demo:
-        return
-    try:
-        from service.core.admin import register_demo_pool
-    except ImportError:  # pragma: no cover
-        log.warning("--demo needs service.core.admin.register_demo_pool")
-        return
-    from service.storage.database import create_engine
+#: The ``--demo`` pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens).
+DEMO_MODELS = (
+    ("gpt-4o-mini", "openai", 0.15, 0.60),
+    ("claude-3-5-haiku", "anthropic", 0.80, 4.00),
+    ("gpt-4o", "openai", 2.50, 10.00),
+)
+DEMO_POLICY = "default-linucb"
 
-    engine = create_engine(url)
+
+def register_demo_pool(database_url: str) -> bool:
+    """Register :data:`DEMO_MODELS`, policy ``default-linucb`` (LinUCB) and route ``default``
+    unless they exist; returns True when something was added (and announced to followers)."""
+    from sqlalchemy import func, select, text
+    from sqlalchemy.dialects.postgresql import insert
+
+    from service.storage.database import create_engine
+    from service.storage.models import CONFIG_CHANNEL, ConfigChange, Model, Policy, Route
+
+    engine = create_engine(database_url)
     try:
-        register_demo_pool(engine)
+        with engine.begin() as conn:
+            added = conn.execute(
+                insert(Model)
+                .values(
+                    [
+                        {"id": m, "provider": p, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
+                        for m, p, i, o in DEMO_MODELS
+                    ]
+                )
+                .on_conflict_do_nothing()
+            ).rowcount
+            has_policy = conn.execute(
+                select(func.count()).select_from(Policy).where(Policy.name == DEMO_POLICY)
+            ).scalar_one()
+            if not has_policy:
+                conn.execute(
+                    insert(Policy).values(
+                        name=DEMO_POLICY,
+                        version=1,
+                        algorithm="linucb",
+                        hyperparameters={"alpha": 1.0},
+                        cost_weight=10.0,
+                    )
+                )
+                added += 1
+            added += conn.execute(
+                insert(Route)
+                .values(tenant="", name="default", policy_name=DEMO_POLICY, policy_version=0)
+                .on_conflict_do_nothing()
+            ).rowcount
+            if added:
+                conn.execute(
+                    insert(ConfigChange).values(
+                        entity="demo", key="default", action="register", actor="serve --demo"
+                    )
+                )
+                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": CONFIG_CHANNEL})
+        return bool(added)
     finally:
         engine.dispose()
+
+
+def _register_demo(settings: Settings, url: str) -> None:
+    if settings.demo and register_demo_pool(url):
+        log.info("registered the demo model pool and route 'default'")
 
 
 def serve(settings: Settings) -> None:
@@ -454,10 +504,37 @@ def _supervise(settings: Settings, url: str, workers: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m service.server``: serve with settings from the environment."""
+    """``python -m service.server [--port N] [--workers N] [--demo] ...``: serve.
+
+    Settings come from the environment and ``--config`` (see :mod:`service.config`); the
+    options here override them. The ``banditroute serve`` command is the documented entry point;
+    this one needs nothing but the standard library to parse its arguments.
+    """
+    import argparse
+
     from service.config import load_settings
 
-    serve(load_settings())
+    parser = argparse.ArgumentParser(prog="python -m service.server")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--demo", action="store_true", default=None)
+    ns = parser.parse_args(argv)
+    settings = load_settings(
+        ns.config,
+        host=ns.host,
+        port=ns.port,
+        metrics_port=ns.metrics_port,
+        workers=ns.workers,
+        data_dir=ns.data_dir,
+        database_url=ns.database_url,
+        demo=ns.demo,
+    )
+    serve(settings)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,20 @@ def empty_db_url(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(pg_server_url, database_name(url))
+
+
+@pytest.fixture
+def grpc_server(fresh_db_url: str) -> Iterator[Any]:
+    """A real server in this process on 127.0.0.1:0 over ``fresh_db_url``, demo pool registered.
+
+    Has ``.address``, ``.admin_token``, ``.db_url``, ``.app`` (the server's parts) and
+    ``.sync()`` (let its follower apply every committed event).
+    """
+    from tests.helpers import InProcessServer, register_demo
+
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from service.config import libpq_url, sqlalchemy_url
 
 __all__ = [
+    "TEST_ADMIN_TOKEN",
+    "InProcessServer",
     "SpawnedServer",
     "create_database",
     "database_name",
@@ -24,6 +26,7 @@ __all__ = [
     "feedback_row",
     "free_port",
     "outcome_row",
+    "register_demo",
     "spawn_server",
     "url_for_database",
     "wait_for_health",
@@ -267,3 +270,74 @@ def spawn_server(
         server.kill()
         raise RuntimeError(f"server did not start:\n{server.log()[-4000:]}") from None
     return server
+
+
+# -- a server in this process (added by the service engineer) -------------------------------
+
+TEST_ADMIN_TOKEN = "test-admin-token"
+
+
+class InProcessServer:
+    """A real banditroute server in this process on ``127.0.0.1:0``, on its own event loop.
+
+    The loop runs in a daemon thread, so tests use the synchronous grpc client;
+    :meth:`call` runs a coroutine on the server's loop (e.g. to inspect the follower).
+    """
+
+    def __init__(self, db_url: str, admin_token: str = TEST_ADMIN_TOKEN, **settings: Any) -> None:
+        import asyncio
+        import threading
+
+        from service.config import Settings
+        from service.server import create_server
+
+        self.db_url = db_url
+        self.admin_token = admin_token
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "host": "127.0.0.1",
+            "port": 0,
+            "metrics_port": 0,
+            "admin_token": admin_token,
+            "poll_interval_ms": 50,
+            "shutdown_grace_s": 1.0,
+        }
+        values.update(settings)
+        try:
+            self.app, self.port = self.call(create_server(Settings(**values)))
+            self.call(self.app.start())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
+        self.address = f"127.0.0.1:{self.port}"
+        self.admin_metadata = (("authorization", f"Bearer {admin_token}"),)
+
+    def call(self, coro: Any, timeout: float = 60.0) -> Any:
+        """Run ``coro`` on the server's loop and return its result."""
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def sync(self) -> int:
+        """Let the server's follower apply every committed event; returns its position."""
+        self.call(self.app.follower.catch_up())
+        return int(self.app.follower.position)
+
+    def stop(self) -> None:
+        """Graceful shutdown, then stop the loop."""
+        try:
+            self.call(self.app.stop(grace=1.0))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+def register_demo(db_url: str) -> None:
+    """Register the demo model pool and route ``default`` (as ``serve --demo`` does)."""
+    from service.server import register_demo_pool
+
+    register_demo_pool(db_url)
