@@ -1,0 +1,506 @@
+"""Administration: the model pool, versioned policies, routes and API keys.
+
+Each function validates its input (raising :mod:`service.errors`), works inside the caller's
+``Session`` transaction and records a config change (``NOTIFY banditroute_config``) so every
+process reloads. :func:`transaction` opens such a session and maps a database outage to
+``Unavailable``. Results are plain frozen dataclasses, safe to pass between threads.
+
+Examples
+--------
+>>> validate_name("route", "default")
+'default'
+>>> validate_name("route", "bad name")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+service.errors.InvalidArgument: route 'bad name' must be 1-200 characters of letters, digits ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from service.errors import (
+    BanditrouteError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from service.storage.models import ApiKey, Model, Policy, Route
+from service.storage.repositories import (
+    ApiKeyRepository,
+    ModelRepository,
+    PolicyRepository,
+    RouteRepository,
+    record_change,
+)
+
+__all__ = [
+    "DEMO_MODELS",
+    "ApiKeyInfo",
+    "CreatedApiKey",
+    "ModelInfo",
+    "PolicyInfo",
+    "RouteInfo",
+    "authenticate_api_key",
+    "create_api_key",
+    "ensure_demo",
+    "get_policy",
+    "hash_api_key",
+    "list_api_keys",
+    "list_models",
+    "list_policies",
+    "list_routes",
+    "put_model",
+    "put_policy",
+    "put_route",
+    "register_demo_pool",
+    "revoke_api_key",
+    "transaction",
+    "validate_name",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9._:/@-]{1,200}$")
+_TENANT = re.compile(r"^[A-Za-z0-9._:/@-]{0,200}$")
+_MAX_SEED = 2**63 - 1
+#: Feature dimension used to validate hyperparameters (any valid dim works for validation).
+_VALIDATION_DIM = 8
+
+#: The demo pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens), list prices.
+DEMO_MODELS: tuple[tuple[str, str, float, float], ...] = (
+    ("gpt-4o", "openai", 2.50, 10.00),
+    ("gpt-4o-mini", "openai", 0.15, 0.60),
+    ("claude-3-5-sonnet", "anthropic", 3.00, 15.00),
+    ("claude-3-haiku", "anthropic", 0.25, 1.25),
+    ("llama-3.1-8b-instruct", "meta", 0.18, 0.18),
+)
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    provider: str
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    enabled: bool
+
+    @classmethod
+    def of(cls, m: Model) -> ModelInfo:
+        return cls(m.id, m.provider, m.input_usd_per_mtok, m.output_usd_per_mtok, m.enabled)
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    name: str
+    version: int
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    cost_weight: float
+    latency_weight: float
+    feedback_weight: float
+    seed: int
+    created_at: datetime | None = None
+
+    @classmethod
+    def of(cls, p: Policy) -> PolicyInfo:
+        return cls(
+            p.name,
+            p.version,
+            p.algorithm,
+            dict(p.hyperparameters or {}),
+            p.cost_weight,
+            p.latency_weight,
+            p.feedback_weight,
+            p.seed,
+            p.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    tenant: str
+    name: str
+    policy: str
+    policy_version: int
+    models: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, r: Route) -> RouteInfo:
+        return cls(r.tenant, r.name, r.policy_name, r.policy_version, list(r.models or []))
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    key_id: str
+    tenant: str
+    label: str
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKey) -> ApiKeyInfo:
+        return cls(k.key_id, k.tenant, k.label, k.created_at, k.revoked_at)
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """A new key: ``key`` is shown this once; only its SHA-256 is stored."""
+
+    key_id: str
+    key: str = field(repr=False)
+    tenant: str = ""
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session in one transaction, committed on success.
+
+    Raises
+    ------
+    Unavailable
+        When the database cannot be reached (nothing was changed).
+    """
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    except BanditrouteError:
+        raise
+    except OperationalError as exc:
+        raise Unavailable(f"the database is unreachable: {type(exc.orig).__name__}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable("the database connection was lost") from exc
+        raise
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def validate_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a valid name of ``kind`` (route, policy, model id)."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidArgument(
+            f"{kind} {value!r} must be 1-200 characters of letters, digits and ._-:/@"
+        )
+    return value
+
+
+def _tenant(value: object) -> str:
+    if not isinstance(value, str) or not _TENANT.match(value):
+        raise InvalidArgument(
+            f"tenant {value!r} must be at most 200 characters of letters, digits and ._-:/@"
+        )
+    return value
+
+
+def _number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        upper = "" if high == math.inf else f" and <= {high:g}"
+        raise InvalidArgument(f"{name} must be finite, >= {low:g}{upper}; got {value!r}")
+    return number
+
+
+def _label(name: str, value: object, limit: int = 200) -> str:
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise InvalidArgument(f"{name} must be printable text of at most {limit} characters")
+    return value
+
+
+def _validate_hyperparameters(
+    algorithm: str, hyperparameters: Mapping[str, Any], seed: int
+) -> None:
+    try:
+        from learners.registry import ALGORITHMS, make_policy
+    except ImportError:  # learners not installed: accept only known names
+        if algorithm not in {"linucb", "thompson", "epsilon_greedy", "river", "uniform", "fixed"}:
+            raise InvalidArgument(f"unknown algorithm {algorithm!r}") from None
+        return
+    if algorithm not in ALGORITHMS:
+        known = ", ".join(sorted(ALGORITHMS))
+        raise InvalidArgument(f"unknown algorithm {algorithm!r}; known algorithms: {known}")
+    arms = ["model-a", "model-b"]
+    params = dict(hyperparameters)
+    if algorithm == "fixed" and isinstance(params.get("arm"), str):
+        arms.append(params["arm"])
+    try:
+        make_policy(algorithm, arms, dim=_VALIDATION_DIM, seed=seed, **params)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"invalid hyperparameters for {algorithm}: {exc}") from None
+
+
+def _json_value(name: str, value: Any, depth: int = 0) -> Any:
+    if depth > 8:
+        raise InvalidArgument(f"{name} is nested too deeply")
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{name} must be finite, got {value!r}")
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(f"{name}.{k}", v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(f"{name}[]", v, depth + 1) for v in value]
+    raise InvalidArgument(f"{name} has an unsupported value of type {type(value).__name__}")
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def put_model(
+    session: Session,
+    model_id: str,
+    *,
+    provider: str = "",
+    input_usd_per_mtok: float = 0.0,
+    output_usd_per_mtok: float = 0.0,
+    enabled: bool = True,
+    actor: str = "",
+) -> ModelInfo:
+    """Create or update a model of the pool (idempotent)."""
+    validate_name("model id", model_id)
+    provider = _label("provider", provider)
+    price_in = _number("input_usd_per_mtok", input_usd_per_mtok, 0.0, 1e6)
+    price_out = _number("output_usd_per_mtok", output_usd_per_mtok, 0.0, 1e6)
+    model, created = ModelRepository(session).upsert(
+        model_id, provider, price_in, price_out, bool(enabled)
+    )
+    info = ModelInfo.of(model)
+    record_change(
+        session, "model", model_id, "create" if created else "update", _asdict(info), actor
+    )
+    return info
+
+
+def list_models(session: Session, include_disabled: bool = False) -> list[ModelInfo]:
+    """The pool in creation order."""
+    return [ModelInfo.of(m) for m in ModelRepository(session).all(include_disabled)]
+
+
+# -- policies -------------------------------------------------------------------------------
+
+
+def put_policy(
+    session: Session,
+    name: str,
+    algorithm: str,
+    *,
+    hyperparameters: Mapping[str, Any] | None = None,
+    cost_weight: float = 0.0,
+    latency_weight: float = 0.0,
+    feedback_weight: float = 0.5,
+    seed: int = 0,
+    actor: str = "",
+) -> PolicyInfo:
+    """Create the next version of policy ``name`` (version 1 if new); not idempotent."""
+    validate_name("policy name", name)
+    if not isinstance(algorithm, str) or not algorithm:
+        raise InvalidArgument("algorithm is required")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
+        raise InvalidArgument(f"seed must be an integer in [0, 2^63 - 1], got {seed!r}")
+    hp = _json_value("hyperparameters", dict(hyperparameters or {}))
+    weights = {
+        "cost_weight": _number("reward.cost_weight", cost_weight, 0.0, 1e9),
+        "latency_weight": _number("reward.latency_weight", latency_weight, 0.0, 1e9),
+        "feedback_weight": _number("reward.feedback_weight", feedback_weight, 0.0, 1.0),
+    }
+    _validate_hyperparameters(algorithm, hp, seed)
+    policy = PolicyRepository(session).add_version(
+        name, algorithm=algorithm, hyperparameters=hp, seed=seed, **weights
+    )
+    info = PolicyInfo.of(policy)
+    detail = {"version": info.version, "algorithm": algorithm, "hyperparameters": hp, **weights}
+    record_change(session, "policy", name, "create_version", detail, actor)
+    return info
+
+
+def list_policies(session: Session, name: str = "") -> list[PolicyInfo]:
+    """Every version of every policy (or of ``name``), by name and version."""
+    return [PolicyInfo.of(p) for p in PolicyRepository(session).all(name)]
+
+
+def get_policy(session: Session, name: str, version: int = 0) -> PolicyInfo:
+    """Version ``version`` (0 = latest) of policy ``name``; NotFound otherwise."""
+    policy = PolicyRepository(session).get(name, version)
+    if policy is None:
+        what = f"policy {name!r}" + (f" version {version}" if version else "")
+        raise NotFound(f"{what} not found")
+    return PolicyInfo.of(policy)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def put_route(
+    session: Session,
+    name: str,
+    policy: str,
+    *,
+    tenant: str = "",
+    policy_version: int = 0,
+    models: Sequence[str] = (),
+    actor: str = "",
+) -> RouteInfo:
+    """Create or update a route; its policy (and pinned version) and models must exist."""
+    validate_name("route", name)
+    _tenant(tenant)
+    validate_name("policy name", policy)
+    if isinstance(policy_version, bool) or not isinstance(policy_version, int):
+        raise InvalidArgument("policy_version must be an integer")
+    if policy_version < 0:
+        raise InvalidArgument(f"policy_version must be >= 0 (0 = latest), got {policy_version}")
+    model_list = [validate_name("model id", m) for m in models]
+    if len(set(model_list)) != len(model_list):
+        raise InvalidArgument("models lists a model more than once")
+    get_policy(session, policy, policy_version)
+    missing = ModelRepository(session).missing(model_list)
+    if missing:
+        raise NotFound(f"unknown models: {', '.join(missing)}")
+    route, created = RouteRepository(session).upsert(
+        tenant, name, policy, policy_version, model_list
+    )
+    info = RouteInfo.of(route)
+    record_change(
+        session,
+        "route",
+        f"{tenant}/{name}",
+        "create" if created else "update",
+        _asdict(info),
+        actor,
+    )
+    return info
+
+
+def list_routes(session: Session, tenant: str | None = None) -> list[RouteInfo]:
+    """Routes of ``tenant`` (None = every tenant)."""
+    if tenant is not None:
+        _tenant(tenant)
+    return [RouteInfo.of(r) for r in RouteRepository(session).all(tenant)]
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+def hash_api_key(key: str) -> bytes:
+    """SHA-256 of a raw key, the only form stored.
+
+    >>> hash_api_key("br_x").hex()[:12]
+    'dbfea6c1e8b6'
+    """
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def create_api_key(
+    session: Session, tenant: str, label: str = "", actor: str = ""
+) -> CreatedApiKey:
+    """Issue a key for ``tenant``; the raw key is returned once and never stored."""
+    _tenant(tenant)
+    _label("label", label)
+    key_id = "key_" + secrets.token_hex(8)
+    raw = "br_" + secrets.token_urlsafe(32)
+    ApiKeyRepository(session).add(key_id, tenant, label, hash_api_key(raw))
+    record_change(session, "api_key", key_id, "create", {"tenant": tenant, "label": label}, actor)
+    return CreatedApiKey(key_id=key_id, key=raw, tenant=tenant)
+
+
+def revoke_api_key(session: Session, key_id: str, actor: str = "") -> ApiKeyInfo:
+    """Revoke a key (idempotent); NotFound for an unknown id."""
+    if not isinstance(key_id, str) or not key_id or len(key_id) > 64:
+        raise InvalidArgument("key_id is required")
+    repo = ApiKeyRepository(session)
+    key = repo.get(key_id)
+    if key is None:
+        raise NotFound(f"API key {key_id!r} not found")
+    if key.revoked_at is None:
+        repo.revoke(key)
+        session.refresh(key)
+        record_change(session, "api_key", key_id, "revoke", {"tenant": key.tenant}, actor)
+    return ApiKeyInfo.of(key)
+
+
+def list_api_keys(session: Session, tenant: str | None = None) -> list[ApiKeyInfo]:
+    """Keys (without secrets) of ``tenant`` or of everyone."""
+    return [ApiKeyInfo.of(k) for k in ApiKeyRepository(session).all(tenant)]
+
+
+def authenticate_api_key(session: Session, key: str) -> str:
+    """Return the tenant of a valid, unrevoked key; Unauthenticated otherwise."""
+    if not isinstance(key, str) or not key or len(key) > 256:
+        raise Unauthenticated("missing or malformed API key")
+    found = ApiKeyRepository(session).by_hash(hash_api_key(key))
+    if found is None or found.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked API key")
+    return found.tenant
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def ensure_demo(session: Session) -> bool:
+    """Register the demo pool, policy ``default`` (LinUCB) and route ``default`` where missing.
+
+    Existing models, policies and routes are left untouched. Returns True if anything was added.
+    """
+    added = False
+    models = ModelRepository(session)
+    for model_id, provider, price_in, price_out in DEMO_MODELS:
+        if models.get(model_id) is None:
+            put_model(
+                session,
+                model_id,
+                provider=provider,
+                input_usd_per_mtok=price_in,
+                output_usd_per_mtok=price_out,
+                actor="demo",
+            )
+            added = True
+    if PolicyRepository(session).get("default") is None:
+        put_policy(
+            session,
+            "default",
+            "linucb",
+            hyperparameters={"alpha": 1.0},
+            cost_weight=10.0,
+            latency_weight=0.0,
+            feedback_weight=0.5,
+            actor="demo",
+        )
+        added = True
+    if RouteRepository(session).get("", "default") is None:
+        put_route(session, "default", "default", actor="demo")
+        added = True
+    return added
+
+
+def register_demo_pool(engine: Engine) -> bool:
+    """:func:`ensure_demo` in its own transaction (serialised across processes)."""
+    from sqlalchemy import text
+
+    with transaction(engine) as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('banditroute.demo'))"))
+        return ensure_demo(session)
+
+
+def _asdict(info: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(info).items() if not isinstance(v, datetime)}
