@@ -142,6 +142,7 @@ class Policy(abc.ABC):
         self._scale_m2 = np.zeros(self._dim)
         self._scale_inv_std = np.ones(self._dim)
         self._active_idx = np.zeros(0, dtype=np.int64)
+        self._active_names: list[str] = []
         self._init_state()
         for name in names:
             self._append_arm(name)
@@ -180,7 +181,7 @@ class Policy(abc.ABC):
     @property
     def arms(self) -> list[str]:
         """Active arms (those that can be chosen), in insertion order."""
-        return [self._arm_names[i] for i in self._active_idx]
+        return list(self._active_names)
 
     # ------------------------------------------------------------------ public API
     def select(
@@ -358,6 +359,7 @@ class Policy(abc.ABC):
 
     def _refresh_active(self) -> None:
         self._active_idx = np.flatnonzero(self._active).astype(np.int64)
+        self._active_names = [self._arm_names[i] for i in self._active_idx.tolist()]
 
     def _known_index(self, arm: Any) -> int:
         if not isinstance(arm, str):
@@ -406,12 +408,14 @@ class Policy(abc.ABC):
     def _features(self, x: np.ndarray) -> np.ndarray:
         """Scaled features plus the intercept (length ``dim + 1``)."""
         z = np.empty(self._dim + 1)
+        head = z[: self._dim]
         if self.scaling == "none":
-            z[: self._dim] = x
+            head[...] = x
         else:
-            np.subtract(x, self._scale_mean, out=z[: self._dim])
-            z[: self._dim] *= self._scale_inv_std
-            np.clip(z[: self._dim], -self.scale_clip, self.scale_clip, out=z[: self._dim])
+            np.subtract(x, self._scale_mean, out=head)
+            np.multiply(head, self._scale_inv_std, out=head)
+            np.minimum(head, self.scale_clip, out=head)
+            np.maximum(head, -self.scale_clip, out=head)
         z[self._dim] = 1.0
         return z
 
@@ -419,16 +423,22 @@ class Policy(abc.ABC):
         self, idx: np.ndarray, scores: np.ndarray, probs: np.ndarray, pos: int
     ) -> Decision:
         """Build a :class:`Decision` from per-candidate arrays aligned with ``idx``."""
-        names = [self._arm_names[i] for i in idx.tolist()]
-        order = np.argsort(-scores, kind="stable").tolist()
-        ranking = [names[pos]]
-        ranking.extend(names[j] for j in order if j != pos)
+        if idx is self._active_idx:
+            names = self._active_names
+        else:
+            all_names = self._arm_names
+            names = [all_names[i] for i in idx.tolist()]
+        score_list = scores.tolist()
         prob_list = probs.tolist()
+        # Best first; ties keep the arm order (sorted is stable); the chosen arm leads.
+        order = sorted(range(len(names)), key=score_list.__getitem__, reverse=True)
+        ranking = [names[pos]]
+        ranking.extend([names[j] for j in order if j != pos])
         return Decision(
             arm=names[pos],
             propensity=prob_list[pos],
-            scores=dict(zip(names, scores.tolist(), strict=True)),
-            probabilities=dict(zip(names, prob_list, strict=True)),
+            scores=dict(zip(names, score_list, strict=False)),
+            probabilities=dict(zip(names, prob_list, strict=False)),
             ranking=ranking,
         )
 

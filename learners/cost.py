@@ -4,12 +4,15 @@ For every model two River ``LinearRegression`` (AdaGrad) learn ``log1p(output_to
 ``log1p(latency_ms)`` from the prompt features, one outcome at a time. Their intercepts start at
 the priors (``default_output_tokens``, ``default_latency_ms``), so an unseen model predicts the
 prior. Predictions are the hot path (every candidate on every request), so each regressor's
-weights are mirrored into numpy after each ``learn`` and a prediction is one dot product.
+weights are mirrored into a numpy matrix (a row per model) after each ``learn``: a prediction is
+one dot product, and :meth:`CostModel.predict_output_tokens_many` predicts every candidate of a
+request with one matrix-vector product.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -73,8 +76,12 @@ class CostModel:
         self.max_output_tokens = check_float("max_output_tokens", max_output_tokens, low=0.0)
         self.max_latency_ms = check_float("max_latency_ms", max_latency_ms, low=0.0)
         self._regressors: dict[str, dict[str, Any]] = {}
-        self._weights: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
         self._counts: dict[str, dict[str, int]] = {}
+        # numpy mirror of the regressors: one row per model, per target
+        self._rows: dict[str, int] = {}
+        self._w = {t: np.zeros((0, self._dim)) for t in _TARGETS}
+        self._b = {t: np.zeros(0) for t in _TARGETS}
+        self._has = {t: np.zeros(0, dtype=bool) for t in _TARGETS}
 
     @property
     def dim(self) -> int:
@@ -101,12 +108,40 @@ class CostModel:
 
     def _predict(self, model: str, x: Any, target: str) -> float:
         xv = check_vector(x, self._dim)
-        cached = self._weights.get(model, {}).get(target)
-        if cached is None:
+        row = self._rows.get(model)
+        if row is None or not self._has[target][row]:
             return self._prior(target)
-        w, b = cached
-        y = math.expm1(float(w @ xv) + b)
+        y = math.expm1(float(self._w[target][row] @ xv) + float(self._b[target][row]))
         return min(max(y, 0.0), self._cap(target))
+
+    def _predict_many(self, models: Iterable[str], x: Any, target: str) -> dict[str, float]:
+        xv = check_vector(x, self._dim)
+        prior, cap = self._prior(target), self._cap(target)
+        has = self._has[target]
+        logs = (self._w[target] @ xv + self._b[target]).tolist()
+        out: dict[str, float] = {}
+        for model in models:
+            row = self._rows.get(model)
+            if row is None or not has[row]:
+                out[model] = prior
+            else:
+                out[model] = min(max(math.expm1(logs[row]), 0.0), cap)
+        return out
+
+    def predict_output_tokens_many(self, models: Iterable[str], x: Any) -> dict[str, float]:
+        """:meth:`predict_output_tokens` for several models at once (one matrix product).
+
+        Examples
+        --------
+        >>> cm = CostModel(dim=2, default_output_tokens=50)
+        >>> cm.predict_output_tokens_many(["a", "b"], [0.0, 1.0])
+        {'a': 50.0, 'b': 50.0}
+        """
+        return self._predict_many(models, x, "output_tokens")
+
+    def predict_latency_ms_many(self, models: Iterable[str], x: Any) -> dict[str, float]:
+        """:meth:`predict_latency_ms` for several models at once (one matrix product)."""
+        return self._predict_many(models, x, "latency_ms")
 
     def predict_output_tokens(self, model: str, x: Any) -> float:
         """Predicted output tokens of ``model`` for features ``x`` (the prior before data)."""
@@ -162,10 +197,21 @@ class CostModel:
         return self
 
     def _mirror(self, model: str, target: str) -> None:
+        """Copy one regressor's weights into the numpy mirror used by predictions."""
+        row = self._rows.get(model)
+        if row is None:
+            row = self._rows[model] = len(self._rows)
+            for t in _TARGETS:
+                self._w[t] = np.vstack([self._w[t], np.zeros((1, self._dim))])
+                self._b[t] = np.append(self._b[t], 0.0)
+                self._has[t] = np.append(self._has[t], False)
         reg = self._regressors[model][target]
         weights = reg._weights
-        w = np.fromiter((weights.get(i, 0.0) for i in range(self._dim)), np.float64, self._dim)
-        self._weights.setdefault(model, {})[target] = (w, float(reg.intercept))
+        self._w[target][row] = np.fromiter(
+            (weights.get(i, 0.0) for i in range(self._dim)), np.float64, self._dim
+        )
+        self._b[target][row] = float(reg.intercept)
+        self._has[target][row] = True
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Number of outcomes learned per model and target."""
@@ -200,7 +246,7 @@ class CostModel:
             raise ValueError("corrupt cost model state")
         out._regressors = regressors
         for model, regs in regressors.items():
-            for target in regs:
+            for target in sorted(regs):
                 if target not in _TARGETS:
                     raise ValueError(f"corrupt cost model state: unknown target {target!r}")
                 out._mirror(model, target)

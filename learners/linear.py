@@ -115,8 +115,11 @@ class LinUCB(_RidgePolicy):
 
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
         means, widths = self._ridge.means_and_widths(self._features(x))
-        scores = (means + self.alpha * np.sqrt(widths))[idx]
+        np.sqrt(widths, out=widths)
+        widths *= self.alpha
+        widths += means
         k = len(idx)
+        scores = widths if k == len(means) else widths[idx]
         best = int(np.argmax(scores))
         probs = epsilon_greedy_probabilities(k, best, self.explore)
         pos = best
@@ -194,11 +197,21 @@ class LinearThompson(_RidgePolicy):
         k = len(idx)
         if k == 1:
             return self._decision(idx, mu, np.ones(1), 0)
-        sd = self.v * np.sqrt(widths[idx])
-        draws = rng.standard_normal((self.propensity_draws, k))
+        sd = np.sqrt(widths[idx])
+        sd *= self.v
+        draws = self._draw_buffer(k)
+        rng.standard_normal(out=draws)
         draws *= sd
         draws += mu
         wins = np.bincount(draws.argmax(axis=1), minlength=k)
         probs = wins * ((1.0 - self.explore) / self.propensity_draws) + self.explore / k
         pos = sample_index(probs, rng)
         return self._decision(idx, mu, probs, pos)
+
+    def _draw_buffer(self, k: int) -> np.ndarray:
+        """A reusable ``(propensity_draws, k)`` scratch array (not part of the state)."""
+        buffers: dict[int, np.ndarray] = self.__dict__.setdefault("_draw_buffers", {})
+        buf = buffers.get(k)
+        if buf is None:
+            buf = buffers[k] = np.empty((self.propensity_draws, k))
+        return buf

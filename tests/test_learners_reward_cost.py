@@ -82,3 +82,22 @@ def test_cost_model_predicts_prior_then_learns_per_model() -> None:
     expected = (2000 * 1.0 + cm.predict_output_tokens("m", x_long) * 10.0) / 1e6
     assert usd == pytest.approx(expected)
     assert set(cm.models) == {"m", "other"}
+
+
+def test_cost_model_batch_predictions_match_single_ones() -> None:
+    cm = CostModel(3, default_output_tokens=64, default_latency_ms=500)
+    env = np.random.default_rng(2)
+    for i in range(300):
+        x = env.normal(size=3)
+        cm.learn(f"m{i % 3}", x, output_tokens=50 + 40 * (i % 3) + 10 * abs(x[0]))
+        if i % 3 == 0:
+            cm.learn("m0", x, latency_ms=900.0)
+    models = ["m0", "m1", "m2", "unseen"]
+    for x in env.normal(size=(10, 3)):
+        many = cm.predict_output_tokens_many(models, x)
+        assert list(many) == models
+        for m in models:
+            assert many[m] == pytest.approx(cm.predict_output_tokens(m, x), rel=1e-12)
+        lat = cm.predict_latency_ms_many(models, x)
+        assert lat["m1"] == lat["unseen"] == 500
+        assert lat["m0"] == pytest.approx(cm.predict_latency_ms("m0", x), rel=1e-12)
