@@ -98,6 +98,23 @@ class Policy(abc.ABC):
     Arms that are removed with :meth:`remove_arm` are never chosen again, but keep their state:
     late rewards for them are still accepted by :meth:`update`, and :meth:`add_arm` with the same
     name re-activates them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from learners import make_policy
+    >>> policy = make_policy("linucb", ["small", "large"], dim=2, seed=0)
+    >>> x = np.array([0.3, 1.0])
+    >>> decision = policy.select(x, rng=np.random.default_rng(1))
+    >>> decision.arm in ("small", "large"), decision.propensity > 0
+    (True, True)
+    >>> _ = policy.update(x, decision.arm, 0.8)
+    >>> _ = policy.correct(x, decision.arm, 0.8, 0.2)   # feedback arrived later
+    >>> _ = policy.add_arm("medium").remove_arm("small")
+    >>> policy.arms
+    ['large', 'medium']
+    >>> policy.select(x, ["medium"]).arm
+    'medium'
     """
 
     algorithm: ClassVar[str] = ""
@@ -464,7 +481,18 @@ def epsilon_greedy_probabilities(k: int, best: int, epsilon: float) -> np.ndarra
 
 
 def sample_index(probs: np.ndarray, rng: np.random.Generator) -> int:
-    """Draw an index with probabilities ``probs`` using one uniform number from ``rng``."""
-    u = rng.random() * float(probs.sum())
-    pos = int(np.searchsorted(np.cumsum(probs), u, side="right"))
-    return min(pos, len(probs) - 1)
+    """Draw an index with probabilities ``probs`` using one uniform number from ``rng``.
+
+    An index whose probability is 0 is never drawn.
+
+    Examples
+    --------
+    >>> sample_index(np.array([0.0, 1.0, 0.0]), np.random.default_rng(0))
+    1
+    """
+    cumulative = np.cumsum(probs)
+    u = rng.random() * float(cumulative[-1])
+    pos = int(np.searchsorted(cumulative, u, side="right"))
+    if pos >= len(probs) or probs[pos] <= 0.0:
+        pos = int(np.flatnonzero(probs > 0.0)[-1])
+    return pos

@@ -60,6 +60,17 @@ def make_policy(
         Unknown algorithm or hyperparameter (the message lists the valid ones), bad value.
     TypeError
         A value of the wrong type.
+
+    Examples
+    --------
+    >>> p = make_policy("fixed", ["a", "b"], dim=3, model="a")
+    >>> p.select([0.0, 0.0, 0.0]).arm
+    'a'
+    >>> make_policy("bandit9", ["a"], dim=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown algorithm 'bandit9'; valid algorithms: linucb, thompson, \
+epsilon_greedy, river, uniform, fixed
     """
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, got {type(algorithm).__name__}")

@@ -12,7 +12,9 @@ Floats in the header are written with ``repr`` (exact), River models with the wh
 encoder of :mod:`learners._river_codec`, and the random generator's full state is included, so
 ``loads(dumps(p))`` behaves bit-identically to ``p`` and dumps to the same bytes. A snapshot
 from a newer format version, or anything that is not a snapshot, raises
-:class:`StateFormatError`.
+:class:`StateFormatError`. Replaying one event log gives identical bytes on one platform; numpy's
+BLAS and SIMD kernels may round differently on another CPU or BLAS build, so replicas that must
+agree bit for bit should run the same build (or restore from a snapshot).
 
 Examples
 --------
@@ -105,7 +107,15 @@ def unpack(data: Any, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
 def dumps(policy: Policy) -> bytes:
-    """Serialise ``policy`` (hyperparameters and full learned state) to bytes."""
+    """Serialise ``policy`` (hyperparameters and full learned state) to bytes.
+
+    Examples
+    --------
+    >>> from learners import make_policy
+    >>> data = dumps(make_policy("thompson", ["a", "b"], dim=2, seed=1))
+    >>> data[:8]
+    b'BRSTATE\\x00'
+    """
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
     state = policy._get_state()
@@ -129,6 +139,17 @@ def loads(data: bytes) -> Policy:
     ------
     StateFormatError
         Not a snapshot, a corrupt one, or one from a newer format version.
+
+    Examples
+    --------
+    >>> from learners import make_policy
+    >>> p = make_policy("epsilon_greedy", ["a", "b"], dim=2, seed=1).update([1, 2], "b", 1.0)
+    >>> loads(dumps(p)).summary()["b"]["updates"]
+    1
+    >>> loads(b"pickle?")
+    Traceback (most recent call last):
+    ...
+    learners.state.StateFormatError: not a banditroute state snapshot (bad magic bytes)
     """
     from learners.registry import ALGORITHMS
 
