@@ -133,3 +133,25 @@ def test_unparsable_message_is_invalid_argument_not_unknown(payload: bytes) -> N
         assert limits.in_flight == 0
 
     _run(scenario)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        router_pb2.RouteRequest(prompt="a\x00b"),
+        router_pb2.RouteRequest(prompt="ok", categorical_context={"k": "v\x00"}),
+        router_pb2.RouteRequest(prompt="ok", numeric_context={"k\x00": 1.0}),
+        router_pb2.RouteRequest(prompt="ok", candidates=["m", "n\x00"]),
+    ],
+    ids=["prompt", "map-value", "map-key", "repeated"],
+)
+def test_nul_character_in_any_string_is_invalid_argument(request_: Any) -> None:
+    async def scenario(channel: Any, router: _Router, limits: LimitsInterceptor) -> None:
+        stub = router_pb2_grpc.RouterStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Route(request_)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "NUL" in (info.value.details() or "")
+        assert router.entered == 0
+
+    _run(scenario)

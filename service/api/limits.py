@@ -8,6 +8,9 @@ checks and reflection it
 * rejects it with ``DEADLINE_EXCEEDED`` when its deadline has already passed on arrival;
 * turns a message that does not parse (for example invalid UTF-8 in a string field, which
   grpc's Python deserializer refuses) into ``INVALID_ARGUMENT`` instead of ``UNKNOWN``;
+* refuses a message with a NUL character (U+0000) in any string, at any depth, with
+  ``INVALID_ARGUMENT``: PostgreSQL cannot store NUL in text or JSONB, so such a value could
+  only fail later, deep in a database write (:func:`nul_field`);
 * publishes the call's deadline in a context variable, so the core can call
   :func:`check_deadline` before expensive work or a database wait and give up early;
 * publishes the request's prompt and credentials for log redaction
@@ -34,9 +37,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from grpc import aio
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from service.errors import BanditrouteError
 from service.security import guard_request
@@ -47,6 +51,7 @@ __all__ = [
     "DeadlineExceeded",
     "LimitsInterceptor",
     "check_deadline",
+    "nul_field",
     "server_options",
     "time_remaining",
 ]
@@ -59,13 +64,6 @@ REQUEST_OVERHEAD_BYTES = 1 << 20
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "banditroute_deadline", default=None
-)
-
-IN_FLIGHT = Gauge("banditroute_in_flight_requests", "RPCs being served by this process.")
-REJECTED = Counter(
-    "banditroute_rejected_requests_total",
-    "RPCs refused before reaching a servicer, by reason.",
-    ["reason"],
 )
 
 
@@ -113,6 +111,94 @@ def server_options(
     return [("grpc.max_receive_message_length", max_prompt_bytes + overhead_bytes)]
 
 
+_NulCheck = Callable[[Any], "str | None"]
+_NUL_CHECKERS: dict[str, _NulCheck] = {}
+
+
+def nul_field(message: Message) -> str | None:
+    """Path of the first string (value or map key, at any depth) holding a NUL character.
+
+    >>> from banditroute.v1 import router_pb2
+    >>> nul_field(router_pb2.RouteRequest(prompt="fine", categorical_context={"k": "a\\x00b"}))
+    'categorical_context'
+    >>> nul_field(router_pb2.RouteRequest(prompt="fine")) is None
+    True
+    """
+    descriptor: Any = message.DESCRIPTOR
+    return _nul_checker(descriptor)(message)
+
+
+def _nul_checker(descriptor: Descriptor) -> _NulCheck:
+    """A checker compiled once per message type: plain attribute reads, no reflection."""
+    name = descriptor.full_name
+    cached = _NUL_CHECKERS.get(name)
+    if cached is not None:
+        return cached
+    # Registered before the fields are compiled, so recursive types (Struct) terminate.
+    parts: list[_NulCheck] = []
+
+    def check(message: Any) -> str | None:
+        for part in parts:
+            found = part(message)
+            if found is not None:
+                return found
+        return None
+
+    _NUL_CHECKERS[name] = check
+    parts.extend(_field_checker(field) for field in descriptor.fields)
+    return check
+
+
+def _field_checker(field: FieldDescriptor) -> _NulCheck:
+    attr = field.name
+    string = FieldDescriptor.TYPE_STRING
+    if field.type == string:
+        if field.is_repeated:
+            return lambda m: attr if any("\x00" in v for v in getattr(m, attr)) else None
+        return lambda m: attr if "\x00" in getattr(m, attr) else None
+    if field.type != FieldDescriptor.TYPE_MESSAGE:
+        return lambda m: None
+    entry = field.message_type
+    assert entry is not None
+    if entry.GetOptions().map_entry:
+        key_is_str = entry.fields_by_name["key"].type == string
+        value_field = entry.fields_by_name["value"]
+        value_is_str = value_field.type == string
+        value_type = value_field.message_type
+        sub = _nul_checker(value_type) if value_type is not None else None
+
+        def check_map(m: Any) -> str | None:
+            for key, value in getattr(m, attr).items():
+                if (key_is_str and "\x00" in key) or (value_is_str and "\x00" in value):
+                    return attr
+                if sub is not None and (inner := sub(value)) is not None:
+                    return f"{attr}.{inner}"
+            return None
+
+        return check_map
+    sub_checker = _nul_checker(entry)
+    if field.is_repeated:
+
+        def check_list(m: Any) -> str | None:
+            for item in getattr(m, attr):
+                if (inner := sub_checker(item)) is not None:
+                    return f"{attr}.{inner}"
+            return None
+
+        return check_list
+
+    def check_one(m: Any) -> str | None:
+        if not m.HasField(attr):
+            return None
+        inner = sub_checker(getattr(m, attr))
+        return None if inner is None else f"{attr}.{inner}"
+
+    return check_one
+
+
+_MALFORMED_DETAILS = "request message could not be parsed (invalid UTF-8 or malformed protobuf)"
+
+
 class _Malformed:
     """Stands in for a request whose bytes did not parse; the call is then refused."""
 
@@ -130,15 +216,19 @@ def _safe_deserializer(
 
     def deserialize(data: bytes) -> Any:
         try:
-            return deserializer(data)
-        except (DecodeError, UnicodeDecodeError, ValueError) as exc:
-            # Only the parser's own explanation: it names the field type, never the content.
-            return _Malformed(str(exc)[:200])
+            message = deserializer(data)
+        except (DecodeError, UnicodeDecodeError, ValueError):
+            return _Malformed(_MALFORMED_DETAILS)
+        # A NUL byte somewhere in the wire bytes is needed for a NUL in a string: most Route
+        # calls have none and skip the walk.
+        if b"\x00" in data and isinstance(message, Message):
+            field = nul_field(message)
+            if field is not None:
+                return _Malformed(f"{field} must not contain NUL (U+0000) characters")
+        return message
 
     return deserialize
 
-
-_MALFORMED_DETAILS = "request message could not be parsed (invalid UTF-8 or malformed protobuf)"
 
 
 class LimitsInterceptor(aio.ServerInterceptor):
@@ -152,6 +242,9 @@ class LimitsInterceptor(aio.ServerInterceptor):
         RPCs this process serves at once; the next one gets ``RESOURCE_EXHAUSTED``.
     exempt_prefixes
         Method-name prefixes that are neither counted nor refused.
+    registry
+        Prometheus registry for ``banditroute_limits_in_flight`` and
+        ``banditroute_rejected_requests_total{reason}`` (a private one when None).
 
     Examples
     --------
@@ -165,7 +258,11 @@ class LimitsInterceptor(aio.ServerInterceptor):
     """
 
     def __init__(
-        self, max_in_flight: int, *, exempt_prefixes: Sequence[str] = EXEMPT_PREFIXES
+        self,
+        max_in_flight: int,
+        *,
+        exempt_prefixes: Sequence[str] = EXEMPT_PREFIXES,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
@@ -175,6 +272,17 @@ class LimitsInterceptor(aio.ServerInterceptor):
         self.in_flight = 0
         #: RPCs refused for the in-flight cap since start.
         self.rejected = 0
+        registry = registry if registry is not None else CollectorRegistry()
+        self._gauge = Gauge(
+            "banditroute_limits_in_flight", "RPCs being served (limits view)", registry=registry
+        )
+        self._refused = Counter(
+            "banditroute_rejected_requests",
+            "RPCs refused before reaching a servicer, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._refused_in_flight = self._refused.labels("in_flight")
 
     async def intercept_service(
         self,
@@ -213,29 +321,29 @@ class LimitsInterceptor(aio.ServerInterceptor):
         """Abort the call unless it may run; on return the caller must :meth:`_release`."""
         if self.in_flight >= self.max_in_flight:
             self.rejected += 1
-            REJECTED.labels("in_flight").inc()
+            self._refused_in_flight.inc()
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"server is over its in-flight cap ({self.max_in_flight}); retry with backoff",
             )
         if isinstance(request, _Malformed):
-            REJECTED.labels("malformed").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _MALFORMED_DETAILS)
+            self._refused.labels("malformed").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         remaining = context.time_remaining()
         if remaining is not None:
             if remaining <= 0:
-                REJECTED.labels("deadline").inc()
+                self._refused.labels("deadline").inc()
                 await context.abort(
                     grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on arrival"
                 )
             _DEADLINE.set(time.monotonic() + remaining)
         guard_request(request, context.invocation_metadata())
         self.in_flight += 1
-        IN_FLIGHT.inc()
+        self._gauge.inc()
 
     def _release(self) -> None:
         self.in_flight -= 1
-        IN_FLIGHT.dec()
+        self._gauge.dec()
 
     def _wrap_unary(
         self, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
