@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one database connection attempt."
     )
+    outage_buffer_decisions: int = Field(
+        10_000,
+        ge=0,
+        description="Decisions Route answers from memory while the database is unreachable, "
+        "held and written when it returns (`logged = false`); beyond it decisions are answered "
+        "but not stored (counted in `banditroute_decisions_dropped_total`).",
+    )
     # --- operations -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level."

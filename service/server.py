@@ -211,7 +211,9 @@ async def create_server(
     try:
         from service.core.decision_buffer import BufferedDecisionStore
 
-        decisions = BufferedDecisionStore(store)
+        decisions = BufferedDecisionStore(
+            store, capacity=settings.outage_buffer_decisions, registry=metrics.registry
+        )
     except ImportError:  # pragma: no cover
         pass
     router = RouterCore(
@@ -232,6 +234,7 @@ async def create_server(
         on_written=follower.wake,
         max_batch_items=settings.max_batch_items,
         metrics=metrics,
+        pending=decisions.holds if hasattr(decisions, "holds") else None,
     )
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     install_log_redaction([admin_token])
@@ -246,7 +249,7 @@ async def create_server(
     ]
     server = grpc.aio.server(
         interceptors=[
-            LimitsInterceptor(settings.max_in_flight),
+            LimitsInterceptor(settings.max_in_flight, registry=metrics.registry),
             ServiceInterceptor(auth, observer=metrics),
         ],
         options=options,

@@ -212,12 +212,21 @@ class OutcomeCore:
         on_written: Callable[[], None] | None = None,
         max_batch_items: int = 1000,
         metrics: Any = None,
+        pending: Callable[[uuid.UUID], bool] | None = None,
     ) -> None:
         self.store = store
         self._config = config
         self.on_written = on_written
         self.max_batch_items = max_batch_items
         self.metrics = metrics
+        #: True for a decision answered during a database outage and not stored yet (see
+        #: service.core.decision_buffer): its outcome gets UNAVAILABLE (retry), not NOT_FOUND.
+        self.pending = pending
+
+    def _missing(self, did: uuid.UUID, text: str) -> BanditrouteError:
+        if self.pending is not None and self.pending(did):
+            return Unavailable(f"decision {text!r} is not stored yet (database outage); retry")
+        return NotFound(f"decision {text!r} not found")
 
     def _weights(self, key: PolicyKey) -> RewardWeights:
         spec = self._config().policies.get(key)
@@ -276,7 +285,7 @@ class OutcomeCore:
             decision = decisions.get(did)
             try:
                 if decision is None:
-                    raise NotFound(f"decision {item.decision_id!r} not found")
+                    raise self._missing(did, item.decision_id)
                 self._check_tenant(decision, tenant)
                 row = self._outcome_row(item, decision)
                 stored = decision.outcome or in_batch.get(did)
@@ -366,7 +375,7 @@ class OutcomeCore:
         did, created = parse_decision_id(item.decision_id)
         decision = (await self.store.load_decisions([(did, created)])).get(did)
         if decision is None:
-            raise NotFound(f"decision {item.decision_id!r} not found")
+            raise self._missing(did, item.decision_id)
         self._check_tenant(decision, tenant)
         key = item.feedback_id or f"source:{item.source}"
         weights = self._weights(decision.policy)
