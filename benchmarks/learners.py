@@ -80,6 +80,22 @@ def bench_policy(algorithm: str, dim: int, n: int = 1500) -> tuple[float, float]
     return best_rate(decide), best_rate(learn, repeats=5)
 
 
+def bench_service_path(algorithm: str, dim: int = 64, n: int = 1500) -> float:
+    """Decisions/s as the service calls select: explicit candidates and its own generator."""
+    arms = [f"m{i}" for i in range(K)]
+    policy = trained_policy(algorithm, dim, contexts(2000, dim, seed=1))
+    xs = contexts(n, dim, seed=2)
+    rng = np.random.default_rng(0)
+
+    def decide() -> int:
+        select = policy.select  # type: ignore[attr-defined]
+        for x in xs:
+            select(x, arms, rng=rng)
+        return n
+
+    return best_rate(decide)
+
+
 def bench_river_linucb(dim: int, n_warm: int = 300, n: int = 300) -> tuple[float, float]:
     names = [f"x{i}" for i in range(dim)]
     warm = [dict(zip(names, x.tolist(), strict=True)) for x in contexts(n_warm, dim, seed=1)]
@@ -195,6 +211,9 @@ def main() -> dict[str, object]:
             decisions, updates = bench_policy(algorithm, dim)
             results[f"{key}_k11_d{dim}_decisions_per_s"] = round(decisions)
             results[f"{key}_k11_d{dim}_updates_per_s"] = round(updates)
+    for algorithm, key in (("linucb", "linucb"), ("thompson", "ts")):
+        rate = bench_service_path(algorithm)
+        results[f"{key}_k11_d64_decisions_with_candidates_and_rng_per_s"] = round(rate)
     for algorithm in ("epsilon_greedy", "uniform", "river"):
         decisions, updates = bench_policy(algorithm, 64, n=500 if algorithm == "river" else 1500)
         results[f"{algorithm}_k11_d64_decisions_per_s"] = round(decisions)
