@@ -55,7 +55,7 @@ from service.metrics import Metrics, metrics_port_for_worker
 from service.security import add_port, install_log_redaction
 from service.storage.writer import GroupCommitWriter
 
-__all__ = ["DEMO_MODELS", "BanditrouteServer", "create_server", "register_demo_pool", "serve"]
+__all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -371,64 +371,15 @@ def _prepare_database(settings: Settings) -> tuple[str, Any]:
     return url, pg
 
 
-#: The ``--demo`` pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens).
-DEMO_MODELS = (
-    ("gpt-4o-mini", "openai", 0.15, 0.60),
-    ("claude-3-5-haiku", "anthropic", 0.80, 4.00),
-    ("gpt-4o", "openai", 2.50, 10.00),
-)
-DEMO_POLICY = "default-linucb"
-
-
 def register_demo_pool(database_url: str) -> bool:
-    """Register :data:`DEMO_MODELS`, policy ``default-linucb`` (LinUCB) and route ``default``
-    unless they exist; returns True when something was added (and announced to followers)."""
-    from sqlalchemy import func, select, text
-    from sqlalchemy.dialects.postgresql import insert
-
+    """Register the demo model pool, policy ``default`` (LinUCB) and route ``default`` where
+    missing (:func:`service.core.admin.register_demo_pool`); True when something was added."""
+    from service.core.admin import register_demo_pool as register
     from service.storage.database import create_engine
-    from service.storage.models import CONFIG_CHANNEL, ConfigChange, Model, Policy, Route
 
     engine = create_engine(database_url)
     try:
-        with engine.begin() as conn:
-            added = conn.execute(
-                insert(Model)
-                .values(
-                    [
-                        {"id": m, "provider": p, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
-                        for m, p, i, o in DEMO_MODELS
-                    ]
-                )
-                .on_conflict_do_nothing()
-            ).rowcount
-            has_policy = conn.execute(
-                select(func.count()).select_from(Policy).where(Policy.name == DEMO_POLICY)
-            ).scalar_one()
-            if not has_policy:
-                conn.execute(
-                    insert(Policy).values(
-                        name=DEMO_POLICY,
-                        version=1,
-                        algorithm="linucb",
-                        hyperparameters={"alpha": 1.0},
-                        cost_weight=10.0,
-                    )
-                )
-                added += 1
-            added += conn.execute(
-                insert(Route)
-                .values(tenant="", name="default", policy_name=DEMO_POLICY, policy_version=0)
-                .on_conflict_do_nothing()
-            ).rowcount
-            if added:
-                conn.execute(
-                    insert(ConfigChange).values(
-                        entity="demo", key="default", action="register", actor="serve --demo"
-                    )
-                )
-                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": CONFIG_CHANNEL})
-        return bool(added)
+        return register(engine)
     finally:
         engine.dispose()
 
