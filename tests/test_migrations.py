@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -109,5 +113,16 @@ def test_check_schema_on_older_schema_says_run_db_upgrade(empty_db_url: str) -> 
         engine.dispose()
 
 
-def test_head_is_single_and_named_by_number() -> None:
-    assert migrate.head().startswith("0001_") or migrate.head()[:4].isdigit()
+def test_revisions_form_one_numbered_chain_in_date_prefixed_files() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    chain = list(reversed(list(script.walk_revisions())))
+    assert chain[0].revision == "0001_initial" and chain[0].down_revision is None
+    for number, (older, newer) in enumerate(itertools.pairwise(chain), start=2):
+        assert newer.down_revision == older.revision
+        assert newer.revision.startswith(f"{number:04d}_")
+    for rev in chain:
+        name = Path(rev.path).name
+        assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_" + re.escape(rev.revision) + r"\.py", name), name
+    assert chain[-1].revision == migrate.head()

@@ -1,0 +1,97 @@
+"""Reading the event log: order, joined decision context, history as of each event, LISTEN."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from service.config import libpq_url
+from service.storage.events import (
+    Listener,
+    last_event_id,
+    read_events,
+    read_events_async,
+)
+from service.storage.models import EVENTS_CHANNEL
+from service.storage.writer import GroupCommitWriter
+from tests.helpers import decision_row, feedback_row, outcome_row
+
+
+def _write(url: str, steps: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    async def scenario() -> list[Any]:
+        results = []
+        async with GroupCommitWriter(url) as writer:
+            for kind, row in steps:
+                method = {
+                    "d": writer.write_decision,
+                    "o": writer.write_outcome,
+                    "f": writer.write_feedback,
+                }[kind]
+                results.append(await method(row))
+        return results
+
+    return asyncio.run(scenario())
+
+
+def test_events_come_in_id_order_with_their_context(fresh_db_url: str) -> None:
+    features = np.array([0.1, -2.5, 1e-300, 3.0], dtype="<f8")
+    d1 = decision_row(features=features.tobytes(), model="m2", tenant="acme", variant="b")
+    d2 = decision_row()
+    results = _write(
+        fresh_db_url,
+        [
+            ("d", d1),
+            ("d", d2),
+            ("f", feedback_row(d1, feedback_key="early", rating=0.0)),  # before the outcome
+            ("o", outcome_row(d1, quality=0.9, reward=0.8)),
+            ("f", feedback_row(d1, feedback_key="late", rating=1.0)),
+            ("o", outcome_row(d2)),
+        ],
+    )
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        events = read_events(conn, 0)
+        tail = read_events(conn, events[1].event_id, limit=2)
+        assert last_event_id(conn) == results[-1].event_id
+    assert [e.event_id for e in events] == [r.event_id for r in results[2:]]
+    assert [e.kind for e in events] == ["feedback", "outcome", "feedback", "outcome"]
+    early, outcome, late, other = events
+    assert early.outcome_event_id is None and early.prior_ratings == ()
+    assert outcome.prior_ratings == (0.0,) and outcome.reward == 0.8
+    assert late.outcome_event_id == outcome.event_id and late.quality == 0.9
+    assert late.prior_ratings == (0.0,) and late.rating == 1.0
+    assert (late.tenant, late.model, late.variant) == ("acme", "m2", "b")
+    assert late.features is not None and late.features.tobytes() == features.tobytes()
+    assert other.decision_id == d2["decision_id"]
+    assert [e.event_id for e in tail] == [late.event_id, other.event_id]
+
+
+def test_read_events_async_matches_sync(fresh_db_url: str) -> None:
+    d = decision_row()
+    _write(fresh_db_url, [("d", d), ("o", outcome_row(d)), ("f", feedback_row(d))])
+
+    async def read() -> list[Any]:
+        async with await psycopg.AsyncConnection.connect(libpq_url(fresh_db_url)) as conn:
+            return await read_events_async(conn, 0)
+
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        expected = read_events(conn, 0)
+    got = asyncio.run(read())
+    assert [(e.event_id, e.kind, e.reward) for e in got] == [
+        (e.event_id, e.kind, e.reward) for e in expected
+    ]
+
+
+def test_listener_wakes_on_commit(fresh_db_url: str) -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        async with Listener(fresh_db_url) as listener:
+            await listener.wait(5.0)  # the (re)connect wake-up
+            async with GroupCommitWriter(fresh_db_url) as writer:
+                event_id = await writer.write_decision(decision_row())
+            got = await listener.wait(10.0)
+            return [*got, (EVENTS_CHANNEL, str(event_id))]
+
+    *received, expected = asyncio.run(scenario())
+    assert expected in received
