@@ -59,16 +59,17 @@ def markdown_table(report: dict[str, Any]) -> str:
     ...        "oracle_accuracy": 1.0, "oracle_cost_per_query": 0.5,
     ...        "zero_router_aiq": 1.0}, "results": []}
     >>> print(markdown_table(rep).splitlines()[0])
-    ### toy (test split, 2 prompts, seeds [0], operating cost weight 1)
+    ### toy (test split, 2 prompts, seeds [0])
     """
     base = report["baselines"]
     two = "strong_model" in base
     lines = [
         f"### {report['dataset']} ({report['split']} split, {report['n_prompts']} prompts, "
-        f"seeds {report['seeds']}, operating cost weight {report['cost_weight']:g})",
+        f"seeds {report['seeds']})",
         "",
     ]
-    head = ["router", "start", "accuracy", "cost/query ($)", "vs best single: acc", "cost"]
+    head = ["router", "start", "lambda", "accuracy", "cost/query ($)", "vs best single: acc",
+            "cost"]
     head += ["APGR", "CPT(50%)", "CPT(80%)"] if two else ["AIQ"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
@@ -81,7 +82,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     for r in report["results"]:
         acc = f"{r['accuracy']:.4f} ± {r['accuracy_std']:.4f}"
         cost = f"{r['cost_per_query']:.6f} ± {r['cost_per_query_std']:.6f}"
-        row = [r["policy"], r["start"], acc, cost, ratio(r["accuracy"], best_acc),
+        row = [r["policy"], r["start"], f"{r['cost_weight']:g}", acc, cost,
+               ratio(r["accuracy"], best_acc),
                ratio(r["cost_per_query"], best_cost)]
         if two:
             row += [_fmt(r.get("apgr")), _fmt(r.get("cpt50")), _fmt(r.get("cpt80"))]
@@ -90,17 +92,17 @@ def markdown_table(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     extra = [""] * (3 if two else 1)
     for s in base["single_models"]:
-        lines.append("| " + " | ".join([f"always {s['model']}", "-", _fmt(s["accuracy"]),
+        lines.append("| " + " | ".join([f"always {s['model']}", "-", "-", _fmt(s["accuracy"]),
                                          _fmt(s["cost_per_query"], 6),
                                          ratio(s["accuracy"], best_acc),
                                          ratio(s["cost_per_query"], best_cost), *extra]) + " |")
     rnd = base["random"]
     rnd_extra = ["0.5000", "0.5000", "0.8000"] if two else [""]
-    lines.append("| " + " | ".join(["random", "-", _fmt(rnd["accuracy"]),
+    lines.append("| " + " | ".join(["random", "-", "-", _fmt(rnd["accuracy"]),
                                      _fmt(rnd["cost_per_query"], 6),
                                      ratio(rnd["accuracy"], best_acc),
                                      ratio(rnd["cost_per_query"], best_cost), *rnd_extra]) + " |")
-    lines.append("| " + " | ".join(["oracle (cheapest correct)", "-",
+    lines.append("| " + " | ".join(["oracle (cheapest correct)", "-", "-",
                                      _fmt(base["oracle_accuracy"]),
                                      _fmt(base["oracle_cost_per_query"], 6),
                                      ratio(base["oracle_accuracy"], best_acc),
@@ -171,8 +173,8 @@ def plot_regret(report: dict[str, Any], path: Path) -> Path:
                         color=line[0].get_color(), alpha=0.15)
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative regret (vs best reward per prompt)")
-    ax.set_title(f"{report['dataset']} {report['split']}: regret at cost weight "
-                 f"{report['cost_weight']:g}")
+    ax.set_title(f"{report['dataset']} {report['split']}: cumulative regret at each "
+                 "policy's operating cost weight")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

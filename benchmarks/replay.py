@@ -1,0 +1,320 @@
+"""Replay benchmark on real routing data; prints one JSON object.
+
+Protocol (no choice is ever made on a test split):
+
+1. Each dataset's train split is cut in two by a stable hash of the prompt id
+   (``fit`` / ``validation``). For every algorithm (LinUCB, linear Thompson sampling,
+   epsilon-greedy) and start (cold, warm), a small grid of hyperparameters and feature
+   dimensions, and a grid of cost weights (lambda), are scored on the validation part:
+   cold = one online pass over validation from an empty policy; warm = fit on ``fit``
+   with full information, then one online pass over validation (2 seeds; 1 for MMLU,
+   whose validation part has ~3,500 prompts).
+2. Selection. RouterBench: the highest validation accuracy among configurations whose
+   validation cost per query is at most ``COST_MARGIN`` x the best single model's (a
+   margin under the 30 % bar); if none is, the cheapest. RouteLLM (two models): the
+   lowest validation CPT(50%) of the lambda sweep, then the highest APGR; the operating
+   lambda is the cheapest one recovering >= 50 % of the quality gap on validation.
+3. Test. The chosen configuration runs on the test split, one online pass per seed
+   (5 seeds), cold and warm start separately (warm = fitted on the whole train split
+   with full information), plus the lambda sweep for the cost-quality curve, AIQ
+   (RouterBench) and APGR/CPT (RouteLLM).
+
+Usage: ``python benchmarks/replay.py [--quick] [--out DIR] [--data-root DIR]``.
+Full JSON/Markdown/PNG reports are written to ``benchmarks/results/replay/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from learners.metrics import apgr, cpt  # noqa: E402
+from service.replay.baselines import strong_weak  # noqa: E402
+from service.replay.dataset import ReplayDataset  # noqa: E402
+from service.replay.experiment import ReplayConfig, run_experiment  # noqa: E402
+from service.replay.loaders import default_data_root, hash_split, load_dataset  # noqa: E402
+from service.replay.report import markdown_table, to_json, write_report  # noqa: E402
+from service.replay.runner import (  # noqa: E402
+    PolicySpec,
+    default_featurizer,
+    run_online,
+    warm_start,
+)
+
+DATASETS = ("routerbench", "routellm-mmlu", "routellm-gsm8k")
+ALGORITHMS = ("linucb", "thompson", "epsilon_greedy")
+COST_MARGIN = 0.28  # select configurations at <= 28 % of the best single model's cost
+BAR_QUALITY, BAR_COST = 0.95, 0.30
+TUNE_SEEDS = {"routerbench": (0, 1), "routellm-mmlu": (0,), "routellm-gsm8k": (0, 1)}
+TUNE_DIMS = {"routerbench": (64, 128), "routellm-mmlu": (64,), "routellm-gsm8k": (64, 128)}
+TEST_SEEDS = (0, 1, 2, 3, 4)
+#: lambda as a fraction of 1 / (best single model's cost per query on the TRAIN split)
+ROUTERBENCH_FRACTIONS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2)
+ROUTELLM_FRACTIONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+ROUTELLM_TUNE_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+
+
+def hyperparameter_grid(algorithm: str, quick: bool, dims: Sequence[int] = (64, 128)
+                        ) -> list[dict[str, Any]]:
+    """Small grids around the learners' defaults; ``feature_dim`` is tuned too."""
+    dims = (64,) if quick else tuple(dims)
+    scalings = ("standard", "none")
+    ridges = (1.0, 10.0)
+    if algorithm == "linucb":
+        base = [{"alpha": a, "explore": 0.005} for a in ((0.5,) if quick else (0.1, 1.0))]
+    elif algorithm == "thompson":
+        base = [{"v": v, "explore": 0.005} for v in ((0.5,) if quick else (0.1, 0.5))]
+    else:
+        base = [{"epsilon": e} for e in ((0.05,) if quick else (0.02, 0.1))]
+    grid = []
+    for b, ridge, scaling, dim in itertools.product(base, ridges, scalings, dims):
+        grid.append({**b, "ridge": ridge, "scaling": scaling, "feature_dim": dim})
+    return grid
+
+
+def split_fit_validation(train: ReplayDataset) -> tuple[ReplayDataset, ReplayDataset]:
+    """Stable 50/50 cut of the train split by a hash of each prompt id."""
+    ids = train.ids or [str(i) for i in range(train.n)]
+    fit = [i for i, s in enumerate(ids) if hash_split("fit:" + s + train.prompts[i][:64])
+           == "train"]
+    fit_set = set(fit)
+    val = [i for i in range(train.n) if i not in fit_set]
+    return train.subset(fit, split="fit"), train.subset(val, split="validation")
+
+
+def best_single_cost(data: ReplayDataset) -> float:
+    """Mean cost of the best single model (best quality, then cheaper)."""
+    q, c = data.mean_quality(), data.mean_cost()
+    return float(c[int(np.lexsort((c, -q))[0])])
+
+
+# --------------------------------------------------------------------------- workers
+_STATE: dict[str, Any] = {}
+
+
+def _features(dim: int, part: str) -> np.ndarray:
+    key = f"{part}:{dim}"
+    if key not in _STATE:
+        featurize = default_featurizer(dim)
+        _STATE[key] = featurize(_STATE[part].prompts)
+    return np.asarray(_STATE[key])
+
+
+def _tune_job(args: tuple[str, str, dict[str, Any], list[float]]) -> dict[str, Any]:
+    algorithm, start, params, weights = args
+    hyper = {k: v for k, v in params.items() if k != "feature_dim"}
+    dim = int(params["feature_dim"])
+    fit, val = _STATE["fit"], _STATE["val"]
+    x_fit, x_val = _features(dim, "fit"), _features(dim, "val")
+    spec = PolicySpec(algorithm, hyper)
+    pair = strong_weak(val)
+    points = []
+    for weight in weights:
+        accs, costs, strong = [], [], []
+        for seed in _STATE["tune_seeds"]:
+            policy = spec.build(val.models, x_val.shape[1], seed)
+            if start == "warm":
+                warm_start(policy, fit, x_fit, weight, seed)
+            run = run_online(policy, val, x_val, weight, seed)
+            accs.append(run.accuracy)
+            costs.append(run.cost_per_query)
+            if pair is not None:
+                strong.append(float(run.shares(val.k)[pair[0]]))
+        points.append({"cost_weight": weight, "accuracy": float(np.mean(accs)),
+                       "cost_per_query": float(np.mean(costs)),
+                       "strong_fraction": float(np.mean(strong)) if strong else None})
+    return {"algorithm": algorithm, "start": start, "params": params, "points": points}
+
+
+def _test_job(args: tuple[str, str, dict[str, Any], list[float]]) -> dict[str, Any]:
+    algorithm, start, params, weights = args
+    hyper = {k: v for k, v in params.items() if k != "feature_dim"}
+    config = ReplayConfig([PolicySpec(algorithm, hyper)], weights, seeds=TEST_SEEDS,
+                          cold_start=start == "cold", warm_start=start == "warm")
+    featurize = default_featurizer(int(params["feature_dim"]))
+    return run_experiment(_STATE["test"], config, featurize, history=_STATE["train"])
+
+
+def _init(state: dict[str, Any]) -> None:
+    _STATE.update(state)
+
+
+# --------------------------------------------------------------------------- selection
+def _select(dataset: str, tuned: list[dict[str, Any]], val: ReplayDataset
+            ) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    """Chosen params, operating lambda and the validation numbers behind the choice."""
+    pair = strong_weak(val)
+    if pair is None:
+        limit = COST_MARGIN * best_single_cost(val)
+        candidates = [(p["accuracy"], -p["cost_per_query"], t, p) for t in tuned
+                      for p in t["points"]]
+        feasible = [c for c in candidates if -c[1] <= limit]
+        if feasible:
+            acc, neg_cost, t, p = max(feasible, key=lambda c: (c[0], c[1]))
+        else:
+            acc, neg_cost, t, p = max(candidates, key=lambda c: c[1])
+        return t["params"], p["cost_weight"], {
+            "validation_accuracy": acc, "validation_cost_per_query": -neg_cost,
+            "validation_cost_limit": limit, "feasible": bool(feasible),
+            "configurations_scored": len(candidates)}
+    strong, weak = pair
+    q = val.mean_quality()
+    scored = []
+    for t in tuned:
+        pts = t["points"]
+        xs = [0.0, *[p["strong_fraction"] for p in pts], 1.0]
+        ys = [float(q[weak]), *[p["accuracy"] for p in pts], float(q[strong])]
+        c50 = cpt(xs, ys, float(q[weak]), float(q[strong]), 0.5)
+        ap = apgr(xs, ys, float(q[weak]), float(q[strong]))
+        scored.append((c50 if math.isfinite(c50) else 1.0, -ap, t))
+    c50, neg_ap, t = min(scored, key=lambda s: (s[0], s[1]))
+    target = float(q[weak]) + 0.5 * (float(q[strong]) - float(q[weak]))
+    reach = [p for p in t["points"] if p["accuracy"] >= target]
+    op = (min(reach, key=lambda p: p["strong_fraction"]) if reach
+          else max(t["points"], key=lambda p: p["accuracy"]))
+    return t["params"], op["cost_weight"], {
+        "validation_cpt50": c50, "validation_apgr": -neg_ap,
+        "configurations_scored": len(scored)}
+
+
+def run_dataset(dataset: str, data_root: Path, out_dir: Path, quick: bool, workers: int
+                ) -> dict[str, Any]:
+    """Tune on train, report on test, write the reports; a summary dict."""
+    started = time.time()
+    train = load_dataset(dataset, "train", data_root)
+    test = load_dataset(dataset, "test", data_root)
+    fit, val = split_fit_validation(train)
+    scale = 1.0 / best_single_cost(train)
+    fractions = (ROUTERBENCH_FRACTIONS if dataset == "routerbench"
+                 else ROUTELLM_TUNE_FRACTIONS)
+    tune_weights = [round(f * scale, 4) for f in fractions]
+    sweep = sorted(set([round(f * scale, 4) for f in ROUTELLM_FRACTIONS] + tune_weights))
+    state = {"fit": fit, "val": val, "train": train, "test": test,
+             "tune_seeds": TUNE_SEEDS.get(dataset, (0, 1))}
+    jobs = [(a, s, p, tune_weights) for a in ALGORITHMS for s in ("cold", "warm")
+            for p in hyperparameter_grid(a, quick, TUNE_DIMS.get(dataset, (64,)))]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init,
+                             initargs=(state,)) as pool:
+        tuned = list(pool.map(_tune_job, jobs, chunksize=1))
+        choices = {}
+        for a in ALGORITHMS:
+            for s in ("cold", "warm"):
+                group = [t for t in tuned if t["algorithm"] == a and t["start"] == s]
+                choices[(a, s)] = _select(dataset, group, val)
+        test_jobs = [(a, s, params, [op, *[w for w in sweep if w != op]])
+                     for (a, s), (params, op, _) in choices.items()]
+        reports = list(pool.map(_test_job, test_jobs, chunksize=1))
+    merged = {**reports[0], "results": []}
+    for (key, (params, op, why)), rep in zip(choices.items(), reports, strict=True):
+        result = rep["results"][0]
+        result["policy"] = f"{key[0]}"
+        result["feature_dim"] = params["feature_dim"]
+        result["selected_on_train"] = {"params": params, "cost_weight": op, **why}
+        merged["results"].append(result)
+    merged["cost_weights"] = sweep
+    merged["cost_weight"] = None  # per result (chosen on train)
+    merged["protocol"] = ("hyperparameters, feature dim and cost weight chosen on a "
+                          "fit/validation cut of the train split; reported on test")
+    base = merged["baselines"]
+    for r in merged["results"]:
+        r["meets_bar"] = bool(
+            r["accuracy"] >= BAR_QUALITY * base["best_single_accuracy"]
+            and r["cost_per_query"] <= BAR_COST * base["best_single_cost_per_query"])
+    for key in ("policy", "start", "accuracy", "accuracy_std", "cost_per_query",
+                "cost_per_query_std", "aiq", "aiq_std", "apgr", "cpt50", "cpt80",
+                "accuracy_vs_best_single", "cost_vs_best_single"):
+        merged.pop(key, None)
+    # headline: the warm-start result that scored best on validation (never chosen on test)
+    warm = [(r, choices[(r["policy"], "warm")][2]) for r in merged["results"]
+            if r["start"] == "warm"]
+    if strong_weak(test) is None:
+        head = max(warm, key=lambda rw: rw[1]["validation_accuracy"]
+                   if rw[1]["feasible"] else -1.0)[0]
+    else:
+        head = min(warm, key=lambda rw: rw[1]["validation_cpt50"])[0]
+    for key in ("policy", "start", "cost_weight", "accuracy", "accuracy_std", "cost_per_query",
+                "cost_per_query_std", "aiq", "aiq_std", "apgr", "cpt50", "cpt80",
+                "accuracy_vs_best_single", "cost_vs_best_single", "meets_bar"):
+        if key in head:
+            merged[key] = head[key]
+    merged["headline_rule"] = "warm-start result with the best validation score"
+    merged["elapsed_s"] = round(time.time() - started, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(merged, out_dir, stem=dataset)
+    (out_dir / f"{dataset}_tuning.json").write_text(to_json(
+        {"dataset": dataset, "fit_n": fit.n, "validation_n": val.n,
+         "tune_cost_weights": tune_weights, "scored": tuned}) + "\n")
+    return summarise(merged)
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of one dataset report (flat enough to read)."""
+    base = report["baselines"]
+    keep = ("policy", "start", "split", "seeds", "cost_weight", "accuracy", "accuracy_std",
+            "cost_per_query", "cost_per_query_std", "best_single_model", "best_single_accuracy",
+            "best_single_cost_per_query", "oracle_accuracy", "oracle_cost_per_query", "aiq",
+            "apgr", "cpt50", "cpt80", "accuracy_vs_best_single", "cost_vs_best_single",
+            "meets_bar")
+    out: dict[str, Any] = {k: report[k] for k in keep if k in report}
+    out["n_prompts"] = report["n_prompts"]
+    out["zero_router_aiq"] = base["zero_router_aiq"]
+    out["random"] = base["random"]
+    out["results"] = [
+        {k: r.get(k) for k in ("policy", "start", "cost_weight", "feature_dim", "accuracy",
+                               "accuracy_std", "cost_per_query", "cost_per_query_std",
+                               "accuracy_vs_best_single", "cost_vs_best_single", "aiq", "apgr",
+                               "cpt50", "cpt80", "final_regret", "meets_bar")
+         if k in r}
+        for r in report["results"]
+    ]
+    for r, full in zip(out["results"], report["results"], strict=True):
+        r["hyperparameters"] = full["hyperparameters"]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny grids (smoke run)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "replay")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    args = parser.parse_args(argv)
+    root = args.data_root or default_data_root(ROOT)
+    if root is None or not root.is_dir():
+        print(json.dumps({"error": "routing data not found; pass --data-root"}))
+        raise SystemExit(1)
+    started = time.time()
+    summary: dict[str, Any] = {"benchmark": "replay", "data_root": str(root),
+                               "protocol": __doc__.split("Protocol")[1].split("Usage")[0]
+                               .strip().replace("\n", " ")}
+    markdown = []
+    for dataset in args.datasets:
+        summary[dataset] = run_dataset(dataset, root, args.out, args.quick, args.workers)
+        markdown.append((args.out / f"{dataset}.md").read_text())
+    (args.out / "README.md").write_text(
+        "# Replay benchmark results\n\nReproduce: `python benchmarks/replay.py`. Protocol: "
+        "see the docstring of benchmarks/replay.py (hyperparameters, feature dim and cost "
+        "weight chosen on the train split only).\n\n" + "\n".join(markdown))
+    summary["elapsed_s"] = round(time.time() - started, 1)
+    print(to_json(summary))
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["hyperparameter_grid", "main", "markdown_table", "run_dataset"]
