@@ -188,7 +188,22 @@ def bench_state(dim: int = 64) -> dict[str, float]:
     data = dumps(policy)  # type: ignore[arg-type]
     dump_rate = best_rate(lambda: (dumps(policy), 1)[1] * 1)  # type: ignore[arg-type]
     load_rate = best_rate(lambda: (loads(data), 1)[1] * 1)
+    arms = [f"m{i}" for i in range(K)]
+    results: dict[str, float] = {}
+    for regressor in ("linear", "hoeffding_tree"):
+        river_policy = make_policy("river", arms, dim, seed=0, regressor=regressor)
+        for i, x in enumerate(contexts(3000, dim, seed=4)):
+            river_policy.update(x, arms[i % K], float(x[0] > 0) + 0.1 * x[1])
+        t0 = time.process_time()
+        blob = dumps(river_policy)
+        t1 = time.process_time()
+        loads(blob)
+        t2 = time.process_time()
+        results[f"river_{regressor}_k11_d64_3000_updates_state_bytes"] = float(len(blob))
+        results[f"river_{regressor}_k11_d64_dumps_ms"] = 1e3 * (t1 - t0)
+        results[f"river_{regressor}_k11_d64_loads_ms"] = 1e3 * (t2 - t1)
     return {
+        **results,
         "linucb_k11_d64_state_bytes": float(len(data)),
         "linucb_k11_d64_dumps_ms": 1e3 / dump_rate,
         "linucb_k11_d64_loads_ms": 1e3 / load_rate,

@@ -2,10 +2,15 @@
 
 Objects are taken apart with the same ``__reduce_ex__`` protocol pickle uses, but only
 whitelisted things are written and rebuilt: classes and functions defined in a ``river.``
-module, the builtin containers, numpy arrays and scalars. Floats are written with ``repr`` (which
-round-trips exactly); non-finite floats and numpy values are tagged. Dict insertion order and
-shared references (``$ref``) are preserved, so a restored model predicts bit-identically and
-re-encodes to the same tree.
+module, bound methods of such objects, the builtin containers, numpy arrays and scalars. Floats
+are written with ``repr`` (which round-trips exactly); non-finite floats and numpy values are
+tagged. Dict insertion order and shared references are preserved, so a restored model predicts
+bit-identically and re-encodes to the same tree.
+
+The tree is ``{"classes": [...], "tree": node}``; a node is a JSON scalar or a one-letter-tagged
+object (``o`` object, ``d`` dict, ``l`` list, ``u`` tuple, ``r`` reference, ...). Class names are
+listed once in ``classes`` and referred to by index, which keeps large models (Hoeffding trees
+hold thousands of small statistics) compact.
 """
 
 from __future__ import annotations
@@ -25,12 +30,23 @@ __all__ = ["CodecError", "decode", "encode"]
 _ALLOWED_PREFIX = "river."
 _NEWOBJ: Any = getattr(copyreg, "__newobj__")  # noqa: B009 - not in the typeshed stubs
 
+_BUILTIN_TYPES: dict[type, str] = {
+    int: "int",
+    float: "float",
+    list: "list",
+    dict: "dict",
+    set: "set",
+    tuple: "tuple",
+    str: "str",
+}
+_BUILTIN_BY_NAME = {v: k for k, v in _BUILTIN_TYPES.items()}
+
 
 class CodecError(ValueError):
     """An object cannot be encoded, or a tree cannot be decoded safely."""
 
 
-def encode(obj: Any) -> Any:
+def encode(obj: Any) -> dict[str, Any]:
     """Encode ``obj`` (a River estimator or plain data) as a JSON-compatible tree.
 
     Examples
@@ -44,26 +60,40 @@ def encode(obj: Any) -> Any:
     >>> encode(m2) == encode(m)
     True
     """
-    return _Encoder().encode(obj)
+    enc = _Encoder()
+    tree = enc.encode(obj)
+    return {"classes": enc.classes, "tree": tree}
 
 
-def decode(tree: Any) -> Any:
+def decode(data: Any) -> Any:
     """Rebuild the object encoded by :func:`encode`."""
-    return _Decoder().decode(tree)
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        raise CodecError("malformed encoded object")
+    classes = [_resolve(name, want_class=True) for name in data["classes"]]
+    return _Decoder(classes).decode(data.get("tree"))
 
 
 def _qualname(obj: Any) -> str:
     return f"{obj.__module__}:{obj.__qualname__}"
 
 
-def _allowed_module(module: str | None) -> bool:
-    return bool(module) and (module or "").startswith(_ALLOWED_PREFIX)
+def _allowed_module(module: Any) -> bool:
+    return isinstance(module, str) and module.startswith(_ALLOWED_PREFIX)
+
+
+def _sorted_if_possible(items: Any) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:
+        return list(items)
 
 
 class _Encoder:
     def __init__(self) -> None:
         self.memo: dict[int, int] = {}
         self.keep: list[Any] = []
+        self.classes: list[str] = []
+        self.class_index: dict[type, int] = {}
 
     def _remember(self, obj: Any) -> int | None:
         """Return the ref number if ``obj`` was seen, else register it and return None."""
@@ -74,66 +104,65 @@ class _Encoder:
         self.keep.append(obj)
         return None
 
+    def _pairs(self, items: Any) -> list[list[Any]]:
+        return [[self.encode(k), self.encode(v)] for k, v in items]
+
     def encode(self, obj: Any) -> Any:
-        if obj is None or isinstance(obj, bool | str):
+        t = type(obj)
+        if obj is None or t is bool or t is str or t is int:
             return obj
-        if type(obj) is int:
-            return obj
-        if type(obj) is float:
-            if math.isfinite(obj):
-                return obj
-            return {"$float": repr(obj)}
+        if t is float:
+            return obj if math.isfinite(obj) else {"f": repr(obj)}
         if isinstance(obj, np.generic):
-            return {"$npscalar": obj.dtype.str, "hex": obj.tobytes().hex()}
+            return {"g": obj.dtype.str, "h": obj.tobytes().hex()}
         # functions and classes are global singletons: by name, never memoised
         if isinstance(obj, types.FunctionType):
             if not _allowed_module(obj.__module__) or "<" in obj.__qualname__:
                 raise CodecError(f"cannot serialise function {obj!r}")
-            return {"$function": _qualname(obj)}
+            return {"fn": _qualname(obj)}
         if isinstance(obj, type):
             if obj in _BUILTIN_TYPES:
-                return {"$type": _BUILTIN_TYPES[obj]}
+                return {"t": _BUILTIN_TYPES[obj]}
             if not _allowed_module(obj.__module__):
                 raise CodecError(f"cannot serialise class {obj!r}")
-            return {"$class": _qualname(obj)}
+            return {"c": _qualname(obj)}
         ref = self._remember(obj)
         if ref is not None:
-            return {"$ref": ref}
-        t = type(obj)
+            return {"r": ref}
         if isinstance(obj, types.MethodType):
-            func = obj.__func__
-            if not _allowed_module(getattr(func, "__module__", None)):
+            if not _allowed_module(getattr(obj.__func__, "__module__", None)):
                 raise CodecError(f"cannot serialise method {obj!r}")
-            return {"$method": func.__name__, "self": self.encode(obj.__self__)}
+            return {"m": obj.__func__.__name__, "s": self.encode(obj.__self__)}
         if t is list:
-            return {"$list": [self.encode(v) for v in obj]}
+            return {"l": [self.encode(v) for v in obj]}
         if t is tuple:
-            return {"$tuple": [self.encode(v) for v in obj]}
+            return {"u": [self.encode(v) for v in obj]}
         if t is dict:
-            return {"$dict": [[self.encode(k), self.encode(v)] for k, v in obj.items()]}
-        if t is set or t is frozenset:
-            items = [self.encode(v) for v in _sorted_if_possible(obj)]
-            return {"$set" if t is set else "$frozenset": items}
+            return {"d": self._pairs(obj.items())}
+        if t is set:
+            return {"S": [self.encode(v) for v in _sorted_if_possible(obj)]}
+        if t is frozenset:
+            return {"F": [self.encode(v) for v in _sorted_if_possible(obj)]}
         if t is collections.deque:
-            return {"$deque": [self.encode(v) for v in obj], "maxlen": obj.maxlen}
+            return {"q": [self.encode(v) for v in obj], "n": obj.maxlen}
         if t is collections.defaultdict:
-            return {
-                "$defaultdict": self.encode(obj.default_factory),
-                "items": [[self.encode(k), self.encode(v)] for k, v in obj.items()],
-            }
+            return {"dd": self.encode(obj.default_factory), "i": self._pairs(obj.items())}
         if t is collections.Counter:
-            return {"$counter": [[self.encode(k), self.encode(v)] for k, v in obj.items()]}
+            return {"C": self._pairs(obj.items())}
         if t is np.ndarray:
             arr = np.ascontiguousarray(obj)
-            return {
-                "$ndarray": arr.dtype.str,
-                "shape": list(arr.shape),
-                "b64": base64.b64encode(arr.tobytes()).decode("ascii"),
-            }
-        return self._encode_object(obj)
+            raw = base64.b64encode(arr.tobytes()).decode("ascii")
+            return {"a": arr.dtype.str, "shape": list(arr.shape), "b64": raw}
+        return self._encode_object(obj, t)
 
-    def _encode_object(self, obj: Any) -> Any:
-        t = type(obj)
+    def _attrs(self, state: Any) -> dict[str, Any] | None:
+        # Sorted: the JSON is written with sorted keys and the decoder numbers shared
+        # references in reading order, so both must walk attributes in the same order.
+        if type(state) is dict and all(type(k) is str for k in state):
+            return {k: self.encode(state[k]) for k in sorted(state)}
+        return None
+
+    def _encode_object(self, obj: Any, t: type) -> Any:
         if not _allowed_module(t.__module__):
             raise CodecError(
                 f"cannot serialise {t.__module__}.{t.__qualname__}: only River objects and "
@@ -144,44 +173,47 @@ class _Encoder:
             raise CodecError(f"cannot serialise {t.__qualname__}")
         func, args, state, listitems, dictitems = (*reduced, None, None, None)[:5]
         self.keep.append(reduced)
-        out: dict[str, Any] = {"$object": _qualname(t)}
+        index = self.class_index.get(t)
+        if index is None:
+            index = self.class_index[t] = len(self.classes)
+            self.classes.append(_qualname(t))
+        out: dict[str, Any] = {"o": index}
         if func is _NEWOBJ:
             if args[0] is not t:
                 raise CodecError(f"cannot serialise {t.__qualname__}: unexpected reduce")
-            out["new"] = [self.encode(a) for a in args[1:]]
+            if len(args) > 1:
+                out["n"] = [self.encode(a) for a in args[1:]]
         elif func is t:
-            out["call"] = [self.encode(a) for a in args]
+            out["k"] = [self.encode(a) for a in args]
         else:
             raise CodecError(f"cannot serialise {t.__qualname__}: reduces via {func!r}")
+        # Encoding order (args, state, slots, items) is the decoder's reading order.
         if state is not None:
-            out["state"] = self.encode(state)
+            slots = None
+            if type(state) is tuple and len(state) == 2 and type(state[1]) is dict:
+                state, slots = state
+            if state is not None:
+                self.keep.append(state)
+                attrs = self._attrs(state)
+                if attrs is not None:
+                    out["a"] = attrs
+                else:
+                    out["s"] = self.encode(state)
+            if slots is not None:
+                self.keep.append(slots)
+                out["z"] = self._attrs(slots)
+                if out["z"] is None:
+                    raise CodecError(f"cannot serialise {t.__qualname__}: odd slots state")
         if listitems is not None:
-            out["listitems"] = [self.encode(v) for v in listitems]
+            out["li"] = [self.encode(v) for v in listitems]
         if dictitems is not None:
-            out["dictitems"] = [[self.encode(k), self.encode(v)] for k, v in dictitems]
+            out["di"] = self._pairs(dictitems)
         return out
 
 
-_BUILTIN_TYPES: dict[type, str] = {
-    int: "int",
-    float: "float",
-    list: "list",
-    dict: "dict",
-    set: "set",
-    tuple: "tuple",
-    str: "str",
-}
-_BUILTIN_BY_NAME = {v: k for k, v in _BUILTIN_TYPES.items()}
-
-
-def _sorted_if_possible(items: Any) -> list[Any]:
-    try:
-        return sorted(items)
-    except TypeError:
-        return list(items)
-
-
-def _resolve(qualname: str, *, want_class: bool) -> Any:
+def _resolve(qualname: Any, *, want_class: bool) -> Any:
+    if not isinstance(qualname, str):
+        raise CodecError("malformed class or function name")
     module_name, _, attr_path = qualname.partition(":")
     if not _allowed_module(module_name) or not attr_path:
         raise CodecError(f"refusing to load {qualname!r}: not a River object")
@@ -201,127 +233,131 @@ def _resolve(qualname: str, *, want_class: bool) -> Any:
 
 
 class _Decoder:
-    def __init__(self) -> None:
+    def __init__(self, classes: list[type]) -> None:
+        self.classes = classes
         self.memo: list[Any] = []
 
-    def _reserve(self) -> int:
-        self.memo.append(None)
-        return len(self.memo) - 1
+    def _pairs(self, items: Any) -> list[tuple[Any, Any]]:
+        out = []
+        for k, v in items:
+            key = self.decode(k)
+            out.append((key, self.decode(v)))
+        return out
 
     def decode(self, node: Any) -> Any:
         if node is None or isinstance(node, bool | str | int | float):
             return node
         if not isinstance(node, dict):
             raise CodecError(f"malformed state node of type {type(node).__name__}")
-        if "$float" in node:
-            value = float(node["$float"])
+        try:
+            return self._decode(node)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            if isinstance(exc, CodecError):
+                raise
+            raise CodecError(f"malformed state node: {exc!r}") from None
+
+    def _decode(self, node: dict[str, Any]) -> Any:
+        if "o" in node:
+            return self._decode_object(node)
+        if "r" in node:
+            return self.memo[node["r"]]
+        if "f" in node:
+            value = float(node["f"])
             if math.isfinite(value):
-                raise CodecError("malformed $float node")
+                raise CodecError("malformed float node")
             return value
-        if "$npscalar" in node:
-            return np.frombuffer(bytes.fromhex(node["hex"]), dtype=np.dtype(node["$npscalar"]))[0]
-        if "$ref" in node:
-            try:
-                return self.memo[node["$ref"]]
-            except (IndexError, TypeError):
-                raise CodecError("malformed $ref node") from None
-        if "$function" in node:
-            return _resolve(node["$function"], want_class=False)
-        if "$class" in node:
-            return _resolve(node["$class"], want_class=True)
-        if "$type" in node:
-            return _BUILTIN_BY_NAME[node["$type"]]
-        n = self._reserve()
-        if "$method" in node:
-            owner = self.decode(node["self"])
-            name = node["$method"]
+        if "g" in node:
+            return np.frombuffer(bytes.fromhex(node["h"]), dtype=np.dtype(node["g"]))[0]
+        if "fn" in node:
+            return _resolve(node["fn"], want_class=False)
+        if "c" in node:
+            return _resolve(node["c"], want_class=True)
+        if "t" in node:
+            return _BUILTIN_BY_NAME[node["t"]]
+        n = len(self.memo)
+        self.memo.append(None)
+        if "m" in node:
+            owner = self.decode(node["s"])
+            name = node["m"]
             if not isinstance(name, str) or name.startswith("__"):
-                raise CodecError("malformed $method node")
+                raise CodecError("malformed method node")
             method = getattr(owner, name)
             if not isinstance(method, types.MethodType):
                 raise CodecError(f"{name!r} is not a method")
             self.memo[n] = method
             return method
-        if "$list" in node:
-            out_list: list[Any] = []
-            self.memo[n] = out_list
-            out_list.extend(self.decode(v) for v in node["$list"])
-            return out_list
-        if "$tuple" in node:
-            self.memo[n] = tuple(self.decode(v) for v in node["$tuple"])
-            return self.memo[n]
-        if "$dict" in node:
+        if "d" in node:
             out_dict: dict[Any, Any] = {}
             self.memo[n] = out_dict
-            for k, v in node["$dict"]:
-                key = self.decode(k)
-                out_dict[key] = self.decode(v)
+            out_dict.update(self._pairs(node["d"]))
             return out_dict
-        if "$set" in node or "$frozenset" in node:
-            raw_items = node["$set"] if "$set" in node else node["$frozenset"]
-            items = [self.decode(v) for v in raw_items]
-            self.memo[n] = set(items) if "$set" in node else frozenset(items)
-            return self.memo[n]
-        if "$deque" in node:
-            dq: collections.deque[Any] = collections.deque(maxlen=node["maxlen"])
+        if "l" in node:
+            out_list: list[Any] = []
+            self.memo[n] = out_list
+            out_list.extend(self.decode(v) for v in node["l"])
+            return out_list
+        if "u" in node:
+            self.memo[n] = tuple(self.decode(v) for v in node["u"])
+        elif "S" in node:
+            self.memo[n] = {self.decode(v) for v in node["S"]}
+        elif "F" in node:
+            self.memo[n] = frozenset(self.decode(v) for v in node["F"])
+        elif "q" in node:
+            dq: collections.deque[Any] = collections.deque(maxlen=node["n"])
             self.memo[n] = dq
-            dq.extend(self.decode(v) for v in node["$deque"])
-            return dq
-        if "$defaultdict" in node:
+            dq.extend(self.decode(v) for v in node["q"])
+        elif "dd" in node:
             dd: collections.defaultdict[Any, Any] = collections.defaultdict(
-                self.decode(node["$defaultdict"])
+                self.decode(node["dd"])
             )
             self.memo[n] = dd
-            for k, v in node["items"]:
-                key = self.decode(k)
-                dd[key] = self.decode(v)
-            return dd
-        if "$counter" in node:
+            dd.update(self._pairs(node["i"]))
+        elif "C" in node:
             ct: collections.Counter[Any] = collections.Counter()
             self.memo[n] = ct
-            for k, v in node["$counter"]:
-                key = self.decode(k)
-                ct[key] = self.decode(v)
-            return ct
-        if "$ndarray" in node:
+            for k, v in self._pairs(node["C"]):
+                ct[k] = v
+        elif "a" in node:
             raw = base64.b64decode(node["b64"])
-            arr = np.frombuffer(raw, dtype=np.dtype(node["$ndarray"])).reshape(node["shape"])
+            arr = np.frombuffer(raw, dtype=np.dtype(node["a"])).reshape(node["shape"])
             self.memo[n] = arr.copy()
-            return self.memo[n]
-        if "$object" in node:
-            return self._decode_object(node, n)
-        raise CodecError(f"malformed state node with keys {sorted(node)}")
-
-    def _decode_object(self, node: dict[str, Any], n: int) -> Any:
-        cls = _resolve(node["$object"], want_class=True)
-        if "new" in node:
-            args = [self.decode(a) for a in node["new"]]
-            obj = cls.__new__(cls, *args)
         else:
-            args = [self.decode(a) for a in node["call"]]
-            obj = cls(*args)
+            raise CodecError(f"malformed state node with keys {sorted(node)}")
+        return self.memo[n]
+
+    def _decode_object(self, node: dict[str, Any]) -> Any:
+        cls = self.classes[node["o"]]
+        n = len(self.memo)
+        self.memo.append(None)
+        if "k" in node:
+            obj = cls(*[self.decode(a) for a in node["k"]])
+        else:
+            obj = cls.__new__(cls, *[self.decode(a) for a in node.get("n", ())])
         self.memo[n] = obj
-        if "state" in node:
-            state = self.decode(node["state"])
+        if "a" in node or "s" in node:
+            if "a" in node:
+                state = {k: self.decode(v) for k, v in node["a"].items()}
+            else:
+                state = self.decode(node["s"])
             setstate = getattr(type(obj), "__setstate__", None)
             if setstate is not None and setstate is not getattr(object, "__setstate__", None):
-                obj.__setstate__(state)
+                obj.__setstate__(state if "z" not in node else (state, self._slots(node)))
             else:
-                _apply_state(obj, state)
-        for v in node.get("listitems") or ():
+                if state:
+                    obj.__dict__.update(state)
+                if "z" in node:
+                    self._set_slots(obj, node)
+        elif "z" in node:
+            self._set_slots(obj, node)
+        for v in node.get("li") or ():
             obj.append(self.decode(v))
-        for k, v in node.get("dictitems") or ():
-            key = self.decode(k)
-            obj[key] = self.decode(v)
+        for k, v in self._pairs(node.get("di") or ()):
+            obj[k] = v
         return obj
 
+    def _slots(self, node: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.decode(v) for k, v in node["z"].items()}
 
-def _apply_state(obj: Any, state: Any) -> None:
-    slots: dict[str, Any] | None = None
-    if isinstance(state, tuple) and len(state) == 2:
-        state, slots = state
-    if state:
-        obj.__dict__.update(state)
-    if slots:
-        for k, v in slots.items():
+    def _set_slots(self, obj: Any, node: dict[str, Any]) -> None:
+        for k, v in self._slots(node).items():
             object.__setattr__(obj, k, v)

@@ -27,7 +27,10 @@ class RiverRewardPolicy(Policy):
     * ``regressor="linear"``: ``linear_model.LinearRegression`` with SGD at ``learning_rate``
       and ``l2`` regularisation.
     * ``regressor="hoeffding_tree"``: ``tree.HoeffdingTreeRegressor`` (``grace_period``,
-      bounded-memory quantisation splitter, linear models in the leaves).
+      quantisation splitter with radius 0.5 on the standardised features, linear models in the
+      leaves). Its state is large: each leaf keeps split statistics per feature (about 40 KB
+      per leaf and 10 features in a snapshot, so ~250 KB per leaf at ``dim=64``); snapshot such
+      policies less often or use a smaller ``dim``.
 
     Exploration: ``"softmax"`` draws an arm with probability proportional to
     ``exp(score / temperature)`` mixed with ``explore`` uniform; ``"epsilon"`` is epsilon-greedy
@@ -110,7 +113,7 @@ class RiverRewardPolicy(Policy):
             )
         return tree.HoeffdingTreeRegressor(
             grace_period=self.grace_period,
-            splitter=tree.splitter.QOSplitter(),
+            splitter=tree.splitter.QOSplitter(radius=0.5),
             leaf_prediction="adaptive",
         )
 

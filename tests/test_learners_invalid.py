@@ -206,9 +206,13 @@ def test_state_refuses_to_load_non_river_objects() -> None:
     from learners._river_codec import CodecError, decode, encode
 
     with pytest.raises(CodecError, match="refusing to load 'os:system'"):
-        decode({"$object": "os:system", "new": []})
+        decode({"classes": ["os:system"], "tree": {"o": 0}})
     with pytest.raises(CodecError, match="refusing to load 'builtins:eval'"):
-        decode({"$function": "builtins:eval"})
+        decode({"classes": [], "tree": {"fn": "builtins:eval"}})
+    with pytest.raises(CodecError, match=r"'river\.stats:Mean\.update' is not a class"):
+        decode({"classes": ["river.stats:Mean.update"], "tree": None})
+    with pytest.raises(CodecError, match="malformed state node"):
+        decode({"classes": [], "tree": {"r": 5}})
     with pytest.raises(CodecError, match="cannot serialise"):
         encode(np.random.default_rng(0))
 
