@@ -200,6 +200,19 @@ class Policy(abc.ABC):
         """Active arms (those that can be chosen), in insertion order."""
         return list(self._active_names)
 
+    @property
+    def known_arms(self) -> list[str]:
+        """Every arm ever added, removed ones included (they still accept late rewards).
+
+        Examples
+        --------
+        >>> from learners import Uniform
+        >>> p = Uniform(["a", "b"], dim=1).remove_arm("a")
+        >>> p.arms, p.known_arms
+        (['b'], ['a', 'b'])
+        """
+        return list(self._arm_names)
+
     # ------------------------------------------------------------------ public API
     def select(
         self,

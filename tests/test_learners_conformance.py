@@ -192,6 +192,7 @@ def test_removed_arm_is_never_chosen(case: str) -> None:
     policy = loads(trained(case))
     policy.remove_arm("b")
     assert policy.arms == ["a", "c", "d"]
+    assert policy.known_arms == ["a", "b", "c", "d"]
     chosen = play(policy, 200, seed=8)
     assert "b" not in chosen
     with pytest.raises(ValueError, match="'b' was removed"):
