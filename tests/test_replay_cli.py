@@ -138,3 +138,37 @@ def test_replay_drives_a_real_server_over_grpc(request: pytest.FixtureRequest,
     assert len(res.decisions) == data.n
     assert all(0 < d["propensity"] <= 1 for d in res.decisions)
     assert set(res.shares) == {"small", "large"}
+
+
+def test_evaluate_reads_decisions_logged_in_postgresql(request: pytest.FixtureRequest,
+                                                       traffic: Path, app: typer.Typer) -> None:
+    try:
+        server = request.getfixturevalue("grpc_server")
+    except pytest.FixtureLookupError:
+        pytest.skip("grpc_server fixture not available")
+    import time
+
+    from service.replay.grpc_driver import replay_over_grpc
+    from service.replay.loaders import load_generic
+    from service.replay.offline import load_events_from_db
+    from service.replay.runner import PolicySpec
+
+    data = load_generic(traffic, "all")
+    res = replay_over_grpc(server.address, data, PolicySpec.parse("epsilon_greedy:epsilon=0.2"),
+                           cost_weight=100.0, seed=1, route="ope",
+                           admin_token=server.admin_token)
+    events = load_events_from_db(server.db_url, route="ope")
+    for _ in range(50):  # decisions are written by a group-commit writer
+        if len(events) == data.n:
+            break
+        time.sleep(0.1)
+        events = load_events_from_db(server.db_url, route="ope")
+    assert len(events) == data.n
+    logged = sorted((e.arm, round(e.propensity, 9)) for e in events)
+    assert logged == sorted((d["model"], round(d["propensity"], 9)) for d in res.decisions)
+    result = CliRunner().invoke(app, ["evaluate", "--database-url", server.db_url, "--route",
+                                      "ope", "--policy", "linucb", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["events"] == data.n
+    assert out["estimates"]["snips"]["supported"] > 0
