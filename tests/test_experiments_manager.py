@@ -298,3 +298,29 @@ def test_experiments_status_numbers(engine: Engine) -> None:
     assert shadow.decisions == 600 and shadow.ips is not None and shadow.snips is not None
     assert shadow.ips.n == 600 and 0.3 < shadow.snips.value < 0.7
     assert "mSPRT" in status.method
+
+
+def test_experiments_guardrail_loop_stops_worse_variants_in_the_background(
+    engine: Engine,
+) -> None:
+    import asyncio
+
+    from service.experiments.api import guardrail_loop
+
+    m = ExperimentManager(engine)
+    m.create("e1", "", "default", _ab(), GUARD, start=True)
+    _log_traffic(engine, "e1", {"control": 0.7, "treatment": 0.4}, 400, 5)
+
+    async def run() -> bool:
+        task = asyncio.create_task(guardrail_loop(m, interval_s=0.05))
+        try:
+            for _ in range(600):  # a generous bound; stops as soon as the loop acted
+                if await asyncio.to_thread(lambda: m.get("e1").variant("treatment").stopped):
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+        finally:
+            task.cancel()
+
+    assert asyncio.run(run())
+    assert m.check_all_guardrails() == []
