@@ -53,4 +53,3 @@ class Experiment(TimestampedMixin, Base):
     stop_reason: Mapped[str] = mapped_column(String, server_default="")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
