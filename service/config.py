@@ -189,9 +189,7 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Events a policy applies between two state snapshots."
     )
     # --- write path -----------------------------------------------------------------------
-    write_batch_max_rows: int = Field(
-        1000, ge=1, description="Most rows one group commit writes."
-    )
+    write_batch_max_rows: int = Field(1000, ge=1, description="Most rows one group commit writes.")
     write_flush_ms: float = Field(
         3.0,
         gt=0,

@@ -27,14 +27,10 @@ class Base(DeclarativeBase):
 class CreatedAtMixin:
     """Adds ``created_at`` set by the database."""
 
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TimestampedMixin(CreatedAtMixin):
     """Adds ``created_at`` and ``updated_at`` (set by the database on insert)."""
 
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

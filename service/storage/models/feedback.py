@@ -30,6 +30,4 @@ class Feedback(Base):
     rating: Mapped[float]
     comment: Mapped[str | None]
     source: Mapped[str] = mapped_column(String, server_default="")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -31,6 +31,4 @@ class Outcome(Base):
     latency_ms: Mapped[float | None]
     error: Mapped[str] = mapped_column(server_default="")
     reward: Mapped[float]
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

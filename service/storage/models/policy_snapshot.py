@@ -21,6 +21,4 @@ class PolicySnapshot(Base):
     policy_version: Mapped[int] = mapped_column(primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     state: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

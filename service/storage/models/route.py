@@ -20,6 +20,4 @@ class Route(TimestampedMixin, Base):
     name: Mapped[str] = mapped_column(String, primary_key=True)
     policy_name: Mapped[str] = mapped_column(String)
     policy_version: Mapped[int] = mapped_column(server_default=text("0"))
-    models: Mapped[list[str]] = mapped_column(
-        ARRAY(String), server_default=text("'{}'::text[]")
-    )
+    models: Mapped[list[str]] = mapped_column(ARRAY(String), server_default=text("'{}'::text[]"))
