@@ -325,3 +325,36 @@ def test_outcome_ids_are_uuid_and_decision_must_match_partition_key(fresh_db_url
 
     assert run(scenario).status is WriteStatus.UNKNOWN_DECISION
     assert isinstance(decision["decision_id"], uuid.UUID)
+
+
+def test_unadaptable_row_fails_alone_and_writer_keeps_working(fresh_db_url: str) -> None:
+    good = [decision_row() for _ in range(3)]
+    bad = decision_row(features=object())  # psycopg cannot adapt it: a caller bug
+
+    async def scenario() -> tuple[list[Any], int | None]:
+        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+            calls = [writer.write_decision(r) for r in [good[0], bad, *good[1:]]]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            return results, await writer.write_decision(decision_row())
+
+    results, after = run(scenario)
+    assert isinstance(results[1], Exception) and not isinstance(results[1], Unavailable)
+    assert all(isinstance(r, int) for i, r in enumerate(results) if i != 1)
+    assert isinstance(after, int)
+    assert count(fresh_db_url, "decisions") == 4
+
+
+def test_incomplete_rows_are_refused_before_queueing(fresh_db_url: str) -> None:
+    decision = decision_row()
+
+    async def scenario() -> None:
+        async with GroupCommitWriter(fresh_db_url) as writer:
+            with pytest.raises(ValueError, match="reward"):
+                await writer.write_outcome({**outcome_row(decision), "reward": None})
+            with pytest.raises(ValueError, match="feedback_key"):
+                await writer.write_feedback({**feedback_row(decision), "feedback_key": None})
+            with pytest.raises(ValueError, match="model"):
+                await writer.write_decision({k: v for k, v in decision.items() if k != "model"})
+            assert writer.pending_rows == 0
+
+    run(scenario)

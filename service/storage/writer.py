@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from service.config import libpq_url
@@ -289,12 +290,12 @@ class GroupCommitWriter:
         ``row`` has ``decision_id`` (UUID), ``decision_created_at``, ``tenant`` (``None`` = the
         caller's tenant is not checked), the :data:`OUTCOME_COLUMNS` and ``reward``.
         """
-        result: WriteResult = await self._submit("o", dict(row))
+        result: WriteResult = await self._submit("o", _checked(row, _OUTCOME_REQUIRED))
         return result
 
     async def write_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
         """Write many outcomes; all are queued at once (or none, on ResourceExhausted)."""
-        futures = self._enqueue([("o", dict(r)) for r in rows])
+        futures = self._enqueue([("o", _checked(r, _OUTCOME_REQUIRED)) for r in rows])
         return list(await asyncio.gather(*futures))
 
     async def write_feedback(self, row: Mapping[str, Any]) -> WriteResult:
@@ -304,7 +305,7 @@ class GroupCommitWriter:
         ``feedback_key`` (the client's feedback id, or one derived from the source) and the
         :data:`FEEDBACK_COLUMNS`.
         """
-        result: WriteResult = await self._submit("f", dict(row))
+        result: WriteResult = await self._submit("f", _checked(row, _FEEDBACK_REQUIRED))
         return result
 
     async def _submit(self, kind: str, row: dict[str, Any]) -> Any:
@@ -415,31 +416,36 @@ class GroupCommitWriter:
             await self._drop_connection()
             self._mark_down(exc, "write")
             return
-        except psycopg.Error as exc:
-            # A row the database rejects must not fail its batch mates: retry one by one.
+        except asyncio.CancelledError:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(Unavailable("the writer stopped"))
+            await self._drop_connection()
+            raise
+        except Exception as exc:
+            # A row the database (or a type adapter) rejects must not fail its batch mates:
+            # the transaction was rolled back; retry the rows one by one.
             if self._on_db_error is not None:
                 self._on_db_error("write")
+            if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                await self._drop_connection()  # reconnect rather than reuse an unknown state
             if len(batch) == 1:
                 log.error("database rejected a %s row: %s", batch[0].kind, _describe(exc))
                 if not batch[0].future.done():
                     batch[0].future.set_exception(exc)
                 return
             for item in batch:
-                await self._flush([item])
+                if self._conn is None:
+                    with contextlib.suppress(OSError, psycopg.Error):
+                        self._conn = await self._connect()
+                if self._conn is not None:
+                    await self._flush([item])
                 if self._conn is None:  # the connection died meanwhile: fail the rest
                     for rest in batch:
                         if not rest.future.done():
                             rest.future.set_exception(Unavailable("the database is unreachable"))
                     return
             return
-        except BaseException as exc:  # cancellation or a bug: never leave a caller waiting
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(
-                        exc if isinstance(exc, Exception) else Unavailable("writer stopped")
-                    )
-            await self._drop_connection()
-            raise
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
@@ -750,6 +756,17 @@ def _same(stored: Any, given: Any, column: str) -> bool:
     if column in ("error", "source"):
         return (stored or "") == (given or "")
     return bool(stored == given)
+
+
+_OUTCOME_REQUIRED = ("decision_id", "decision_created_at", "reward")
+_FEEDBACK_REQUIRED = ("decision_id", "decision_created_at", "feedback_key", "rating")
+
+
+def _checked(row: Mapping[str, Any], required: Sequence[str]) -> dict[str, Any]:
+    missing = [c for c in required if row.get(c) is None]
+    if missing:
+        raise ValueError(f"row misses {missing}")
+    return dict(row)
 
 
 def _decision_row(row: Mapping[str, Any]) -> dict[str, Any]:
