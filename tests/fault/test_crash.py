@@ -112,7 +112,7 @@ def _assert_policy_equals_rebuild(
             config = load_config(conn)
         spec = config.policies[PolicyKey(name, version)]
         dim = int(Settings.model_fields["feature_dim"].default)
-        rebuilt = rebuild_policy(engine, spec, config.arms(), dim)
+        rebuilt = rebuild_policy(engine, spec, config.arms, dim)
         summary = rebuilt.summary()
         live = {arm.model: arm.updates for arm in state.arms}
         assert live == {arm: int(s["updates"]) for arm, s in summary.items()}
@@ -124,7 +124,7 @@ def _assert_policy_equals_rebuild(
                 (name, version),
             ).fetchall()
         for last_event_id, data in snapshots:
-            at = rebuild_policy(engine, spec, config.arms(), dim, upto=int(last_event_id))
+            at = rebuild_policy(engine, spec, config.arms, dim, upto=int(last_event_id))
             assert policy_state.dumps(at) == bytes(data), f"snapshot at {last_event_id} differs"
         return len(snapshots)
     finally:
@@ -170,7 +170,7 @@ def test_sigkill_of_service_on_embedded_database_recovers_stale_server() -> None
     data_dir = Path(tempfile.mkdtemp(prefix="banditroute-crash-", dir="/tmp"))
     env = {"BANDITROUTE_DATA_DIR": str(data_dir)}
     try:
-        server = spawn_server(None, env=env, args=("--demo",))
+        server = spawn_server("", env=env, args=("--demo",))
         try:
             decisions = asyncio.run(make_decisions(server.address, 400))
             requests = [outcome_for(did, i) for i, did in enumerate(decisions)]
@@ -183,7 +183,7 @@ def test_sigkill_of_service_on_embedded_database_recovers_stale_server() -> None
         pid_file = data_dir / "postgres" / "postmaster.pid"
         assert pid_file.exists(), "embedded PostgreSQL should survive its owner's SIGKILL"
 
-        server = spawn_server(None, env=env)
+        server = spawn_server("", env=env)
         try:
             rest = [r for r in requests if r.decision_id not in stream.acknowledged]
             asyncio.run(retry_until_recorded(server.address, rest))
