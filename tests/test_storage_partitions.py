@@ -88,3 +88,33 @@ def test_retention_drops_whole_old_months_and_their_events(fresh_db_url: str) ->
     assert (result.deleted_outcomes, result.deleted_feedback) == (1, 1)
     assert all(m.year > 2020 or m.month >= 2 for m in months)
     assert (left, outcomes, feedback) == (1, 1, 1)  # February's decision is kept
+
+
+def test_concurrent_maintenance_creates_each_partition_once(fresh_db_url: str) -> None:
+    import threading
+
+    engine = create_engine(fresh_db_url)
+    created: list[list[str]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def maintain() -> None:
+        try:
+            barrier.wait()
+            with engine.begin() as conn:
+                created.append(
+                    ensure_decision_partitions(
+                        conn, now=datetime(2040, 1, 1, tzinfo=UTC), months_ahead=6
+                    )
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=maintain) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert errors == []
+    assert sorted(len(c) for c in created) == [0, 0, 7]

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = [
     "DEFAULT_PARTITION",
+    "PARTITION_LOCK_KEY",
     "RetentionResult",
     "add_months",
     "apply_retention",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_PARTITION = "decisions_default"
+#: Advisory lock serialising partition maintenance ("banditrt" + 2).
+PARTITION_LOCK_KEY = 0x62616E6469747274 + 2
 _NAME = re.compile(r"^decisions_y(\d{4})m(\d{2})$")
 
 
@@ -85,6 +88,8 @@ def ensure_decision_partitions(
     in the same transaction. Returns the names of the partitions created.
     """
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    # concurrent starts (replicas, workers) must not race to create the same partition
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK_KEY})
     existing = set(list_decision_partitions(conn))
     created = []
     for offset in range(months_ahead + 1):
@@ -146,6 +151,7 @@ def apply_retention(
     """
     if retention_days < 1:
         raise ValueError(f"retention_days must be >= 1, got {retention_days}")
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK_KEY})
     cutoff = (now or datetime.now(UTC)).astimezone(UTC) - timedelta(days=retention_days)
     dropped = []
     for first in list_decision_partitions(conn):
