@@ -7,8 +7,8 @@ Protocol (no choice is ever made on a test split):
    epsilon-greedy) and start (cold, warm), a small grid of hyperparameters and feature
    dimensions, and a grid of cost weights (lambda), are scored on the validation part:
    cold = one online pass over validation from an empty policy; warm = fit on ``fit``
-   with full information, then one online pass over validation (2 seeds; 1 for MMLU,
-   whose validation part has ~3,500 prompts).
+   with full information, then one online pass over validation (seeds and grids in
+   ``SETTINGS``; 1 seed for MMLU, whose validation part has ~3,500 prompts).
 2. Selection. RouterBench: the highest validation accuracy among configurations whose
    validation cost per query is at most ``COST_MARGIN`` x the best single model's (a
    margin under the 30 % bar); if none is, the cheapest. RouteLLM (two models): the
@@ -55,35 +55,41 @@ from service.replay.runner import (  # noqa: E402
     warm_start,
 )
 
-DATASETS = ("routerbench", "routellm-mmlu", "routellm-gsm8k")
+DATASETS = ("routerbench", "routellm-gsm8k", "routellm-mmlu")
 ALGORITHMS = ("linucb", "thompson", "epsilon_greedy")
 COST_MARGIN = 0.28  # select configurations at <= 28 % of the best single model's cost
 BAR_QUALITY, BAR_COST = 0.95, 0.30
-TUNE_SEEDS = {"routerbench": (0, 1), "routellm-mmlu": (0,), "routellm-gsm8k": (0, 1)}
-TUNE_DIMS = {"routerbench": (64, 128), "routellm-mmlu": (64,), "routellm-gsm8k": (64, 128)}
 TEST_SEEDS = (0, 1, 2, 3, 4)
-#: lambda as a fraction of 1 / (best single model's cost per query on the TRAIN split)
-ROUTERBENCH_FRACTIONS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2)
-ROUTELLM_FRACTIONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
-ROUTELLM_TUNE_FRACTIONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+#: Per dataset: seeds and feature dims scored on validation, and the cost weights as
+#: fractions f of 1 / (best single model's cost per query on the TRAIN split), i.e.
+#: lambda = f / c_best: "always using the best model costs f quality points per query".
+SETTINGS: dict[str, dict[str, Any]] = {
+    "routerbench": {"tune_seeds": (0, 1), "dims": (64, 128),
+                    "tune": (0.05, 0.075, 0.1, 0.125, 0.15, 0.2),
+                    "sweep": (0.0, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 1.0)},
+    "routellm-gsm8k": {"tune_seeds": (0, 1), "dims": (64, 128),
+                       "tune": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
+                       "sweep": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)},
+    "routellm-mmlu": {"tune_seeds": (0,), "dims": (64,),
+                      "tune": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
+                      "sweep": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)},
+}
 
 
 def hyperparameter_grid(algorithm: str, quick: bool, dims: Sequence[int] = (64, 128)
                         ) -> list[dict[str, Any]]:
-    """Small grids around the learners' defaults; ``feature_dim`` is tuned too."""
+    """Two scalings of the learners' defaults (standardised features with ridge 1, raw
+    features with ridge 10) times the feature dimensions; exploration floor 0.005."""
     dims = (64,) if quick else tuple(dims)
-    scalings = ("standard", "none")
-    ridges = (1.0, 10.0)
     if algorithm == "linucb":
-        base = [{"alpha": a, "explore": 0.005} for a in ((0.5,) if quick else (0.1, 1.0))]
+        base: dict[str, Any] = {"alpha": 1.0, "explore": 0.005}
     elif algorithm == "thompson":
-        base = [{"v": v, "explore": 0.005} for v in ((0.5,) if quick else (0.1, 0.5))]
+        base = {"v": 0.5, "explore": 0.005}
     else:
-        base = [{"epsilon": e} for e in ((0.05,) if quick else (0.02, 0.1))]
-    grid = []
-    for b, ridge, scaling, dim in itertools.product(base, ridges, scalings, dims):
-        grid.append({**b, "ridge": ridge, "scaling": scaling, "feature_dim": dim})
-    return grid
+        base = {"epsilon": 0.05}
+    pairs = (("standard", 1.0),) if quick else (("standard", 1.0), ("none", 10.0))
+    return [{**base, "scaling": scaling, "ridge": ridge, "feature_dim": dim}
+            for (scaling, ridge), dim in itertools.product(pairs, dims)]
 
 
 def split_fit_validation(train: ReplayDataset) -> tuple[ReplayDataset, ReplayDataset]:
@@ -199,17 +205,20 @@ def run_dataset(dataset: str, data_root: Path, out_dir: Path, quick: bool, worke
     test = load_dataset(dataset, "test", data_root)
     fit, val = split_fit_validation(train)
     scale = 1.0 / best_single_cost(train)
-    fractions = (ROUTERBENCH_FRACTIONS if dataset == "routerbench"
-                 else ROUTELLM_TUNE_FRACTIONS)
-    tune_weights = [round(f * scale, 4) for f in fractions]
-    sweep = sorted(set([round(f * scale, 4) for f in ROUTELLM_FRACTIONS] + tune_weights))
+    settings = SETTINGS[dataset]
+    tune_weights = [round(f * scale, 4) for f in settings["tune"]]
+    sweep = sorted(set(round(f * scale, 4) for f in settings["sweep"]))
     state = {"fit": fit, "val": val, "train": train, "test": test,
-             "tune_seeds": TUNE_SEEDS.get(dataset, (0, 1))}
+             "tune_seeds": settings["tune_seeds"]}
     jobs = [(a, s, p, tune_weights) for a in ALGORITHMS for s in ("cold", "warm")
-            for p in hyperparameter_grid(a, quick, TUNE_DIMS.get(dataset, (64,)))]
+            for p in hyperparameter_grid(a, quick, settings["dims"])]
     with ProcessPoolExecutor(max_workers=workers, initializer=_init,
                              initargs=(state,)) as pool:
-        tuned = list(pool.map(_tune_job, jobs, chunksize=1))
+        tuned = []
+        for done, t in enumerate(pool.map(_tune_job, jobs, chunksize=1), start=1):
+            tuned.append(t)
+            print(f"{dataset}: tuned {done}/{len(jobs)} ({time.time() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
         choices = {}
         for a in ALGORITHMS:
             for s in ("cold", "warm"):
@@ -217,7 +226,11 @@ def run_dataset(dataset: str, data_root: Path, out_dir: Path, quick: bool, worke
                 choices[(a, s)] = _select(dataset, group, val)
         test_jobs = [(a, s, params, [op, *[w for w in sweep if w != op]])
                      for (a, s), (params, op, _) in choices.items()]
-        reports = list(pool.map(_test_job, test_jobs, chunksize=1))
+        reports = []
+        for done, rep in enumerate(pool.map(_test_job, test_jobs, chunksize=1), start=1):
+            reports.append(rep)
+            print(f"{dataset}: tested {done}/{len(test_jobs)} ({time.time() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
     merged = {**reports[0], "results": []}
     for (key, (params, op, why)), rep in zip(choices.items(), reports, strict=True):
         result = rep["results"][0]
@@ -306,11 +319,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for dataset in args.datasets:
         summary[dataset] = run_dataset(dataset, root, args.out, args.quick, args.workers)
         markdown.append((args.out / f"{dataset}.md").read_text())
+        (args.out / f"{dataset}_summary.json").write_text(to_json(summary[dataset], indent=1))
     (args.out / "README.md").write_text(
         "# Replay benchmark results\n\nReproduce: `python benchmarks/replay.py`. Protocol: "
         "see the docstring of benchmarks/replay.py (hyperparameters, feature dim and cost "
         "weight chosen on the train split only).\n\n" + "\n".join(markdown))
     summary["elapsed_s"] = round(time.time() - started, 1)
+    (args.out / "summary.json").write_text(to_json(summary, indent=1) + "\n")
     print(to_json(summary))
 
 
