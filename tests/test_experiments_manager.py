@@ -324,3 +324,49 @@ def test_experiments_guardrail_loop_stops_worse_variants_in_the_background(
 
     assert asyncio.run(run())
     assert m.check_all_guardrails() == []
+
+
+def test_experiments_stats_score_every_variant_with_the_control_weights(engine: Engine) -> None:
+    # The treatment's policy weighs cost heavily; its stored outcome rewards say so. The status
+    # compares on the control's scale (cost weight 0), with feedback merged in.
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO policies (name, version, algorithm, cost_weight, feedback_weight) "
+                "VALUES ('costly', 1, 'linucb', 100, 0.5)"
+            )
+        )
+        c.execute(text("UPDATE policies SET feedback_weight = 0.5 WHERE name = 'lin'"))
+    m = ExperimentManager(engine)
+    m.create(
+        "e1",
+        "",
+        "default",
+        [
+            VariantSpec("control", "lin", 0, 50, control=True),
+            VariantSpec("treatment", "costly", 0, 50),
+        ],
+        start=True,
+    )
+    _log_traffic(engine, "e1", {"control": 0.5, "treatment": 0.5}, 200, 3)
+    with engine.begin() as c:
+        c.execute(text("UPDATE outcomes SET reward = -1"))  # what a cost-heavy policy stored
+        quality = c.execute(
+            text(
+                "SELECT avg(o.quality) FROM outcomes o JOIN decisions d "
+                "ON d.decision_id = o.decision_id WHERE d.variant = 'treatment'"
+            )
+        ).scalar_one()
+        c.execute(
+            text(
+                "INSERT INTO feedback (event_id, decision_id, decision_created_at, tenant, "
+                "feedback_key, rating) SELECT 100000 + row_number() OVER (), o.decision_id, "
+                "o.decision_created_at, '', 'source:user', 1.0 FROM outcomes o JOIN decisions d "
+                "ON d.decision_id = o.decision_id WHERE d.variant = 'treatment'"
+            )
+        )
+    by = {s.variant.name: s for s in experiment_status(engine, m.get("e1")).variants}
+    # reward = 0.5 * quality + 0.5 * rating (1.0), minus 0 * cost: the control's yardstick.
+    expected = 0.5 * float(quality) + 0.5
+    assert by["treatment"].reward.estimate == pytest.approx(expected)
+    assert by["treatment"].quality.estimate == pytest.approx(float(quality))

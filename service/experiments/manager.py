@@ -607,7 +607,7 @@ class ExperimentManager:
         control = view.control
         if view.state not in ACTIVE_STATES or control is None or not view.guardrail.enabled:
             return []
-        observed = observed_by_variant(self.engine, view.name)
+        observed = observed_by_variant(self.engine, view)
         base = observed.get(control.name)
         if base is None:
             return []

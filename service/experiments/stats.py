@@ -15,8 +15,11 @@ variant (which learns only from its own traffic, keeping the A/B comparison clea
 estimated on its own randomized slice, which is unbiased for the whole population because
 assignment is random. DR uses a per-model mean-reward model.
 
-Rewards are the ``outcomes.reward`` recorded with each outcome (later feedback is not
-folded in here).
+Reward: every variant's outcomes are scored with one yardstick, the reward weights of the
+control's policy version (:func:`yardstick`), by the rule of :mod:`learners.reward` (quality,
+else success as 1/0, 0 on error, merged with the mean of the ratings received so far, minus
+weighted cost and latency, clipped). So an experiment on new reward weights compares variants
+on the same scale, and late feedback counts.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from learners.evaluation import Estimate, doubly_robust, ips, snips
+from learners.reward import RewardWeights
 from learners.sequential import (
     DEFAULT_TARGET_N,
     Difference,
@@ -41,6 +45,7 @@ from learners.sequential import (
 from service.experiments.guardrails import Observed
 from service.experiments.manager import ExperimentView, VariantView
 from service.experiments.shadow import shadow_key
+from service.storage.models import Policy
 
 __all__ = [
     "METHOD",
@@ -51,6 +56,7 @@ __all__ = [
     "experiment_status",
     "observed_by_variant",
     "off_policy_estimates",
+    "yardstick",
 ]
 
 #: Description of the statistical method, returned with every status.
@@ -64,27 +70,52 @@ METHOD = (
 #: At most this many most recent outcomes feed the off-policy estimates.
 OFF_POLICY_ROWS = 200_000
 
+#: One row per decision of the experiment with its reward under the yardstick weights
+#: (:func:`yardstick`): the outcome's quality (else success as 1/0, 0 on error) merged with the
+#: mean rating, minus weighted cost and latency, clipped -- the rule of ``learners.reward``.
+_SCORED = """
+    WITH joined AS (
+      SELECT d.variant, d.model, d.propensity, d.shadow, d.candidates, d.probabilities,
+             d.event_id, o.event_id AS outcome_id, o.cost_usd, o.latency_ms,
+             CASE WHEN o.event_id IS NULL THEN NULL
+                  WHEN o.error <> '' THEN 0.0
+                  WHEN o.quality IS NOT NULL THEN o.quality
+                  WHEN o.success IS NOT NULL THEN o.success::int::float8 END AS base,
+             fb.rating AS rating
+      FROM decisions d
+      LEFT JOIN outcomes o
+        ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
+      LEFT JOIN LATERAL (
+        SELECT avg(f.rating) AS rating FROM feedback f
+        WHERE f.decision_id = d.decision_id AND f.decision_created_at = d.created_at
+      ) fb ON true
+      WHERE d.experiment = :name
+    ), scored AS (
+      SELECT *,
+             CASE WHEN outcome_id IS NULL AND rating IS NULL THEN NULL
+                  ELSE greatest(:rmin, least(:rmax,
+                       coalesce(CASE WHEN rating IS NULL THEN base
+                                     WHEN base IS NULL THEN rating
+                                     ELSE (1 - :fw) * base + :fw * rating END, 0.0)
+                       - :cw * coalesce(cost_usd, 0.0)
+                       - :lw * coalesce(latency_ms, 0.0) / 1000.0)) END AS reward
+      FROM joined
+    )
+"""
+
 _AGGREGATE = text(
-    """
-    SELECT d.variant AS variant,
+    _SCORED
+    + """
+    SELECT variant,
            count(*) AS decisions,
-           count(o.event_id) AS outcomes,
-           count(o.reward) AS r_n, sum(o.reward) AS r_sum, sum(o.reward * o.reward) AS r_sq,
-           count(q.quality) AS q_n, sum(q.quality) AS q_sum,
-           sum(q.quality * q.quality) AS q_sq,
-           count(o.cost_usd) AS c_n, sum(o.cost_usd) AS c_sum,
-           sum(o.cost_usd * o.cost_usd) AS c_sq,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY o.latency_ms) AS p50,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY o.latency_ms) AS p95
-    FROM decisions d
-    LEFT JOIN outcomes o
-      ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
-    LEFT JOIN LATERAL (
-      SELECT CASE WHEN o.error <> '' THEN 0.0
-                  ELSE coalesce(o.quality, o.success::int::float8) END AS quality
-    ) q ON true
-    WHERE d.experiment = :name
-    GROUP BY d.variant
+           count(outcome_id) AS outcomes,
+           count(reward) AS r_n, sum(reward) AS r_sum, sum(reward * reward) AS r_sq,
+           count(base) AS q_n, sum(base) AS q_sum, sum(base * base) AS q_sq,
+           count(cost_usd) AS c_n, sum(cost_usd) AS c_sum, sum(cost_usd * cost_usd) AS c_sq,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
+    FROM scored
+    GROUP BY variant
     """
 )
 
@@ -101,12 +132,12 @@ _SHADOW_COUNTS = text(
 )
 
 _LOGGED = text(
-    """
-    SELECT d.variant, d.model, d.propensity, o.reward, d.shadow, d.candidates, d.probabilities
-    FROM decisions d
-    JOIN outcomes o ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
-    WHERE d.experiment = :name
-    ORDER BY d.event_id DESC
+    _SCORED
+    + """
+    SELECT variant, model, propensity, reward, shadow, candidates, probabilities
+    FROM scored
+    WHERE reward IS NOT NULL
+    ORDER BY event_id DESC
     LIMIT :limit
     """
 )
@@ -166,10 +197,40 @@ def _f(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def _aggregates(engine: Engine, name: str) -> dict[str, _Aggregate]:
+def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
+    """Reward weights every variant is scored with: the control's policy version's (else the
+    first served variant's), so variants that differ in reward weights stay comparable."""
+    ref = view.control or next((v for v in view.variants if not v.shadow), None)
+    if ref is None:
+        return RewardWeights()
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Policy.cost_weight, Policy.latency_weight, Policy.feedback_weight).where(
+                Policy.name == ref.policy, Policy.version == ref.policy_version
+            )
+        ).first()
+    if row is None:
+        return RewardWeights()
+    return RewardWeights(
+        cost_weight=float(row[0]), latency_weight=float(row[1]), feedback_weight=float(row[2])
+    )
+
+
+def _params(view: ExperimentView, weights: RewardWeights) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "cw": weights.cost_weight,
+        "lw": weights.latency_weight,
+        "fw": weights.feedback_weight,
+        "rmin": weights.reward_min,
+        "rmax": weights.reward_max,
+    }
+
+
+def _aggregates(engine: Engine, params: Mapping[str, Any]) -> dict[str, _Aggregate]:
     out: dict[str, _Aggregate] = {}
     with engine.connect() as conn:
-        for r in conn.execute(_AGGREGATE, {"name": name}).mappings():
+        for r in conn.execute(_AGGREGATE, dict(params)).mappings():
             out[r["variant"]] = _Aggregate(
                 decisions=int(r["decisions"]),
                 outcomes=int(r["outcomes"]),
@@ -182,16 +243,20 @@ def _aggregates(engine: Engine, name: str) -> dict[str, _Aggregate]:
     return out
 
 
-def observed_by_variant(engine: Engine, name: str) -> dict[str, Observed]:
-    """Reward and cost summaries of each served variant's outcomes (guardrail input)."""
-    return {v: Observed(a.reward, a.cost) for v, a in _aggregates(engine, name).items()}
+def observed_by_variant(engine: Engine, view: ExperimentView) -> dict[str, Observed]:
+    """Reward (under the :func:`yardstick`) and cost summaries of each served variant's
+    outcomes: the guardrail's input."""
+    params = _params(view, yardstick(engine, view))
+    return {v: Observed(a.reward, a.cost) for v, a in _aggregates(engine, params).items()}
 
 
-def _logged_rows(engine: Engine, name: str, limit: int = OFF_POLICY_ROWS) -> list[LoggedRow]:
+def _logged_rows(
+    engine: Engine, params: Mapping[str, Any], limit: int = OFF_POLICY_ROWS
+) -> list[LoggedRow]:
     rows = []
     with engine.connect() as conn:
         for variant, model, prop, reward, shadow, cands, probs in conn.execute(
-            _LOGGED, {"name": name, "limit": limit}
+            _LOGGED, {**params, "limit": limit}
         ):
             rows.append(
                 LoggedRow(
@@ -307,11 +372,12 @@ def compute_status(
 
 def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
     """Read the experiment's decisions and outcomes and compute its status."""
-    aggregates = _aggregates(engine, view.name)
+    params = _params(view, yardstick(engine, view))
+    aggregates = _aggregates(engine, params)
     with engine.connect() as conn:
         shadow_counts = {
             r.key: (int(r.decisions), int(r.outcomes))
             for r in conn.execute(_SHADOW_COUNTS, {"name": view.name})
         }
-    rows = _logged_rows(engine, view.name)
+    rows = _logged_rows(engine, params)
     return compute_status(view, aggregates, shadow_counts, rows)
