@@ -465,91 +465,121 @@ class GroupCommitWriter:
 
 
 async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) -> list[Any]:
-    """Write ``batch`` in one transaction and return one result per item (in order)."""
-    results: list[Any] = [None] * len(batch)
+    """Write ``batch`` in one transaction and return one result per item (in order).
+
+    Round trips are few: one pipeline takes the advisory lock, allocates one event id per item
+    (item ``i`` gets the ``i``-th id, so ids follow arrival order; ids of rows not written are
+    skipped), claims request ids, looks up decisions and stored outcomes/feedback and queues
+    the NOTIFY (delivered at commit); then one COPY per table and the COMMIT.
+    """
     decisions = [(i, it.row) for i, it in enumerate(batch) if it.kind == "d"]
     outcomes = [(i, it.row) for i, it in enumerate(batch) if it.kind == "o"]
     feedback = [(i, it.row) for i, it in enumerate(batch) if it.kind == "f"]
-    last_event_id = 0
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
-        if decisions:
-            accepted = await _claim_request_ids(cur, decisions)
-            rows = [row for i, row in decisions if i in accepted]
-            ids = await _allocate(cur, len(rows))
-            await _copy(
-                cur,
-                "decisions",
-                ("event_id", *DECISION_COLUMNS),
-                (
-                    (event_id, *(_db_value(c, row[c]) for c in DECISION_COLUMNS))
-                    for event_id, row in zip(ids, rows, strict=True)
-                ),
+    events = outcomes + feedback
+    # no explicit BEGIN round trip: the implicit BEGIN goes out with the first pipelined query
+    try:
+        lock, ids, claim, known_cur, outcome_cur, feedback_cur = (conn.cursor() for _ in range(6))
+        async with conn.pipeline() as pipeline:
+            await lock.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
+            await ids.execute(
+                "SELECT setval('event_ids', nextval('event_ids') + %s - 1)", (len(batch),)
             )
-            by_index = dict(zip((i for i, _ in decisions if i in accepted), ids, strict=True))
-            for i, _ in decisions:
-                results[i] = by_index.get(i)
-            if ids:
-                last_event_id = max(last_event_id, ids[-1])
-        if outcomes or feedback:
-            known = await _decision_tenants(cur, [row for _, row in outcomes + feedback])
-            to_insert_o = await _check_outcomes(cur, outcomes, known, results)
-            to_insert_f = await _check_feedback(cur, feedback, known, results)
-            ids = await _allocate(cur, len(to_insert_o) + len(to_insert_f))
-            o_ids, f_ids = ids[: len(to_insert_o)], ids[len(to_insert_o) :]
-            await _copy(
-                cur,
-                "outcomes",
-                _OUTCOME_INSERT,
-                (
+            keyed = _first_request_ids(decisions)
+            if keyed:
+                await claim.execute(*_claim_query(keyed))
+            if events:
+                await known_cur.execute(*_decisions_query([row for _, row in events]))
+            if outcomes:
+                await outcome_cur.execute(*_outcomes_query(outcomes))
+            if feedback:
+                await feedback_cur.execute(*_feedback_query(feedback))
+            await lock.execute(
+                "SELECT pg_notify(%s, currval('event_ids')::text)", (EVENTS_CHANNEL,)
+            )
+            await pipeline.sync()
+            row = await ids.fetchone()
+            assert row is not None
+            first_id = int(row[0]) - len(batch) + 1
+            claimed = {(t, r) for t, r in await claim.fetchall()} if keyed else set()
+            known = dict(await known_cur.fetchall()) if events else {}
+            stored_o = await outcome_cur.fetchall() if outcomes else []
+            stored_f = await feedback_cur.fetchall() if feedback else []
+
+        results: list[Any] = [None] * len(batch)
+        accepted = []
+        in_batch: dict[uuid.UUID, tuple[int, str]] = {}
+        for i, row in decisions:
+            if row["request_id"] and (
+                keyed.get((row["tenant"], row["request_id"])) is not row
+                or (row["tenant"], row["request_id"]) not in claimed
+            ):
+                continue  # the key already had a decision: result None
+            results[i] = first_id + i
+            accepted.append((first_id + i, row))
+            in_batch[row["decision_id"]] = (i, row["tenant"])
+        to_insert_o = _check_outcomes(outcomes, stored_o, known, in_batch, results)
+        to_insert_f = _check_feedback(feedback, stored_f, known, in_batch, results)
+        for i, _, tenant in [*to_insert_o, *to_insert_f]:
+            results[i] = WriteResult(WriteStatus.INSERTED, first_id + i, None, tenant)
+        for i, result in enumerate(results):
+            # a repeat of a row written earlier in this batch pointed at it by -1 - index
+            if isinstance(result, WriteResult) and result.event_id < 0:
+                event_id = first_id + (-1 - result.event_id)
+                results[i] = WriteResult(result.status, event_id, result.stored, result.tenant)
+
+        async with conn.cursor() as cur:
+            if accepted:
+                await _copy(
+                    cur,
+                    "decisions",
+                    ("event_id", *DECISION_COLUMNS),
                     (
-                        event_id,
-                        row["decision_id"],
-                        row["decision_created_at"],
-                        tenant,
-                        *(
-                            row.get(c) if c != "error" else (row.get(c) or "")
-                            for c in OUTCOME_COLUMNS
-                        ),
-                        row["reward"],
-                    )
-                    for event_id, (_, row, tenant) in zip(o_ids, to_insert_o, strict=True)
-                ),
-            )
-            await _copy(
-                cur,
-                "feedback",
-                _FEEDBACK_INSERT,
-                (
+                        (event_id, *(_db_value(c, row[c]) for c in DECISION_COLUMNS))
+                        for event_id, row in accepted
+                    ),
+                )
+            if to_insert_o:
+                await _copy(
+                    cur,
+                    "outcomes",
+                    _OUTCOME_INSERT,
                     (
-                        event_id,
-                        row["decision_id"],
-                        row["decision_created_at"],
-                        tenant,
-                        row["feedback_key"],
-                        row["rating"],
-                        row.get("comment"),
-                        row.get("source") or "",
-                    )
-                    for event_id, (_, row, tenant) in zip(f_ids, to_insert_f, strict=True)
-                ),
-            )
-            inserted: dict[int, int] = {}
-            for event_id, (i, _, tenant) in [
-                *zip(o_ids, to_insert_o, strict=True),
-                *zip(f_ids, to_insert_f, strict=True),
-            ]:
-                results[i] = WriteResult(WriteStatus.INSERTED, event_id, None, tenant)
-                inserted[i] = event_id
-            for i, result in enumerate(results):
-                # a repeat of a row written earlier in this batch pointed at it by -1 - index
-                if isinstance(result, WriteResult) and result.event_id < 0:
-                    event_id = inserted[-1 - result.event_id]
-                    results[i] = WriteResult(result.status, event_id, result.stored, result.tenant)
-            if ids:
-                last_event_id = max(last_event_id, ids[-1])
-        if last_event_id:
-            await cur.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(last_event_id)))
+                        (
+                            first_id + i,
+                            row["decision_id"],
+                            row["decision_created_at"],
+                            tenant,
+                            *(row.get(c) for c in OUTCOME_COLUMNS[:-1]),
+                            row.get("error") or "",
+                            row["reward"],
+                        )
+                        for i, row, tenant in to_insert_o
+                    ),
+                )
+            if to_insert_f:
+                await _copy(
+                    cur,
+                    "feedback",
+                    _FEEDBACK_INSERT,
+                    (
+                        (
+                            first_id + i,
+                            row["decision_id"],
+                            row["decision_created_at"],
+                            tenant,
+                            row["feedback_key"],
+                            row["rating"],
+                            row.get("comment"),
+                            row.get("source") or "",
+                        )
+                        for i, row, tenant in to_insert_f
+                    ),
+                )
+        await conn.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.rollback()
+        raise
     return results
 
 
@@ -571,17 +601,7 @@ _FEEDBACK_INSERT = (
     "comment",
     "source",
 )
-
-
-async def _allocate(cur: psycopg.AsyncCursor[Any], n: int) -> list[int]:
-    """Allocate ``n`` consecutive event ids (the advisory lock is held: nobody interleaves)."""
-    if n == 0:
-        return []
-    await cur.execute("SELECT setval('event_ids', nextval('event_ids') + %s - 1)", (n,))
-    row = await cur.fetchone()
-    assert row is not None
-    last = int(row[0])
-    return list(range(last - n + 1, last + 1))
+assert OUTCOME_COLUMNS[-1] == "error"
 
 
 async def _copy(
@@ -596,53 +616,73 @@ async def _copy(
             await copy.write_row(row)
 
 
-async def _claim_request_ids(
-    cur: psycopg.AsyncCursor[Any], decisions: list[tuple[int, dict[str, Any]]]
-) -> set[int]:
-    """Insert the idempotency keys; return the indexes of decisions that may be written."""
-    accepted = {i for i, row in decisions if not row["request_id"]}
-    keyed = [(i, row) for i, row in decisions if row["request_id"]]
-    if not keyed:
-        return accepted
-    first: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-    for i, row in keyed:  # a key repeated within the batch: the first one wins
-        first.setdefault((row["tenant"], row["request_id"]), (i, row))
-    items = list(first.values())
-    await cur.execute(
+def _first_request_ids(
+    decisions: list[tuple[int, dict[str, Any]]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The first decision row of each ``(tenant, request_id)`` in the batch."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, row in decisions:
+        if row["request_id"]:
+            first.setdefault((row["tenant"], row["request_id"]), row)
+    return first
+
+
+def _claim_query(keyed: dict[tuple[str, str], dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+    rows = list(keyed.values())
+    return (
         "INSERT INTO request_ids (tenant, request_id, decision_id, created_at) "
         "SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::timestamptz[]) "
         "ON CONFLICT DO NOTHING RETURNING tenant, request_id",
         (
-            [row["tenant"] for _, row in items],
-            [row["request_id"] for _, row in items],
-            _uuid_array(row["decision_id"] for _, row in items),
-            _timestamp_array(row["created_at"] for _, row in items),
+            [row["tenant"] for row in rows],
+            [row["request_id"] for row in rows],
+            _uuid_array(row["decision_id"] for row in rows),
+            _timestamp_array(row["created_at"] for row in rows),
         ),
     )
-    claimed = {(t, r) for t, r in await cur.fetchall()}
-    for key, (i, _) in first.items():
-        if key in claimed:
-            accepted.add(i)
-    return accepted
 
 
-async def _decision_tenants(
-    cur: psycopg.AsyncCursor[Any], rows: list[dict[str, Any]]
-) -> dict[uuid.UUID, str]:
-    """Tenants of the existing decisions among ``rows`` (by exact id and partition key)."""
+def _decisions_query(rows: list[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+    """Tenants of the stored decisions among ``rows`` (by exact id and partition key)."""
     keys = {(row["decision_id"], row["decision_created_at"]) for row in rows}
-    await cur.execute(
+    return (
         "SELECT d.decision_id, d.tenant FROM unnest(%s::uuid[], %s::timestamptz[]) AS k(id, ts) "
         "JOIN decisions d ON d.decision_id = k.id AND d.created_at = k.ts",
         (_uuid_array(k[0] for k in keys), _timestamp_array(k[1] for k in keys)),
     )
-    return {decision_id: tenant for decision_id, tenant in await cur.fetchall()}
+
+
+def _outcomes_query(outcomes: list[tuple[int, dict[str, Any]]]) -> tuple[str, tuple[Any, ...]]:
+    return (
+        f"SELECT decision_id, event_id, {', '.join(OUTCOME_COLUMNS)}, reward FROM outcomes "
+        "WHERE decision_id = ANY(%s::uuid[])",
+        (_uuid_array(row["decision_id"] for _, row in outcomes),),
+    )
+
+
+def _feedback_query(feedback: list[tuple[int, dict[str, Any]]]) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "SELECT f.decision_id, f.feedback_key, f.event_id, f.rating, f.comment, f.source "
+        "FROM unnest(%s::uuid[], %s::text[]) AS k(id, key) "
+        "JOIN feedback f ON f.decision_id = k.id AND f.feedback_key = k.key",
+        (
+            _uuid_array(row["decision_id"] for _, row in feedback),
+            [row["feedback_key"] for _, row in feedback],
+        ),
+    )
 
 
 def _access(
-    row: dict[str, Any], known: dict[uuid.UUID, str]
+    i: int,
+    row: dict[str, Any],
+    known: dict[uuid.UUID, str],
+    in_batch: dict[uuid.UUID, tuple[int, str]],
 ) -> tuple[WriteResult | None, str | None]:
     tenant = known.get(row["decision_id"])
+    if tenant is None:
+        earlier = in_batch.get(row["decision_id"])
+        if earlier is not None and earlier[0] < i:  # its decision is written in this batch
+            tenant = earlier[1]
     if tenant is None:
         return WriteResult(WriteStatus.UNKNOWN_DECISION), None
     if row.get("tenant") is not None and row["tenant"] != tenant:
@@ -650,26 +690,20 @@ def _access(
     return None, tenant
 
 
-async def _check_outcomes(
-    cur: psycopg.AsyncCursor[Any],
+def _check_outcomes(
     outcomes: list[tuple[int, dict[str, Any]]],
+    records: list[Any],
     known: dict[uuid.UUID, str],
+    in_batch: dict[uuid.UUID, tuple[int, str]],
     results: list[Any],
 ) -> list[tuple[int, dict[str, Any], str]]:
-    if not outcomes:
-        return []
-    await cur.execute(
-        f"SELECT decision_id, event_id, {', '.join(OUTCOME_COLUMNS)}, reward FROM outcomes "
-        "WHERE decision_id = ANY(%s::uuid[])",
-        (_uuid_array(row["decision_id"] for _, row in outcomes),),
-    )
     stored: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
-    for record in await cur.fetchall():
+    for record in records:
         fields = dict(zip((*OUTCOME_COLUMNS, "reward"), record[2:], strict=True))
         stored[record[0]] = (record[1], fields)
     to_insert = []
     for i, row in outcomes:
-        denied, tenant = _access(row, known)
+        denied, tenant = _access(i, row, known, in_batch)
         if denied is not None:
             results[i] = denied
             continue
@@ -690,32 +724,22 @@ async def _check_outcomes(
     return to_insert
 
 
-async def _check_feedback(
-    cur: psycopg.AsyncCursor[Any],
+def _check_feedback(
     feedback: list[tuple[int, dict[str, Any]]],
+    records: list[Any],
     known: dict[uuid.UUID, str],
+    in_batch: dict[uuid.UUID, tuple[int, str]],
     results: list[Any],
 ) -> list[tuple[int, dict[str, Any], str]]:
-    if not feedback:
-        return []
-    await cur.execute(
-        "SELECT f.decision_id, f.feedback_key, f.event_id, f.rating, f.comment, f.source "
-        "FROM unnest(%s::uuid[], %s::text[]) AS k(id, key) "
-        "JOIN feedback f ON f.decision_id = k.id AND f.feedback_key = k.key",
-        (
-            _uuid_array(row["decision_id"] for _, row in feedback),
-            [row["feedback_key"] for _, row in feedback],
-        ),
-    )
     stored: dict[tuple[uuid.UUID, str], tuple[int, dict[str, Any]]] = {}
-    for record in await cur.fetchall():
+    for record in records:
         stored[(record[0], record[1])] = (
             record[2],
             dict(zip(FEEDBACK_COLUMNS, record[3:], strict=True)),
         )
     to_insert = []
     for i, row in feedback:
-        denied, tenant = _access(row, known)
+        denied, tenant = _access(i, row, known, in_batch)
         if denied is not None:
             results[i] = denied
             continue
