@@ -225,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         token = token or secrets.token_urlsafe(16)
         proc, address, data_dir = _start_server(token, args.database_url)
     md = [("authorization", f"Bearer {token}")] if token else []
-    experiment = f"linucb-vs-thompson-{secrets.token_hex(3)}"
+    # A fixed name (the bucketing salt) on our own fresh server; unique on a shared one.
+    experiment = "linucb-vs-thompson"
+    if args.address is not None:
+        experiment += f"-{secrets.token_hex(3)}"
     try:
         with grpc.insecure_channel(address) as ch:
             admin = admin_pb2_grpc.AdminStub(ch)
