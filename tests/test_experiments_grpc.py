@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from service.config import libpq_url
 from service.experiments.assignment import bucket_of, initial_allocation, rebalance
 from service.experiments.cli import experiments_app
-from tests.helpers import spawn_server
+from tests.helpers import free_port, spawn_server
 
 TOKEN = "experiments-test-token"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
@@ -116,8 +117,36 @@ def server(fresh_db_url: str) -> Iterator[Any]:
         srv.stop()
 
 
+def _two_free_ports() -> int:
+    """A port p with p and p + 1 free (the metrics ports of workers 0 and 1)."""
+    import socket
+
+    for _ in range(50):
+        base = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _decisions_served(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("banditroute_decisions_total{")
+    )
+
+
 def test_experiments_sticky_across_two_workers_and_a_restart(fresh_db_url: str) -> None:
-    srv = spawn_server(fresh_db_url, workers=2, env=ENV)
+    metrics = _two_free_ports()
+    srv = spawn_server(
+        fresh_db_url, workers=2, env={**ENV, "BANDITROUTE_METRICS_PORT": str(metrics)}
+    )
     units = [f"user-{i}" for i in range(80)]
     try:
         with grpc.insecure_channel(srv.address) as ch:
@@ -144,6 +173,8 @@ def test_experiments_sticky_across_two_workers_and_a_restart(fresh_db_url: str) 
                     if rnd == 0 and k == 0:
                         assert resp.experiment == "sticky"
         assert all(seen[u] == {expected[u]} for u in units)
+        # Both worker processes answered some of these requests.
+        assert _decisions_served(metrics) > 0 and _decisions_served(metrics + 1) > 0
     finally:
         srv.stop()
     with psycopg.connect(libpq_url(fresh_db_url)) as conn:
