@@ -342,7 +342,9 @@ def list_policies(session: Session, name: str = "") -> list[PolicyInfo]:
 
 def get_policy(session: Session, name: str, version: int = 0) -> PolicyInfo:
     """Version ``version`` (0 = latest) of policy ``name``; NotFound otherwise."""
-    policy = PolicyRepository(session).get(name, version)
+    # policies.version is an INTEGER column: a larger number cannot exist (and would make the
+    # query fail with an out-of-range error instead of answering NOT_FOUND).
+    policy = PolicyRepository(session).get(name, version) if version <= 2**31 - 1 else None
     if policy is None:
         what = f"policy {name!r}" + (f" version {version}" if version else "")
         raise NotFound(f"{what} not found")
