@@ -28,8 +28,8 @@ from tests.fault.strategies import invalid_utf8_field, message_strategy, mutated
 
 pytestmark = pytest.mark.fault
 
-#: Examples per RPC; 20 RPCs, so 500 calls per fuzzer.
-EXAMPLES_PER_RPC = 25
+#: Examples per RPC; 20 RPCs, so 800 calls per fuzzer.
+EXAMPLES_PER_RPC = 40
 
 _FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_RPC,

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.config import libpq_url
 from tests.fault.fuzzing import assert_serving
+from tests.fault.workload import make_decisions
 from tests.helpers import spawn_server
 
 pytestmark = pytest.mark.fault
@@ -56,20 +57,14 @@ def test_flood_past_in_flight_cap_is_refused_fast_and_recovers(fresh_db_url: str
         fresh_db_url, env={"BANDITROUTE_MAX_IN_FLIGHT": str(CAP)}, args=("--demo",)
     )
     try:
-        with grpc.insecure_channel(server.address) as channel:
-            stub = router_pb2_grpc.RouterStub(channel)
-            decisions = [
-                stub.Route(router_pb2.RouteRequest(prompt=f"flood {i}"), timeout=60).decision_id
-                for i in range(FLOOD * MAX_ROUNDS)
-            ]
         codes: Counter[grpc.StatusCode] = Counter()
         refused: list[router_pb2.RecordOutcomeRequest] = []
         accepted: set[str] = set()
         for round_ in range(MAX_ROUNDS):
-            batch = [
-                router_pb2.RecordOutcomeRequest(decision_id=d, quality=0.5)
-                for d in decisions[round_ * FLOOD : (round_ + 1) * FLOOD]
-            ]
+            decisions = asyncio.run(
+                make_decisions(server.address, FLOOD, concurrency=CAP, prefix=f"flood {round_}")
+            )
+            batch = [router_pb2.RecordOutcomeRequest(decision_id=d, quality=0.5) for d in decisions]
             results, health = asyncio.run(_flood(server.address, batch))
             assert health == [health_pb2.HealthCheckResponse.SERVING] * len(health)
             codes.update(results)
