@@ -65,3 +65,67 @@ def test_request_prompt_and_key_are_scrubbed_inside_the_request_only(
 )
 def test_redact_removes_credentials_and_free_text(text: str, leaked: str) -> None:
     assert leaked not in redact(text)
+
+
+def test_server_logs_carry_no_prompt_key_or_token(fresh_db_url: str) -> None:
+    """A real server at DEBUG, with keys and an admin token, serving good and bad calls."""
+    import grpc
+    from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2_grpc
+
+    from tests.helpers import spawn_server
+
+    token = "admin-token-that-must-not-be-logged"
+    server = spawn_server(
+        fresh_db_url,
+        env={
+            "BANDITROUTE_LOG_LEVEL": "DEBUG",
+            "BANDITROUTE_REQUIRE_API_KEYS": "true",
+            "BANDITROUTE_ADMIN_TOKEN": token,
+        },
+        args=("--demo",),
+    )
+    try:
+        admin_md = (("authorization", f"Bearer {token}"),)
+        with grpc.insecure_channel(server.address) as channel:
+            admin = admin_pb2_grpc.AdminStub(channel)
+            router = router_pb2_grpc.RouterStub(channel)
+            key = admin.CreateApiKey(
+                admin_pb2.CreateApiKeyRequest(tenant="acme"), metadata=admin_md
+            ).key
+            md = (("x-api-key", key),)
+            decision = router.Route(router_pb2.RouteRequest(prompt=PROMPT), metadata=md)
+            router.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=decision.decision_id, quality=1.0),
+                metadata=md,
+            )
+            router.SubmitFeedback(
+                router_pb2.SubmitFeedbackRequest(
+                    decision_id=decision.decision_id, rating=1.0, comment=PROMPT
+                ),
+                metadata=md,
+            )
+            bad_calls = [
+                lambda: router.Route(
+                    router_pb2.RouteRequest(prompt=PROMPT, route="nope"), metadata=md
+                ),
+                lambda: router.Route(
+                    router_pb2.RouteRequest(prompt=PROMPT), metadata=(("x-api-key", API_KEY),)
+                ),
+                lambda: admin.ListModels(
+                    admin_pb2.ListModelsRequest(),
+                    metadata=(("authorization", f"Bearer {API_KEY}"),),
+                ),
+                lambda: router.Route(
+                    router_pb2.RouteRequest(prompt=PROMPT, numeric_context={"x": float("nan")}),
+                    metadata=md,
+                ),
+            ]
+            for call in bad_calls:
+                with pytest.raises(grpc.RpcError):
+                    call()
+    finally:
+        server.stop()
+    logs = server.log()
+    assert "DEBUG" in logs or "INFO" in logs, "the server logged nothing: the check is void"
+    for secret in (PROMPT, "merger plan", key, token, API_KEY):
+        assert secret not in logs
