@@ -50,7 +50,7 @@ from service.core.follower import EventFollower
 from service.core.outcomes import OutcomeCore
 from service.core.policies import PolicyRegistry
 from service.core.router import RouterCore
-from service.core.store import SqlStore
+from service.core.store import SqlStore, WriterThread
 from service.metrics import Metrics, metrics_port_for_worker
 from service.security import add_port, install_log_redaction
 from service.storage.writer import GroupCommitWriter
@@ -74,7 +74,7 @@ class BanditrouteServer:
     settings: Settings
     database_url: str
     engine: Engine
-    writer: GroupCommitWriter
+    writer: WriterThread
     follower: EventFollower
     registry: PolicyRegistry
     router: RouterCore
@@ -107,6 +107,10 @@ class BanditrouteServer:
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(grace)
+        close = getattr(self.router.store, "close", None)  # the outage buffer: write what it holds
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
         await self.writer.close()
         for task in self.background:
             task.cancel()
@@ -184,14 +188,16 @@ async def create_server(
 
     pq_url = libpq_url(url)
     metrics = metrics or Metrics()
-    writer = GroupCommitWriter(
-        url,
-        flush_ms=settings.write_flush_ms,
-        batch_max_rows=settings.write_batch_max_rows,
-        max_pending_rows=settings.write_max_pending_rows,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        on_batch=metrics.write_batch_rows.observe,
-        on_db_error=metrics.db_error,
+    writer = WriterThread(
+        lambda: GroupCommitWriter(
+            url,
+            flush_ms=settings.write_flush_ms,
+            batch_max_rows=settings.write_batch_max_rows,
+            max_pending_rows=settings.write_max_pending_rows,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            on_batch=metrics.write_batch_rows.observe,
+            on_db_error=metrics.db_error,
+        )
     )
     await writer.start()
     store = SqlStore(engine, writer, metrics=metrics)
@@ -339,17 +345,46 @@ def _worker_main(settings: Settings, database_url: str, worker_index: int, reuse
         asyncio.run(_serve_one(settings, database_url, worker_index, reuse))
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, pid, request_id (inside an RPC), msg.
+
+    Messages never carry prompt text or secrets (see :mod:`service.security`, whose redaction
+    runs on every record before any formatter).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        from service.api.interceptors import request_id_var
+
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+        }
+        rid = request_id_var.get()
+        if rid:
+            out["request_id"] = rid
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
 def _configure_logging(settings: Settings) -> None:
-    if logging.getLogger().handlers:
+    root = logging.getLogger()
+    if root.handlers:
         return
+    handler = logging.StreamHandler(sys.stderr)
     if settings.log_json:
-        fmt = (
-            '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-            '"pid":%(process)d,"msg":"%(message)s"}'
-        )
+        handler.setFormatter(JsonFormatter())
     else:
-        fmt = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
-    logging.basicConfig(level=settings.log_level, format=fmt, stream=sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+        )
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
 
 
 def _free_port(host: str) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import itertools
 import logging
 import time
 import uuid
@@ -193,6 +194,15 @@ def _header(metadata: Sequence[tuple[str, Any]] | None, name: str) -> str | None
     return None
 
 
+_RID_PREFIX = uuid.uuid4().hex[:12]
+_rid_counter = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    """A request id unique across processes: a random per-process prefix and a counter."""
+    return f"{_RID_PREFIX}-{next(_rid_counter):x}"
+
+
 class RpcObserver(Protocol):
     """Receives one observation per finished RPC (metrics)."""
 
@@ -256,7 +266,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             metadata = context.invocation_metadata() or ()
-            rid = _header(metadata, "x-request-id") or uuid.uuid4().hex
+            rid = _header(metadata, "x-request-id") or _next_request_id()
             rid_token = request_id_var.set(rid)
             tenant_token = None
             try:

@@ -233,6 +233,8 @@ class EventFollower:
         libpq URL for the LISTEN connection (None: poll only).
     poll_interval_s
         Poll period when no NOTIFY arrives.
+    min_fetch_interval_s
+        Shortest time between two fetches woken by NOTIFY (coalesces bursts).
     snapshot_every
         Learning events of a policy between two snapshots (0 disables snapshots).
     batch_size
@@ -252,6 +254,7 @@ class EventFollower:
         batch_size: int = 2000,
         metrics: Metrics | None = None,
         keep_snapshots: int = 3,
+        min_fetch_interval_s: float = 0.02,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -261,6 +264,7 @@ class EventFollower:
         self.batch_size = batch_size
         self.metrics = metrics
         self.keep_snapshots = keep_snapshots
+        self.min_fetch_interval_s = min_fetch_interval_s
         self.config = ConfigSnapshot()
         self.position = 0
         self.decisions = DecisionCache()
@@ -288,25 +292,36 @@ class EventFollower:
             self._tasks.append(asyncio.create_task(self._listen(), name="banditroute-listen"))
 
     async def stop(self) -> None:
-        """Stop following (pending applies finish first)."""
+        """Stop following; waits for a fetch in progress so no query outlives the follower."""
         self._stopping = True
         self._wake.set()
         for task in self._tasks:
-            task.cancel()
+            if task.get_name() != "banditroute-follower":
+                task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, 30)
         self._tasks.clear()
+        async with self._lock:  # a catch-up started by an RPC finishes first
+            pass
 
     def wake(self) -> None:
         """Ask the follower to look at the log now (e.g. after this process wrote)."""
         self._wake.set()
 
     async def _run(self) -> None:
+        last = 0.0
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            # coalesce bursts of NOTIFYs (one per group commit) into one fetch
+            pause = self.min_fetch_interval_s - (time.monotonic() - last)
+            if pause > 0:
+                await asyncio.sleep(pause)
             self._wake.clear()
+            if self._stopping:
+                return
+            last = time.monotonic()
             try:
                 await self.catch_up()
                 self.last_error = ""
@@ -372,19 +387,20 @@ class EventFollower:
         return out
 
     def _fetch(self, after: int, known_version: int) -> _Batch:
-        with self.engine.connect() as conn:
-            conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        # Autocommit: each statement sees the latest committed data. Events are read first and
+        # the config after them, so the config is at least as new as anything the events
+        # reference (a decision's policy and models were committed before the decision).
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(_EVENTS_SQL, {"after": after, "limit": self.batch_size}).all()
+            events = [LogEvent.from_row(r) for r in rows]
             version = config_version(conn)
             config = None
             if version != known_version:
                 config = load_config(conn)
                 self._run_hooks(conn)
-            rows = conn.execute(_EVENTS_SQL, {"after": after, "limit": self.batch_size}).all()
-            events = [LogEvent.from_row(r) for r in rows]
             batch = _Batch(events, config)
             # the cache is only mutated under self._lock, which catch_up holds meanwhile
             batch.decisions = _load_decisions(conn, events, self.decisions.contains, after)
-            conn.rollback()
         return batch
 
     # ------------------------------------------------------------------ applying
@@ -418,20 +434,20 @@ class EventFollower:
             listener(config)
 
     async def catch_up(self) -> int:
-        """Apply every committed event not applied yet; returns how many were applied."""
-        applied = 0
+        """Apply every committed event not applied yet; returns how many changed a policy."""
+        learned = 0
         async with self._lock:
             while True:
                 batch = await asyncio.to_thread(self._fetch, self.position, self.config.version)
                 if batch.config is not None:
                     self._install_config(batch.config)
-                applied += self._apply(batch)
+                learned += self._apply(batch)
                 if len(batch.events) < self.batch_size:
                     break
-        if self.metrics is not None:
-            self.metrics.follower_last.set(self.position)
-        await self._maybe_snapshot()
-        return applied
+            if self.metrics is not None:
+                self.metrics.follower_last.set(self.position)
+            await self._maybe_snapshot()
+        return learned
 
     def _apply(self, batch: _Batch) -> int:
         learned = 0
@@ -455,7 +471,7 @@ class EventFollower:
             learned += 1 if changed else 0
             self.position = ev.event_id
         if batch.events:
-            self.registry.advance(self.position)
+            self.registry.advance(self.position, len(batch.events))
             if self.metrics is not None:
                 self.metrics.follower_applied.inc(len(batch.events))
         return learned
@@ -492,9 +508,16 @@ class EventFollower:
         due: list[tuple[PolicyKey, int, bytes]] = []
         for key in self.registry.policy_keys():
             live = self.registry.get(key)
-            if live is not None and live.since_snapshot >= self.snapshot_every:
+            if live is None:
+                continue
+            # idle policies are snapshotted too (less often), so a restart never replays the
+            # whole log just to position a policy that learned nothing
+            if (
+                live.since_snapshot >= self.snapshot_every
+                or live.seen_since_snapshot >= 10 * self.snapshot_every
+            ):
                 due.append((key, live.last_event_id, policy_state.dumps(live.policy)))
-                live.since_snapshot = 0
+                live.since_snapshot = live.seen_since_snapshot = 0
         if due:
             try:
                 await asyncio.to_thread(self._save_snapshots, due)
@@ -515,7 +538,7 @@ class EventFollower:
             live = self.registry.get(key)
             if live is not None:
                 due.append((key, live.last_event_id, policy_state.dumps(live.policy)))
-                live.since_snapshot = 0
+                live.since_snapshot = live.seen_since_snapshot = 0
         await asyncio.to_thread(self._save_snapshots, due)
         return [k for k, _, _ in due]
 

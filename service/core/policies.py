@@ -25,8 +25,11 @@ Examples
 >>> ev = DecisionEvents(key=spec.key, model="a", features=np.zeros(4), shadows=())
 >>> reg.apply_outcome(ev, OutcomeFacts(quality=1.0), event_id=1)
 [(PolicyKey(name='p', version=1), 1.0)]
->>> live.policy.summary()["a"]["updates"], live.last_event_id
-(1, 1)
+>>> reg.apply_feedback(ev, 0.0, event_id=2)  # the rating halves the merged quality
+[(PolicyKey(name='p', version=1), 0.5)]
+>>> reg.advance(2)
+>>> live.policy.summary()["a"], live.last_event_id
+({'updates': 1, 'mean_reward': 0.5, 'active': True}, 2)
 """
 
 from __future__ import annotations
@@ -132,6 +135,8 @@ class LivePolicy:
     last_event_id: int = 0
     #: Events that changed this policy since its last snapshot.
     since_snapshot: int = 0
+    #: Events of the log (any policy) applied since this policy's last snapshot.
+    seen_since_snapshot: int = 0
     updates: int = 0
 
 
@@ -195,11 +200,12 @@ class PolicyRegistry:
                 live.policy.add_arm(arm)
                 known.add(arm)
 
-    def advance(self, event_id: int) -> None:
-        """Mark every policy as having seen the log up to ``event_id``."""
+    def advance(self, event_id: int, events: int = 0) -> None:
+        """Mark every policy as having seen the log up to ``event_id`` (``events`` more)."""
         for live in self._live.values():
             if live.last_event_id < event_id:
                 live.last_event_id = event_id
+            live.seen_since_snapshot += events
 
     def _learn(self, live: LivePolicy, ev: DecisionEvents, event_id: int) -> float | None:
         key = live.spec.key
