@@ -235,6 +235,10 @@ class EventFollower:
         Poll period when no NOTIFY arrives.
     min_fetch_interval_s
         Shortest time between two fetches woken by NOTIFY (coalesces bursts).
+    cost_learn_every
+        The cost model learns from outcomes whose event id is a multiple of this.
+    yield_every
+        Events applied between two yields to the event loop (keeps Route latency low).
     snapshot_every
         Learning events of a policy between two snapshots (0 disables snapshots).
     batch_size
@@ -255,6 +259,8 @@ class EventFollower:
         metrics: Metrics | None = None,
         keep_snapshots: int = 3,
         min_fetch_interval_s: float = 0.02,
+        cost_learn_every: int = 4,
+        yield_every: int = 64,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -265,6 +271,8 @@ class EventFollower:
         self.metrics = metrics
         self.keep_snapshots = keep_snapshots
         self.min_fetch_interval_s = min_fetch_interval_s
+        self.cost_learn_every = max(1, cost_learn_every)
+        self.yield_every = max(1, yield_every)
         self.config = ConfigSnapshot()
         self.position = 0
         self.decisions = DecisionCache()
@@ -441,7 +449,7 @@ class EventFollower:
                 batch = await asyncio.to_thread(self._fetch, self.position, self.config.version)
                 if batch.config is not None:
                     self._install_config(batch.config)
-                learned += self._apply(batch)
+                learned += await self._apply(batch)
                 if len(batch.events) < self.batch_size:
                     break
             if self.metrics is not None:
@@ -449,11 +457,13 @@ class EventFollower:
             await self._maybe_snapshot()
         return learned
 
-    def _apply(self, batch: _Batch) -> int:
+    async def _apply(self, batch: _Batch) -> int:
         learned = 0
         for ev in batch.events:  # keep the batch's cached decisions from being evicted by it
             self.decisions.get(ev.decision_id)
-        for ev in batch.events:
+        for n, ev in enumerate(batch.events):
+            if n and n % self.yield_every == 0:
+                await asyncio.sleep(0)  # let RPCs run between chunks of learning
             item = self.decisions.get(ev.decision_id)
             if item is None:
                 item = batch.decisions.get(ev.decision_id)
@@ -477,6 +487,10 @@ class EventFollower:
         return learned
 
     def _learn_cost(self, item: DecisionEvents, ev: LogEvent) -> None:
+        # A deterministic subsample (by event id, so every process learns the same events):
+        # the River regressors cost ~0.2 ms per outcome, too much for every event at high rates.
+        if ev.event_id % self.cost_learn_every:
+            return
         latency = ev.outcome.latency_ms if ev.outcome is not None else None
         if ev.output_tokens is None and latency is None:
             return

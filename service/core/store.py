@@ -38,23 +38,28 @@ _FIND_REQUEST_SQL = text(
 )
 _DECISIONS_SQL = text(
     """
-    SELECT decision_id, created_at, tenant, model, policy_name, policy_version,
-           estimated_cost_usd
-      FROM decisions WHERE decision_id = ANY(:ids) AND created_at = ANY(:ts)
+    SELECT d.decision_id, d.created_at, d.tenant, d.model, d.policy_name, d.policy_version,
+           d.estimated_cost_usd,
+           o.event_id AS o_event_id, o.quality, o.success, o.input_tokens, o.output_tokens,
+           o.cost_usd, o.latency_ms, o.error, o.reward,
+           (SELECT json_agg(json_build_object(
+                       'event_id', f.event_id, 'feedback_key', f.feedback_key,
+                       'rating', f.rating, 'comment', f.comment))
+              FROM feedback f WHERE f.decision_id = d.decision_id) AS feedback
+      FROM decisions d
+      LEFT JOIN outcomes o ON o.decision_id = d.decision_id
+     WHERE d.decision_id = ANY(:ids) AND d.created_at = ANY(:ts)
     """
 )
-_OUTCOMES_SQL = text(
-    """
-    SELECT event_id, decision_id, quality, success, input_tokens, output_tokens, cost_usd,
-           latency_ms, error, reward
-      FROM outcomes WHERE decision_id = ANY(:ids)
-    """
-)
-_FEEDBACK_SQL = text(
-    """
-    SELECT event_id, decision_id, feedback_key, rating, comment
-      FROM feedback WHERE decision_id = ANY(:ids)
-    """
+_OUTCOME_FIELDS = (
+    "quality",
+    "success",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "error",
+    "reward",
 )
 
 
@@ -134,21 +139,22 @@ class SqlStore:
         ts = list({t for _, t in keys})
         out: dict[uuid.UUID, StoredDecision] = {}
         with self.engine.connect() as conn:
-            for r in conn.execute(_DECISIONS_SQL, {"ids": ids, "ts": ts}):
-                out[r.decision_id] = StoredDecision(
-                    decision_id=r.decision_id,
-                    created_at=r.created_at,
-                    tenant=r.tenant,
-                    model=r.model,
-                    policy=PolicyKey(r.policy_name, int(r.policy_version)),
-                    estimated_cost_usd=float(r.estimated_cost_usd),
-                )
-            found = list(out)
-            if found:
-                for r in conn.execute(_OUTCOMES_SQL, {"ids": found}):
-                    out[r.decision_id].outcome = dict(r._mapping)
-                for r in conn.execute(_FEEDBACK_SQL, {"ids": found}):
-                    out[r.decision_id].feedback[r.feedback_key] = dict(r._mapping)
+            rows = conn.execute(_DECISIONS_SQL, {"ids": ids, "ts": ts}).all()
+        for r in rows:
+            item = StoredDecision(
+                decision_id=r.decision_id,
+                created_at=r.created_at,
+                tenant=r.tenant,
+                model=r.model,
+                policy=PolicyKey(r.policy_name, int(r.policy_version)),
+                estimated_cost_usd=float(r.estimated_cost_usd),
+            )
+            if r.o_event_id is not None:
+                item.outcome = {k: getattr(r, k) for k in _OUTCOME_FIELDS}
+                item.outcome["event_id"] = r.o_event_id
+            for f in r.feedback or ():
+                item.feedback[f["feedback_key"]] = f
+            out[r.decision_id] = item
         return out
 
     async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:

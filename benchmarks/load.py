@@ -1,0 +1,397 @@
+"""Load benchmark of the gRPC service: Route throughput/latency against a no-op echo ceiling,
+and durable outcome ingest through RecordOutcomes batches.
+
+Run ``python benchmarks/load.py`` (options: ``--seconds``, ``--concurrency``,
+``--database-url``); prints ONE flat JSON object and writes ``benchmarks/results/load.json``.
+
+Method
+------
+* **Echo ceiling**: a grpc.aio server (same event loop, uvloop when available, same message
+  types) whose ``Route`` returns a prebuilt ``RouteResponse`` without doing anything. It runs in
+  its own process, exactly like the real server.
+* **Route**: the real server (``python -m service.server --demo``) on PostgreSQL (a private
+  embedded PostgreSQL under /tmp unless ``--database-url`` is given), with 1 worker and then 2
+  workers (``--workers 2``, SO_REUSEPORT). Every Route is answered after its decision row
+  committed (group commit).
+* **Client**: a separate process (multiprocessing, spawn) running a grpc.aio client that keeps
+  ``--concurrency`` (32) unary calls in flight on ``--channels`` channels for ``--seconds`` after
+  a warm-up; latencies are measured per call in the client. The same client code and settings
+  measure echo and Route in the same run, so ``route_vs_echo`` compares like with like.
+  For 2 workers the client opens one channel per in-flight slot group, so the kernel's
+  SO_REUSEPORT balancing sees several connections.
+* **Outcome ingest**: the client first routes ``--outcome-decisions`` decisions, then sends
+  their outcomes in ``RecordOutcomes`` batches of ``--batch`` items, 4 batches in flight;
+  ``outcome_events_per_s`` counts outcomes acknowledged (each acknowledged outcome is committed
+  to PostgreSQL before its batch is answered).
+
+The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
+machine only and are what the README reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "load.json"
+PROMPTS = [
+    "Summarise the following support ticket in two sentences: the customer cannot log in.",
+    "Write a Python function that merges two sorted lists.",
+    "What is the capital of Australia?",
+    "Translate 'good morning, how are you?' into French and Spanish.",
+    "Explain the difference between TCP and UDP for a junior engineer.",
+    "Prove that the square root of 2 is irrational.",
+]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+
+# -- echo server ---------------------------------------------------------------------------
+
+
+def _echo_server(port: int, ready: Any) -> None:
+    _install_uvloop()
+    import grpc.aio
+    from banditroute.v1 import router_pb2, router_pb2_grpc
+
+    reply = router_pb2.RouteResponse(
+        decision_id="01900000-0000-7000-8000-000000000000",
+        model="gpt-4o-mini",
+        propensity=0.9,
+        fallbacks=[router_pb2.RankedModel(model="gpt-4o", score=0.5, probability=0.1)],
+        policy="default-linucb",
+        policy_version=1,
+        route="default",
+    )
+
+    class Echo(router_pb2_grpc.RouterServicer):
+        async def Route(self, request: Any, context: Any) -> Any:
+            return reply
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        router_pb2_grpc.add_RouterServicer_to_server(Echo(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+# -- client --------------------------------------------------------------------------------
+
+
+def _client(
+    address: str, seconds: float, concurrency: int, channels: int, warmup: float, out: Any
+) -> None:
+    _install_uvloop()
+    import grpc.aio
+    from banditroute.v1 import router_pb2, router_pb2_grpc
+
+    requests = [router_pb2.RouteRequest(prompt=p) for p in PROMPTS]
+
+    async def main() -> dict[str, Any]:
+        chans = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(channels)
+        ]
+        stubs = [router_pb2_grpc.RouterStub(c) for c in chans]
+        latencies: list[float] = []
+        errors = 0
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + seconds
+        done = 0
+
+        async def worker(k: int) -> None:
+            nonlocal errors, done
+            stub = stubs[k % len(stubs)]
+            i = k
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= stop_at:
+                    return
+                try:
+                    await stub.Route(requests[i % len(requests)], timeout=10)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                    continue
+                t1 = time.perf_counter()
+                if t0 >= measure_from:
+                    latencies.append(t1 - t0)
+                    done += 1
+                i += concurrency
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        for c in chans:
+            await c.close()
+        latencies.sort()
+        n = len(latencies)
+        return {
+            "rps": n / seconds,
+            "p50_ms": 1e3 * latencies[n // 2] if n else 0.0,
+            "p99_ms": 1e3 * latencies[min(n - 1, int(n * 0.99))] if n else 0.0,
+            "mean_ms": 1e3 * statistics.fmean(latencies) if n else 0.0,
+            "errors": errors,
+            "calls": n,
+        }
+
+    out.put(asyncio.run(main()))
+
+
+def _outcome_client(address: str, decisions: int, batch: int, out: Any) -> None:
+    _install_uvloop()
+    import grpc.aio
+    from banditroute.v1 import router_pb2, router_pb2_grpc
+
+    async def main() -> dict[str, Any]:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = router_pb2_grpc.RouterStub(channel)
+            ids: list[str] = []
+
+            async def route(k: int) -> None:
+                for i in range(k, decisions, 32):
+                    r = await stub.Route(router_pb2.RouteRequest(prompt=PROMPTS[i % len(PROMPTS)]))
+                    ids.append(r.decision_id)
+
+            await asyncio.gather(*(route(k) for k in range(32)))
+            batches = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+            accepted = 0
+            queue = list(batches)
+
+            async def send() -> None:
+                nonlocal accepted
+                while queue:
+                    chunk = queue.pop()
+                    reply = await stub.RecordOutcomes(
+                        router_pb2.RecordOutcomesRequest(
+                            outcomes=[
+                                router_pb2.RecordOutcomeRequest(
+                                    decision_id=d,
+                                    quality=(hash(d) % 100) / 100.0,
+                                    input_tokens=120,
+                                    output_tokens=300,
+                                    latency_ms=800.0,
+                                )
+                                for d in chunk
+                            ]
+                        ),
+                        timeout=60,
+                    )
+                    accepted += reply.accepted
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(send() for _ in range(4)))
+            elapsed = time.perf_counter() - t0
+            return {"events_per_s": accepted / elapsed, "accepted": accepted, "sent": len(ids)}
+
+    out.put(asyncio.run(main()))
+
+
+def _run_client(target: Any, *args: Any) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    result: dict[str, Any] = q.get(timeout=600)
+    p.join(30)
+    return result
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def _wait_health(address: str, proc: subprocess.Popen[Any], timeout: float = 120.0) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with grpc.insecure_channel(address) as ch:
+                r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("server not healthy")
+
+
+def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITROUTE_")}
+    env.update(
+        {
+            "BANDITROUTE_DATABASE_URL": db_url,
+            "BANDITROUTE_PORT": str(port),
+            "BANDITROUTE_WORKERS": str(workers),
+            "BANDITROUTE_METRICS_PORT": "0",
+            "BANDITROUTE_LOG_LEVEL": "WARNING",
+            "BANDITROUTE_MAX_IN_FLIGHT": "4096",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.server", "--demo"],
+        env=env,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
+    _wait_health(f"127.0.0.1:{port}", proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _database(url: str | None) -> tuple[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    from service.storage import migrate
+
+    if url:
+        migrate.upgrade(url)
+        return url, None
+    from service.storage.embedded import EmbeddedPostgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
+    pg = EmbeddedPostgres(data_dir)
+    url = pg.start()
+    migrate.upgrade(url)
+    return url, (pg, data_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--outcome-decisions", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args()
+
+    result: dict[str, Any] = {
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    ctx = multiprocessing.get_context("spawn")
+    # 1. echo ceiling
+    port = _free_port()
+    ready = ctx.Event()
+    echo = ctx.Process(target=_echo_server, args=(port, ready), daemon=True)
+    echo.start()
+    ready.wait(30)
+    try:
+        r = _run_client(
+            _client, f"127.0.0.1:{port}", args.seconds, args.concurrency, args.channels, args.warmup
+        )
+    finally:
+        echo.terminate()
+        echo.join(10)
+    result.update(echo_rps=r["rps"], echo_p50_ms=r["p50_ms"], echo_p99_ms=r["p99_ms"])
+
+    db_url, embedded = _database(args.database_url)
+    try:
+        # 2. Route, one worker
+        port = _free_port()
+        server = _start_server(db_url, port, 1)
+        try:
+            r = _run_client(
+                _client,
+                f"127.0.0.1:{port}",
+                args.seconds,
+                args.concurrency,
+                args.channels,
+                args.warmup,
+            )
+            result.update(
+                route_rps=r["rps"],
+                route_p50_ms=r["p50_ms"],
+                route_p99_ms=r["p99_ms"],
+                route_errors=r["errors"],
+            )
+            # 3. outcome ingest
+            o = _run_client(
+                _outcome_client, f"127.0.0.1:{port}", args.outcome_decisions, args.batch
+            )
+            result.update(
+                outcome_events_per_s=o["events_per_s"],
+                outcome_batch=args.batch,
+                outcome_accepted=o["accepted"],
+            )
+        finally:
+            _stop(server)
+        # 4. Route, two workers on one port
+        port = _free_port()
+        server = _start_server(db_url, port, 2)
+        try:
+            r = _run_client(
+                _client,
+                f"127.0.0.1:{port}",
+                args.seconds,
+                args.concurrency,
+                max(args.channels, 8),
+                args.warmup,
+            )
+            result.update(
+                route_rps_2workers=r["rps"],
+                route_p50_ms_2workers=r["p50_ms"],
+                route_p99_ms_2workers=r["p99_ms"],
+            )
+        finally:
+            _stop(server)
+    finally:
+        if embedded is not None:
+            pg, data_dir = embedded
+            pg.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+    result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
+    result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
