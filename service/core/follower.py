@@ -116,6 +116,10 @@ _PRUNE_SNAPSHOTS_SQL = text(
           ORDER BY last_event_id DESC LIMIT :keep) k)
     """
 )
+#: Name under which the cost model's state is stored in ``policy_snapshots`` (version 0).
+COST_MODEL_SNAPSHOT = "__cost_model__"
+COST_MODEL_KEY = PolicyKey(COST_MODEL_SNAPSHOT, 0)
+
 _MAX_EVENT_SQL = text(
     "SELECT greatest((SELECT max(event_id) FROM outcomes), (SELECT max(event_id) FROM feedback), 0)"
 )
@@ -280,8 +284,10 @@ class EventFollower:
         #: Called in the fetch transaction whenever the config version changed (e.g. to reload
         #: running experiments from the same snapshot).
         self.config_hooks: list[Callable[[Connection], None]] = []
-        #: Output-token and latency predictors, learned from the outcomes of the log.
+        #: Output-token and latency predictors, learned from the outcomes of the log and
+        #: snapshotted with the policies (as policy ``__cost_model__`` version 0).
         self.cost_model = CostModel(dim=registry.dim)
+        self.cost_last_event_id = 0
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -392,6 +398,14 @@ class EventFollower:
                     out[key] = (int(row.last_event_id), policy_state.loads(bytes(row.state)))
                 except Exception:
                     log.warning("snapshot of %s@%s unreadable; rebuilding", *key)
+            row = conn.execute(_LATEST_SNAPSHOT_SQL, {"name": COST_MODEL_SNAPSHOT, "version": 0})
+            cost = row.first()
+            if cost is not None:
+                try:
+                    self.cost_model = CostModel.loads(bytes(cost.state))
+                    self.cost_last_event_id = int(cost.last_event_id)
+                except Exception:
+                    log.warning("cost model snapshot unreadable; relearning")
         return out
 
     def _fetch(self, after: int, known_version: int) -> _Batch:
@@ -489,7 +503,7 @@ class EventFollower:
     def _learn_cost(self, item: DecisionEvents, ev: LogEvent) -> None:
         # A deterministic subsample (by event id, so every process learns the same events):
         # the River regressors cost ~0.2 ms per outcome, too much for every event at high rates.
-        if ev.event_id % self.cost_learn_every:
+        if ev.event_id % self.cost_learn_every or ev.event_id <= self.cost_last_event_id:
             return
         latency = ev.outcome.latency_ms if ev.outcome is not None else None
         if ev.output_tokens is None and latency is None:
@@ -533,6 +547,8 @@ class EventFollower:
                 due.append((key, live.last_event_id, policy_state.dumps(live.policy)))
                 live.since_snapshot = live.seen_since_snapshot = 0
         if due:
+            cost = (COST_MODEL_KEY, self.position, self.cost_model.dumps())
+            due.append(cost)
             try:
                 await asyncio.to_thread(self._save_snapshots, due)
             except Exception as exc:
