@@ -398,8 +398,9 @@ class EventFollower:
                     out[key] = (int(row.last_event_id), policy_state.loads(bytes(row.state)))
                 except Exception:
                     log.warning("snapshot of %s@%s unreadable; rebuilding", *key)
-            row = conn.execute(_LATEST_SNAPSHOT_SQL, {"name": COST_MODEL_SNAPSHOT, "version": 0})
-            cost = row.first()
+            cost = conn.execute(
+                _LATEST_SNAPSHOT_SQL, {"name": COST_MODEL_SNAPSHOT, "version": 0}
+            ).first()
             if cost is not None:
                 try:
                     self.cost_model = CostModel.loads(bytes(cost.state))
