@@ -33,7 +33,7 @@ from service.core.assignment import ExperimentResolver, RoutePolicyResolver
 from service.core.config_cache import ConfigSnapshot, ModelEntry
 from service.core.policies import PolicyRegistry
 from service.errors import FailedPrecondition, InvalidArgument, NotFound
-from service.storage.ids import decision_created_at, new_decision_id
+from service.storage.ids import new_decision_id
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -305,8 +305,8 @@ class RouterCore:
         if assignment.shadows:
             shadow = self._score_shadows(assignment, x, names)
         now = datetime.now(UTC)
-        decision_id = new_decision_id(now)
-        created_at = decision_created_at(decision_id)
+        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # id precision
+        decision_id = new_decision_id(created_at)
         ranking = decision.ranking
         row = {
             "decision_id": decision_id,
