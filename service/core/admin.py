@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from learners.registry import ALGORITHMS, make_policy
 from service.errors import (
     BanditrouteError,
     InvalidArgument,
@@ -230,19 +231,13 @@ def _label(name: str, value: object, limit: int = 200) -> str:
 def _validate_hyperparameters(
     algorithm: str, hyperparameters: Mapping[str, Any], seed: int
 ) -> None:
-    try:
-        from learners.registry import ALGORITHMS, make_policy
-    except ImportError:  # learners not installed: accept only known names
-        if algorithm not in {"linucb", "thompson", "epsilon_greedy", "river", "uniform", "fixed"}:
-            raise InvalidArgument(f"unknown algorithm {algorithm!r}") from None
-        return
     if algorithm not in ALGORITHMS:
         known = ", ".join(sorted(ALGORITHMS))
         raise InvalidArgument(f"unknown algorithm {algorithm!r}; known algorithms: {known}")
     arms = ["model-a", "model-b"]
     params = dict(hyperparameters)
-    if algorithm == "fixed" and isinstance(params.get("arm"), str):
-        arms.append(params["arm"])
+    if algorithm == "fixed" and isinstance(params.get("model"), str):
+        arms.append(params["model"])
     try:
         make_policy(algorithm, arms, dim=_VALIDATION_DIM, seed=seed, **params)
     except (TypeError, ValueError) as exc:
