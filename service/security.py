@@ -23,6 +23,8 @@ Examples
 'authorization: [redacted]'
 >>> redact('RouteRequest prompt: "my secret plan" route: "default"')
 'RouteRequest prompt: "[redacted]" route: "default"'
+>>> redact("key br_Jx4cZb0Vx1wYy9qK3mN8pQ2rS5tU7vW0aB4cD6eF8gH rejected")
+'key [redacted] rejected'
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "redact",
     "register_secret",
     "server_credentials",
+    "warn_if_exposed",
 ]
 
 REDACTED = "[redacted]"
@@ -67,6 +70,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1{REDACTED}",
     ),
     (re.compile(r"(?i)\bbearer\s+[^\s'\",)}\]]+"), f"Bearer {REDACTED}"),
+    # banditroute API keys ("br_" + 43 url-safe characters) wherever they appear
+    (re.compile(r"\bbr_[A-Za-z0-9_-]{20,}"), REDACTED),
     # scheme://user:password@host
     (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), rf"\1{REDACTED}@"),
     # protobuf text format or repr of free-text fields: prompt: "...", comment='...'
@@ -179,6 +184,36 @@ def install_log_redaction(secrets: Iterable[str | None] = ()) -> None:
 
     logging.setLogRecordFactory(make_record)
     _installed = True
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def warn_if_exposed(
+    *, host: str, tls: bool, admin_token: bool, require_api_keys: bool
+) -> list[str]:
+    """Log (and return) one warning per unsafe setting of a server reachable from outside.
+
+    >>> warn_if_exposed(host="127.0.0.1", tls=False, admin_token=True, require_api_keys=False)
+    []
+    >>> len(warn_if_exposed(host="0.0.0.0", tls=False, admin_token=False, require_api_keys=False))
+    3
+    """
+    problems = []
+    if not admin_token:
+        problems.append(
+            "admin_token is not set: Admin RPCs are open to every client that reaches the port"
+        )
+    if host not in _LOOPBACK:
+        if not tls:
+            problems.append(f"serving plaintext gRPC on {host}: set tls_cert_file/tls_key_file")
+        if not require_api_keys:
+            problems.append(
+                f"serving on {host} without require_api_keys: any client may route as any tenant"
+            )
+    for problem in problems:
+        logging.getLogger(__name__).warning("insecure configuration: %s", problem)
+    return problems
 
 
 class TlsSettings(Protocol):

@@ -50,9 +50,9 @@ from service.core.follower import EventFollower
 from service.core.outcomes import OutcomeCore
 from service.core.policies import PolicyRegistry
 from service.core.router import RouterCore
-from service.core.store import SqlStore, WriterThread
+from service.core.store import SqlStore
 from service.metrics import Metrics, metrics_port_for_worker
-from service.security import add_port, install_log_redaction
+from service.security import add_port, install_log_redaction, warn_if_exposed
 from service.storage.writer import GroupCommitWriter
 
 __all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
@@ -74,7 +74,7 @@ class BanditrouteServer:
     settings: Settings
     database_url: str
     engine: Engine
-    writer: WriterThread
+    writer: GroupCommitWriter
     follower: EventFollower
     registry: PolicyRegistry
     router: RouterCore
@@ -188,16 +188,16 @@ async def create_server(
 
     pq_url = libpq_url(url)
     metrics = metrics or Metrics()
-    writer = WriterThread(
-        lambda: GroupCommitWriter(
-            url,
-            flush_ms=settings.write_flush_ms,
-            batch_max_rows=settings.write_batch_max_rows,
-            max_pending_rows=settings.write_max_pending_rows,
-            connect_timeout_s=settings.db_connect_timeout_s,
-            on_batch=metrics.write_batch_rows.observe,
-            on_db_error=metrics.db_error,
-        )
+    # The writer shares the serving loop: measured faster than a writer thread, whose round
+    # trips wait for the GIL while the loop is busy (benchmarks/load.py).
+    writer = GroupCommitWriter(
+        url,
+        flush_ms=settings.write_flush_ms,
+        batch_max_rows=settings.write_batch_max_rows,
+        max_pending_rows=settings.write_max_pending_rows,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        on_batch=metrics.write_batch_rows.observe,
+        on_db_error=metrics.db_error,
     )
     await writer.start()
     store = SqlStore(engine, writer, metrics=metrics)
@@ -244,6 +244,12 @@ async def create_server(
     )
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     install_log_redaction([admin_token])
+    warn_if_exposed(
+        host=settings.host,
+        tls=settings.tls_enabled,
+        admin_token=admin_token is not None,
+        require_api_keys=settings.require_api_keys,
+    )
     auth = Authenticator(
         admin_token=admin_token,
         require_api_keys=settings.require_api_keys,
