@@ -13,7 +13,7 @@ from service.core.follower import EventFollower, rebuild_policy
 from service.core.outcomes import FeedbackInput, OutcomeCore, OutcomeInput
 from service.core.policies import PolicyRegistry, PolicySpec
 from service.core.router import RouterCore, RouteRequest, RouteResult
-from service.core.store import SqlStore, WriterThread
+from service.core.store import SqlStore
 
 __all__ = [
     "Assignment",
@@ -33,6 +33,5 @@ __all__ = [
     "RouteResult",
     "RouterCore",
     "SqlStore",
-    "WriterThread",
     "rebuild_policy",
 ]
