@@ -139,3 +139,33 @@ def test_server_credentials_name_a_missing_or_non_pem_file(pki: Pki, tmp_path: P
     with pytest.raises(FailedPrecondition, match="tls_key_file") as info:
         server_credentials(wrong)
     assert "not a key" not in str(info.value)
+
+
+def test_service_answers_route_only_over_mtls(fresh_db_url: str, pki: Pki) -> None:
+    """The real service (create_server) with TLS settings: Route works over mutual TLS only."""
+    from banditroute.v1 import router_pb2, router_pb2_grpc
+
+    from tests.helpers import InProcessServer, register_demo
+
+    register_demo(fresh_db_url)
+    server = InProcessServer(
+        fresh_db_url,
+        tls_cert_file=pki.server.cert,
+        tls_key_file=pki.server.key,
+        tls_client_ca_file=pki.ca.cert,
+    )
+    try:
+        request = router_pb2.RouteRequest(prompt="over mutual TLS")
+        creds = _client_credentials(pki, pki.client.read())
+        with grpc.secure_channel(server.address, creds) as channel:
+            reply = router_pb2_grpc.RouterStub(channel).Route(request, timeout=30)
+            assert reply.decision_id and reply.model
+        for channel in (
+            grpc.secure_channel(server.address, _client_credentials(pki, None)),
+            grpc.insecure_channel(server.address),
+        ):
+            with channel, pytest.raises(grpc.RpcError) as info:
+                router_pb2_grpc.RouterStub(channel).Route(request, timeout=30)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop()
