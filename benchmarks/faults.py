@@ -16,7 +16,8 @@ Scenarios, all on a private embedded PostgreSQL under /tmp (never a shared serve
 * **outage**: Route load (``--concurrency`` in flight) runs while PostgreSQL is stopped with
   ``pg_ctl`` for ``--outage-s`` seconds; outcome writes are attempted throughout. Route must
   keep answering; writes must be UNAVAILABLE during the outage and succeed after it.
-* **flood**: ``--flood`` concurrent RecordOutcome calls against ``max_in_flight=8``: refusals
+* **flood**: ``--flood`` RecordOutcome calls, in waves of 250 at once, against
+  ``max_in_flight=8``: refusals
   must be RESOURCE_EXHAUSTED (counted), nothing else fails, and every refused call succeeds
   when retried.
 * **fuzz**: ``--fuzz-examples`` hypothesis examples per RPC (random messages and damaged
@@ -74,6 +75,7 @@ from tests.helpers import (  # noqa: E402
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "faults.json"
+FLOOD_WAVE = 250
 
 
 # ---------------------------------------------------------------------- helpers
@@ -347,7 +349,12 @@ def flood(db: str, calls: int) -> dict[str, Any]:
                         return exc.code().name
                     return "OK"
 
-                codes = await asyncio.gather(*(one(d) for d in decisions))
+                # Waves of FLOOD_WAVE concurrent calls: with thousands at once grpc.aio itself
+                # cancels ~10% of them (seen without any interceptor), which is not ours to count.
+                codes: list[str] = []
+                for start in range(0, len(decisions), FLOOD_WAVE):
+                    wave = decisions[start : start + FLOOD_WAVE]
+                    codes += await asyncio.gather(*(one(d) for d in wave))
             refused = [d for d, c in zip(decisions, codes, strict=True) if c != "OK"]
             return Counter(codes), refused
 
@@ -366,6 +373,7 @@ def flood(db: str, calls: int) -> dict[str, Any]:
                 n for c, n in codes.items() if c not in ("OK", "RESOURCE_EXHAUSTED")
             ),
             "flood_recovered": len(retried) == len(refused),
+            "flood_codes": dict(sorted(codes.items())),
         }
     finally:
         server.stop()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from service.api.limits import check_deadline
 from service.core.assignment import PolicyKey
 from service.core.outcomes import StoredDecision
 from service.errors import BanditrouteError, Unavailable
@@ -92,6 +93,7 @@ class SqlStore:
         self.metrics = metrics
 
     async def _read(self, op: str, fn: Any, *args: Any) -> Any:
+        check_deadline(0.0, f"the database read ({op})")  # nobody waits for a late answer
         try:
             return await asyncio.to_thread(fn, *args)
         except (OperationalError, DBAPIError, OSError) as exc:
@@ -100,6 +102,11 @@ class SqlStore:
             raise _unavailable(exc) from None
 
     async def _write(self, op: str, coro: Any) -> Any:
+        try:
+            check_deadline(0.0, f"the database write ({op})")
+        except BanditrouteError:
+            coro.close()
+            raise
         try:
             return await coro
         except BanditrouteError:
