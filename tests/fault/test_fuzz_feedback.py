@@ -84,6 +84,19 @@ def _outcomes(known: list[str]) -> st.SearchStrategy[router_pb2.RecordOutcomeReq
     return build()
 
 
+def _plausible_outcomes(known: list[str]) -> st.SearchStrategy[router_pb2.RecordOutcomeRequest]:
+    """Well-formed outcomes for real decisions (so the stateful checks see acceptances)."""
+    return st.builds(
+        router_pb2.RecordOutcomeRequest,
+        decision_id=st.sampled_from(known),
+        quality=st.floats(0.0, 1.0),
+        success=st.booleans(),
+        input_tokens=st.integers(0, 10_000),
+        output_tokens=st.integers(0, 10_000),
+        latency_ms=st.floats(0.0, 60_000.0),
+    )
+
+
 def _feedback(known: list[str]) -> st.SearchStrategy[router_pb2.SubmitFeedbackRequest]:
     return st.builds(
         router_pb2.SubmitFeedbackRequest,
@@ -161,7 +174,10 @@ def test_fuzz_outcomes_acknowledged_exactly_as_stored(router: Any) -> None:
             assert did in accepted
 
     @_SETTINGS
-    @given(request=_outcomes(known), repeat=st.integers(-1, 20))
+    @given(
+        request=st.one_of(_outcomes(known), _plausible_outcomes(known)),
+        repeat=st.integers(-1, 20),
+    )
     def check(request: router_pb2.RecordOutcomeRequest, repeat: int) -> None:
         if 0 <= repeat < len(sent):  # duplicate or late repeat of an earlier request
             request = sent[-1 - repeat]
@@ -201,7 +217,7 @@ def test_fuzz_outcome_batches_item_results_match_storage(router: Any) -> None:
     accepted: set[str] = set()
 
     @settings(_SETTINGS, max_examples=60)
-    @given(batch=st.lists(_outcomes(known), max_size=12))
+    @given(batch=st.lists(st.one_of(_outcomes(known), _plausible_outcomes(known)), max_size=12))
     def check(batch: list[router_pb2.RecordOutcomeRequest]) -> None:
         try:
             reply = stub.RecordOutcomes(
@@ -221,6 +237,7 @@ def test_fuzz_outcome_batches_item_results_match_storage(router: Any) -> None:
                 accepted.add(did)
 
     check()
+    assert accepted, "no batch item was ever accepted"
     with psycopg.connect(libpq_url(server.db_url)) as conn:
         stored = {str(r[0]) for r in conn.execute("SELECT decision_id FROM outcomes")}
     assert stored == accepted
