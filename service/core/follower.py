@@ -32,7 +32,7 @@ from learners import state as policy_state
 from learners.base import Policy
 from learners.cost import CostModel
 from service.core.assignment import PolicyKey
-from service.core.config_cache import ConfigSnapshot, config_version, load_config
+from service.core.config_cache import ConfigSnapshot, load_config
 from service.core.policies import (
     DecisionCache,
     DecisionEvents,
@@ -49,15 +49,21 @@ log = logging.getLogger(__name__)
 
 _EVENTS_SQL = text(
     """
-    SELECT event_id, 'o' AS kind, decision_id, decision_created_at, quality, success,
-           error, cost_usd, latency_ms, NULL::float8 AS rating, output_tokens
-      FROM outcomes WHERE event_id > :after
+    SELECT * FROM (
+      SELECT event_id, 'o' AS kind, decision_id, decision_created_at, quality, success,
+             error, cost_usd, latency_ms, NULL::float8 AS rating, output_tokens
+        FROM outcomes WHERE event_id > :after
+      UNION ALL
+      SELECT event_id, 'f', decision_id, decision_created_at, NULL, NULL, NULL, NULL, NULL,
+             rating, NULL
+        FROM feedback WHERE event_id > :after
+      ORDER BY event_id
+      LIMIT :limit
+    ) e
     UNION ALL
-    SELECT event_id, 'f', decision_id, decision_created_at, NULL, NULL, NULL, NULL, NULL, rating,
-           NULL
-      FROM feedback WHERE event_id > :after
-    ORDER BY event_id
-    LIMIT :limit
+    -- the config version, from the same snapshot as the events (one round trip)
+    SELECT coalesce(max(id), 0), 'v', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM config_changes
     """
 )
 _DECISIONS_SQL = text(
@@ -262,7 +268,7 @@ class EventFollower:
         batch_size: int = 2000,
         metrics: Metrics | None = None,
         keep_snapshots: int = 3,
-        min_fetch_interval_s: float = 0.02,
+        min_fetch_interval_s: float = 0.05,
         cost_learn_every: int = 4,
         yield_every: int = 64,
     ) -> None:
@@ -415,8 +421,10 @@ class EventFollower:
         # reference (a decision's policy and models were committed before the decision).
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             rows = conn.execute(_EVENTS_SQL, {"after": after, "limit": self.batch_size}).all()
-            events = [LogEvent.from_row(r) for r in rows]
-            version = config_version(conn)
+            version = next(int(r.event_id) for r in rows if r.kind == "v")
+            events = sorted(
+                (LogEvent.from_row(r) for r in rows if r.kind != "v"), key=lambda e: e.event_id
+            )
             config = None
             if version != known_version:
                 config = load_config(conn)
