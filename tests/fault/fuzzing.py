@@ -22,6 +22,7 @@ __all__ = [
     "Rpc",
     "assert_db_invariants",
     "assert_serving",
+    "count",
     "db_counts",
 ]
 
@@ -88,11 +89,18 @@ def _connect(db_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(libpq_url(db_url), autocommit=True)
 
 
+def count(conn: psycopg.Connection[Any], query: str) -> int:
+    """The single integer a ``SELECT count(*) ...`` returns."""
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def db_counts(db_url: str) -> dict[str, int]:
     """Row counts of the tables a request can write."""
     tables = ("models", "policies", "routes", "api_keys", "decisions", "outcomes", "feedback")
     with _connect(db_url) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        return {t: count(conn, f"SELECT count(*) FROM {t}") for t in tables}
 
 
 def _finite(*values: float | None) -> bool:
@@ -121,23 +129,27 @@ def assert_db_invariants(db_url: str) -> None:
             assert 0.0 <= rating <= 1.0, f"rating {rating} stored"
         for (key_hash,) in conn.execute("SELECT key_hash FROM api_keys"):
             assert len(bytes(key_hash)) == 32, "api key stored other than as a sha256 digest"
-        orphans = conn.execute(
+        orphans = count(
+            conn,
             "SELECT count(*) FROM outcomes o LEFT JOIN decisions d "
-            "ON d.decision_id = o.decision_id WHERE d.decision_id IS NULL"
-        ).fetchone()[0]
+            "ON d.decision_id = o.decision_id WHERE d.decision_id IS NULL",
+        )
         assert orphans == 0, "outcome stored for a decision that does not exist"
-        orphans = conn.execute(
+        orphans = count(
+            conn,
             "SELECT count(*) FROM feedback f LEFT JOIN decisions d "
-            "ON d.decision_id = f.decision_id WHERE d.decision_id IS NULL"
-        ).fetchone()[0]
+            "ON d.decision_id = f.decision_id WHERE d.decision_id IS NULL",
+        )
         assert orphans == 0, "feedback stored for a decision that does not exist"
-        cross = conn.execute(
+        cross = count(
+            conn,
             "SELECT count(*) FROM outcomes o JOIN decisions d "
-            "ON d.decision_id = o.decision_id WHERE d.tenant <> o.tenant"
-        ).fetchone()[0]
+            "ON d.decision_id = o.decision_id WHERE d.tenant <> o.tenant",
+        )
         assert cross == 0, "outcome stored under another tenant than its decision"
-        cross = conn.execute(
+        cross = count(
+            conn,
             "SELECT count(*) FROM feedback f JOIN decisions d "
-            "ON d.decision_id = f.decision_id WHERE d.tenant <> f.tenant"
-        ).fetchone()[0]
+            "ON d.decision_id = f.decision_id WHERE d.tenant <> f.tenant",
+        )
         assert cross == 0, "feedback stored under another tenant than its decision"

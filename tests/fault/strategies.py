@@ -114,9 +114,11 @@ def _scalar(
     if t == FD.TYPE_BYTES:
         return st.binary(max_size=64)
     if t == FD.TYPE_ENUM:
+        assert field.enum_type is not None
         known = [v.number for v in field.enum_type.values]
         return st.one_of(st.sampled_from(known), st.integers(-5, 50))
     if t == FD.TYPE_MESSAGE:
+        assert field.message_type is not None
         return message_strategy(field.message_type, strings=strings, depth=depth + 1)
     raise TypeError(f"unsupported field type {t} of {field.full_name}")
 
