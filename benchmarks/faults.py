@@ -11,6 +11,8 @@ Scenarios, all on a private embedded PostgreSQL under /tmp (never a shared serve
   acknowledged. Every acknowledged outcome is then looked up in PostgreSQL
   (``acknowledged_writes_lost`` must be 0), and the live policy is compared with a from-scratch
   rebuild from the log: per-arm update counts, and every stored snapshot byte for byte.
+* **worker crash**: one worker of ``serve --workers 2`` is SIGKILLed mid-stream; the
+  supervisor restarts it while the other keeps serving; acknowledged outcomes are checked.
 * **embedded crash**: the whole service on its own embedded PostgreSQL is SIGKILLed mid-stream
   and restarted (stale PostgreSQL adopted); acknowledged outcomes are checked the same way.
 * **outage**: Route load (``--concurrency`` in flight) runs while PostgreSQL is stopped with
@@ -200,6 +202,41 @@ def crash(db: str, outcomes: int, kills: int) -> dict[str, Any]:
         "crash_outcome_rows": len(_stored(db)),
         "crash_seconds": round(elapsed, 1),
         **{f"crash_{k}": v for k, v in policy.items()},
+    }
+
+
+def _workers(pid: int) -> list[int]:
+    """Worker processes of a ``serve --workers N`` parent (not multiprocessing's tracker)."""
+    import psutil
+
+    return [
+        p.pid
+        for p in psutil.Process(pid).children()
+        if any("spawn_main" in part for part in p.cmdline())
+    ]
+
+
+def worker_crash(db: str, outcomes: int = 5000) -> dict[str, Any]:
+    """SIGKILL one worker of ``serve --workers 2`` mid-stream; the supervisor restarts it."""
+    server = spawn_server(db, workers=2, args=("--demo",))
+    try:
+        decisions = asyncio.run(make_decisions(server.address, outcomes))
+        requests = [outcome_for(d, i) for i, d in enumerate(decisions)]
+        workers = _workers(server.pid)
+        on_ack, fired = _killer(workers[0], outcomes // 3)
+        stream = OutcomeStream(server.address, requests, on_ack=on_ack)
+        asyncio.run(stream.run())
+        rest = [r for r in requests if r.decision_id not in stream.acknowledged]
+        asyncio.run(retry_until_recorded(server.address, rest))
+        alive = len(_workers(server.pid))
+    finally:
+        server.stop()
+    return {
+        "worker_sigkills": len(fired),
+        "worker_acknowledged_checked": len(stream.acknowledged),
+        "worker_acknowledged_lost": _lost(db, stream.acknowledged),
+        "worker_outcome_rows": len(_stored(db)),
+        "worker_processes_after_restart": alive,
     }
 
 
@@ -446,9 +483,10 @@ def main() -> None:
     started = time.perf_counter()
     pg = DedicatedPostgres()
     try:
-        crash_db, outage_db, flood_db, fuzz_db = _new_dbs(pg, 4)
+        crash_db, worker_db, outage_db, flood_db, fuzz_db = _new_dbs(pg, 5)
         result: dict[str, Any] = {}
         result.update(crash(crash_db, args.outcomes, args.kills))
+        result.update(worker_crash(worker_db))
         result.update(embedded_crash())
         result.update(outage(pg, outage_db, args.outage_s, args.concurrency))
         result.update(flood(flood_db, args.flood))
@@ -457,12 +495,15 @@ def main() -> None:
         pg.close()
     result["faults_survived"] = (
         result["crash_sigkills"]
+        + result["worker_sigkills"]
         + result["embedded_sigkills"]
         + int(result["outage_writes_resumed"] and result["outage_route_errors"] == 0)
         + int(result["flood_recovered"] and result["flood_other_errors"] == 0)
     )
     result["acknowledged_writes_lost"] = (
-        result["crash_acknowledged_lost"] + result["embedded_acknowledged_lost"]
+        result["crash_acknowledged_lost"]
+        + result["worker_acknowledged_lost"]
+        + result["embedded_acknowledged_lost"]
     )
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     text = json.dumps(result, sort_keys=True)
