@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -38,6 +39,7 @@ class ModelEntry:
     input_usd_per_mtok: float
     output_usd_per_mtok: float
     enabled: bool
+    created_at: datetime | None = None
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         """Cost of one call with these token counts."""
@@ -66,6 +68,26 @@ class ConfigSnapshot:
     def arms(self) -> list[str]:
         """Every model of the pool, in pool order."""
         return list(self.models)
+
+    def initial_arms(self, spec: PolicySpec) -> list[str]:
+        """The arms a policy version starts with: a function of stored rows only.
+
+        The models created no later than the policy version (pool order), plus a ``fixed``
+        policy's model; the pool's first model when that leaves none. Models added later become
+        arms at their first outcome or rating in the log (see :mod:`service.core.policies`), so
+        every process, and a rebuild from the log, grows the arms at the same point.
+        """
+        arms = [
+            m.id
+            for m in self.models.values()
+            if spec.created_at is None or m.created_at is None or m.created_at <= spec.created_at
+        ]
+        fixed = spec.hyperparameters.get("model")
+        if isinstance(fixed, str) and fixed in self.models and fixed not in arms:
+            arms.append(fixed)
+        if not arms and self.models:
+            arms = [next(iter(self.models))]
+        return arms
 
     def route(self, tenant: str, name: str) -> RouteEntry | None:
         """The tenant's route ``name``, else the shared (tenant "") route of that name."""
@@ -116,6 +138,7 @@ def load_config(conn: Connection) -> ConfigSnapshot:
             float(row.input_usd_per_mtok),
             float(row.output_usd_per_mtok),
             bool(row.enabled),
+            row.created_at,
         )
     snap.enabled_models = tuple(k for k, v in snap.models.items() if v.enabled)
     policies = Policy.__table__
@@ -127,6 +150,7 @@ def load_config(conn: Connection) -> ConfigSnapshot:
             hyperparameters=dict(row.hyperparameters or {}),
             weights=_weights(row),
             seed=int(row.seed),
+            created_at=row.created_at,
         )
         snap.policies[spec.key] = spec
         snap.latest_version[row.name] = max(snap.latest_version.get(row.name, 0), spec.version)

@@ -440,19 +440,18 @@ class EventFollower:
         config: ConfigSnapshot,
         restored: dict[PolicyKey, tuple[int, Policy]] | None = None,
     ) -> None:
-        arms = config.arms
         for key, spec in config.policies.items():
             if key in self.registry:
                 continue
-            if restored and key in restored:
-                last, policy = restored[key]
-                self.registry.install(spec, policy, last, arms)
-            else:
-                self.registry.ensure(spec, arms, last_event_id=self.position)
-        for key in self.registry.policy_keys():
-            live = self.registry.get(key)
-            if live is not None:
-                self.registry.sync_arms(live, arms)
+            try:
+                if restored and key in restored:
+                    last, policy = restored[key]
+                    self.registry.install(spec, policy, last)
+                else:
+                    arms = config.initial_arms(spec)
+                    self.registry.ensure(spec, arms, last_event_id=self.position)
+            except (TypeError, ValueError) as exc:  # a spec the learners refuse: skip it
+                log.error("policy %s@%s cannot be built: %s", key.name, key.version, exc)
         if restored is not None:
             lasts = [
                 live.last_event_id
@@ -599,7 +598,8 @@ def rebuild_policy(
 ) -> Policy:
     """Rebuild one policy version from the whole log (no snapshot), up to event ``upto``.
 
-    This is the reference a restored policy must equal byte for byte.
+    ``arms`` are its initial arms (``ConfigSnapshot.initial_arms(spec)``). This is the
+    reference a restored policy must equal byte for byte.
     """
     registry = PolicyRegistry(dim)
     live = registry.ensure(spec, arms, last_event_id=0)

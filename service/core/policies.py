@@ -10,10 +10,13 @@ received so far). The first event that gives a decision a reward (its outcome, o
 when no outcome came yet) calls ``policy.update(x, model, reward)``; every later event that
 changes the reward calls ``policy.correct(x, model, old_reward, new_reward)``.
 
-Arms: a policy is built with every model of the pool, in pool order (models ordered by
-creation time, then id); models added later are appended with ``add_arm`` in the same order,
-which gives the same state as building with them (arms are independent and the feature scaler
-does not depend on arms). Disabled models stay arms; routes simply do not offer them.
+Arms: a policy version is built with the models that existed when it was created
+(:meth:`~service.core.config_cache.ConfigSnapshot.initial_arms`). A model added later becomes an
+arm at the first outcome or rating of a decision that chose it, a position in the log, so every
+process and a rebuild add it at the same point (``add_arm`` gives the new arm a prior pooled
+from the arms learnt so far, so *when* it is added matters). Until then Route treats it as a
+cold candidate (see :mod:`service.core.router`). Disabled models stay arms; routes simply do not
+offer them.
 
 Examples
 --------
@@ -36,8 +39,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -67,6 +71,7 @@ class PolicySpec:
     hyperparameters: dict[str, Any]
     weights: RewardWeights
     seed: int = 0
+    created_at: datetime | None = None
 
     @property
     def key(self) -> PolicyKey:
@@ -174,31 +179,19 @@ class PolicyRegistry:
         )
 
     def ensure(self, spec: PolicySpec, arms: Sequence[str], last_event_id: int = 0) -> LivePolicy:
-        """Return the live policy of ``spec``; a new one is fresh, at ``last_event_id``."""
+        """Return the live policy of ``spec``; a new one is fresh (with ``arms``), positioned
+        at ``last_event_id``."""
         live = self._live.get(spec.key)
         if live is None:
             live = LivePolicy(spec, self.build(spec, arms), last_event_id=last_event_id)
             self._live[spec.key] = live
-        self.sync_arms(live, arms)
         return live
 
-    def install(
-        self, spec: PolicySpec, policy: Policy, last_event_id: int, arms: Sequence[str]
-    ) -> LivePolicy:
+    def install(self, spec: PolicySpec, policy: Policy, last_event_id: int) -> LivePolicy:
         """Install a restored policy (from a snapshot) positioned at ``last_event_id``."""
         live = LivePolicy(spec, policy, last_event_id=last_event_id)
         self._live[spec.key] = live
-        self.sync_arms(live, arms)
         return live
-
-    @staticmethod
-    def sync_arms(live: LivePolicy, arms: Iterable[str]) -> None:
-        """Append the pool's models the policy does not know yet, in pool order."""
-        known = set(live.policy.arms)
-        for arm in arms:
-            if arm not in known:
-                live.policy.add_arm(arm)
-                known.add(arm)
 
     def advance(self, event_id: int, events: int = 0) -> None:
         """Mark every policy as having seen the log up to ``event_id`` (``events`` more)."""

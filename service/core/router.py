@@ -11,7 +11,8 @@ request_id)`` when there is one (``replayed = true``): from a per-process cache,
 one process share one decision.
 
 Exploration randomness comes from a per-process generator passed as ``rng=`` to the policies,
-so a policy's state depends only on the event log.
+so a policy's state depends only on the event log. Models added to the pool after a policy
+version are "cold" until their first outcome and explored (:meth:`RouterCore._select`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from learners.base import Decision, Policy
 from learners.cost import CostModel
 from learners.features import FeatureExtractor, estimate_tokens
 from service.core.assignment import ExperimentResolver, RoutePolicyResolver
@@ -298,9 +300,7 @@ class RouterCore:
                 raise FailedPrecondition(
                     f"no candidate model is estimated under max_cost_usd={limit:g}"
                 )
-        # every model of the config is an arm of every policy (the follower syncs arms when it
-        # installs a config, before Route sees it), so the candidates are valid arms
-        decision = live.policy.select(x, names, rng=self.rng)
+        decision = self._select(live.policy, x, names)
         shadow = None
         if assignment.shadows:
             shadow = self._score_shadows(assignment, x, names)
@@ -359,6 +359,36 @@ class RouterCore:
             variant=assignment.variant,
             route=req.route,
         )
+
+    def _select(self, policy: Policy, x: np.ndarray, names: list[str]) -> Decision:
+        """The policy's decision; models that are not arms yet ("cold") get explored.
+
+        A model added to the pool after the policy version becomes an arm at its first outcome
+        (see :mod:`service.core.policies`). Until then each cold candidate is chosen with
+        probability ``1 / len(candidates)`` and the policy chooses among the others with the
+        remaining probability; the logged propensities are exact.
+        """
+        arms = set(policy.arms)
+        cold = [n for n in names if n not in arms]
+        if not cold:
+            return policy.select(x, names, rng=self.rng)
+        known = [n for n in names if n in arms]
+        total = len(names)
+        base = policy.select(x, known, rng=self.rng) if known else None
+        explore = base is None or self.rng.random() < len(cold) / total
+        chosen = cold[int(self.rng.integers(len(cold)))] if explore else base.arm  # type: ignore[union-attr]
+        probabilities = {n: 1.0 / total for n in cold}
+        scores = {n: 0.0 for n in cold}
+        ranking = [chosen, *(n for n in cold if n != chosen)]
+        if base is not None:
+            top = max(base.scores.values())
+            scores = {n: top for n in cold}  # optimistic: a new model is worth trying
+            share = len(known) / total
+            for n in known:
+                probabilities[n] = base.probabilities[n] * share
+                scores[n] = base.scores[n]
+            ranking += [n for n in base.ranking if n != chosen]
+        return Decision(chosen, probabilities[chosen], scores, probabilities, ranking)
 
     def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str]) -> Any:
         from service.experiments.shadow import score_shadows
