@@ -171,3 +171,64 @@ def test_keys_are_stored_hashed_and_revocation_locks_the_tenant_out(keyed_server
     assert router.Route(other, metadata=globex).decision_id
     unknown = admin_pb2.RevokeApiKeyRequest(key_id="no-such-key")
     assert _code(lambda: admin.RevokeApiKey(unknown, metadata=ADMIN)) == (grpc.StatusCode.NOT_FOUND)
+
+
+def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
+    """Random outcomes, batches and feedback from one tenant on another's decisions."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.fault.strategies import nasty_floats, nasty_text
+
+    _, db_url, channel = keyed_server
+    admin = admin_pb2_grpc.AdminStub(channel)
+    router = router_pb2_grpc.RouterStub(channel)
+    keys = _setup_tenants(admin)
+    acme = (("x-api-key", keys["acme"]),)
+    globex = (("x-api-key", keys["globex"]),)
+    victims = [
+        router.Route(
+            router_pb2.RouteRequest(prompt=f"acme {i}", route="acme-chat"), metadata=acme
+        ).decision_id
+        for i in range(3)
+    ]
+    allowed = {
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    }
+    allowed_numbers = {code.value[0] for code in allowed}
+
+    @settings(
+        max_examples=60,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        victim=st.sampled_from(victims),
+        value=st.one_of(st.floats(0.0, 1.0), nasty_floats()),
+        text=nasty_text(max_size=20),
+        kind=st.sampled_from(["outcome", "batch", "feedback"]),
+    )
+    def check(victim: str, value: float, text: str, kind: str) -> None:
+        if kind == "outcome":
+            request = router_pb2.RecordOutcomeRequest(decision_id=victim, quality=value)
+            assert _code(lambda: router.RecordOutcome(request, metadata=globex)) in allowed
+        elif kind == "batch":
+            batch = router_pb2.RecordOutcomesRequest(
+                outcomes=[router_pb2.RecordOutcomeRequest(decision_id=victim, success=True)]
+            )
+            reply = router.RecordOutcomes(batch, metadata=globex)
+            assert reply.accepted == 0 and reply.results[0].code in allowed_numbers
+        else:
+            request = router_pb2.SubmitFeedbackRequest(
+                decision_id=victim, rating=value, comment=text, feedback_id=text
+            )
+            assert _code(lambda: router.SubmitFeedback(request, metadata=globex)) in allowed
+
+    check()
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (0,)
