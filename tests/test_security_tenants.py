@@ -223,10 +223,10 @@ def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
             reply = router.RecordOutcomes(batch, metadata=globex)
             assert reply.accepted == 0 and reply.results[0].code in allowed_numbers
         else:
-            request = router_pb2.SubmitFeedbackRequest(
+            rating = router_pb2.SubmitFeedbackRequest(
                 decision_id=victim, rating=value, comment=text, feedback_id=text
             )
-            assert _code(lambda: router.SubmitFeedback(request, metadata=globex)) in allowed
+            assert _code(lambda: router.SubmitFeedback(rating, metadata=globex)) in allowed
 
     check()
     with psycopg.connect(libpq_url(db_url)) as conn:
