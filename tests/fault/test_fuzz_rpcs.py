@@ -138,3 +138,28 @@ def test_invalid_utf8_in_any_string_field_is_invalid_argument(fuzz_target: Any) 
     assert wrong == []
     assert db_counts(server.db_url) == before
     assert_serving(channel)
+
+
+@pytest.mark.parametrize(
+    ("prompt_bytes", "char", "expected"),
+    [
+        (1 << 20, "a", grpc.StatusCode.OK),
+        ((1 << 20) + 1, "a", grpc.StatusCode.INVALID_ARGUMENT),
+        ((1 << 20) + 2, "é", grpc.StatusCode.INVALID_ARGUMENT),  # 2 bytes per character
+        (3 << 20, "a", grpc.StatusCode.RESOURCE_EXHAUSTED),  # over the transport's size cap
+        (3 << 20, "😀", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ],
+    ids=["at-limit", "one-byte-over", "multibyte-over", "over-size-cap", "emoji-over-size-cap"],
+)
+def test_huge_prompts_get_clear_statuses(
+    fuzz_target: Any, prompt_bytes: int, char: str, expected: grpc.StatusCode
+) -> None:
+    server, channel, raw = fuzz_target
+    route = next(r for r in RPCS if r.name == "Route")
+    prompt = char * (prompt_bytes // len(char.encode()))
+    before = db_counts(server.db_url)["decisions"]
+    code, _, details = raw(route, router_pb2.RouteRequest(prompt=prompt).SerializeToString())
+    assert code == expected, details
+    assert_serving(channel)
+    written = 1 if expected == grpc.StatusCode.OK else 0
+    assert db_counts(server.db_url)["decisions"] == before + written
