@@ -172,3 +172,22 @@ def test_evaluate_reads_decisions_logged_in_postgresql(request: pytest.FixtureRe
     out = json.loads(result.stdout)
     assert out["events"] == data.n
     assert out["estimates"]["snips"]["supported"] > 0
+
+
+def test_replay_command_with_server_reports_grpc_results(request: pytest.FixtureRequest,
+                                                         traffic: Path,
+                                                         app: typer.Typer) -> None:
+    try:
+        server = request.getfixturevalue("grpc_server")
+    except pytest.FixtureLookupError:
+        pytest.skip("grpc_server fixture not available")
+    result = CliRunner().invoke(app, [
+        "replay", "--dataset", str(traffic), "--split", "test", "--policy", "thompson",
+        "--seeds", "1", "--cost-weight", "100", "--server", server.address,
+        "--admin-token", server.admin_token, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "grpc" and report["policy"] == "thompson"
+    assert report["best_single_model"] == "large"
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert report["results"][0]["per_seed"][0]["seed"] == 0
