@@ -23,6 +23,9 @@ from service.errors import BanditrouteError, InvalidArgument
 
 __all__ = ["app"]
 
+from service.experiments.cli import experiments_app
+from service.replay.cli import evaluate_command, replay_command
+
 app = typer.Typer(
     name="banditroute",
     help="Route every LLM request to the model that answers it best for the money.",
@@ -40,6 +43,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(policies_app, name="policies")
 app.add_typer(routes_app, name="routes")
 app.add_typer(keys_app, name="keys")
+app.add_typer(experiments_app, name="experiments")
+app.command("replay")(replay_command)
+app.command("evaluate")(evaluate_command)
 
 T = TypeVar("T")
 
