@@ -204,3 +204,20 @@ def test_config_changes_reach_another_process(grpc_server: InProcessServer) -> N
             assert _eventually(served)
     finally:
         other.stop()
+
+
+def test_disabled_models_are_never_routed(stubs: Any) -> None:
+    admin, router, md = stubs
+    models = [m.id for m in admin.ListModels(admin_pb2.ListModelsRequest(), metadata=md).models]
+    off = models[0]
+    admin.PutModel(
+        admin_pb2.PutModelRequest(model=admin_pb2.Model(id=off, output_usd_per_mtok=1.0)),
+        metadata=md,
+    )
+    listed = admin.ListModels(admin_pb2.ListModelsRequest(), metadata=md).models
+    assert off not in {m.id for m in listed}
+    for i in range(20):
+        reply = router.Route(router_pb2.RouteRequest(prompt=f"q{i}"))
+        assert reply.model != off and off not in {f.model for f in reply.fallbacks}
+    only_off = router_pb2.RouteRequest(prompt="q", candidates=[off])
+    assert _code(lambda: router.Route(only_off)) == grpc.StatusCode.FAILED_PRECONDITION
