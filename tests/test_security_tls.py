@@ -15,9 +15,22 @@ from service.security import add_port, server_credentials
 from tests.tls_certs import Pki, make_pki
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki")
+def _backends() -> list[str]:
+    import importlib.util
+    import shutil
+
+    found = []
+    if importlib.util.find_spec("cryptography") is not None:
+        found.append("cryptography")
+    if shutil.which("openssl"):
+        found.append("openssl")
+    return found
+
+
+@pytest.fixture(params=_backends())
+def pki(tmp_path: Path, request: pytest.FixtureRequest) -> Pki:
+    """A fresh PKI, made with each available tool (CI may have only one of them)."""
+    return make_pki(tmp_path / "pki", backend=request.param)
 
 
 def _settings(pki: Pki, *, mtls: bool) -> SimpleNamespace:
