@@ -11,9 +11,13 @@ Layout of the ``dim``-long vector (blocks in this order):
   way (each contributes +-1);
 * **embedding** (optional, ``embedding_dim`` slots): the output of ``embedding_fn(prompt)``,
   projected by a fixed seeded Gaussian matrix if its length differs, L2-normalised;
-* **hashed text** (the rest, at least 8 slots): a bag of words and of character trigrams of the
-  first ``max_ngram_chars`` characters, hashed with River's ``FeatureHasher`` (two seeds), the
-  counts mapped to ``sign * log1p(|count|)`` and the block L2-normalised.
+* **hashed text** (the rest, at least 8 slots): a bag of words and of character trigrams of
+  the prompt's head and tail (its first and last ``max_ngram_chars`` characters: long prompts
+  often share instructions or few-shot examples at the start and put the actual question at
+  the end; the middle is skipped, which bounds the cost), lower-cased and hashed (a fixed
+  position-aware polynomial of the code points, splitmix64-mixed, one signed slot per word or
+  trigram, vectorised in NumPy), the counts mapped to ``sign * log1p(|count|)`` and the block
+  L2-normalised. Words are runs of ``\\w`` characters of the Basic Multilingual Plane.
 
 Every value is bounded or log-scaled, so policies can standardise online (see
 :mod:`learners.base`). ``extract`` keeps no state: equal inputs give equal vectors, in any
@@ -24,7 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,7 +57,29 @@ DENSE_FEATURES = (
     "cjk_share",
 )
 
-_WORD = re.compile(r"\w+")
+# Which code points (of the Basic Multilingual Plane) are word characters, like regex \w.
+_IS_WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x10000)], dtype=bool)
+_IS_WORD_CHAR[ord("_")] = True
+_IS_WORD_CHAR[0xFFFF] = False  # stands for every code point above the BMP
+
+
+def _splitmix64(state: int, count: int) -> list[int]:
+    """``count`` outputs of the splitmix64 generator (pure Python: identical everywhere)."""
+    out, mask = [], (1 << 64) - 1
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+# Odd 64-bit multipliers for position-dependent hashing of code points (fixed, so features
+# never change between processes); numpy's uint64 arithmetic wraps modulo 2**64.
+_MUL = np.array([v | 1 for v in _splitmix64(0x62616E646974, 64)], dtype=np.uint64)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31, _S63 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(63)
 _NON_LATIN = re.compile(r"[^\x00-\u024f\s]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Substring counts (str.count is a fast C scan; a regex per signal costs ~10x more).
@@ -111,7 +136,8 @@ class FeatureExtractor:
     embedding_dim
         Slots of the embedding block (default ``dim // 4`` when ``embedding_fn`` is given).
     max_ngram_chars
-        Character trigrams are taken from this many leading characters (bounds the cost).
+        Words and character trigrams are taken from this many leading and this many trailing
+        characters (bounds the cost; 0 leaves the text block empty).
     seed
         Seed of the hash functions and of the embedding projection.
 
@@ -163,8 +189,8 @@ class FeatureExtractor:
             )
         self._num_hasher = FeatureHasher(self._n_num, seed=self.seed)
         self._cat_hasher = FeatureHasher(self._n_cat, seed=self.seed + 1)
-        self._word_hasher = FeatureHasher(self._n_text, seed=self.seed + 2)
-        self._char_hasher = FeatureHasher(self._n_text, seed=self.seed + 3)
+        salts = _splitmix64(self.seed + 2, 2)
+        self._word_salt, self._char_salt = np.uint64(salts[0]), np.uint64(salts[1])
         self._projections: dict[int, np.ndarray] = {}
         self._o_num = self._n_dense
         self._o_cat = self._o_num + self._n_num
@@ -280,18 +306,38 @@ class FeatureExtractor:
             out[self._o_emb : self._o_emb + self._n_emb] = emb / norm
 
     def _text(self, text: str, out: np.ndarray) -> None:
-        lower = text.lower()
+        n, h = len(text), self.max_ngram_chars
+        if n == 0 or h == 0:
+            return
+        # The head (instructions, shared few-shot examples) and the tail (usually the actual
+        # question) of long prompts; the middle is skipped, which bounds the cost.
+        window = text if n <= 2 * h else text[:h] + "\n" + text[-h:]
+        chars = np.frombuffer(window.lower().encode("utf-32-le"), dtype=np.uint32).astype(
+            np.uint64
+        )
+        # words: runs of \w characters (as str.isalnum or "_"), hashed with their positions
+        is_word = _IS_WORD_CHAR[np.minimum(chars, np.uint64(0xFFFF)).astype(np.intp)]
+        count = np.cumsum(is_word)
+        pos = count - np.maximum.accumulate(np.where(is_word, 0, count))
+        sums = np.cumsum(np.where(is_word, chars * _MUL[pos & 63], np.uint64(0)))
+        ends = np.flatnonzero(is_word[:-1] & ~is_word[1:])
+        word_ends = sums[ends] if not is_word[-1] else np.append(sums[ends], sums[-1])
+        hashes = [np.diff(word_ends, prepend=np.uint64(0)) ^ self._word_salt]
+        if chars.size >= 3:  # character trigrams
+            tri = chars[:-2] * _MUL[0]
+            tri += chars[1:-1] * _MUL[1]
+            tri += chars[2:] * _MUL[2]
+            hashes.append(tri ^ self._char_salt)
+        z = np.concatenate(hashes)
+        z ^= z >> _S30  # splitmix64 finaliser
+        z *= _MIX1
+        z ^= z >> _S27
+        z *= _MIX2
+        z ^= z >> _S31
+        size = self._n_text
+        signs = 1.0 - 2.0 * (z >> _S63).astype(np.float64)
         block = out[self._o_text :]
-        words = Counter(_WORD.findall(lower))
-        if words:
-            self._scatter(self._word_hasher.transform_one(words), out, self._o_text)
-        head = lower[: self.max_ngram_chars]
-        if len(head) >= 3:
-            grams = Counter([head[i : i + 3] for i in range(len(head) - 2)])
-            hashed = self._char_hasher.transform_one(grams)
-            if hashed:
-                pos = np.fromiter(hashed.keys(), dtype=np.int64, count=len(hashed))
-                block[pos] += np.fromiter(hashed.values(), dtype=np.float64, count=len(hashed))
+        block += np.bincount((z % np.uint64(size)).astype(np.intp), weights=signs, minlength=size)
         block[...] = _signed_log1p(block)
         norm = float(np.linalg.norm(block))
         if norm > 0.0:

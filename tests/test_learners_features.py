@@ -110,3 +110,27 @@ def test_embedding_hook_fills_its_block() -> None:
 )
 def test_estimate_tokens(text: str, tokens: int) -> None:
     assert estimate_tokens(text) == tokens
+
+
+def test_hashed_text_sees_the_tail_of_long_prompts() -> None:
+    """Few-shot prompts share a long head; the question at the end must still show."""
+    fx = FeatureExtractor(dim=64, max_ngram_chars=256)
+    slots = [i for i, n in enumerate(fx.feature_names) if n.startswith("text_hash_")]
+    shots = "Question: which gas do plants absorb? Answer: carbon dioxide.\n" * 40
+    a = fx.extract(shots + "Question: what is the boiling point of water at sea level?")[slots]
+    b = fx.extract(shots + "Question: who wrote the novel War and Peace?")[slots]
+    a2 = fx.extract(shots + "Question: what is the boiling point of water at sea level?!")[slots]
+    assert not np.allclose(a, b)
+    assert a @ a2 > a @ b
+    # the middle of a long prompt is skipped: only head and tail windows count
+    middle = fx.extract("x" * 256 + " zebra quagga " * 50 + "y" * 256)[slots]
+    assert np.array_equal(middle, fx.extract("x" * 256 + " okapi " * 90 + "y" * 256)[slots])
+
+
+def test_hashed_text_words_and_trigrams_are_case_insensitive_and_stable() -> None:
+    slots = [i for i, n in enumerate(FX.feature_names) if n.startswith("text_hash_")]
+    a = FX.extract("Héllo Wörld_x 日本語 😀")[slots]
+    assert np.array_equal(a, FX.extract("héllo wörld_x 日本語 😀")[slots])
+    empty = FeatureExtractor(dim=64, max_ngram_chars=0).extract("hello")[slots]
+    assert np.count_nonzero(empty) == 0
+    assert not np.array_equal(a, FeatureExtractor(dim=64, seed=1).extract("Héllo Wörld_x")[slots])
