@@ -57,7 +57,12 @@ from service.storage.writer import GroupCommitWriter
 
 __all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
+from service.experiments.api import guardrail_loop
+from service.experiments.manager import ExperimentManager
+
 log = logging.getLogger(__name__)
+
+GUARDRAIL_INTERVAL_S = 10.0
 
 SERVICE_NAMES = (
     router_pb2.DESCRIPTOR.services_by_name["Router"].full_name,
@@ -97,6 +102,9 @@ class BanditrouteServer:
         await self.grpc_server.start()
         for name in (*SERVICE_NAMES, ""):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # Guardrails stop a losing experiment variant even when nobody asks for its status.
+        manager = ExperimentManager(self.engine)
+        self.background.append(asyncio.create_task(guardrail_loop(manager, GUARDRAIL_INTERVAL_S)))
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown (see the module docstring); safe to call twice."""

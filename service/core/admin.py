@@ -236,7 +236,11 @@ def _validate_hyperparameters(
         raise InvalidArgument(f"unknown algorithm {algorithm!r}; known algorithms: {known}")
     arms = ["model-a", "model-b"]
     params = dict(hyperparameters)
-    if algorithm == "fixed" and isinstance(params.get("model"), str):
+    if (
+        algorithm == "fixed"
+        and isinstance(params.get("model"), str)
+        and params["model"] not in arms
+    ):
         arms.append(params["model"])
     try:
         make_policy(algorithm, arms, dim=_VALIDATION_DIM, seed=seed, **params)
