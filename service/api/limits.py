@@ -283,16 +283,26 @@ class LimitsInterceptor(aio.ServerInterceptor):
             registry=registry,
         )
         self._refused_in_flight = self._refused.labels("in_flight")
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method  # type: ignore[attr-defined]
+        # The wrapped handler of a method never changes: build it once, not per call.
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(handler_call_details)
         if handler is None or method.startswith(self.exempt_prefixes):
             return handler
+        wrapped = self._wrap_handler(handler)
+        self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
