@@ -290,9 +290,9 @@ class RouterCore:
             )
         x = self.extractor.extract(req.prompt, req.numeric_context, req.categorical_context)
         n_in = estimate_tokens(req.prompt)
-        predict = self.cost_model.predict_output_tokens
-        costs = {m.id: m.cost_usd(n_in, predict(m.id, x)) for m in candidates}
         names = [m.id for m in candidates]
+        n_out = self.cost_model.predict_output_tokens_many(names, x)  # one matrix product
+        costs = {m.id: m.cost_usd(n_in, n_out[m.id]) for m in candidates}
         if req.max_cost_usd is not None:
             limit = req.max_cost_usd
             names = [n for n in names if costs[n] <= limit]
@@ -308,6 +308,11 @@ class RouterCore:
         created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # id precision
         decision_id = new_decision_id(created_at)
         ranking = decision.ranking
+        scores = decision.scores
+        probabilities = decision.probabilities
+        score_list = [float(scores[n]) for n in ranking]
+        prob_list = [float(probabilities[n]) for n in ranking]
+        prompt_bytes = req.prompt.encode("utf-8", "surrogatepass")
         row = {
             "decision_id": decision_id,
             "created_at": created_at,
@@ -323,13 +328,15 @@ class RouterCore:
             "model": decision.arm,
             "propensity": float(decision.propensity),
             "candidates": ranking,
-            "scores": [float(decision.scores[n]) for n in ranking],
-            "probabilities": [float(decision.probabilities[n]) for n in ranking],
+            "scores": score_list,
+            "probabilities": prob_list,
             "estimated_cost_usd": costs[decision.arm],
             "features": x.astype("<f8").tobytes(),
-            "numeric_context": dict(req.numeric_context),
-            "categorical_context": dict(req.categorical_context),
-            "prompt_hash": hashlib.sha256(req.prompt.encode("utf-8", "surrogatepass")).digest(),
+            "numeric_context": dict(req.numeric_context) if req.numeric_context else {},
+            "categorical_context": (
+                dict(req.categorical_context) if req.categorical_context else {}
+            ),
+            "prompt_hash": hashlib.sha256(prompt_bytes).digest(),
             "prompt": req.prompt if self.store_prompts else None,
             "shadow": shadow,
         }
@@ -345,13 +352,11 @@ class RouterCore:
             decision_id=str(decision_id),
             model=decision.arm,
             propensity=float(decision.propensity),
-            score=float(decision.scores[decision.arm]),
+            score=float(scores[decision.arm]),
             estimated_cost_usd=costs[decision.arm],
             fallbacks=[
-                RankedModel(
-                    n, float(decision.scores[n]), float(decision.probabilities[n]), costs[n]
-                )
-                for n in ranking[1:]
+                RankedModel(ranking[j], score_list[j], prob_list[j], costs[ranking[j]])
+                for j in range(1, len(ranking))
             ],
             policy=assignment.policy.name,
             policy_version=assignment.policy.version,
