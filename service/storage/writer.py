@@ -23,7 +23,9 @@ import asyncio
 import collections
 import contextlib
 import enum
+import json
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +35,6 @@ from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
 
 from service.config import libpq_url
 from service.errors import (
@@ -533,10 +534,7 @@ async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) 
                     cur,
                     "decisions",
                     ("event_id", *DECISION_COLUMNS),
-                    (
-                        (event_id, *(_db_value(c, row[c]) for c in DECISION_COLUMNS))
-                        for event_id, row in accepted
-                    ),
+                    (_decision_values(event_id, row) for event_id, row in accepted),
                 )
             if to_insert_o:
                 await _copy(
@@ -608,7 +606,7 @@ async def _copy(
     cur: psycopg.AsyncCursor[Any],
     table: str,
     columns: Sequence[str],
-    rows: Iterable[tuple[Any, ...]],
+    rows: Iterable[Sequence[Any]],
 ) -> None:
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     async with cur.copy(statement) as copy:
@@ -801,10 +799,30 @@ def _decision_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return full
 
 
-def _db_value(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS and value is not None:
-        return Jsonb(value)
-    return value
+#: Positions of the JSON columns in a COPY row of ``("event_id", *DECISION_COLUMNS)``.
+_JSON_POSITIONS = tuple(1 + j for j, c in enumerate(DECISION_COLUMNS) if c in _JSON_COLUMNS)
+_get_decision_columns = operator.itemgetter(*DECISION_COLUMNS)
+_EMPTY_OBJECT: dict[str, Any] = {}
+
+
+def _decision_values(event_id: int, row: dict[str, Any]) -> list[Any]:
+    """One decision's COPY values: JSON columns pre-encoded to text (an empty object, the
+    common case, as a constant), so no adapter object is built per value.
+
+    >>> row = {**_DECISION_DEFAULTS, **{c: c for c in DECISION_COLUMNS if c not in
+    ...        _DECISION_DEFAULTS}, "numeric_context": {"a": 1.5}}
+    >>> values = _decision_values(7, row)
+    >>> values[0], values[1 + DECISION_COLUMNS.index("numeric_context")]
+    (7, '{"a": 1.5}')
+    >>> values[1 + DECISION_COLUMNS.index("categorical_context")]
+    '{}'
+    """
+    values = [event_id, *_get_decision_columns(row)]
+    for j in _JSON_POSITIONS:
+        value = values[j]
+        if value is not None:
+            values[j] = "{}" if value == _EMPTY_OBJECT else json.dumps(value)
+    return values
 
 
 def _describe(exc: BaseException) -> str:
