@@ -822,7 +822,43 @@ def _decision_values(event_id: int, row: dict[str, Any]) -> list[Any]:
         value = values[j]
         if value is not None:
             values[j] = "{}" if value == _EMPTY_OBJECT else json.dumps(value)
+    # arrays as PostgreSQL array literals: psycopg's list dumper is generic and slow
+    try:
+        values[_CANDIDATES_AT] = _text_array(values[_CANDIDATES_AT])
+        values[_SCORES_AT] = _float_array(values[_SCORES_AT])
+        values[_PROBABILITIES_AT] = _float_array(values[_PROBABILITIES_AT])
+    except (TypeError, ValueError, AttributeError):
+        values[_CANDIDATES_AT : _PROBABILITIES_AT + 1] = _get_array_columns(row)
     return values
+
+
+_CANDIDATES_AT = 1 + DECISION_COLUMNS.index("candidates")
+_SCORES_AT = 1 + DECISION_COLUMNS.index("scores")
+_PROBABILITIES_AT = 1 + DECISION_COLUMNS.index("probabilities")
+assert _SCORES_AT == _CANDIDATES_AT + 1 and _PROBABILITIES_AT == _SCORES_AT + 1
+_get_array_columns = operator.itemgetter("candidates", "scores", "probabilities")
+
+
+def _text_array(names: Sequence[str]) -> str:
+    r"""A ``text[]`` literal, every element quoted (any character is safe).
+
+    >>> print(_text_array(["gpt-4o", 'say "hi", \\o/']))
+    {"gpt-4o","say \"hi\", \\o/"}
+    """
+    return (
+        '{"' + '","'.join([n.replace("\\", "\\\\").replace('"', '\\"') for n in names]) + '"}'
+        if names
+        else "{}"
+    )
+
+
+def _float_array(numbers: Iterable[float]) -> str:
+    """A ``float8[]`` literal; ``repr`` of a float round-trips exactly (as psycopg dumps it).
+
+    >>> _float_array([0.5, 1, float("inf")])
+    '{0.5,1.0,inf}'
+    """
+    return "{" + ",".join([repr(float(v)) for v in numbers]) + "}"
 
 
 def _describe(exc: BaseException) -> str:
