@@ -160,6 +160,8 @@ class Policy(abc.ABC):
         self._scale_inv_std = np.ones(self._dim)
         self._active_idx = np.zeros(0, dtype=np.int64)
         self._active_names: list[str] = []
+        # candidate list -> validated index array; cleared whenever the active arms change
+        self._candidate_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._init_state()
         for name in names:
             self._append_arm(name)
@@ -390,6 +392,7 @@ class Policy(abc.ABC):
     def _refresh_active(self) -> None:
         self._active_idx = np.flatnonzero(self._active).astype(np.int64)
         self._active_names = [self._arm_names[i] for i in self._active_idx.tolist()]
+        self._candidate_cache = {}
 
     def _known_index(self, arm: Any) -> int:
         if not isinstance(arm, str):
@@ -406,6 +409,17 @@ class Policy(abc.ABC):
             return self._active_idx
         if isinstance(candidates, str):
             raise TypeError("candidates must be a sequence of arm names, not a str")
+        key = tuple(candidates)
+        cached = self._candidate_cache.get(key)
+        if cached is not None:
+            return cached
+        idx = self._validate_candidates(key)
+        if len(self._candidate_cache) >= _CANDIDATE_CACHE_SIZE:
+            self._candidate_cache.clear()
+        self._candidate_cache[key] = idx
+        return idx
+
+    def _validate_candidates(self, candidates: tuple[str, ...]) -> np.ndarray:
         seen: set[int] = set()
         for arm in candidates:
             i = self._known_index(arm)
@@ -414,7 +428,11 @@ class Policy(abc.ABC):
             seen.add(i)
         if not seen:
             raise ValueError("candidates must contain at least one arm")
-        return np.array(sorted(seen), dtype=np.int64)
+        if len(seen) == len(self._active_idx):  # every active arm: share the active arrays
+            return self._active_idx
+        idx = np.array(sorted(seen), dtype=np.int64)
+        idx.flags.writeable = False  # shared by later calls with the same candidates
+        return idx
 
     def _scale_learn(self, x: np.ndarray) -> None:
         if self.scaling == "none":
@@ -471,6 +489,10 @@ class Policy(abc.ABC):
             probabilities=dict(zip(names, prob_list, strict=False)),
             ranking=ranking,
         )
+
+
+#: Distinct candidate lists whose index arrays a policy remembers.
+_CANDIDATE_CACHE_SIZE = 1024
 
 
 def _array(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
