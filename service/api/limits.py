@@ -327,29 +327,31 @@ class LimitsInterceptor(aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    async def _admit(self, request: Any, context: aio.ServicerContext) -> None:
-        """Abort the call unless it may run; on return the caller must :meth:`_release`."""
+    def _admit(
+        self, request: Any, context: aio.ServicerContext
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """The status to abort with, or None when the call may run (then the caller must
+        :meth:`_release`). Synchronous: the common path creates no coroutine."""
         if self.in_flight >= self.max_in_flight:
             self.rejected += 1
             self._refused_in_flight.inc()
-            await context.abort(
+            return (
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"server is over its in-flight cap ({self.max_in_flight}); retry with backoff",
             )
         if isinstance(request, _Malformed):
             self._refused.labels("malformed").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            return grpc.StatusCode.INVALID_ARGUMENT, request.reason
         remaining = context.time_remaining()
         if remaining is not None:
             if remaining <= 0:
                 self._refused.labels("deadline").inc()
-                await context.abort(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on arrival"
-                )
+                return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on arrival"
             _DEADLINE.set(time.monotonic() + remaining)
         guard_request(request, context.invocation_metadata())
         self.in_flight += 1
         self._gauge.inc()
+        return None
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -359,7 +361,9 @@ class LimitsInterceptor(aio.ServerInterceptor):
         self, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
     ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
         async def limited(request: Any, context: aio.ServicerContext) -> Any:
-            await self._admit(request, context)
+            refusal = self._admit(request, context)
+            if refusal is not None:
+                await context.abort(*refusal)
             try:
                 return await behavior(request, context)
             except DeadlineExceeded as exc:
@@ -373,7 +377,9 @@ class LimitsInterceptor(aio.ServerInterceptor):
         self, behavior: Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]
     ) -> Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]:
         async def limited(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-            await self._admit(request, context)
+            refusal = self._admit(request, context)
+            if refusal is not None:
+                await context.abort(*refusal)
             try:
                 async for response in behavior(request, context):
                     yield response
