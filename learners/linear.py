@@ -120,8 +120,8 @@ class LinUCB(_RidgePolicy):
         widths += means
         k = len(idx)
         scores = widths if k == len(means) else widths[idx]
-        best = int(np.argmax(scores))
-        probs = epsilon_greedy_probabilities(k, best, self.explore)
+        best = int(scores.argmax())
+        probs = _greedy_probabilities(k, best, self.explore)
         pos = best
         if self.explore > 0.0 and k > 1 and rng.random() < self.explore:
             pos = int(rng.integers(k))
@@ -216,3 +216,27 @@ class LinearThompson(_RidgePolicy):
         if buf is None:
             buf = buffers[k] = np.empty((self.propensity_draws, k), dtype=np.float32)
         return buf
+
+
+_GREEDY_PROBABILITIES: dict[tuple[int, int, float], np.ndarray] = {}
+
+
+def _greedy_probabilities(k: int, best: int, epsilon: float) -> np.ndarray:
+    """:func:`epsilon_greedy_probabilities`, computed once per ``(k, best, epsilon)``.
+
+    The result is shared and read-only (LinUCB only reads it).
+
+    >>> _greedy_probabilities(4, 1, 0.2).tolist()
+    [0.05, 0.85, 0.05, 0.05]
+    >>> _greedy_probabilities(4, 1, 0.2) is _greedy_probabilities(4, 1, 0.2)
+    True
+    """
+    key = (k, best, epsilon)
+    probs = _GREEDY_PROBABILITIES.get(key)
+    if probs is None:
+        probs = epsilon_greedy_probabilities(k, best, epsilon)
+        probs.flags.writeable = False
+        if len(_GREEDY_PROBABILITIES) >= 4096:
+            _GREEDY_PROBABILITIES.clear()
+        _GREEDY_PROBABILITIES[key] = probs
+    return probs
