@@ -235,10 +235,16 @@ class CostModel:
         """Rebuild a :class:`CostModel` from :meth:`to_dict` output."""
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict, got {type(data).__name__}")
-        params = {k: data[k] for k in (
-            "default_output_tokens", "default_latency_ms", "learning_rate",
-            "max_output_tokens", "max_latency_ms",
-        )}
+        params = {
+            k: data[k]
+            for k in (
+                "default_output_tokens",
+                "default_latency_ms",
+                "learning_rate",
+                "max_output_tokens",
+                "max_latency_ms",
+            )
+        }
         out = cls(data["dim"], **params)
         out._counts = {m: dict(c) for m, c in data["counts"]}
         regressors = decode(data["regressors"])

@@ -230,7 +230,6 @@ def _safe_deserializer(
     return deserialize
 
 
-
 class LimitsInterceptor(aio.ServerInterceptor):
     """Caps in-flight RPCs, enforces deadlines and refuses unparsable messages.
 
