@@ -92,6 +92,32 @@ _MATH_MARKERS = (
     "\\frac", "\\sum", "\\int", "\\sqrt", "$", "=", "^", "+", "√", "∑", "∫", "π", "±", "≤",
     "≥", "×", "÷",
 )
+# A marker is counted only when its gate (a character of it that is rare in prose) occurs at
+# all: ``c in text`` is a memchr, much cheaper than a substring count. Same sums, less work.
+_GATE_CHARS = "`\\#{};<>*]\t$^S1-"
+
+
+def _gated(markers: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    groups: dict[str, list[str]] = {}
+    for marker in markers:
+        gate = next((c for c in _GATE_CHARS if c in marker), "")  # "" is in every text
+        groups.setdefault(gate, []).append(marker)
+    return tuple((gate, tuple(group)) for gate, group in groups.items())
+
+
+_CODE_GROUPS, _MARKUP_GROUPS, _MATH_GROUPS = map(
+    _gated, (_CODE_MARKERS, _MARKUP_MARKERS, _MATH_MARKERS)
+)
+
+
+def _count_markers(text: str, groups: tuple[tuple[str, tuple[str, ...]], ...]) -> int:
+    total = 0
+    for gate, markers in groups:
+        if gate in text:
+            total += sum(map(text.count, markers))
+    return total
+
+
 _DELETE_DIGITS = bytes(range(48, 58))
 _DELETE_UPPER = bytes(range(65, 91))
 _DELETE_CODE_PUNCT = b"{}[]();=<>"
@@ -192,6 +218,7 @@ class FeatureExtractor:
         salts = _splitmix64(self.seed + 2, 2)
         self._word_salt, self._char_salt = np.uint64(salts[0]), np.uint64(salts[1])
         self._projections: dict[int, np.ndarray] = {}
+        self._pos_mul = np.zeros(0, dtype=np.uint64)
         self._o_num = self._n_dense
         self._o_cat = self._o_num + self._n_num
         self._o_emb = self._o_cat + self._n_cat
@@ -255,10 +282,10 @@ class FeatureExtractor:
         out[4] = min(n / words, 20.0) / 10.0
         raw = text.encode("utf-8")
         out[5] = (len(raw) - len(raw.translate(None, _DELETE_CODE_PUNCT))) * inv
-        out[6] = math.log1p(sum(map(text.count, _CODE_MARKERS)))
-        out[7] = math.log1p(sum(map(text.count, _MARKUP_MARKERS)))
+        out[6] = math.log1p(_count_markers(text, _CODE_GROUPS))
+        out[7] = math.log1p(_count_markers(text, _MARKUP_GROUPS))
         out[8] = (len(raw) - len(raw.translate(None, _DELETE_DIGITS))) * inv
-        out[9] = math.log1p(sum(map(text.count, _MATH_MARKERS)))
+        out[9] = math.log1p(_count_markers(text, _MATH_GROUPS))
         stripped = text.rstrip()
         out[10] = 1.0 if stripped.endswith(("?", "？")) else 0.0
         out[11] = math.log1p(text.count("?") + text.count("？"))
@@ -312,36 +339,50 @@ class FeatureExtractor:
         # The head (instructions, shared few-shot examples) and the tail (usually the actual
         # question) of long prompts; the middle is skipped, which bounds the cost.
         window = text if n <= 2 * h else text[:h] + "\n" + text[-h:]
-        chars = np.frombuffer(window.lower().encode("utf-32-le"), dtype=np.uint32).astype(
-            np.uint64
-        )
+        # A trailing NUL (not a word character) ends the last word; it is not part of any
+        # trigram. Few NumPy calls: on short prompts their fixed cost is what counts.
+        codes = np.frombuffer((window.lower() + "\0").encode("utf-32-le"), dtype=np.uint32)
         # words: runs of \w characters (as str.isalnum or "_"), hashed with their positions
-        is_word = _IS_WORD_CHAR[np.minimum(chars, np.uint64(0xFFFF)).astype(np.intp)]
-        count = np.cumsum(is_word)
+        # (1-based position p in its word weighs the code point by _MUL[p % 64])
+        is_word = _IS_WORD_CHAR.take(np.minimum(codes, 0xFFFF))
+        count = is_word.cumsum()  # methods: less dispatch than np.cumsum
         pos = count - np.maximum.accumulate(np.where(is_word, 0, count))
-        sums = np.cumsum(np.where(is_word, chars * _MUL[pos & 63], np.uint64(0)))
-        ends = np.flatnonzero(is_word[:-1] & ~is_word[1:])
-        word_ends = sums[ends] if not is_word[-1] else np.append(sums[ends], sums[-1])
-        hashes = [np.diff(word_ends, prepend=np.uint64(0)) ^ self._word_salt]
-        if chars.size >= 3:  # character trigrams
-            tri = chars[:-2] * _MUL[0]
-            tri += chars[1:-1] * _MUL[1]
-            tri += chars[2:] * _MUL[2]
-            hashes.append(tri ^ self._char_salt)
-        z = np.concatenate(hashes)
+        sums = (codes * self._position_multipliers(pos.size).take(pos)).cumsum()
+        word_ends = sums.take((is_word[:-1] > is_word[1:]).nonzero()[0])
+        n_words, n_tri = word_ends.size, max(codes.size - 3, 0)
+        z = np.empty(n_words + n_tri, dtype=np.uint64)
+        z[:n_words] = word_ends
+        z[1:n_words] -= word_ends[:-1]
+        z[:n_words] ^= self._word_salt
+        if n_tri:  # character trigrams
+            weighted = np.multiply.outer(codes[:-1], _MUL[:3])
+            tri = z[n_words:]
+            np.add(weighted[:-2, 0], weighted[1:-1, 1], out=tri)
+            tri += weighted[2:, 2]
+            tri ^= self._char_salt
         z ^= z >> _S30  # splitmix64 finaliser
         z *= _MIX1
         z ^= z >> _S27
         z *= _MIX2
         z ^= z >> _S31
         size = self._n_text
-        signs = 1.0 - 2.0 * (z >> _S63).astype(np.float64)
+        signs = np.where(z >> _S63, -1.0, 1.0)
+        counts = np.bincount((z % np.uint64(size)).view(np.int64), weights=signs, minlength=size)
         block = out[self._o_text :]
-        block += np.bincount((z % np.uint64(size)).astype(np.intp), weights=signs, minlength=size)
-        block[...] = _signed_log1p(block)
-        norm = float(np.linalg.norm(block))
+        np.log1p(np.abs(counts), out=block)  # sign(count) * log1p(|count|)
+        np.copysign(block, counts, out=block)
+        norm = math.sqrt(float(block @ block))
         if norm > 0.0:
             block /= norm
+
+    def _position_multipliers(self, length: int) -> np.ndarray:
+        """``_MUL[p % 64]`` for word positions ``p`` >= 1, and 0 at ``p = 0`` (not a word)."""
+        table = self._pos_mul
+        if table.size < length:
+            p = np.arange(max(length, 2 * self.max_ngram_chars + 2))
+            table = np.where(p > 0, _MUL[p & 63], np.uint64(0))
+            self._pos_mul = table
+        return table
 
     @staticmethod
     def _scatter(hashed: Mapping[int, float], out: np.ndarray, offset: int) -> None:

@@ -134,3 +134,23 @@ def test_hashed_text_words_and_trigrams_are_case_insensitive_and_stable() -> Non
     empty = FeatureExtractor(dim=64, max_ngram_chars=0).extract("hello")[slots]
     assert np.count_nonzero(empty) == 0
     assert not np.array_equal(a, FeatureExtractor(dim=64, seed=1).extract("Héllo Wörld_x")[slots])
+
+
+def test_features_are_bit_identical_to_the_recorded_ones() -> None:
+    """Replay results and logged decision features depend on the exact vectors: a speed-up of
+    ``extract`` must not change a single bit (digest recorded with the 2026-11-27 version)."""
+    import hashlib
+
+    prompts = [
+        "How do I reverse a list in Python?",
+        "def f(x):\n    return x ** 2  # `square`\n",
+        "请把这段话翻译成英文 — why? 🙂",
+        "</div> **bold** [a](b)\n# Title\n- item\n1. first $x^2 + \\frac{1}{2}$ ≤ π",
+        "Example: " + "word_" * 300 + "\nQuestion: what is 2+2?",
+    ]
+    digest = hashlib.sha256()
+    for dim in (32, 64, 256):
+        fx = FeatureExtractor(dim=dim, max_ngram_chars=128)
+        for p in prompts:
+            digest.update(fx.extract(p, {"max_tokens": 256}, {"tenant": "acme"}).tobytes())
+    assert digest.hexdigest() == "71aa03a2a027224044cefcfa75e400b7bf608b34839d7d48472f9bfbe71d6f13"
