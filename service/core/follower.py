@@ -3,7 +3,12 @@
 Outcomes and feedback are events of one log ordered by ``event_id`` (writers allocate ids
 under an advisory lock, so ids become visible in order). Every process, including the one
 that wrote an event, applies the log in id order: woken by NOTIFY on ``banditroute_events`` and
-``banditroute_config``, and polling every ``poll_interval_ms`` as a fallback. Each fetch reads
+``banditroute_config``, and polling every ``poll_interval_ms`` as a fallback. The writer
+notifies after every group commit, decisions included, so under Route-only load most wake-ups
+find no event: after each such empty fetch the shortest gap between two NOTIFY-woken fetches
+doubles (from ``min_fetch_interval_s`` up to the poll interval, i.e. never later than a poll
+would be); a fetch that applies events, a config NOTIFY or :meth:`EventFollower.wake` restores
+the short gap. This changes only when events are read, never their order. Each fetch reads
 the config version and the next events in one REPEATABLE READ transaction, so a policy or model
 referenced by an event is always known when the event is applied.
 
@@ -244,7 +249,8 @@ class EventFollower:
     poll_interval_s
         Poll period when no NOTIFY arrives.
     min_fetch_interval_s
-        Shortest time between two fetches woken by NOTIFY (coalesces bursts).
+        Shortest time between two fetches woken by NOTIFY (coalesces bursts); doubles after
+        every fetch that found no event, up to ``poll_interval_s``.
     cost_learn_every
         The cost model learns from outcomes whose event id is a multiple of this.
     yield_every
@@ -295,6 +301,8 @@ class EventFollower:
         self.cost_model = CostModel(dim=registry.dim)
         self.cost_last_event_id = 0
         self._wake = asyncio.Event()
+        self._urgent = False  # a config change or wake(): fetch after the shortest gap
+        self._fetch_gap_s = min_fetch_interval_s  # grows while NOTIFY-woken fetches find nothing
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -327,6 +335,7 @@ class EventFollower:
 
     def wake(self) -> None:
         """Ask the follower to look at the log now (e.g. after this process wrote)."""
+        self._urgent = True
         self._wake.set()
 
     async def _run(self) -> None:
@@ -335,16 +344,26 @@ class EventFollower:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
             # coalesce bursts of NOTIFYs (one per group commit) into one fetch
-            pause = self.min_fetch_interval_s - (time.monotonic() - last)
+            gap = self.min_fetch_interval_s if self._urgent else self._fetch_gap_s
+            pause = gap - (time.monotonic() - last)
             if pause > 0:
                 await asyncio.sleep(pause)
             self._wake.clear()
+            self._urgent = False
             if self._stopping:
                 return
             last = time.monotonic()
             try:
+                before = self.position
                 await self.catch_up()
                 self.last_error = ""
+                if self.position != before or self._urgent:
+                    self._fetch_gap_s = self.min_fetch_interval_s
+                else:  # nothing new: most NOTIFYs were for decision-only commits
+                    self._fetch_gap_s = min(
+                        max(self.poll_interval_s, self.min_fetch_interval_s),
+                        self._fetch_gap_s * 2,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be down: keep serving, retry later
@@ -369,6 +388,8 @@ class EventFollower:
                             with contextlib.suppress(ValueError):
                                 lag = int(note.payload) - self.position
                                 self.metrics.follower_lag.set(max(lag, 0))
+                        elif note.channel != EVENTS_CHANNEL:  # config: apply it promptly
+                            self._urgent = True
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
