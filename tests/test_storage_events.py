@@ -84,14 +84,18 @@ def test_read_events_async_matches_sync(fresh_db_url: str) -> None:
     ]
 
 
-def test_listener_wakes_on_commit(fresh_db_url: str) -> None:
-    async def scenario() -> list[tuple[str, str]]:
+def test_listener_wakes_on_the_commit_of_an_outcome_not_of_a_decision(fresh_db_url: str) -> None:
+    async def scenario() -> tuple[list[tuple[str, str]], list[tuple[str, str]], int]:
         async with Listener(fresh_db_url) as listener:
             await listener.wait(5.0)  # the (re)connect wake-up
             async with GroupCommitWriter(fresh_db_url) as writer:
-                event_id = await writer.write_decision(decision_row())
+                decision = decision_row()
+                await writer.write_decision(decision)
+                after_decision = await listener.wait(0.5)
+                result = await writer.write_outcome(outcome_row(decision))
             got = await listener.wait(10.0)
-            return [*got, (EVENTS_CHANNEL, str(event_id))]
+            return after_decision, got, result.event_id
 
-    *received, expected = asyncio.run(scenario())
-    assert expected in received
+    after_decision, received, outcome_id = asyncio.run(scenario())
+    assert after_decision == []
+    assert (EVENTS_CHANNEL, str(outcome_id)) in received

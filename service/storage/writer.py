@@ -9,7 +9,8 @@ milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction
 3. outcomes and feedback: checked in the same transaction against their decision (it must
    exist and, when the caller names a tenant, belong to it) and against rows already stored
    (an identical repeat is a duplicate, a different one a conflict), then inserted (COPY);
-4. ``pg_notify('banditroute_events', <largest event id>)`` so followers wake at once.
+4. ``pg_notify('banditroute_events', <largest event id>)`` when the batch holds outcomes or
+   feedback, so followers wake at once (a decision alone teaches no policy).
 
 Each caller gets its result only after COMMIT returned: an acknowledged write is durable. When
 the database is unreachable every waiting caller gets :class:`~service.errors.Unavailable`
@@ -494,9 +495,10 @@ async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) 
                 await outcome_cur.execute(*_outcomes_query(outcomes))
             if feedback:
                 await feedback_cur.execute(*_feedback_query(feedback))
-            await lock.execute(
-                "SELECT pg_notify(%s, currval('event_ids')::text)", (EVENTS_CHANNEL,)
-            )
+            if events:  # followers learn from outcomes and feedback; decisions alone teach nothing
+                await lock.execute(
+                    "SELECT pg_notify(%s, currval('event_ids')::text)", (EVENTS_CHANNEL,)
+                )
             await pipeline.sync()
             row = await ids.fetchone()
             assert row is not None
