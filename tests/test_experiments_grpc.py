@@ -99,6 +99,19 @@ def _route(stub: router_pb2_grpc.RouterStub, unit: str) -> router_pb2.RouteRespo
     )
 
 
+def _route_eventually(
+    stub: router_pb2_grpc.RouterStub, unit: str, deadline: float
+) -> router_pb2.RouteResponse:
+    """Route, allowing a worker that has not yet applied the new config to say NOT_FOUND."""
+    while True:
+        try:
+            return _route(stub, unit)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _route_when_running(address: str, name: str) -> None:
     """Experiments reach a process with its config reload; wait for the first assignment."""
     with grpc.insecure_channel(address) as ch:
@@ -165,10 +178,10 @@ def test_experiments_sticky_across_two_workers_and_a_restart(fresh_db_url: str) 
             for k, unit in enumerate(units):
                 with _fresh_channel(srv.address) as ch:
                     stub = router_pb2_grpc.RouterStub(ch)
-                    resp = _route(stub, unit)
+                    resp = _route_eventually(stub, unit, deadline)
                     while resp.experiment != "sticky" and time.monotonic() < deadline:
                         time.sleep(0.05)
-                        resp = _route(stub, unit)
+                        resp = _route_eventually(stub, unit, deadline)
                     seen[unit].add(resp.variant)
                     if rnd == 0 and k == 0:
                         assert resp.experiment == "sticky"
