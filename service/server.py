@@ -59,6 +59,7 @@ __all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
 from service.experiments.api import guardrail_loop
 from service.experiments.manager import ExperimentManager
+from service.experiments.resolver import ExperimentCache
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,8 @@ class BanditrouteServer:
         await self.grpc_server.wait_for_termination()
 
 
-def _experiment_resolver(engine: Engine, follower: EventFollower) -> ExperimentResolver | None:
-    """The experiments' resolver when that package is available (reloaded with the config)."""
-    try:
-        from service.experiments.resolver import ExperimentCache
-    except ImportError:  # pragma: no cover - experiments not installed
-        return None
+def _experiment_resolver(engine: Engine, follower: EventFollower) -> ExperimentResolver:
+    """The experiments' resolver, reloaded with the config."""
     cache = ExperimentCache()
     follower.config_hooks.append(cache.reload)
     return cache

@@ -697,31 +697,20 @@ def _check_outcomes(
     in_batch: dict[uuid.UUID, tuple[int, str]],
     results: list[Any],
 ) -> list[tuple[int, dict[str, Any], str]]:
-    stored: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
-    for record in records:
-        fields = dict(zip((*OUTCOME_COLUMNS, "reward"), record[2:], strict=True))
-        stored[record[0]] = (record[1], fields)
-    to_insert = []
-    for i, row in outcomes:
-        denied, tenant = _access(i, row, known, in_batch)
-        if denied is not None:
-            results[i] = denied
-            continue
-        existing = stored.get(row["decision_id"])
-        if existing is not None:
-            event_id, fields = existing
-            same = all(_same(fields[c], row.get(c), c) for c in OUTCOME_COLUMNS)
-            status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
-            results[i] = WriteResult(status, event_id, fields, tenant)
-            continue
-        assert tenant is not None
-        to_insert.append((i, row, tenant))
-        # a later row of this batch for the same decision compares against this one
-        stored[row["decision_id"]] = (
-            -1 - i,
-            {**{c: row.get(c) for c in OUTCOME_COLUMNS}, "reward": row["reward"]},
-        )
-    return to_insert
+    stored: dict[Any, tuple[int, dict[str, Any]]] = {
+        record[0]: (record[1], dict(zip((*OUTCOME_COLUMNS, "reward"), record[2:], strict=True)))
+        for record in records
+    }
+    return _check_rows(
+        outcomes,
+        stored,
+        lambda row: row["decision_id"],
+        OUTCOME_COLUMNS,
+        ("reward",),
+        known,
+        in_batch,
+        results,
+    )
 
 
 def _check_feedback(
@@ -731,29 +720,52 @@ def _check_feedback(
     in_batch: dict[uuid.UUID, tuple[int, str]],
     results: list[Any],
 ) -> list[tuple[int, dict[str, Any], str]]:
-    stored: dict[tuple[uuid.UUID, str], tuple[int, dict[str, Any]]] = {}
-    for record in records:
-        stored[(record[0], record[1])] = (
-            record[2],
-            dict(zip(FEEDBACK_COLUMNS, record[3:], strict=True)),
-        )
+    stored: dict[Any, tuple[int, dict[str, Any]]] = {
+        (record[0], record[1]): (record[2], dict(zip(FEEDBACK_COLUMNS, record[3:], strict=True)))
+        for record in records
+    }
+    return _check_rows(
+        feedback,
+        stored,
+        lambda row: (row["decision_id"], row["feedback_key"]),
+        FEEDBACK_COLUMNS,
+        (),
+        known,
+        in_batch,
+        results,
+    )
+
+
+def _check_rows(
+    rows: list[tuple[int, dict[str, Any]]],
+    stored: dict[Any, tuple[int, dict[str, Any]]],
+    key_of: Callable[[dict[str, Any]], Any],
+    columns: Sequence[str],
+    extra: Sequence[str],
+    known: dict[uuid.UUID, str],
+    in_batch: dict[uuid.UUID, tuple[int, str]],
+    results: list[Any],
+) -> list[tuple[int, dict[str, Any], str]]:
+    """Sort ``rows`` into refused (access), DUPLICATE/CONFLICT of a stored row (compared on
+    ``columns``) and rows to insert; ``stored`` maps each key to (event id, fields)."""
     to_insert = []
-    for i, row in feedback:
+    for i, row in rows:
         denied, tenant = _access(i, row, known, in_batch)
         if denied is not None:
             results[i] = denied
             continue
-        key = (row["decision_id"], row["feedback_key"])
+        key = key_of(row)
         existing = stored.get(key)
         if existing is not None:
             event_id, fields = existing
-            same = all(_same(fields[c], row.get(c), c) for c in FEEDBACK_COLUMNS)
+            same = all(_same(fields[c], row.get(c), c) for c in columns)
             status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
             results[i] = WriteResult(status, event_id, fields, tenant)
             continue
         assert tenant is not None
         to_insert.append((i, row, tenant))
-        stored[key] = (-1 - i, {c: row.get(c) for c in FEEDBACK_COLUMNS})
+        # a later row of this batch with the same key compares against this one
+        stored[key] = (-1 - i, {**{c: row.get(c) for c in columns}, **{c: row[c] for c in extra}})
     return to_insert
 
 
