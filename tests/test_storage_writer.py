@@ -55,6 +55,66 @@ def test_decision_round_trips_exactly(fresh_db_url: str) -> None:
     assert dict(zip(row, stored, strict=True)) == row
 
 
+HOSTILE = [
+    "it's",
+    "back\\slash \\' \\\\",
+    "E'x'); DROP TABLE decisions; --",
+    '\\x00ff \\n \\u0041 $$ $q$ %s %(a)s {} "quoted"',
+    "ünïcödé ✓ 漢字 \U0001f600",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_decisions_without_request_id_round_trip_hostile_text_exactly(
+    fresh_db_url: str, text: str
+) -> None:
+    # Decision-only batches without request ids take the one-round-trip path, which renders
+    # values as SQL literals: every character must arrive unchanged, nothing may execute.
+    row = decision_row(
+        tenant=text,
+        route=text,
+        unit_id=text,
+        policy_name=text,
+        experiment=text,
+        variant=text,
+        model=text,
+        candidates=[text, "m2"],
+        numeric_context={text: 1.5},
+        categorical_context={text: text},
+        shadow={text: {"model": text}},
+        prompt=text,
+        features=text.encode("utf-8"),
+        propensity=float.fromhex("0x1.5555555555555p-2"),  # every bit must survive
+    )
+
+    async def scenario() -> int | None:
+        async with GroupCommitWriter(fresh_db_url) as writer:
+            return await writer.write_decision(row)
+
+    event_id = run(scenario)
+    columns = ", ".join(k for k in row)
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        stored = conn.execute(f"SELECT event_id, {columns} FROM decisions").fetchall()
+    assert len(stored) == 1
+    assert stored[0][0] == event_id
+    assert dict(zip(row, stored[0][1:], strict=True)) == row
+
+
+def test_decision_batch_gets_consecutive_ids_in_arrival_order(fresh_db_url: str) -> None:
+    rows = [decision_row() for _ in range(40)]
+
+    async def scenario() -> list[int | None]:
+        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+            return list(await asyncio.gather(*(writer.write_decision(r) for r in rows)))
+
+    ids = run(scenario)
+    assert all(isinstance(i, int) for i in ids)
+    assert ids == list(range(ids[0], ids[0] + len(rows)))  # type: ignore[operator]
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        stored = dict(conn.execute("SELECT decision_id, event_id FROM decisions").fetchall())
+    assert stored == {r["decision_id"]: i for r, i in zip(rows, ids, strict=True)}
+
+
 def test_repeated_request_id_writes_one_decision(fresh_db_url: str) -> None:
     first = decision_row(request_id="req-1", tenant="t")
     same_batch = decision_row(request_id="req-1", tenant="t")

@@ -26,6 +26,7 @@ import contextlib
 import enum
 import json
 import logging
+import math
 import operator
 import time
 import uuid
@@ -345,6 +346,7 @@ class GroupCommitWriter:
             keepalives_interval=5,
             keepalives_count=3,
             application_name="banditroute-writer",
+            autocommit=True,  # transactions are explicit: BEGIN travels with the batch's queries
         )
 
     async def _run(self) -> None:
@@ -409,7 +411,10 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.flush_timeout_s):
-                results = await _commit_batch(conn, batch)
+                if _plain_decisions(batch):
+                    results = await _commit_plain_decisions(conn, batch)
+                else:
+                    results = await _commit_batch(conn, batch)
         except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError, OSError) as exc:
             error = Unavailable(f"the database is unreachable: {_describe(exc)}")
             for item in batch:
@@ -478,10 +483,10 @@ async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) 
     outcomes = [(i, it.row) for i, it in enumerate(batch) if it.kind == "o"]
     feedback = [(i, it.row) for i, it in enumerate(batch) if it.kind == "f"]
     events = outcomes + feedback
-    # no explicit BEGIN round trip: the implicit BEGIN goes out with the first pipelined query
     try:
         lock, ids, claim, known_cur, outcome_cur, feedback_cur = (conn.cursor() for _ in range(6))
         async with conn.pipeline() as pipeline:
+            await conn.execute("BEGIN")  # autocommit connection: the transaction is explicit
             await lock.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
             await ids.execute(
                 "SELECT setval('event_ids', nextval('event_ids') + %s - 1)", (len(batch),)
@@ -581,6 +586,104 @@ async def _commit_batch(conn: psycopg.AsyncConnection[Any], batch: list[_Item]) 
             await conn.rollback()
         raise
     return results
+
+
+def _plain_decisions(batch: list[_Item]) -> bool:
+    """True for a batch of decisions without idempotency keys (the Route hot path)."""
+    return all(it.kind == "d" and not it.row["request_id"] for it in batch)
+
+
+async def _commit_plain_decisions(
+    conn: psycopg.AsyncConnection[Any], batch: list[_Item]
+) -> list[Any]:
+    """Write decisions without request ids in ONE round trip; their event ids, in order.
+
+    The whole transaction is one simple-protocol query: ``BEGIN``, the event-log lock, the id
+    allocation, one multi-row ``INSERT`` whose rows compute their ids from ``currval`` (row
+    ``i`` of ``n`` gets ``first + i``, as in :func:`_commit_batch`), ``COMMIT``. Values are
+    rendered as SQL literals by :func:`_literal`. :func:`_commit_batch` takes three or four
+    round trips, each several event-loop waits in psycopg; on Route load (about ten decisions
+    per batch) that difference is a large share of the server's CPU.
+    """
+    n = len(batch)
+    try:
+        rows = ",".join([_decision_literals(n - 1 - i, it.row) for i, it in enumerate(batch)])
+    except TypeError:  # a value _literal does not know: let psycopg adapt it
+        return await _commit_batch(conn, batch)
+    query = (
+        f"BEGIN;SELECT pg_advisory_xact_lock({int(EVENT_LOG_LOCK_KEY)});"
+        f"SELECT setval('event_ids', nextval('event_ids') + {n - 1});"
+        f"INSERT INTO decisions ({_DECISION_INSERT}) VALUES {rows};COMMIT"
+    )
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(query.encode(), prepare=False)  # type: ignore[call-overload]
+            cur.nextset()  # BEGIN, then the lock
+            cur.nextset()  # then setval
+            row = await cur.fetchone()
+        if row is None or conn.info.transaction_status != TransactionStatus.IDLE:
+            raise psycopg.OperationalError("the decision batch did not commit")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.rollback()
+        raise
+    first_id = int(row[0]) - n + 1
+    return [first_id + i for i in range(n)]
+
+
+_DECISION_INSERT = ", ".join(("event_id", *DECISION_COLUMNS))
+
+
+def _decision_literals(back: int, row: dict[str, Any]) -> str:
+    """``(...)`` of one decision for a VALUES list; its id is ``currval - back``."""
+    values = _decision_values(0, row)
+    values[0] = _CurrvalMinus(back)
+    return "(" + ",".join([_literal(v) for v in values]) + ")"
+
+
+_NON_FINITE = {"nan": "'NaN'", "inf": "'Infinity'", "-inf": "'-Infinity'"}
+
+
+class _CurrvalMinus(int):
+    """An event id relative to the batch's last one."""
+
+
+def _literal(value: Any) -> str:
+    r"""``value`` as a PostgreSQL literal (the column type gives its type).
+
+    Strings use the escape syntax (``E'...'``, backslashes doubled), so the result does not
+    depend on ``standard_conforming_strings``. Raises ``TypeError`` for other types.
+
+    >>> import datetime, uuid
+    >>> print(_literal("it's a \\ backslash"), _literal(None), _literal(float("-inf")))
+    E'it''s a \\ backslash' NULL '-Infinity'
+    >>> print(_literal(b"\x01\xff"), _literal(True), _literal(uuid.UUID(int=1)))
+    E'\\x01ff' TRUE '00000000-0000-0000-0000-000000000001'
+    >>> print(_literal(datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)))
+    '2026-01-02T00:00:00+00:00'
+    """
+    kind = type(value)
+    if kind is str:
+        return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    if value is None:
+        return "NULL"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else _NON_FINITE[repr(value)]
+    if kind is bool:
+        return "TRUE" if value else "FALSE"
+    if kind is uuid.UUID:
+        return f"'{value}'"
+    if kind is datetime:
+        if value.tzinfo is None:
+            raise TypeError("timestamps must be timezone-aware")
+        return f"'{value.isoformat()}'"
+    if kind is bytes:
+        return "E'\\\\x" + value.hex() + "'"
+    if kind is _CurrvalMinus:
+        return f"currval('event_ids')-{int(value)}"
+    raise TypeError(f"no SQL literal for {kind.__name__}")
 
 
 _OUTCOME_INSERT = (
