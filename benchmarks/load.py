@@ -24,6 +24,11 @@ Method
   ``outcome_events_per_s`` counts outcomes acknowledged (each acknowledged outcome is committed
   to PostgreSQL before its batch is answered).
 
+* **Server CPU per call** (``echo_server_cpu_us_per_call``, ``route_server_cpu_us_per_call``,
+  ``..._2workers``): user + system CPU of the server process (all threads; with workers, all
+  worker processes) during the measured window, divided by the calls answered. It moves less
+  between runs than requests/s; ``benchmarks/instructions.py`` is the repeatable version.
+
 The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
 machine only and are what the README reports.
 """
@@ -217,14 +222,37 @@ def _outcome_client(address: str, decisions: int, batch: int, out: Any) -> None:
     out.put(asyncio.run(main()))
 
 
-def _run_client(target: Any, *args: Any) -> dict[str, Any]:
+def _run_client(target: Any, *args: Any, server_pid: int | None = None) -> dict[str, Any]:
+    """Run ``target`` in a client process; with ``server_pid`` (and a ``_client`` target), also
+    measure the server's CPU seconds (all its threads and worker processes) per call."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))
     p.start()
+    cpu0 = 0.0
+    if server_pid is not None:
+        time.sleep(args[4])  # the client's warm-up
+        cpu0 = _cpu_seconds(server_pid)
     result: dict[str, Any] = q.get(timeout=600)
+    if server_pid is not None and result.get("calls"):
+        result["server_cpu_us_per_call"] = (_cpu_seconds(server_pid) - cpu0) / result["calls"] * 1e6
     p.join(30)
     return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and of its descendants still running."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -324,12 +352,23 @@ def main() -> None:
     ready.wait(30)
     try:
         r = _run_client(
-            _client, f"127.0.0.1:{port}", args.seconds, args.concurrency, args.channels, args.warmup
+            _client,
+            f"127.0.0.1:{port}",
+            args.seconds,
+            args.concurrency,
+            args.channels,
+            args.warmup,
+            server_pid=echo.pid,
         )
     finally:
         echo.terminate()
         echo.join(10)
-    result.update(echo_rps=r["rps"], echo_p50_ms=r["p50_ms"], echo_p99_ms=r["p99_ms"])
+    result.update(
+        echo_rps=r["rps"],
+        echo_p50_ms=r["p50_ms"],
+        echo_p99_ms=r["p99_ms"],
+        echo_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
+    )
 
     db_url, embedded = _database(args.database_url)
     try:
@@ -344,12 +383,14 @@ def main() -> None:
                 args.concurrency,
                 args.channels,
                 args.warmup,
+                server_pid=server.pid,
             )
             result.update(
                 route_rps=r["rps"],
                 route_p50_ms=r["p50_ms"],
                 route_p99_ms=r["p99_ms"],
                 route_errors=r["errors"],
+                route_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
             )
             # 3. outcome ingest
             o = _run_client(
@@ -373,8 +414,10 @@ def main() -> None:
                 args.concurrency,
                 max(args.channels, 8),
                 args.warmup,
+                server_pid=server.pid,
             )
             result.update(
+                route_server_cpu_us_per_call_2workers=r.get("server_cpu_us_per_call", 0.0),
                 route_rps_2workers=r["rps"],
                 route_p50_ms_2workers=r["p50_ms"],
                 route_p99_ms_2workers=r["p99_ms"],
@@ -387,6 +430,7 @@ def main() -> None:
             pg.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
+    result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
     result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

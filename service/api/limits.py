@@ -272,9 +272,10 @@ class LimitsInterceptor(aio.ServerInterceptor):
         #: RPCs refused for the in-flight cap since start.
         self.rejected = 0
         registry = registry if registry is not None else CollectorRegistry()
-        self._gauge = Gauge(
+        gauge = Gauge(
             "banditroute_limits_in_flight", "RPCs being served (limits view)", registry=registry
         )
+        gauge.set_function(lambda: self.in_flight)  # read at scrape time: nothing per call
         self._refused = Counter(
             "banditroute_rejected_requests",
             "RPCs refused before reaching a servicer, by reason",
@@ -349,12 +350,10 @@ class LimitsInterceptor(aio.ServerInterceptor):
             _DEADLINE.set(time.monotonic() + remaining)
         guard_request(request, context.invocation_metadata())
         self.in_flight += 1
-        self._gauge.inc()
         return None
 
     def _release(self) -> None:
         self.in_flight -= 1
-        self._gauge.dec()
 
     def _wrap_unary(
         self, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
