@@ -57,10 +57,11 @@ DENSE_FEATURES = (
     "cjk_share",
 )
 
-# Which code points (of the Basic Multilingual Plane) are word characters, like regex \w.
-_IS_WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x10000)], dtype=bool)
-_IS_WORD_CHAR[ord("_")] = True
-_IS_WORD_CHAR[0xFFFF] = False  # stands for every code point above the BMP
+# Which code points (of the Basic Multilingual Plane) are word characters, like regex \w:
+# -1 (all bits set) for a word character, 0 otherwise.
+_WORD_MASK = np.array([-1 if chr(c).isalnum() else 0 for c in range(0x10000)], dtype=np.int64)
+_WORD_MASK[ord("_")] = -1
+_WORD_MASK[0xFFFF] = 0  # stands for every code point above the BMP
 
 
 def _splitmix64(state: int, count: int) -> list[int]:
@@ -79,7 +80,9 @@ def _splitmix64(state: int, count: int) -> list[int]:
 # never change between processes); numpy's uint64 arithmetic wraps modulo 2**64.
 _MUL = np.array([v | 1 for v in _splitmix64(0x62616E646974, 64)], dtype=np.uint64)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S27, _S30, _S31, _S63 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(63)
+_MUL3 = _MUL[:3].copy()
+_MUL.flags.writeable = _MUL3.flags.writeable = _WORD_MASK.flags.writeable = False
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
 _NON_LATIN = re.compile(r"[^\x00-\u024f\s]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Substring counts (str.count is a fast C scan; a regex per signal costs ~10x more).
@@ -97,10 +100,11 @@ _MATH_MARKERS = (
 _GATE_CHARS = "`\\#{};<>*]\t$^S1-"
 
 
-def _gated(markers: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    groups: dict[str, list[str]] = {}
+def _gated(markers: tuple[str, ...]) -> tuple[tuple[str | None, tuple[str, ...]], ...]:
+    groups: dict[str | None, list[str]] = {}
     for marker in markers:
-        gate = next((c for c in _GATE_CHARS if c in marker), "")  # "" is in every text
+        # "" is in every text; None: a non-ASCII marker, counted only in non-ASCII text
+        gate = next((c for c in _GATE_CHARS if c in marker), "" if marker.isascii() else None)
         groups.setdefault(gate, []).append(marker)
     return tuple((gate, tuple(group)) for gate, group in groups.items())
 
@@ -110,10 +114,12 @@ _CODE_GROUPS, _MARKUP_GROUPS, _MATH_GROUPS = map(
 )
 
 
-def _count_markers(text: str, groups: tuple[tuple[str, tuple[str, ...]], ...]) -> int:
+def _count_markers(
+    text: str, groups: tuple[tuple[str | None, tuple[str, ...]], ...], ascii_text: bool
+) -> int:
     total = 0
     for gate, markers in groups:
-        if gate in text:
+        if gate in text if gate is not None else not ascii_text:
             total += sum(map(text.count, markers))
     return total
 
@@ -218,7 +224,9 @@ class FeatureExtractor:
         salts = _splitmix64(self.seed + 2, 2)
         self._word_salt, self._char_salt = np.uint64(salts[0]), np.uint64(salts[1])
         self._projections: dict[int, np.ndarray] = {}
-        self._pos_mul = np.zeros(0, dtype=np.uint64)
+        empty = np.zeros(0, dtype=np.int64)
+        self._scratch_tables: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
+        self._n_text_u64 = np.uint64(self._n_text)
         self._o_num = self._n_dense
         self._o_cat = self._o_num + self._n_num
         self._o_emb = self._o_cat + self._n_cat
@@ -275,23 +283,23 @@ class FeatureExtractor:
             return
         inv = 1.0 / n
         words = text.count(" ") + 1
+        raw = text.encode("utf-8")
+        ascii_text = len(raw) == n
         out[0] = math.log1p(n)
-        out[1] = math.log1p((len(text.encode("utf-8")) + 3) // 4)
+        out[1] = math.log1p((len(raw) + 3) // 4)
         out[2] = math.log1p(text.count("\n") + 1)
         out[3] = math.log1p(words)
         out[4] = min(n / words, 20.0) / 10.0
-        raw = text.encode("utf-8")
         out[5] = (len(raw) - len(raw.translate(None, _DELETE_CODE_PUNCT))) * inv
-        out[6] = math.log1p(_count_markers(text, _CODE_GROUPS))
-        out[7] = math.log1p(_count_markers(text, _MARKUP_GROUPS))
+        out[6] = math.log1p(_count_markers(text, _CODE_GROUPS, ascii_text))
+        out[7] = math.log1p(_count_markers(text, _MARKUP_GROUPS, ascii_text))
         out[8] = (len(raw) - len(raw.translate(None, _DELETE_DIGITS))) * inv
-        out[9] = math.log1p(_count_markers(text, _MATH_GROUPS))
-        stripped = text.rstrip()
-        out[10] = 1.0 if stripped.endswith(("?", "？")) else 0.0
-        out[11] = math.log1p(text.count("?") + text.count("？"))
+        out[9] = math.log1p(_count_markers(text, _MATH_GROUPS, ascii_text))
+        out[10] = 1.0 if text.rstrip().endswith(("?", "？")) else 0.0
+        out[11] = math.log1p(text.count("?") + (0 if ascii_text else text.count("？")))
         out[12] = 1.0 if _QUESTION_START.match(text) else 0.0
         out[13] = (len(raw) - len(raw.translate(None, _DELETE_UPPER))) * inv
-        if not text.isascii():
+        if not ascii_text:
             out[14] = len(_NON_LATIN.findall(text)) * inv
             out[15] = len(_CJK.findall(text)) * inv
 
@@ -338,36 +346,46 @@ class FeatureExtractor:
             return
         # The head (instructions, shared few-shot examples) and the tail (usually the actual
         # question) of long prompts; the middle is skipped, which bounds the cost.
-        window = text if n <= 2 * h else text[:h] + "\n" + text[-h:]
+        window = (text if n <= 2 * h else text[:h] + "\n" + text[-h:]).lower()
         # A trailing NUL (not a word character) ends the last word; it is not part of any
         # trigram. Few NumPy calls: on short prompts their fixed cost is what counts.
-        codes = np.frombuffer((window.lower() + "\0").encode("utf-32-le"), dtype=np.uint32)
+        codes = np.frombuffer((window + "\0").encode("utf-32-le"), dtype=np.uint32)
+        size = codes.size
+        arange, pos_mul, salts = self._tables(size)
         # words: runs of \w characters (as str.isalnum or "_"), hashed with their positions
-        # (1-based position p in its word weighs the code point by _MUL[p % 64])
-        is_word = _IS_WORD_CHAR.take(np.minimum(codes, 0xFFFF))
-        count = is_word.cumsum()  # methods: less dispatch than np.cumsum
-        pos = count - np.maximum.accumulate(np.where(is_word, 0, count))
-        sums = (codes * self._position_multipliers(pos.size).take(pos)).cumsum()
-        word_ends = sums.take((is_word[:-1] > is_word[1:]).nonzero()[0])
-        n_words, n_tri = word_ends.size, max(codes.size - 3, 0)
-        z = np.empty(n_words + n_tri, dtype=np.uint64)
-        z[:n_words] = word_ends
-        z[1:n_words] -= word_ends[:-1]
-        z[:n_words] ^= self._word_salt
-        if n_tri:  # character trigrams
-            weighted = np.multiply.outer(codes[:-1], _MUL[:3])
-            tri = z[n_words:]
-            np.add(weighted[:-2, 0], weighted[1:-1, 1], out=tri)
-            tri += weighted[2:, 2]
-            tri ^= self._char_salt
+        # (1-based position p in its word weighs the code point by _MUL[p % 64]); p is the
+        # distance to the last non-word character (index -1 before the first one).
+        last = _WORD_MASK.take(codes if window.isascii() else np.minimum(codes, 0xFFFF))
+        np.bitwise_or(last, arange[:size], out=last)  # -1 on word characters, else the index
+        np.maximum.accumulate(last, out=last)
+        pos = np.subtract(arange[:size], last, out=last)
+        # A word's hash is the sum of its weighted codes: the segments start at 0 and after
+        # each word end; non-word characters weigh 0 (pos_mul[0] == 0), so the extra segment
+        # after the last word end sums to 0 (it is overwritten by the trigrams).
+        starts = np.empty(size, dtype=bool)
+        starts[0] = True
+        np.greater(pos[:-1], pos[1:], out=starts[1:])
+        bounds = starts.nonzero()[0]
+        n_words, n_tri = bounds.size - 1, max(size - 3, 0)
+        codes = codes.astype(np.uint64)
+        weighted = pos_mul.take(pos)
+        weighted *= codes
+        z = np.empty(n_words + max(n_tri, 1), dtype=np.uint64)
+        np.add.reduceat(weighted, bounds, out=z[: n_words + 1])
+        if n_tri:  # character trigrams: an (n_tri, 3) sliding view of the codes times _MUL[:3]
+            grams = np.ndarray((n_tri, 3), np.uint64, codes, 0, (8, 8))
+            np.matmul(grams, _MUL3, out=z[n_words:])
+        z = z[: n_words + n_tri]
+        half = salts.size // 2  # word salt on the words, char salt on the trigrams: one XOR
+        z ^= salts[half - n_words : half + n_tri]
         z ^= z >> _S30  # splitmix64 finaliser
         z *= _MIX1
         z ^= z >> _S27
         z *= _MIX2
         z ^= z >> _S31
         size = self._n_text
-        signs = np.where(z >> _S63, -1.0, 1.0)
-        counts = np.bincount((z % np.uint64(size)).view(np.int64), weights=signs, minlength=size)
+        signs = np.copysign(1.0, z.view(np.int64))  # +-1.0 by the top bit; slot: z % size
+        counts = np.bincount((z % self._n_text_u64).view(np.int64), weights=signs, minlength=size)
         block = out[self._o_text :]
         np.log1p(np.abs(counts), out=block)  # sign(count) * log1p(|count|)
         np.copysign(block, counts, out=block)
@@ -375,14 +393,23 @@ class FeatureExtractor:
         if norm > 0.0:
             block /= norm
 
-    def _position_multipliers(self, length: int) -> np.ndarray:
-        """``_MUL[p % 64]`` for word positions ``p`` >= 1, and 0 at ``p = 0`` (not a word)."""
-        table = self._pos_mul
-        if table.size < length:
-            p = np.arange(max(length, 2 * self.max_ngram_chars + 2))
-            table = np.where(p > 0, _MUL[p & 63], np.uint64(0))
-            self._pos_mul = table
-        return table
+    def _tables(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read-only tables for windows of up to ``length`` code points (grown on demand).
+
+        ``arange``; ``_MUL[p % 64]`` for word positions ``p`` >= 1 and 0 at ``p = 0`` (not a
+        word); the word salt repeated ``L`` times then the char salt ``L`` times (``L >=
+        length``), so that ``salts[L - w :]`` starts with ``w`` word salts.
+        """
+        tables = self._scratch_tables
+        if tables[0].size < length:
+            size = max(length, 2 * self.max_ngram_chars + 2)
+            p = np.arange(size)
+            pos_mul = np.where(p > 0, _MUL[p & 63], np.uint64(0))
+            salts = np.repeat(np.array([self._word_salt, self._char_salt]), size)
+            for table in (p, pos_mul, salts):
+                table.flags.writeable = False
+            tables = self._scratch_tables = (p, pos_mul, salts)
+        return tables
 
     @staticmethod
     def _scatter(hashed: Mapping[int, float], out: np.ndarray, offset: int) -> None:
