@@ -25,6 +25,8 @@ __all__ = [
     "check_vector",
 ]
 
+_FLOAT64 = np.dtype(np.float64)
+
 
 def check_float(
     name: str,
@@ -151,6 +153,10 @@ def check_vector(x: Any, dim: int, name: str = "x") -> np.ndarray:
     ...
     ValueError: x must be finite, got a non-finite value at index 1
     """
+    # Fast path (the hot path passes extractor output): an exact float64 ndarray of the right
+    # shape needs only the finite check; anything else (or a non-finite x) takes the full one.
+    if type(x) is np.ndarray and x.dtype is _FLOAT64 and x.shape == (dim,) and np.isfinite(x).all():
+        return x
     if isinstance(x, np.ndarray) and x.dtype == np.float64:
         arr = x
     else:

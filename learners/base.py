@@ -480,14 +480,16 @@ class Policy(abc.ABC):
         prob_list = probs.tolist()
         # Best first; ties keep the arm order (sorted is stable); the chosen arm leads.
         order = sorted(range(len(names)), key=score_list.__getitem__, reverse=True)
-        ranking = [names[pos]]
-        ranking.extend([names[j] for j in order if j != pos])
+        arm = names[pos]
+        ranking = [arm]
+        ranking += [names[j] for j in order if j != pos]
+        # positional arguments and zip() without keywords: measurably cheaper per call
         return Decision(
-            arm=names[pos],
-            propensity=prob_list[pos],
-            scores=dict(zip(names, score_list, strict=False)),
-            probabilities=dict(zip(names, prob_list, strict=False)),
-            ranking=ranking,
+            arm,
+            prob_list[pos],
+            dict(zip(names, score_list)),  # noqa: B905 - equal lengths
+            dict(zip(names, prob_list)),  # noqa: B905 - equal lengths
+            ranking,
         )
 
 

@@ -81,7 +81,7 @@ class CostModel:
         self._rows: dict[str, int] = {}
         self._w = {t: np.zeros((0, self._dim)) for t in _TARGETS}
         self._b = {t: np.zeros(0) for t in _TARGETS}
-        self._has = {t: np.zeros(0, dtype=bool) for t in _TARGETS}
+        self._has: dict[str, list[bool]] = {t: [] for t in _TARGETS}  # lists: cheap to index
 
     @property
     def dim(self) -> int:
@@ -118,14 +118,18 @@ class CostModel:
         xv = check_vector(x, self._dim)
         prior, cap = self._prior(target), self._cap(target)
         has = self._has[target]
-        logs = (self._w[target] @ xv + self._b[target]).tolist()
+        logs = self._w[target] @ xv
+        logs += self._b[target]  # in place: the same sums as ``w @ x + b``
+        log_list = logs.tolist()
+        rows = self._rows
+        expm1 = math.expm1
         out: dict[str, float] = {}
         for model in models:
-            row = self._rows.get(model)
+            row = rows.get(model)
             if row is None or not has[row]:
                 out[model] = prior
             else:
-                out[model] = min(max(math.expm1(logs[row]), 0.0), cap)
+                out[model] = min(max(expm1(log_list[row]), 0.0), cap)
         return out
 
     def predict_output_tokens_many(self, models: Iterable[str], x: Any) -> dict[str, float]:
@@ -204,7 +208,7 @@ class CostModel:
             for t in _TARGETS:
                 self._w[t] = np.vstack([self._w[t], np.zeros((1, self._dim))])
                 self._b[t] = np.append(self._b[t], 0.0)
-                self._has[t] = np.append(self._has[t], False)
+                self._has[t].append(False)
         reg = self._regressors[model][target]
         weights = reg._weights
         self._w[target][row] = np.fromiter(
