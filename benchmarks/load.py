@@ -19,6 +19,8 @@ Method
   measure echo and Route in the same run, so ``route_vs_echo`` compares like with like.
   For 2 workers the client opens one channel per in-flight slot group, so the kernel's
   SO_REUSEPORT balancing sees several connections.
+  The client process runs with its garbage collector paused (``gc.disable`` after a
+  collection), so its own GC pauses are not counted as server latency.
 * **Outcome ingest**: the client first routes ``--outcome-decisions`` decisions, then sends
   their outcomes in ``RecordOutcomes`` batches of ``--batch`` items, 4 batches in flight;
   ``outcome_events_per_s`` counts outcomes acknowledged (each acknowledged outcome is committed
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -123,6 +126,12 @@ def _client(
     from banditroute.v1 import router_pb2, router_pb2_grpc
 
     requests = [router_pb2.RouteRequest(prompt=p) for p in PROMPTS]
+    # The client's own garbage collector stops the client for milliseconds at a time; those
+    # pauses would be counted as server latency (for echo and Route alike). The run is
+    # bounded, so the client collects once, then runs without automatic collection.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
 
     async def main() -> dict[str, Any]:
         chans = [
