@@ -128,8 +128,9 @@ class CostModel:
             row = rows.get(model)
             if row is None or not has[row]:
                 out[model] = prior
-            else:
-                out[model] = min(max(expm1(log_list[row]), 0.0), cap)
+            else:  # min(max(y, 0.0), cap) without the calls (same result, NaN included)
+                y = expm1(log_list[row])
+                out[model] = cap if y > cap else (0.0 if y < 0.0 else y)
         return out
 
     def predict_output_tokens_many(self, models: Iterable[str], x: Any) -> dict[str, float]:

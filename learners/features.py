@@ -225,7 +225,7 @@ class FeatureExtractor:
         self._word_salt, self._char_salt = np.uint64(salts[0]), np.uint64(salts[1])
         self._projections: dict[int, np.ndarray] = {}
         empty = np.zeros(0, dtype=np.int64)
-        self._scratch_tables: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
+        self._text_tables: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
         self._n_text_u64 = np.uint64(self._n_text)
         self._o_num = self._n_dense
         self._o_cat = self._o_num + self._n_num
@@ -384,7 +384,7 @@ class FeatureExtractor:
         z *= _MIX2
         z ^= z >> _S31
         size = self._n_text
-        signs = np.copysign(1.0, z.view(np.int64))  # +-1.0 by the top bit; slot: z % size
+        signs = np.copysign(1.0, z.view(np.int64))  # -1.0 where the top bit is set, else 1.0
         counts = np.bincount((z % self._n_text_u64).view(np.int64), weights=signs, minlength=size)
         block = out[self._o_text :]
         np.log1p(np.abs(counts), out=block)  # sign(count) * log1p(|count|)
@@ -400,7 +400,7 @@ class FeatureExtractor:
         word); the word salt repeated ``L`` times then the char salt ``L`` times (``L >=
         length``), so that ``salts[L - w :]`` starts with ``w`` word salts.
         """
-        tables = self._scratch_tables
+        tables = self._text_tables
         if tables[0].size < length:
             size = max(length, 2 * self.max_ngram_chars + 2)
             p = np.arange(size)
@@ -408,7 +408,7 @@ class FeatureExtractor:
             salts = np.repeat(np.array([self._word_salt, self._char_salt]), size)
             for table in (p, pos_mul, salts):
                 table.flags.writeable = False
-            tables = self._scratch_tables = (p, pos_mul, salts)
+            tables = self._text_tables = (p, pos_mul, salts)
         return tables
 
     @staticmethod
