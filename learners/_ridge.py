@@ -97,12 +97,16 @@ class RidgeArms:
         self.theta[i] = self.A_inv[i] @ self.b[i]
 
     def means_and_widths(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-arm ``z'theta`` and ``z'A^-1 z`` (all arms, one product each)."""
-        k, p = self.k, self.p
-        means = self.theta @ z
+        """Per-arm ``z'theta`` and ``z'A^-1 z`` (all arms, one product each).
+
+        ``ndarray.dot`` makes the same BLAS gemv call as ``@`` on these contiguous operands
+        (identical results) with less dispatch overhead.
+        """
+        means = self.theta.dot(z)
         z32 = z.astype(np.float32)
-        u = (self._A_inv32 @ z32).reshape(k, p)
-        widths = (u @ z32).astype(np.float64)
+        u = self._A_inv32.dot(z32)
+        u.shape = self.b.shape  # (k, p), in place
+        widths = u.dot(z32).astype(np.float64)
         np.maximum(widths, 0.0, out=widths)
         return means, widths
 
