@@ -351,7 +351,8 @@ class FeatureExtractor:
         # trigram. Few NumPy calls: on short prompts their fixed cost is what counts.
         codes = np.frombuffer((window + "\0").encode("utf-32-le"), dtype=np.uint32)
         size = codes.size
-        arange, pos_mul, salts = self._tables(size)
+        tables = self._text_tables
+        arange, pos_mul, salts = tables if tables[0].size >= size else self._tables(size)
         # words: runs of \w characters (as str.isalnum or "_"), hashed with their positions
         # (1-based position p in its word weighs the code point by _MUL[p % 64]); p is the
         # distance to the last non-word character (index -1 before the first one).
@@ -389,7 +390,7 @@ class FeatureExtractor:
         block = out[self._o_text :]
         np.log1p(np.abs(counts), out=block)  # sign(count) * log1p(|count|)
         np.copysign(block, counts, out=block)
-        norm = math.sqrt(float(block @ block))
+        norm = math.sqrt(block.dot(block))  # the same ddot as ``block @ block``, less dispatch
         if norm > 0.0:
             block /= norm
 
@@ -398,10 +399,11 @@ class FeatureExtractor:
 
         ``arange``; ``_MUL[p % 64]`` for word positions ``p`` >= 1 and 0 at ``p = 0`` (not a
         word); the word salt repeated ``L`` times then the char salt ``L`` times (``L >=
-        length``), so that ``salts[L - w :]`` starts with ``w`` word salts.
+        length``), so that ``salts[L - w :]`` starts with ``w`` word salts. Safe to share
+        between threads: a larger set is built whole, then published in one assignment.
         """
         tables = self._text_tables
-        if tables[0].size < length:
+        if tables[0].size < length:  # grown once per larger window; then only read
             size = max(length, 2 * self.max_ngram_chars + 2)
             p = np.arange(size)
             pos_mul = np.where(p > 0, _MUL[p & 63], np.uint64(0))
