@@ -349,14 +349,19 @@ class FeatureExtractor:
         window = (text if n <= 2 * h else text[:h] + "\n" + text[-h:]).lower()
         # A trailing NUL (not a word character) ends the last word; it is not part of any
         # trigram. Few NumPy calls: on short prompts their fixed cost is what counts.
-        codes = np.frombuffer((window + "\0").encode("utf-32-le"), dtype=np.uint32)
+        # _WORD_MASK: -1 on word characters, 0 elsewhere (code points above the BMP included)
+        if window.isascii():  # one byte per code point: the cheapest encoding
+            codes = np.frombuffer((window + "\0").encode("ascii"), dtype=np.uint8)
+            last = _WORD_MASK.take(codes)
+        else:
+            codes = np.frombuffer((window + "\0").encode("utf-32-le"), dtype=np.uint32)
+            last = _WORD_MASK.take(np.minimum(codes, 0xFFFF))
         size = codes.size
         tables = self._text_tables
         arange, pos_mul, salts = tables if tables[0].size >= size else self._tables(size)
         # words: runs of \w characters (as str.isalnum or "_"), hashed with their positions
         # (1-based position p in its word weighs the code point by _MUL[p % 64]); p is the
         # distance to the last non-word character (index -1 before the first one).
-        last = _WORD_MASK.take(codes if window.isascii() else np.minimum(codes, 0xFFFF))
         np.bitwise_or(last, arange[:size], out=last)  # -1 on word characters, else the index
         np.maximum.accumulate(last, out=last)
         pos = np.subtract(arange[:size], last, out=last)
