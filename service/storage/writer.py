@@ -637,53 +637,64 @@ _DECISION_INSERT = ", ".join(("event_id", *DECISION_COLUMNS))
 def _decision_literals(back: int, row: dict[str, Any]) -> str:
     """``(...)`` of one decision for a VALUES list; its id is ``currval - back``."""
     values = _decision_values(0, row)
-    values[0] = _CurrvalMinus(back)
-    return "(" + ",".join([_literal(v) for v in values]) + ")"
-
-
-_NON_FINITE = {"nan": "'NaN'", "inf": "'Infinity'", "-inf": "'-Infinity'"}
-
-
-class _CurrvalMinus(int):
-    """An event id relative to the batch's last one."""
+    try:
+        literals = [_LITERALS[type(v)](v) for v in values[1:]]
+    except KeyError as exc:
+        raise TypeError(f"no SQL literal for {exc.args[0].__name__}") from None
+    return f"(currval('event_ids')-{back}," + ",".join(literals) + ")"
 
 
 def _literal(value: Any) -> str:
     r"""``value`` as a PostgreSQL literal (the column type gives its type).
 
-    Strings use the escape syntax (``E'...'``, backslashes doubled), so the result does not
-    depend on ``standard_conforming_strings``. Raises ``TypeError`` for other types.
+    A string with a backslash uses the escape syntax (``E'...'``, backslashes doubled), any
+    other string the standard one: both read the same whatever
+    ``standard_conforming_strings`` is. Raises ``TypeError`` for types it does not know.
 
     >>> import datetime, uuid
-    >>> print(_literal("it's a \\ backslash"), _literal(None), _literal(float("-inf")))
-    E'it''s a \\ backslash' NULL '-Infinity'
-    >>> print(_literal(b"\x01\xff"), _literal(True), _literal(uuid.UUID(int=1)))
-    E'\\x01ff' TRUE '00000000-0000-0000-0000-000000000001'
+    >>> print(_literal("it's a \\ backslash"), _literal("it's"), _literal(None))
+    E'it''s a \\ backslash' 'it''s' NULL
+    >>> print(_literal(float("-inf")), _literal(0.1), _literal(7), _literal(True))
+    '-Infinity' 0.1 7 TRUE
+    >>> print(_literal(bytes([1, 255])), _literal(uuid.UUID(int=1)))
+    E'\\x01ff' '00000000-0000-0000-0000-000000000001'
     >>> print(_literal(datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)))
     '2026-01-02T00:00:00+00:00'
     """
-    kind = type(value)
-    if kind is str:
+    convert = _LITERALS.get(type(value))
+    if convert is None:
+        raise TypeError(f"no SQL literal for {type(value).__name__}")
+    return convert(value)
+
+
+def _str_literal(value: str) -> str:
+    if "\\" in value:
         return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-    if value is None:
-        return "NULL"
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return repr(value) if math.isfinite(value) else _NON_FINITE[repr(value)]
-    if kind is bool:
-        return "TRUE" if value else "FALSE"
-    if kind is uuid.UUID:
-        return f"'{value}'"
-    if kind is datetime:
-        if value.tzinfo is None:
-            raise TypeError("timestamps must be timezone-aware")
-        return f"'{value.isoformat()}'"
-    if kind is bytes:
-        return "E'\\\\x" + value.hex() + "'"
-    if kind is _CurrvalMinus:
-        return f"currval('event_ids')-{int(value)}"
-    raise TypeError(f"no SQL literal for {kind.__name__}")
+    return "'" + value.replace("'", "''") + "'" if "'" in value else "'" + value + "'"
+
+
+def _float_literal(value: float) -> str:
+    text = repr(value)
+    return text if math.isfinite(value) else _NON_FINITE[text]
+
+
+def _datetime_literal(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise TypeError("timestamps must be timezone-aware")
+    return f"'{value.isoformat()}'"
+
+
+_NON_FINITE = {"nan": "'NaN'", "inf": "'Infinity'", "-inf": "'-Infinity'"}
+_LITERALS: dict[type, Callable[[Any], str]] = {
+    str: _str_literal,
+    type(None): lambda _: "NULL",
+    int: str,
+    float: _float_literal,
+    bool: lambda v: "TRUE" if v else "FALSE",
+    uuid.UUID: lambda v: f"'{v}'",
+    datetime: _datetime_literal,
+    bytes: lambda v: "E'\\\\x" + v.hex() + "'",
+}
 
 
 _OUTCOME_INSERT = (
