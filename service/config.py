@@ -183,7 +183,15 @@ class Settings(BaseSettings):
     poll_interval_ms: float = Field(
         200.0,
         gt=0,
-        description="How often a process polls the event log when no NOTIFY woke it.",
+        description="How often a process polls the event log when no NOTIFY woke it and its "
+        "LISTEN connection is down.",
+    )
+    listening_poll_interval_ms: float = Field(
+        2000.0,
+        gt=0,
+        description="How often a process polls the event log while its LISTEN connection is up "
+        "(outcomes, feedback and config changes then arrive by NOTIFY; the poll is a safety "
+        "net). Never shorter than `poll_interval_ms`.",
     )
     snapshot_every_events: int = Field(
         10_000, ge=1, description="Events a policy applies between two state snapshots."

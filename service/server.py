@@ -214,6 +214,7 @@ async def create_server(
         registry,
         listen_url=pq_url,
         poll_interval_s=settings.poll_interval_ms / 1000.0,
+        listening_poll_interval_s=settings.listening_poll_interval_ms / 1000.0,
         snapshot_every=settings.snapshot_every_events,
         metrics=metrics,
     )

@@ -157,6 +157,25 @@ def test_two_server_processes_learn_from_each_others_outcomes(fresh_db_url: str)
         b.stop()
 
 
+def test_processes_learn_from_notify_alone_while_listening(fresh_db_url: str) -> None:
+    # Polling is only the safety net of LISTEN/NOTIFY: with it a minute apart, B must still
+    # learn A's outcomes at once, from the NOTIFY of their commit.
+    register_demo(fresh_db_url)
+    env = {
+        "BANDITROUTE_ADMIN_TOKEN": "t",
+        "BANDITROUTE_POLL_INTERVAL_MS": "60000",
+        "BANDITROUTE_LISTENING_POLL_INTERVAL_MS": "60000",
+    }
+    a = spawn_server(fresh_db_url, env=env)
+    b = spawn_server(fresh_db_url, env=env)
+    try:
+        _traffic(a.address, 10, seed=5, feedback_every=1000)
+        assert _eventually(lambda: _policy_updates(b.address, "t") == 10)
+    finally:
+        a.stop()
+        b.stop()
+
+
 @pytest.mark.slow
 def test_workers_share_one_port_and_learn_together(fresh_db_url: str) -> None:
     register_demo(fresh_db_url)

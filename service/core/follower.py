@@ -247,7 +247,11 @@ class EventFollower:
     listen_url
         libpq URL for the LISTEN connection (None: poll only).
     poll_interval_s
-        Poll period when no NOTIFY arrives.
+        Poll period when no NOTIFY arrives and the LISTEN connection is down (or not used).
+    listening_poll_interval_s
+        Poll period while the LISTEN connection is up: every outcome, feedback and config
+        change is announced by NOTIFY then, so polling is only a safety net, and an idle poll
+        is not free (it runs in a worker thread that takes the GIL from the RPCs).
     min_fetch_interval_s
         Shortest time between two fetches woken by NOTIFY (coalesces bursts); doubles after
         every fetch that found no event, up to ``poll_interval_s``.
@@ -270,6 +274,7 @@ class EventFollower:
         *,
         listen_url: str | None = None,
         poll_interval_s: float = 0.2,
+        listening_poll_interval_s: float = 2.0,
         snapshot_every: int = 10_000,
         batch_size: int = 2000,
         metrics: Metrics | None = None,
@@ -282,6 +287,7 @@ class EventFollower:
         self.registry = registry
         self.listen_url = listen_url
         self.poll_interval_s = poll_interval_s
+        self.listening_poll_interval_s = max(poll_interval_s, listening_poll_interval_s)
         self.snapshot_every = snapshot_every
         self.batch_size = batch_size
         self.metrics = metrics
@@ -306,6 +312,7 @@ class EventFollower:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._listening = False  # the LISTEN connection is up
         self.last_error: str = ""
 
     # ------------------------------------------------------------------ lifecycle
@@ -341,8 +348,9 @@ class EventFollower:
     async def _run(self) -> None:
         last = 0.0
         while not self._stopping:
+            period = self.listening_poll_interval_s if self._listening else self.poll_interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                await asyncio.wait_for(self._wake.wait(), period)
             # coalesce bursts of NOTIFYs (one per group commit) into one fetch
             gap = self.min_fetch_interval_s if self._urgent else self._fetch_gap_s
             pause = gap - (time.monotonic() - last)
@@ -378,10 +386,18 @@ class EventFollower:
         assert self.listen_url is not None
         while not self._stopping:
             try:
-                aconn = await psycopg.AsyncConnection.connect(self.listen_url, autocommit=True)
+                aconn = await psycopg.AsyncConnection.connect(
+                    self.listen_url,
+                    autocommit=True,
+                    keepalives=1,  # a dead peer ends the LISTEN within ~25 s, not never
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                )
                 async with aconn:
                     await aconn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await aconn.execute(f"LISTEN {CONFIG_CHANNEL}")
+                    self._listening = True
                     self._wake.set()  # anything missed while not listening
                     async for note in aconn.notifies():
                         if note.channel == EVENTS_CHANNEL and self.metrics is not None:
@@ -392,9 +408,13 @@ class EventFollower:
                             self._urgent = True
                         self._wake.set()
             except asyncio.CancelledError:
+                self._listening = False
                 raise
             except Exception:
+                self._listening = False
+                self._wake.set()  # poll at the short period until LISTEN is back
                 await asyncio.sleep(1.0)
+            self._listening = False
 
     # ------------------------------------------------------------------ reading
     def _read_config(self) -> ConfigSnapshot:
