@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "instructions.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load import PROMPTS, _database, _free_port  # noqa: E402
+from load import PROMPTS, _database, _drop_database, _free_port  # noqa: E402
 
 
 def _valgrind(out_dir: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
@@ -178,10 +178,7 @@ def main() -> None:
     try:
         result.update(measure("route", db_url, args))
     finally:
-        if embedded is not None:
-            pg, data_dir = embedded
-            pg.stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
+        _drop_database(db_url, embedded)
     result["route_vs_echo_instructions"] = (
         result["echo_instructions_per_call"] / result["route_instructions_per_call"]
     )

@@ -10,7 +10,8 @@ Method
   types) whose ``Route`` returns a prebuilt ``RouteResponse`` without doing anything. It runs in
   its own process, exactly like the real server.
 * **Route**: the real server (``python -m service.server --demo``) on PostgreSQL (a private
-  embedded PostgreSQL under /tmp unless ``--database-url`` is given), with 1 worker and then 2
+  embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
+  names, dropped afterwards), with 1 worker and then 2
   workers (``--workers 2``, SO_REUSEPORT). Every Route is answered after its decision row
   committed (group commit).
 * **Client**: a separate process (multiprocessing, spawn) running a grpc.aio client that keeps
@@ -319,19 +320,35 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 
 def _database(url: str | None) -> tuple[str, Any]:
+    """A fresh migrated database: a temporary one on the server ``url`` names (dropped by
+    :func:`_drop_database`), or a private embedded PostgreSQL under /tmp."""
     sys.path.insert(0, str(ROOT))
     from service.storage import migrate
+    from tests.helpers import create_database
 
     if url:
-        migrate.upgrade(url)
-        return url, None
+        db_url = create_database(url, prefix="br_load")
+        migrate.upgrade(db_url)
+        return db_url, ("external", url)
     from service.storage.embedded import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
     pg = EmbeddedPostgres(data_dir)
-    url = pg.start()
-    migrate.upgrade(url)
-    return url, (pg, data_dir)
+    db_url = pg.start()
+    migrate.upgrade(db_url)
+    return db_url, ("embedded", (pg, data_dir))
+
+
+def _drop_database(db_url: str, handle: Any) -> None:
+    from tests.helpers import database_name, drop_database
+
+    kind, value = handle
+    if kind == "external":
+        drop_database(value, database_name(db_url))
+    else:
+        pg, data_dir = value
+        pg.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -434,10 +451,7 @@ def main() -> None:
         finally:
             _stop(server)
     finally:
-        if embedded is not None:
-            pg, data_dir = embedded
-            pg.stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
+        _drop_database(db_url, embedded)
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
     result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
     result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
