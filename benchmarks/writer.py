@@ -5,7 +5,7 @@ Run ``python benchmarks/writer.py`` (options: ``--database-url``, ``--events``, 
 
 Method: a fresh database (a private embedded PostgreSQL under /tmp unless ``--database-url``
 names a server, on which a temporary database is created and dropped) is migrated; one
-``GroupCommitWriter`` with the default settings (flush every 3 ms, at most 1000 rows per
+``GroupCommitWriter`` with the default settings (flush every 4 ms, at most 1000 rows per
 transaction) then writes ``--events`` decisions and
 
 * ``outcome_events_per_s``: their outcomes as ``write_outcomes`` calls of ``--batch`` rows,

@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     # --- write path -----------------------------------------------------------------------
     write_batch_max_rows: int = Field(1000, ge=1, description="Most rows one group commit writes.")
     write_flush_ms: float = Field(
-        3.0,
+        4.0,
         gt=0,
         description="Longest a write waits for its group commit to start (milliseconds).",
     )

@@ -198,7 +198,7 @@ class GroupCommitWriter:
         self,
         url: str,
         *,
-        flush_ms: float = 3.0,
+        flush_ms: float = 4.0,
         batch_max_rows: int = 1000,
         max_pending_rows: int = 50_000,
         connect_timeout_s: float = 5.0,
