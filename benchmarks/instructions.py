@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "instructions.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load import PROMPTS, _database, _drop_database, _free_port  # noqa: E402
+from load import PROMPTS, _database, _drop_database, _free_port, _stop  # noqa: E402
 
 
 def _valgrind(out_dir: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
@@ -104,16 +104,6 @@ def _instructions(out_dir: Path) -> int:
     return total
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(10)
-
-
 def _batch_rows(metrics_port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
         text = r.read().decode()
@@ -158,7 +148,7 @@ def measure(kind: str, db_url: str, args: argparse.Namespace) -> dict[str, float
             result["route_rows_per_batch"] = _batch_rows(metrics_port)
         return result
     finally:
-        _stop(proc)
+        _stop(proc, timeout=120)  # valgrind exits slowly
         shutil.rmtree(out_dir, ignore_errors=True)
 
 

@@ -232,19 +232,29 @@ def _outcome_client(address: str, decisions: int, batch: int, out: Any) -> None:
     out.put(asyncio.run(main()))
 
 
-def _run_client(target: Any, *args: Any, server_pid: int | None = None) -> dict[str, Any]:
-    """Run ``target`` in a client process; with ``server_pid`` (and a ``_client`` target), also
-    measure the server's CPU seconds (all its threads and worker processes) per call."""
+def _run_client(target: Any, *args: Any) -> dict[str, Any]:
+    """Run ``target(*args, queue)`` in a client process and return what it puts on the queue."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))
     p.start()
-    cpu0 = 0.0
-    if server_pid is not None:
-        time.sleep(args[4])  # the client's warm-up
-        cpu0 = _cpu_seconds(server_pid)
     result: dict[str, Any] = q.get(timeout=600)
-    if server_pid is not None and result.get("calls"):
+    p.join(30)
+    return result
+
+
+def _measure(port: int, server_pid: int, args: argparse.Namespace, channels: int) -> dict[str, Any]:
+    """Closed-loop Route load on ``port`` (see :func:`_client`), plus the server's CPU seconds
+    (all its threads and worker processes) per call over the measured window."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    client_args = (f"127.0.0.1:{port}", args.seconds, args.concurrency, channels, args.warmup, q)
+    p = ctx.Process(target=_client, args=client_args)
+    p.start()
+    time.sleep(args.warmup)
+    cpu0 = _cpu_seconds(server_pid)
+    result: dict[str, Any] = q.get(timeout=600)
+    if result["calls"]:
         result["server_cpu_us_per_call"] = (_cpu_seconds(server_pid) - cpu0) / result["calls"] * 1e6
     p.join(30)
     return result
@@ -309,11 +319,12 @@ def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]
     return proc
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
+def _stop(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """SIGTERM ``proc``'s process group, then SIGKILL after ``timeout`` seconds."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(60)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -377,15 +388,7 @@ def main() -> None:
     echo.start()
     ready.wait(30)
     try:
-        r = _run_client(
-            _client,
-            f"127.0.0.1:{port}",
-            args.seconds,
-            args.concurrency,
-            args.channels,
-            args.warmup,
-            server_pid=echo.pid,
-        )
+        r = _measure(port, echo.pid, args, args.channels)
     finally:
         echo.terminate()
         echo.join(10)
@@ -402,15 +405,7 @@ def main() -> None:
         port = _free_port()
         server = _start_server(db_url, port, 1)
         try:
-            r = _run_client(
-                _client,
-                f"127.0.0.1:{port}",
-                args.seconds,
-                args.concurrency,
-                args.channels,
-                args.warmup,
-                server_pid=server.pid,
-            )
+            r = _measure(port, server.pid, args, args.channels)
             result.update(
                 route_rps=r["rps"],
                 route_p50_ms=r["p50_ms"],
@@ -433,15 +428,7 @@ def main() -> None:
         port = _free_port()
         server = _start_server(db_url, port, 2)
         try:
-            r = _run_client(
-                _client,
-                f"127.0.0.1:{port}",
-                args.seconds,
-                args.concurrency,
-                max(args.channels, 8),
-                args.warmup,
-                server_pid=server.pid,
-            )
+            r = _measure(port, server.pid, args, max(args.channels, 8))
             result.update(
                 route_server_cpu_us_per_call_2workers=r.get("server_cpu_us_per_call", 0.0),
                 route_rps_2workers=r["rps"],

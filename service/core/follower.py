@@ -397,24 +397,24 @@ class EventFollower:
                 async with aconn:
                     await aconn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     await aconn.execute(f"LISTEN {CONFIG_CHANNEL}")
-                    self._listening = True
                     self._wake.set()  # anything missed while not listening
-                    async for note in aconn.notifies():
-                        if note.channel == EVENTS_CHANNEL and self.metrics is not None:
-                            with contextlib.suppress(ValueError):
-                                lag = int(note.payload) - self.position
-                                self.metrics.follower_lag.set(max(lag, 0))
-                        elif note.channel != EVENTS_CHANNEL:  # config: apply it promptly
-                            self._urgent = True
-                        self._wake.set()
+                    self._listening = True
+                    try:
+                        async for note in aconn.notifies():
+                            if note.channel == EVENTS_CHANNEL and self.metrics is not None:
+                                with contextlib.suppress(ValueError):
+                                    lag = int(note.payload) - self.position
+                                    self.metrics.follower_lag.set(max(lag, 0))
+                            elif note.channel != EVENTS_CHANNEL:  # config: apply it promptly
+                                self._urgent = True
+                            self._wake.set()
+                    finally:
+                        self._listening = False
             except asyncio.CancelledError:
-                self._listening = False
                 raise
             except Exception:
-                self._listening = False
                 self._wake.set()  # poll at the short period until LISTEN is back
                 await asyncio.sleep(1.0)
-            self._listening = False
 
     # ------------------------------------------------------------------ reading
     def _read_config(self) -> ConfigSnapshot:

@@ -637,11 +637,7 @@ _DECISION_INSERT = ", ".join(("event_id", *DECISION_COLUMNS))
 def _decision_literals(back: int, row: dict[str, Any]) -> str:
     """``(...)`` of one decision for a VALUES list; its id is ``currval - back``."""
     values = _decision_values(0, row)
-    try:
-        literals = [_LITERALS[type(v)](v) for v in values[1:]]
-    except KeyError as exc:
-        raise TypeError(f"no SQL literal for {exc.args[0].__name__}") from None
-    return f"(currval('event_ids')-{back}," + ",".join(literals) + ")"
+    return f"(currval('event_ids')-{back}," + ",".join([_literal(v) for v in values[1:]]) + ")"
 
 
 def _literal(value: Any) -> str:
