@@ -9,6 +9,11 @@ Method
 * **Echo ceiling**: a grpc.aio server (same event loop, uvloop when available, same message
   types) whose ``Route`` returns a prebuilt ``RouteResponse`` without doing anything. It runs in
   its own process, exactly like the real server.
+* **Echo + commit** (``echo_commit_*``): the echo server, except that each call is answered
+  only after a row with its request committed to the same PostgreSQL, group-committed every
+  ``write_flush_ms`` like Route's decisions. It is the ceiling for any Route that, as required,
+  answers after its decision is durable; ``route_vs_echo_commit`` is what Route's own work
+  (features, policy, cost estimates, the decision row) costs against it.
 * **Route**: the real server (``python -m service.server --demo``) on PostgreSQL (a private
   embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
   names, dropped afterwards), with 1 worker and then 2
@@ -83,15 +88,11 @@ def _install_uvloop() -> None:
         pass
 
 
-# -- echo server ---------------------------------------------------------------------------
+def _echo_reply() -> Any:
+    """The prebuilt answer of the echo servers (shaped like a real Route answer)."""
+    from banditroute.v1 import router_pb2
 
-
-def _echo_server(port: int, ready: Any) -> None:
-    _install_uvloop()
-    import grpc.aio
-    from banditroute.v1 import router_pb2, router_pb2_grpc
-
-    reply = router_pb2.RouteResponse(
+    return router_pb2.RouteResponse(
         decision_id="01900000-0000-7000-8000-000000000000",
         model="gpt-4o-mini",
         propensity=0.9,
@@ -101,6 +102,17 @@ def _echo_server(port: int, ready: Any) -> None:
         route="default",
     )
 
+
+# -- echo server ---------------------------------------------------------------------------
+
+
+def _echo_server(port: int, ready: Any) -> None:
+    _install_uvloop()
+    import grpc.aio
+    from banditroute.v1 import router_pb2_grpc
+
+    reply = _echo_reply()
+
     class Echo(router_pb2_grpc.RouterServicer):
         async def Route(self, request: Any, context: Any) -> Any:
             return reply
@@ -108,6 +120,71 @@ def _echo_server(port: int, ready: Any) -> None:
     async def main() -> None:
         server = grpc.aio.server()
         router_pb2_grpc.add_RouterServicer_to_server(Echo(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def _echo_commit_server(port: int, ready: Any, db_url: str, flush_ms: float) -> None:
+    """The echo server plus the one thing the issue requires of every Route: a durable row.
+
+    Each call appends its serialized request to a group-commit queue and is answered after the
+    batch committed: one multi-row ``INSERT`` in its own transaction per window of
+    ``flush_ms`` (Route's ``write_flush_ms``), on one psycopg connection, on the same
+    PostgreSQL as Route. No features, no policy, no bookkeeping: the floor a Route that commits
+    before answering can reach on this machine, so ``route_vs_echo_commit`` isolates what
+    Route's own work costs.
+    """
+    _install_uvloop()
+    import grpc.aio
+    import psycopg
+    from banditroute.v1 import router_pb2_grpc
+
+    reply = _echo_reply()
+    pending: list[tuple[bytes, asyncio.Future[None]]] = []
+    flushing: set[asyncio.Task[None]] = set()
+
+    async def main() -> None:
+        conn = await psycopg.AsyncConnection.connect(
+            db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+        )
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_echo_log (id bigserial PRIMARY KEY, request bytea)"
+        )
+
+        async def flush() -> None:
+            await asyncio.sleep(flush_ms / 1000)
+            batch = pending[:]
+            pending.clear()
+            values = ",".join(f"('\\x{raw.hex()}')" for raw, _ in batch)
+            try:
+                await conn.execute(
+                    f"INSERT INTO bench_echo_log (request) VALUES {values}".encode(),
+                    prepare=False,
+                )
+            except Exception as exc:
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                return
+            for _, fut in batch:
+                fut.set_result(None)
+
+        class EchoCommit(router_pb2_grpc.RouterServicer):
+            async def Route(self, request: Any, context: Any) -> Any:
+                fut = asyncio.get_running_loop().create_future()
+                pending.append((request.SerializeToString(), fut))
+                if len(pending) == 1:
+                    task = asyncio.ensure_future(flush())
+                    flushing.add(task)
+                    task.add_done_callback(flushing.discard)
+                await fut
+                return reply
+
+        server = grpc.aio.server()
+        router_pb2_grpc.add_RouterServicer_to_server(EchoCommit(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         ready.set()
@@ -350,6 +427,14 @@ def _database(url: str | None) -> tuple[str, Any]:
     return db_url, ("embedded", (pg, data_dir))
 
 
+def _default_flush_ms() -> float:
+    """Route's group-commit window as the server started by :func:`_start_server` uses it."""
+    sys.path.insert(0, str(ROOT))
+    from service.config import Settings
+
+    return float(Settings.model_fields["write_flush_ms"].default)
+
+
 def _drop_database(db_url: str, handle: Any) -> None:
     from tests.helpers import database_name, drop_database
 
@@ -388,7 +473,7 @@ def main() -> None:
     echo.start()
     ready.wait(30)
     try:
-        r = _measure(port, echo.pid, args, args.channels)
+        r = _measure(port, int(echo.pid or 0), args, args.channels)
     finally:
         echo.terminate()
         echo.join(10)
@@ -401,7 +486,27 @@ def main() -> None:
 
     db_url, embedded = _database(args.database_url)
     try:
-        # 2. Route, one worker
+        # 2. echo + a durable row per call: the floor of any Route that commits first
+        port = _free_port()
+        ready = ctx.Event()
+        flush_ms = _default_flush_ms()  # the Route server below runs with the default
+        floor = ctx.Process(
+            target=_echo_commit_server, args=(port, ready, db_url, flush_ms), daemon=True
+        )
+        floor.start()
+        ready.wait(60)
+        try:
+            r = _measure(port, int(floor.pid or 0), args, args.channels)
+        finally:
+            floor.terminate()
+            floor.join(10)
+        result.update(
+            echo_commit_rps=r["rps"],
+            echo_commit_p50_ms=r["p50_ms"],
+            echo_commit_p99_ms=r["p99_ms"],
+            echo_commit_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
+        )
+        # 3. Route, one worker
         port = _free_port()
         server = _start_server(db_url, port, 1)
         try:
@@ -413,7 +518,7 @@ def main() -> None:
                 route_errors=r["errors"],
                 route_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
             )
-            # 3. outcome ingest
+            # 4. outcome ingest
             o = _run_client(
                 _outcome_client, f"127.0.0.1:{port}", args.outcome_decisions, args.batch
             )
@@ -424,7 +529,7 @@ def main() -> None:
             )
         finally:
             _stop(server)
-        # 4. Route, two workers on one port
+        # 5. Route, two workers on one port
         port = _free_port()
         server = _start_server(db_url, port, 2)
         try:
@@ -441,6 +546,8 @@ def main() -> None:
         _drop_database(db_url, embedded)
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
     result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
+    result["echo_commit_vs_echo"] = result["echo_commit_rps"] / result["echo_rps"]
+    result["route_vs_echo_commit"] = result["route_rps"] / result["echo_commit_rps"]
     result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
