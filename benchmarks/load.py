@@ -9,11 +9,12 @@ Method
 * **Echo ceiling**: a grpc.aio server (same event loop, uvloop when available, same message
   types) whose ``Route`` returns a prebuilt ``RouteResponse`` without doing anything. It runs in
   its own process, exactly like the real server.
-* **Echo + commit** (``echo_commit_*``): the echo server, except that each call is answered
-  only after a row with its request committed to the same PostgreSQL, group-committed every
-  ``write_flush_ms`` like Route's decisions. It is the ceiling for any Route that, as required,
-  answers after its decision is durable; ``route_vs_echo_commit`` is what Route's own work
-  (features, policy, cost estimates, the decision row) costs against it.
+* **Floors** (``echo_commit_*``, ``echo_learners_*``; see :func:`_floor_server`): the echo
+  server, except that each call is answered only after a row with its request committed to
+  the same PostgreSQL, group-committed every ``write_flush_ms`` like Route's decisions; the
+  second one also makes Route's three learner calls (features, cost estimates, the LinUCB
+  choice) for the demo route. They split the gap between echo and Route into what the required
+  durable write costs, what the learners cost, and what the service around them costs.
 * **Route**: the real server (``python -m service.server --demo``) on PostgreSQL (a private
   embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
   names, dropped afterwards), with 1 worker and then 2
@@ -128,15 +129,17 @@ def _echo_server(port: int, ready: Any) -> None:
     asyncio.run(main())
 
 
-def _echo_commit_server(port: int, ready: Any, db_url: str, flush_ms: float) -> None:
-    """The echo server plus the one thing the issue requires of every Route: a durable row.
+def _floor_server(port: int, ready: Any, db_url: str, flush_ms: float, learners: bool) -> None:
+    """The echo server plus what the issue requires of every Route, and nothing else.
 
     Each call appends its serialized request to a group-commit queue and is answered after the
     batch committed: one multi-row ``INSERT`` in its own transaction per window of
     ``flush_ms`` (Route's ``write_flush_ms``), on one psycopg connection, on the same
-    PostgreSQL as Route. No features, no policy, no bookkeeping: the floor a Route that commits
-    before answering can reach on this machine, so ``route_vs_echo_commit`` isolates what
-    Route's own work costs.
+    PostgreSQL as Route. With ``learners`` each call first does the three learner calls Route
+    makes, configured as the demo route (features, output-token estimates of every candidate,
+    the LinUCB choice with its propensity). No validation, no experiments, no decision row,
+    no metrics: these servers are the ceilings the real server is compared with in
+    ``route_vs_echo_commit`` and ``route_vs_echo_learners``.
     """
     _install_uvloop()
     import grpc.aio
@@ -146,6 +149,7 @@ def _echo_commit_server(port: int, ready: Any, db_url: str, flush_ms: float) -> 
     reply = _echo_reply()
     pending: list[tuple[bytes, asyncio.Future[None]]] = []
     flushing: set[asyncio.Task[None]] = set()
+    decide = _demo_learners() if learners else None
 
     async def main() -> None:
         conn = await psycopg.AsyncConnection.connect(
@@ -172,8 +176,10 @@ def _echo_commit_server(port: int, ready: Any, db_url: str, flush_ms: float) -> 
             for _, fut in batch:
                 fut.set_result(None)
 
-        class EchoCommit(router_pb2_grpc.RouterServicer):
+        class Floor(router_pb2_grpc.RouterServicer):
             async def Route(self, request: Any, context: Any) -> Any:
+                if decide is not None:
+                    decide(request.prompt)
                 fut = asyncio.get_running_loop().create_future()
                 pending.append((request.SerializeToString(), fut))
                 if len(pending) == 1:
@@ -184,13 +190,39 @@ def _echo_commit_server(port: int, ready: Any, db_url: str, flush_ms: float) -> 
                 return reply
 
         server = grpc.aio.server()
-        router_pb2_grpc.add_RouterServicer_to_server(EchoCommit(), server)
+        router_pb2_grpc.add_RouterServicer_to_server(Floor(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         ready.set()
         await server.wait_for_termination()
 
     asyncio.run(main())
+
+
+def _demo_learners() -> Any:
+    """``decide(prompt)``: Route's learner calls for the demo route (its defaults and models)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from learners import CostModel, FeatureExtractor, make_policy
+    from service.config import Settings
+    from service.core.admin import DEMO_MODELS
+
+    dim = int(Settings.model_fields["feature_dim"].default)
+    extractor, cost_model = FeatureExtractor(dim=dim), CostModel(dim=dim)
+    names = [m[0] for m in DEMO_MODELS]
+    policy = make_policy("linucb", names, dim, seed=0, alpha=1.0)
+    rng = np.random.default_rng(0)
+    for i in range(200):  # a policy that has learnt something, like the demo's after a while
+        x = extractor.extract(PROMPTS[i % len(PROMPTS)])
+        policy.update(x, names[i % len(names)], float(rng.random()))
+
+    def decide(prompt: str) -> Any:
+        x = extractor.extract(prompt)
+        cost_model.predict_output_tokens_many(names, x)
+        return policy.select(x, names, rng=rng)
+
+    return decide
 
 
 # -- client --------------------------------------------------------------------------------
@@ -486,26 +518,29 @@ def main() -> None:
 
     db_url, embedded = _database(args.database_url)
     try:
-        # 2. echo + a durable row per call: the floor of any Route that commits first
-        port = _free_port()
-        ready = ctx.Event()
+        # 2. the floors: echo + a durable row per call, then + Route's learner calls
         flush_ms = _default_flush_ms()  # the Route server below runs with the default
-        floor = ctx.Process(
-            target=_echo_commit_server, args=(port, ready, db_url, flush_ms), daemon=True
-        )
-        floor.start()
-        ready.wait(60)
-        try:
-            r = _measure(port, int(floor.pid or 0), args, args.channels)
-        finally:
-            floor.terminate()
-            floor.join(10)
-        result.update(
-            echo_commit_rps=r["rps"],
-            echo_commit_p50_ms=r["p50_ms"],
-            echo_commit_p99_ms=r["p99_ms"],
-            echo_commit_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
-        )
+        for name, learners in (("echo_commit", False), ("echo_learners", True)):
+            port = _free_port()
+            ready = ctx.Event()
+            floor = ctx.Process(
+                target=_floor_server, args=(port, ready, db_url, flush_ms, learners), daemon=True
+            )
+            floor.start()
+            ready.wait(60)
+            try:
+                r = _measure(port, int(floor.pid or 0), args, args.channels)
+            finally:
+                floor.terminate()
+                floor.join(10)
+            result.update(
+                {
+                    f"{name}_rps": r["rps"],
+                    f"{name}_p50_ms": r["p50_ms"],
+                    f"{name}_p99_ms": r["p99_ms"],
+                    f"{name}_server_cpu_us_per_call": r.get("server_cpu_us_per_call", 0.0),
+                }
+            )
         # 3. Route, one worker
         port = _free_port()
         server = _start_server(db_url, port, 1)
@@ -547,7 +582,9 @@ def main() -> None:
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
     result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
     result["echo_commit_vs_echo"] = result["echo_commit_rps"] / result["echo_rps"]
+    result["echo_learners_vs_echo"] = result["echo_learners_rps"] / result["echo_rps"]
     result["route_vs_echo_commit"] = result["route_rps"] / result["echo_commit_rps"]
+    result["route_vs_echo_learners"] = result["route_rps"] / result["echo_learners_rps"]
     result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
