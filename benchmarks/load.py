@@ -63,6 +63,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project's packages (``learners``, ``service``, ``tests.helpers``) before this folder,
+# whose ``learners.py`` would otherwise shadow the package.
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "load.json"
 PROMPTS = [
     "Summarise the following support ticket in two sentences: the customer cannot log in.",
@@ -109,7 +112,6 @@ def _echo_reply() -> Any:
 
 def _echo_server(port: int, ready: Any) -> None:
     _install_uvloop()
-    import grpc.aio
     from banditroute.v1 import router_pb2_grpc
 
     reply = _echo_reply()
@@ -118,15 +120,20 @@ def _echo_server(port: int, ready: Any) -> None:
         async def Route(self, request: Any, context: Any) -> Any:
             return reply
 
-    async def main() -> None:
-        server = grpc.aio.server()
-        router_pb2_grpc.add_RouterServicer_to_server(Echo(), server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        ready.set()
-        await server.wait_for_termination()
+    asyncio.run(_serve(Echo(), port, ready))
 
-    asyncio.run(main())
+
+async def _serve(servicer: Any, port: int, ready: Any) -> None:
+    """Serve ``servicer`` as the Router service on 127.0.0.1:``port`` until terminated."""
+    import grpc.aio
+    from banditroute.v1 import router_pb2_grpc
+
+    server = grpc.aio.server()
+    router_pb2_grpc.add_RouterServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    ready.set()
+    await server.wait_for_termination()
 
 
 def _floor_server(port: int, ready: Any, db_url: str, flush_ms: float, learners: bool) -> None:
@@ -142,7 +149,6 @@ def _floor_server(port: int, ready: Any, db_url: str, flush_ms: float, learners:
     ``route_vs_echo_commit`` and ``route_vs_echo_learners``.
     """
     _install_uvloop()
-    import grpc.aio
     import psycopg
     from banditroute.v1 import router_pb2_grpc
 
@@ -189,12 +195,7 @@ def _floor_server(port: int, ready: Any, db_url: str, flush_ms: float, learners:
                 await fut
                 return reply
 
-        server = grpc.aio.server()
-        router_pb2_grpc.add_RouterServicer_to_server(Floor(), server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        ready.set()
-        await server.wait_for_termination()
+        await _serve(Floor(), port, ready)
 
     asyncio.run(main())
 
@@ -203,7 +204,6 @@ def _demo_learners() -> Any:
     """``decide(prompt)``: Route's learner calls for the demo route (its defaults and models)."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from learners import CostModel, FeatureExtractor, make_policy
     from service.config import Settings
     from service.core.admin import DEMO_MODELS
@@ -442,7 +442,6 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
 def _database(url: str | None) -> tuple[str, Any]:
     """A fresh migrated database: a temporary one on the server ``url`` names (dropped by
     :func:`_drop_database`), or a private embedded PostgreSQL under /tmp."""
-    sys.path.insert(0, str(ROOT))
     from service.storage import migrate
     from tests.helpers import create_database
 
@@ -461,7 +460,6 @@ def _database(url: str | None) -> tuple[str, Any]:
 
 def _default_flush_ms() -> float:
     """Route's group-commit window as the server started by :func:`_start_server` uses it."""
-    sys.path.insert(0, str(ROOT))
     from service.config import Settings
 
     return float(Settings.model_fields["write_flush_ms"].default)
