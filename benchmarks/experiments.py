@@ -21,11 +21,11 @@ import numpy as np
 # shadow the learners package: put the repository root first.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learners.registry import make_policy
-from service.core.assignment import Assignment, PolicyKey, RouteEntry
-from service.experiments.assignment import bucket_of, initial_allocation
-from service.experiments.resolver import CompiledExperiment, ExperimentCache
-from service.experiments.shadow import score_shadows
+from banditroute.learners.registry import make_policy
+from banditroute.service.core.assignment import Assignment, PolicyKey, RouteEntry
+from banditroute.service.experiments.assignment import bucket_of, initial_allocation
+from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
+from banditroute.service.experiments.shadow import score_shadows
 
 
 def _us_per_call(fn: Callable[[int], object], n: int) -> float:

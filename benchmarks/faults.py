@@ -53,15 +53,15 @@ if str(ROOT) not in sys.path:
 
 import grpc  # noqa: E402
 import psycopg  # noqa: E402
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc  # noqa: E402
 
-from learners import state as policy_state  # noqa: E402
-from service.config import Settings, libpq_url  # noqa: E402
-from service.core.assignment import PolicyKey  # noqa: E402
-from service.core.config_cache import load_config  # noqa: E402
-from service.core.follower import rebuild_policy  # noqa: E402
-from service.storage.database import create_engine  # noqa: E402
-from service.storage.embedded import EmbeddedPostgres  # noqa: E402
+from banditroute.learners import state as policy_state  # noqa: E402
+from banditroute.service.config import Settings, libpq_url  # noqa: E402
+from banditroute.service.core.assignment import PolicyKey  # noqa: E402
+from banditroute.service.core.config_cache import load_config  # noqa: E402
+from banditroute.service.core.follower import rebuild_policy  # noqa: E402
+from banditroute.service.storage.database import create_engine  # noqa: E402
+from banditroute.service.storage.embedded import EmbeddedPostgres  # noqa: E402
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc  # noqa: E402
 from tests.fault.dedicated_pg import DedicatedPostgres  # noqa: E402
 from tests.fault.workload import (  # noqa: E402
     OutcomeStream,

@@ -27,7 +27,7 @@ from river import bandit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learners import CostModel, FeatureExtractor, dumps, loads, make_policy  # noqa: E402
+from banditroute.learners import CostModel, FeatureExtractor, dumps, loads, make_policy  # noqa: E402
 
 K = 11
 REPEATS = 10

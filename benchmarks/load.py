@@ -15,7 +15,8 @@ Method
   second one also makes Route's three learner calls (features, cost estimates, the LinUCB
   choice) for the demo route. They split the gap between echo and Route into what the required
   durable write costs, what the learners cost, and what the service around them costs.
-* **Route**: the real server (``python -m service.server --demo``) on PostgreSQL (a private
+* **Route**: the real server (``python -m banditroute.service.server --demo``) on PostgreSQL (a
+private
   embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
   names, dropped afterwards), with 1 worker and then 2
   workers (``--workers 2``, SO_REUSEPORT). Every Route is answered after its decision row
@@ -126,6 +127,7 @@ def _echo_server(port: int, ready: Any) -> None:
 async def _serve(servicer: Any, port: int, ready: Any) -> None:
     """Serve ``servicer`` as the Router service on 127.0.0.1:``port`` until terminated."""
     import grpc.aio
+
     from banditroute.v1 import router_pb2_grpc
 
     server = grpc.aio.server()
@@ -150,6 +152,7 @@ def _floor_server(port: int, ready: Any, db_url: str, flush_ms: float, learners:
     """
     _install_uvloop()
     import psycopg
+
     from banditroute.v1 import router_pb2_grpc
 
     reply = _echo_reply()
@@ -204,9 +207,9 @@ def _demo_learners() -> Any:
     """``decide(prompt)``: Route's learner calls for the demo route (its defaults and models)."""
     import numpy as np
 
-    from learners import CostModel, FeatureExtractor, make_policy
-    from service.config import Settings
-    from service.core.admin import DEMO_MODELS
+    from banditroute.learners import CostModel, FeatureExtractor, make_policy
+    from banditroute.service.config import Settings
+    from banditroute.service.core.admin import DEMO_MODELS
 
     dim = int(Settings.model_fields["feature_dim"].default)
     extractor, cost_model = FeatureExtractor(dim=dim), CostModel(dim=dim)
@@ -233,6 +236,7 @@ def _client(
 ) -> None:
     _install_uvloop()
     import grpc.aio
+
     from banditroute.v1 import router_pb2, router_pb2_grpc
 
     requests = [router_pb2.RouteRequest(prompt=p) for p in PROMPTS]
@@ -295,6 +299,7 @@ def _client(
 def _outcome_client(address: str, decisions: int, batch: int, out: Any) -> None:
     _install_uvloop()
     import grpc.aio
+
     from banditroute.v1 import router_pb2, router_pb2_grpc
 
     async def main() -> dict[str, Any]:
@@ -419,7 +424,7 @@ def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.server", "--demo"],
+        [sys.executable, "-m", "banditroute.service.server", "--demo"],
         env=env,
         cwd=str(ROOT),
         start_new_session=True,
@@ -442,14 +447,14 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
 def _database(url: str | None) -> tuple[str, Any]:
     """A fresh migrated database: a temporary one on the server ``url`` names (dropped by
     :func:`_drop_database`), or a private embedded PostgreSQL under /tmp."""
-    from service.storage import migrate
+    from banditroute.service.storage import migrate
     from tests.helpers import create_database
 
     if url:
         db_url = create_database(url, prefix="br_load")
         migrate.upgrade(db_url)
         return db_url, ("external", url)
-    from service.storage.embedded import EmbeddedPostgres
+    from banditroute.service.storage.embedded import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
     pg = EmbeddedPostgres(data_dir)
@@ -460,7 +465,7 @@ def _database(url: str | None) -> tuple[str, Any]:
 
 def _default_flush_ms() -> float:
     """Route's group-commit window as the server started by :func:`_start_server` uses it."""
-    from service.config import Settings
+    from banditroute.service.config import Settings
 
     return float(Settings.model_fields["write_flush_ms"].default)
 

@@ -46,13 +46,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from learners.metrics import apgr, cpt  # noqa: E402
-from service.replay.baselines import strong_weak  # noqa: E402
-from service.replay.dataset import ReplayDataset  # noqa: E402
-from service.replay.experiment import ReplayConfig, run_experiment  # noqa: E402
-from service.replay.loaders import default_data_root, hash_split, load_dataset  # noqa: E402
-from service.replay.report import markdown_table, to_json, write_report  # noqa: E402
-from service.replay.runner import (  # noqa: E402
+from banditroute.learners.metrics import apgr, cpt  # noqa: E402
+from banditroute.service.replay.baselines import strong_weak  # noqa: E402
+from banditroute.service.replay.dataset import ReplayDataset  # noqa: E402
+from banditroute.service.replay.experiment import ReplayConfig, run_experiment  # noqa: E402
+from banditroute.service.replay.loaders import default_data_root, hash_split, load_dataset  # noqa: E402
+from banditroute.service.replay.report import markdown_table, to_json, write_report  # noqa: E402
+from banditroute.service.replay.runner import (  # noqa: E402
     PolicySpec,
     default_featurizer,
     run_online,

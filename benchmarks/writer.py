@@ -35,8 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.storage import migrate  # noqa: E402
-from service.storage.writer import GroupCommitWriter  # noqa: E402
+from banditroute.service.storage import migrate  # noqa: E402
+from banditroute.service.storage.writer import GroupCommitWriter  # noqa: E402
 from tests.helpers import (  # noqa: E402
     create_database,
     database_name,
@@ -86,7 +86,7 @@ async def _measure(url: str, events: int, batch: int, concurrency: int) -> dict[
 def _count(url: str, table: str) -> int:
     import psycopg
 
-    from service.config import libpq_url
+    from banditroute.service.config import libpq_url
 
     with psycopg.connect(libpq_url(url)) as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -108,7 +108,7 @@ def main() -> None:
         server_url = args.database_url
         mode = "external"
     else:
-        from service.storage.embedded import EmbeddedPostgres
+        from banditroute.service.storage.embedded import EmbeddedPostgres
 
         data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
         server = EmbeddedPostgres(data_dir, database="postgres")
@@ -122,7 +122,7 @@ def main() -> None:
         assert _count(url, "decisions") == 2 * args.events
         import psycopg
 
-        from service.config import libpq_url
+        from banditroute.service.config import libpq_url
 
         with psycopg.connect(libpq_url(url)) as conn:
             row = conn.execute("SELECT current_setting('server_version_num')").fetchone()

@@ -3,16 +3,16 @@
 Nothing here does I/O; everything is deterministic given a seed.
 """
 
-from learners.base import Decision, Policy
-from learners.cost import CostModel
-from learners.features import FeatureExtractor, estimate_tokens
-from learners.linear import LinearThompson, LinUCB
-from learners.registry import ALGORITHMS, make_policy
-from learners.reward import RewardWeights, compute_reward, merge_quality
-from learners.river_compat import AsRiverPolicy
-from learners.river_policy import RiverRewardPolicy
-from learners.simple import EpsilonGreedy, Fixed, Uniform
-from learners.state import StateFormatError, dumps, loads
+from banditroute.learners.base import Decision, Policy
+from banditroute.learners.cost import CostModel
+from banditroute.learners.features import FeatureExtractor, estimate_tokens
+from banditroute.learners.linear import LinearThompson, LinUCB
+from banditroute.learners.registry import ALGORITHMS, make_policy
+from banditroute.learners.reward import RewardWeights, compute_reward, merge_quality
+from banditroute.learners.river_compat import AsRiverPolicy
+from banditroute.learners.river_policy import RiverRewardPolicy
+from banditroute.learners.simple import EpsilonGreedy, Fixed, Uniform
+from banditroute.learners.state import StateFormatError, dumps, loads
 
 __all__ = [
     "ALGORITHMS",

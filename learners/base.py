@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from learners._validation import (
+from banditroute.learners._validation import (
     check_arm_name,
     check_arms,
     check_choice,
@@ -102,7 +102,7 @@ class Policy(abc.ABC):
     Examples
     --------
     >>> import numpy as np
-    >>> from learners import make_policy
+    >>> from banditroute.learners import make_policy
     >>> policy = make_policy("linucb", ["small", "large"], dim=2, seed=0)
     >>> x = np.array([0.3, 1.0])
     >>> decision = policy.select(x, rng=np.random.default_rng(1))
@@ -173,7 +173,7 @@ class Policy(abc.ABC):
 
         Examples
         --------
-        >>> from learners import LinUCB
+        >>> from banditroute.learners import LinUCB
         >>> LinUCB.hyperparameter_names()[:3]
         ['alpha', 'ridge', 'explore']
         """
@@ -208,7 +208,7 @@ class Policy(abc.ABC):
 
         Examples
         --------
-        >>> from learners import Uniform
+        >>> from banditroute.learners import Uniform
         >>> p = Uniform(["a", "b"], dim=1).remove_arm("a")
         >>> p.arms, p.known_arms
         (['b'], ['a', 'b'])
@@ -311,7 +311,7 @@ class Policy(abc.ABC):
 
         Examples
         --------
-        >>> from learners import Uniform
+        >>> from banditroute.learners import Uniform
         >>> p = Uniform(["a", "b"], dim=2).update([0.0, 1.0], "a", 1.0)
         >>> p.summary()["a"]
         {'updates': 1, 'mean_reward': 1.0, 'active': True}

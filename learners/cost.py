@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from river import linear_model, optim
 
-from learners._river_codec import decode, encode
-from learners._validation import check_arm_name, check_float, check_int, check_vector
+from banditroute.learners._river_codec import decode, encode
+from banditroute.learners._validation import check_arm_name, check_float, check_int, check_vector
 
 __all__ = ["CostModel"]
 
@@ -264,15 +264,15 @@ class CostModel:
         return out
 
     def dumps(self) -> bytes:
-        """Serialise to bytes in the versioned container of :mod:`learners.state`."""
-        from learners.state import pack
+        """Serialise to bytes in the versioned container of :mod:`banditroute.learners.state`."""
+        from banditroute.learners.state import pack
 
         return pack({"kind": "cost_model", "values": self.to_dict()}, {})
 
     @classmethod
     def loads(cls, data: bytes) -> CostModel:
         """Rebuild from :meth:`dumps` output (raises ``StateFormatError`` on bad data)."""
-        from learners.state import StateFormatError, unpack
+        from banditroute.learners.state import StateFormatError, unpack
 
         header, _ = unpack(data, "cost_model")
         try:

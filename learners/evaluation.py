@@ -21,7 +21,7 @@ generator. Each :class:`Estimate` also reports the effective sample size
 ``(sum w)^2 / sum w^2`` and how many logged events support the estimate (target
 probability of the logged arm > 0).
 
-:func:`evaluate_policy` runs a :class:`learners.base.Policy` over logged events and
+:func:`evaluate_policy` runs a :class:`banditroute.learners.base.Policy` over logged events and
 returns all four estimates.
 
 References
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from learners.base import Policy
+    from banditroute.learners.base import Policy
 
 __all__ = [
     "Estimate",

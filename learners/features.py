@@ -20,8 +20,8 @@ Layout of the ``dim``-long vector (blocks in this order):
   L2-normalised. Words are runs of ``\\w`` characters of the Basic Multilingual Plane.
 
 Every value is bounded or log-scaled, so policies can standardise online (see
-:mod:`learners.base`). ``extract`` keeps no state: equal inputs give equal vectors, in any
-process.
+:mod:`banditroute.learners.base`). ``extract`` keeps no state: equal inputs give equal vectors, in
+any process.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from river.preprocessing import FeatureHasher
 
-from learners._validation import check_int
+from banditroute.learners._validation import check_int
 
 __all__ = ["DENSE_FEATURES", "FeatureExtractor", "estimate_tokens"]
 

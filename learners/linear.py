@@ -1,8 +1,8 @@
 """Disjoint LinUCB and linear Thompson sampling on one shared per-arm ridge state.
 
 Both keep, per arm, ``A = ridge*I + sum z z'``, its inverse (Sherman-Morrison) and
-``b = sum r z`` on the scaled features ``z`` (see :mod:`learners.base`), and differ only in how
-they score: LinUCB adds an upper-confidence bonus, Thompson sampling samples scores.
+``b = sum r z`` on the scaled features ``z`` (see :mod:`banditroute.learners.base`), and differ only
+in how they score: LinUCB adds an upper-confidence bonus, Thompson sampling samples scores.
 
 References
 ----------
@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from learners._ridge import RidgeArms
-from learners._validation import check_float, check_int
-from learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
+from banditroute.learners._ridge import RidgeArms
+from banditroute.learners._validation import check_float, check_int
+from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["LinUCB", "LinearThompson"]
 
 
 class _RidgePolicy(Policy):
-    """A policy whose model is one :class:`~learners._ridge.RidgeArms`."""
+    """A policy whose model is one :class:`~banditroute.learners._ridge.RidgeArms`."""
 
     ridge: float
     refresh_every: int
@@ -68,7 +68,7 @@ class LinUCB(_RidgePolicy):
     Parameters
     ----------
     arms, dim, seed
-        See :class:`~learners.base.Policy`.
+        See :class:`~banditroute.learners.base.Policy`.
     alpha
         Width of the confidence bonus (>= 0).
     ridge
@@ -145,7 +145,7 @@ class LinearThompson(_RidgePolicy):
     Parameters
     ----------
     arms, dim, seed
-        See :class:`~learners.base.Policy`.
+        See :class:`~banditroute.learners.base.Policy`.
     v
         Posterior scale (> 0); larger explores more.
     ridge

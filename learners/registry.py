@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from learners.base import Policy
-from learners.linear import LinearThompson, LinUCB
-from learners.river_policy import RiverRewardPolicy
-from learners.simple import EpsilonGreedy, Fixed, Uniform
+from banditroute.learners.base import Policy
+from banditroute.learners.linear import LinearThompson, LinUCB
+from banditroute.learners.river_policy import RiverRewardPolicy
+from banditroute.learners.simple import EpsilonGreedy, Fixed, Uniform
 
 __all__ = ["ALGORITHMS", "make_policy"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from learners._validation import check_bool, check_float
+from banditroute.learners._validation import check_bool, check_float
 
 __all__ = ["RewardWeights", "compute_reward", "merge_quality"]
 

@@ -1,7 +1,7 @@
 """Drive banditroute policies with River's bandit tooling.
 
-:class:`AsRiverPolicy` wraps a :class:`~learners.base.Policy` in River's contextual bandit
-protocol (``river.bandit.base.ContextualPolicy``: ``pull(arm_ids, context)`` and
+:class:`AsRiverPolicy` wraps a :class:`~banditroute.learners.base.Policy` in River's contextual
+bandit protocol (``river.bandit.base.ContextualPolicy``: ``pull(arm_ids, context)`` and
 ``update(arm_id, context, reward)``), so code written for River, such as
 ``river.bandit.evaluate_offline``, can run it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from river.bandit.base import ArmID, ContextualPolicy
 
-from learners.base import Policy
+from banditroute.learners.base import Policy
 
 __all__ = ["AsRiverPolicy"]
 
@@ -36,7 +36,7 @@ class AsRiverPolicy(ContextualPolicy):
     Examples
     --------
     >>> from river import bandit
-    >>> from learners import LinUCB
+    >>> from banditroute.learners import LinUCB
     >>> history = [(["a", "b"], {"x": float(i % 2)}, "ab"[i % 2], 1.0) for i in range(40)]
     >>> rp = AsRiverPolicy(LinUCB(["a", "b"], dim=1, seed=0), ["x"])
     >>> total, n_used = bandit.evaluate_offline(rp, history)

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 from river import linear_model, optim, tree
 
-from learners._river_codec import decode, encode
-from learners._validation import check_choice, check_float, check_int
-from learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
+from banditroute.learners._river_codec import decode, encode
+from banditroute.learners._validation import check_choice, check_float, check_int
+from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["REGRESSORS", "RiverRewardPolicy"]
 
-#: Regressors offered (each one round-trips exactly through :mod:`learners.state`).
+#: Regressors offered (each one round-trips exactly through :mod:`banditroute.learners.state`).
 REGRESSORS = ("linear", "hoeffding_tree")
 
 
@@ -22,7 +22,7 @@ class RiverRewardPolicy(Policy):
     """Per-arm online River regressors predicting the reward, with softmax or epsilon exploration.
 
     Each arm's regressor learns ``reward`` from the scaled features (as a ``{index: value}``
-    dict; see :class:`~learners.base.Policy` for the scaling) one event at a time.
+    dict; see :class:`~banditroute.learners.base.Policy` for the scaling) one event at a time.
 
     * ``regressor="linear"``: ``linear_model.LinearRegression`` with SGD at ``learning_rate``
       and ``l2`` regularisation.
@@ -41,7 +41,7 @@ class RiverRewardPolicy(Policy):
     Parameters
     ----------
     arms, dim, seed
-        See :class:`~learners.base.Policy`.
+        See :class:`~banditroute.learners.base.Policy`.
     regressor
         One of :data:`REGRESSORS`.
     exploration

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from learners._ridge import RidgeArms
-from learners._validation import check_choice, check_float, check_int
-from learners.base import Decision, Policy, epsilon_greedy_probabilities
+from banditroute.learners._ridge import RidgeArms
+from banditroute.learners._validation import check_choice, check_float, check_int
+from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities
 
 __all__ = ["EpsilonGreedy", "Fixed", "Uniform"]
 
@@ -22,7 +22,7 @@ class EpsilonGreedy(Policy):
     exact.
 
     ``estimator="linear"`` (default) scores ``z'theta_a`` with the ridge state shared with
-    :class:`~learners.linear.LinUCB` (exact ``correct``, pooled prior for new arms).
+    :class:`~banditroute.learners.linear.LinUCB` (exact ``correct``, pooled prior for new arms).
     ``estimator="mean"`` ignores the context and scores the arm's mean reward; an arm without
     updates scores ``initial_value`` (optimistic by default, so new arms are tried); ``correct``
     adjusts the arm's reward sum exactly.
@@ -30,7 +30,7 @@ class EpsilonGreedy(Policy):
     Parameters
     ----------
     arms, dim, seed
-        See :class:`~learners.base.Policy`.
+        See :class:`~banditroute.learners.base.Policy`.
     epsilon
         Exploration probability in ``[0, 1]``.
     estimator
@@ -167,7 +167,7 @@ class Fixed(_ContextFree):
     Parameters
     ----------
     arms, dim, seed
-        See :class:`~learners.base.Policy`.
+        See :class:`~banditroute.learners.base.Policy`.
     model
         The arm to choose; must be one of ``arms``.
 

@@ -9,16 +9,16 @@ Layout of a snapshot::
     array bytes                   every numpy array, raw little-endian, one after another
 
 Floats in the header are written with ``repr`` (exact), River models with the whitelisted
-encoder of :mod:`learners._river_codec`, and the random generator's full state is included, so
-``loads(dumps(p))`` behaves bit-identically to ``p`` and dumps to the same bytes. A snapshot
-from a newer format version, or anything that is not a snapshot, raises
+encoder of :mod:`banditroute.learners._river_codec`, and the random generator's full state is
+included, so ``loads(dumps(p))`` behaves bit-identically to ``p`` and dumps to the same bytes. A
+snapshot from a newer format version, or anything that is not a snapshot, raises
 :class:`StateFormatError`. Replaying one event log gives identical bytes on one platform; numpy's
 BLAS and SIMD kernels may round differently on another CPU or BLAS build, so replicas that must
 agree bit for bit should run the same build (or restore from a snapshot).
 
 Examples
 --------
->>> from learners import LinUCB
+>>> from banditroute.learners import LinUCB
 >>> p = LinUCB(["a", "b"], dim=3, seed=5).update([1.0, 2.0, 3.0], "a", 0.5)
 >>> data = dumps(p)
 >>> q = loads(data)
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from learners.base import Policy
+from banditroute.learners.base import Policy
 
 __all__ = ["FORMAT_VERSION", "StateFormatError", "dumps", "loads"]
 
@@ -111,7 +111,7 @@ def dumps(policy: Policy) -> bytes:
 
     Examples
     --------
-    >>> from learners import make_policy
+    >>> from banditroute.learners import make_policy
     >>> data = dumps(make_policy("thompson", ["a", "b"], dim=2, seed=1))
     >>> data[:8]
     b'BRSTATE\\x00'
@@ -142,16 +142,16 @@ def loads(data: bytes) -> Policy:
 
     Examples
     --------
-    >>> from learners import make_policy
+    >>> from banditroute.learners import make_policy
     >>> p = make_policy("epsilon_greedy", ["a", "b"], dim=2, seed=1).update([1, 2], "b", 1.0)
     >>> loads(dumps(p)).summary()["b"]["updates"]
     1
     >>> loads(b"pickle?")
     Traceback (most recent call last):
     ...
-    learners.state.StateFormatError: not a banditroute state snapshot (bad magic bytes)
+    banditroute.learners.state.StateFormatError: not a banditroute state snapshot (bad magic bytes)
     """
-    from learners.registry import ALGORITHMS
+    from banditroute.learners.registry import ALGORITHMS
 
     header, arrays = unpack(data, "policy")
     algorithm = header.get("algorithm")

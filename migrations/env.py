@@ -1,4 +1,5 @@
-"""Alembic environment: URL and options from ``service.storage.migrate`` or the settings."""
+"""Alembic environment: URL and options from ``banditroute.service.storage.migrate`` or the
+settings."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Connection
 
-from service.storage.migrate import include_object
-from service.storage.models import EVENT_LOG_LOCK_KEY, Base
+from banditroute.service.storage.migrate import include_object
+from banditroute.service.storage.models import EVENT_LOG_LOCK_KEY, Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +19,7 @@ _MIGRATION_LOCK_KEY = EVENT_LOG_LOCK_KEY + 1
 def _url() -> str:
     url = config.attributes.get("url")
     if url is None:
-        from service.config import load_settings
+        from banditroute.service.config import load_settings
 
         url = load_settings().sqlalchemy_url
     return str(url)

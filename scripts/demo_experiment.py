@@ -10,8 +10,8 @@ Usage::
     python scripts/demo_experiment.py                       # starts its own server
     python scripts/demo_experiment.py --address 127.0.0.1:50051 --admin-token "$TOKEN"
 
-Without ``--address`` it starts a server (``python -m service.server``) on a free port, with
-an embedded PostgreSQL in a temporary directory (or ``--database-url``), and stops it at the
+Without ``--address`` it starts a server (``python -m banditroute.service.server``) on a free port,
+with an embedded PostgreSQL in a temporary directory (or ``--database-url``), and stops it at the
 end.
 """
 
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.experiments.cli import format_status
-from service.replay.loaders import load_routerbench
-from service.replay.prices import estimate_tokens
+from banditroute.service.experiments.cli import format_status
+from banditroute.service.replay.loaders import load_routerbench
+from banditroute.service.replay.prices import estimate_tokens
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
 DATA = Path(os.environ.get("BANDITROUTE_DATA", "/work/shared/data")) / "routerbench-subset"
 ROUTE = "routerbench-demo"
@@ -66,7 +66,7 @@ def _start_server(
     )
     if database_url:
         env["BANDITROUTE_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "service.server"]
+    cmd = [sys.executable, "-m", "banditroute.service.server"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 admin_pb2.GetExperimentStatusRequest(name=experiment), metadata=md
             )
         if args.json:
-            from service.experiments.cli import _json
+            from banditroute.service.experiments.cli import _json
 
             print(_json(status))
         else:

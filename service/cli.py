@@ -1,9 +1,9 @@
 """The ``banditroute`` command line: serve, database, models, policies, routes and API keys.
 
-Every command reads :class:`~service.config.Settings` (``--config`` file, ``BANDITROUTE_*``
-env vars, then options). Without a database URL the embedded PostgreSQL under ``--data-dir``
-is used: started (or joined, if ``serve`` runs) and migrated automatically. An external
-database is never migrated implicitly: run ``banditroute db upgrade`` or pass ``serve
+Every command reads :class:`~banditroute.service.config.Settings` (``--config`` file,
+``BANDITROUTE_*`` env vars, then options). Without a database URL the embedded PostgreSQL under
+``--data-dir`` is used: started (or joined, if ``serve`` runs) and migrated automatically. An
+external database is never migrated implicitly: run ``banditroute db upgrade`` or pass ``serve
 --migrate``. Domain errors are printed as one line and exit with status 1.
 """
 
@@ -18,13 +18,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from service.config import Settings, load_settings
-from service.errors import BanditrouteError, InvalidArgument
+from banditroute.service.config import Settings, load_settings
+from banditroute.service.errors import BanditrouteError, InvalidArgument
 
 __all__ = ["app"]
 
-from service.experiments.cli import experiments_app
-from service.replay.cli import evaluate_command, replay_command
+from banditroute.service.experiments.cli import experiments_app
+from banditroute.service.replay.cli import evaluate_command, replay_command
 
 app = typer.Typer(
     name="banditroute",
@@ -89,8 +89,8 @@ def _settings(
 def _database(settings: Settings) -> Iterator[str]:
     """Yield a URL of a database at this banditroute's schema: the external one (checked, never
     migrated) or the embedded one (started or joined, then migrated)."""
-    from service.storage import migrate
-    from service.storage.database import check_schema, create_engine
+    from banditroute.service.storage import migrate
+    from banditroute.service.storage.database import check_schema, create_engine
 
     if settings.database_url is not None:
         engine = create_engine(
@@ -102,7 +102,7 @@ def _database(settings: Settings) -> Iterator[str]:
             engine.dispose()
         yield settings.database_url
         return
-    from service.storage.embedded import EmbeddedPostgres
+    from banditroute.service.storage.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(settings.data_dir)
     url = server.start()
@@ -115,8 +115,8 @@ def _database(settings: Settings) -> Iterator[str]:
 
 @contextmanager
 def _admin_session(settings: Settings) -> Iterator[Any]:
-    from service.core.admin import transaction
-    from service.storage.database import create_engine
+    from banditroute.service.core.admin import transaction
+    from banditroute.service.storage.database import create_engine
 
     with _database(settings) as url:
         engine = create_engine(url, connect_timeout_s=settings.db_connect_timeout_s)
@@ -196,16 +196,16 @@ def serve(
 def _serve(settings: Settings, migrate_db: bool) -> None:
     if settings.database_url is not None:
         _prepare_external(settings, migrate_db)
-    from service.server import serve as serve_forever
+    from banditroute.service.server import serve as serve_forever
 
     serve_forever(settings)
 
 
 def _prepare_external(settings: Settings, migrate_db: bool) -> None:
     """Refuse an external database at another schema (unless --migrate) and add partitions."""
-    from service.storage import migrate
-    from service.storage.database import check_schema, create_engine
-    from service.storage.partitions import ensure_decision_partitions
+    from banditroute.service.storage import migrate
+    from banditroute.service.storage.database import check_schema, create_engine
+    from banditroute.service.storage.partitions import ensure_decision_partitions
 
     url = settings.database_url
     assert url is not None
@@ -235,7 +235,7 @@ def db_upgrade(
 
 
 def _db_upgrade(settings: Settings, revision: str) -> None:
-    from service.storage import migrate
+    from banditroute.service.storage import migrate
 
     url, server = _raw_database(settings)
     try:
@@ -251,7 +251,7 @@ def _raw_database(settings: Settings) -> tuple[str, Any]:
     """The database URL without schema checks (starting the embedded server if needed)."""
     if settings.database_url is not None:
         return settings.database_url, None
-    from service.storage.embedded import EmbeddedPostgres
+    from banditroute.service.storage.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(settings.data_dir)
     return server.start(), server
@@ -266,7 +266,7 @@ def db_current(
 
 
 def _db_current(settings: Settings) -> None:
-    from service.storage import migrate
+    from banditroute.service.storage import migrate
 
     url, server = _raw_database(settings)
     try:
@@ -301,8 +301,8 @@ def db_maintain(
 
 
 def _db_maintain(settings: Settings, retention_days: int | None, months_ahead: int) -> None:
-    from service.storage.database import create_engine
-    from service.storage.partitions import apply_retention, ensure_decision_partitions
+    from banditroute.service.storage.database import create_engine
+    from banditroute.service.storage.partitions import apply_retention, ensure_decision_partitions
 
     with _database(settings) as url:
         engine = create_engine(url)
@@ -351,7 +351,7 @@ def models_add(
 def _models_add(
     settings: Settings, model_id: str, provider: str, price_in: float, price_out: float, on: bool
 ) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         model = admin.put_model(
@@ -385,7 +385,7 @@ def models_list(
 
 
 def _models_list(settings: Settings, include_disabled: bool, as_json: bool) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         rows = admin.list_models(session, include_disabled)
@@ -467,7 +467,7 @@ def _policies_put(
     weights: dict[str, float],
     seed: int,
 ) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         policy = admin.put_policy(
@@ -498,7 +498,7 @@ def policies_list(
 
 
 def _policies_list(settings: Settings, name: str, as_json: bool) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         rows = admin.list_policies(session, name)
@@ -551,7 +551,7 @@ def routes_put(
 def _routes_put(
     settings: Settings, name: str, policy: str, version: int, models: list[str], tenant: str
 ) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         route = admin.put_route(
@@ -583,7 +583,7 @@ def routes_list(
 
 
 def _routes_list(settings: Settings, tenant: str | None, as_json: bool) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         rows = admin.list_routes(session, tenant)
@@ -606,7 +606,7 @@ def keys_create(
 
 
 def _keys_create(settings: Settings, tenant: str, label: str) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         created = admin.create_api_key(session, tenant, label, actor="cli")
@@ -627,7 +627,7 @@ def keys_revoke(
 
 
 def _keys_revoke(settings: Settings, key_id: str) -> None:
-    from service.core import admin
+    from banditroute.service.core import admin
 
     with _admin_session(settings) as session:
         info = admin.revoke_api_key(session, key_id, actor="cli")

@@ -1,6 +1,6 @@
 """Domain errors of banditroute.
 
-Application code raises these; one gRPC interceptor (``service.api``) maps each to its
+Application code raises these; one gRPC interceptor (``banditroute.service.api``) maps each to its
 status code, and the CLI prints the message and exits 1. Anything that is not a
 :class:`BanditrouteError` is a bug and becomes ``INTERNAL`` with a generic message.
 

@@ -20,7 +20,7 @@ Exported series (prefix ``banditroute_``):
 ``follower_lag_events``                   events in the log not yet applied by this process
 ``follower_applied_events_total``         events applied to the policies by this process
 ``follower_last_event_id``                id of the last event applied
-``in_flight_requests``                    RPCs being served (from ``service.api.limits``)
+``in_flight_requests``                    RPCs being served (``banditroute.service.api.limits``)
 
 ========================================  =====================================================
 

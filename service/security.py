@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from service.errors import FailedPrecondition
+from banditroute.service.errors import FailedPrecondition
 
 __all__ = [
     "REDACTED",
@@ -217,7 +217,7 @@ def warn_if_exposed(
 
 
 class TlsSettings(Protocol):
-    """The part of :class:`service.config.Settings` this module reads."""
+    """The part of :class:`banditroute.service.config.Settings` this module reads."""
 
     @property
     def tls_cert_file(self) -> Path | None: ...

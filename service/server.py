@@ -8,8 +8,9 @@ N worker processes on the same port (``SO_REUSEPORT``: the kernel spreads connec
 supervises them, restarting a worker that dies.
 
 Each process serves every route and learns from every outcome and feedback, whichever process
-or replica received it, by following the event log in PostgreSQL (:mod:`service.core.follower`).
-Replicas on several machines work the same way: point them at one PostgreSQL.
+or replica received it, by following the event log in PostgreSQL
+(:mod:`banditroute.service.core.follower`). Replicas on several machines work the same way: point
+them at one PostgreSQL.
 
 Shutdown: health goes NOT_SERVING (load balancers stop sending), the server stops accepting
 and gives in-flight calls ``shutdown_grace_s`` to finish, the writer flushes every queued row,
@@ -35,33 +36,33 @@ from typing import Any
 import grpc
 import grpc.aio
 import numpy as np
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 
-from learners.features import FeatureExtractor
-from service.api.interceptors import Authenticator, ServiceInterceptor
-from service.api.limits import LimitsInterceptor, server_options
-from service.api.registration import add_intercepted
-from service.api.router import RouterServicer
-from service.config import Settings
-from service.core.assignment import ExperimentResolver
-from service.core.follower import EventFollower
-from service.core.outcomes import OutcomeCore
-from service.core.policies import PolicyRegistry
-from service.core.router import RouterCore
-from service.core.store import SqlStore
-from service.metrics import Metrics, metrics_port_for_worker
-from service.security import add_port, install_log_redaction, warn_if_exposed
-from service.storage.writer import GroupCommitWriter
+from banditroute.learners.features import FeatureExtractor
+from banditroute.service.api.interceptors import Authenticator, ServiceInterceptor
+from banditroute.service.api.limits import LimitsInterceptor, server_options
+from banditroute.service.api.registration import add_intercepted
+from banditroute.service.api.router import RouterServicer
+from banditroute.service.config import Settings
+from banditroute.service.core.assignment import ExperimentResolver
+from banditroute.service.core.follower import EventFollower
+from banditroute.service.core.outcomes import OutcomeCore
+from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.core.router import RouterCore
+from banditroute.service.core.store import SqlStore
+from banditroute.service.metrics import Metrics, metrics_port_for_worker
+from banditroute.service.security import add_port, install_log_redaction, warn_if_exposed
+from banditroute.service.storage.writer import GroupCommitWriter
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
 __all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
-from service.experiments.api import guardrail_loop
-from service.experiments.manager import ExperimentManager
-from service.experiments.resolver import ExperimentCache
+from banditroute.service.experiments.api import guardrail_loop
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.service.experiments.resolver import ExperimentCache
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ async def create_server(
     database_url
         Database to use instead of ``settings.database_url`` (e.g. the embedded one).
     resolver
-        Experiment resolver; default: running experiments of ``service.experiments``.
+        Experiment resolver; default: running experiments of ``banditroute.service.experiments``.
     worker_index
         Index of this worker (metrics port offset).
     reuse_port
@@ -182,16 +183,16 @@ async def create_server(
     Unavailable
         The database cannot be reached.
     """
-    from service.storage.database import check_schema, create_engine
+    from banditroute.service.storage.database import check_schema, create_engine
 
     url = database_url or settings.database_url
     if url is None:
-        from service.errors import FailedPrecondition
+        from banditroute.service.errors import FailedPrecondition
 
         raise FailedPrecondition("no database_url: start the embedded database with serve()")
     engine = create_engine(url, pool_size=4, connect_timeout_s=settings.db_connect_timeout_s)
     await asyncio.to_thread(check_schema, engine)
-    from service.config import libpq_url
+    from banditroute.service.config import libpq_url
 
     pq_url = libpq_url(url)
     metrics = metrics or Metrics()
@@ -223,7 +224,7 @@ async def create_server(
     await follower.start()
     decisions: Any = store
     try:
-        from service.core.decision_buffer import BufferedDecisionStore
+        from banditroute.service.core.decision_buffer import BufferedDecisionStore
 
         decisions = BufferedDecisionStore(
             store, capacity=settings.outage_buffer_decisions, registry=metrics.registry
@@ -267,7 +268,7 @@ async def create_server(
         *server_options(settings.max_prompt_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
-    # Applied once per method at registration (service.api.registration), not per call.
+    # Applied once per method at registration (banditroute.service.api.registration), not per call.
     interceptors = [
         LimitsInterceptor(settings.max_in_flight, registry=metrics.registry),
         ServiceInterceptor(auth, observer=metrics),
@@ -327,7 +328,7 @@ def _admin_servicer(
     settings: Settings, engine: Engine, follower: EventFollower, registry: PolicyRegistry
 ) -> Any:
     try:
-        from service.api.admin import AdminServicer
+        from banditroute.service.api.admin import AdminServicer
     except ImportError as exc:  # pragma: no cover - admin core not available yet
         log.warning("Admin API disabled: %s", exc)
         return None
@@ -382,14 +383,14 @@ def _worker_main(settings: Settings, database_url: str, worker_index: int, reuse
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, pid, request_id (inside an RPC), msg.
 
-    Messages never carry prompt text or secrets (see :mod:`service.security`, whose redaction
-    runs on every record before any formatter).
+    Messages never carry prompt text or secrets (see :mod:`banditroute.service.security`, whose
+    redaction runs on every record before any formatter).
     """
 
     def format(self, record: logging.LogRecord) -> str:
         import json
 
-        from service.api.interceptors import request_id_var
+        from banditroute.service.api.interceptors import request_id_var
 
         out: dict[str, Any] = {
             "ts": self.formatTime(record),
@@ -431,8 +432,8 @@ def _prepare_database(settings: Settings) -> tuple[str, Any]:
     """The database URL to serve on; starts and migrates the embedded one when configured."""
     if settings.database_url is not None:
         return settings.database_url, None
-    from service.storage import migrate
-    from service.storage.embedded import EmbeddedPostgres
+    from banditroute.service.storage import migrate
+    from banditroute.service.storage.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(settings.data_dir)
     url = pg.start()
@@ -442,9 +443,10 @@ def _prepare_database(settings: Settings) -> tuple[str, Any]:
 
 def register_demo_pool(database_url: str) -> bool:
     """Register the demo model pool, policy ``default`` (LinUCB) and route ``default`` where
-    missing (:func:`service.core.admin.register_demo_pool`); True when something was added."""
-    from service.core.admin import register_demo_pool as register
-    from service.storage.database import create_engine
+    missing (:func:`banditroute.service.core.admin.register_demo_pool`); True when something was
+    added."""
+    from banditroute.service.core.admin import register_demo_pool as register
+    from banditroute.service.storage.database import create_engine
 
     engine = create_engine(database_url)
     try:
@@ -527,17 +529,17 @@ def _supervise(settings: Settings, url: str, workers: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m service.server [--port N] [--workers N] [--demo] ...``: serve.
+    """``python -m banditroute.service.server [--port N] [--workers N] [--demo] ...``: serve.
 
-    Settings come from the environment and ``--config`` (see :mod:`service.config`); the
+    Settings come from the environment and ``--config`` (see :mod:`banditroute.service.config`); the
     options here override them. The ``banditroute serve`` command is the documented entry point;
     this one needs nothing but the standard library to parse its arguments.
     """
     import argparse
 
-    from service.config import load_settings
+    from banditroute.service.config import load_settings
 
-    parser = argparse.ArgumentParser(prog="python -m service.server")
+    parser = argparse.ArgumentParser(prog="python -m banditroute.service.server")
     parser.add_argument("--config", default=None)
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)

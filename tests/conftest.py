@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from service.storage import migrate
+from banditroute.service.storage import migrate
 from tests.helpers import create_database, database_name, drop_database, url_for_database
 
 TEST_DATABASE_URL_ENV = "BANDITROUTE_TEST_DATABASE_URL"
@@ -35,7 +35,7 @@ def pg_server_url() -> Iterator[str]:
     if external:
         yield url_for_database(external, database_name(external))
         return
-    from service.storage.embedded import EmbeddedPostgres
+    from banditroute.service.storage.embedded import EmbeddedPostgres
 
     given = os.environ.get(TEST_DATA_DIR_ENV)
     data_dir = Path(given or tempfile.mkdtemp(prefix="banditroute-test-", dir="/tmp"))

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from service.config import libpq_url, sqlalchemy_url
+from banditroute.service.config import libpq_url, sqlalchemy_url
 
 __all__ = [
     "TEST_ADMIN_TOKEN",
@@ -72,8 +72,9 @@ def drop_database(server_url: str, name: str) -> None:
 
 
 def decision_row(**overrides: Any) -> dict[str, Any]:
-    """A complete decision row for :class:`~service.storage.writer.GroupCommitWriter`."""
-    from service.storage.ids import decision_created_at, new_decision_id
+    """A complete decision row for
+    :class:`~banditroute.service.storage.writer.GroupCommitWriter`."""
+    from banditroute.service.storage.ids import decision_created_at, new_decision_id
 
     decision_id = overrides.pop("decision_id", None) or new_decision_id()
     features = np.arange(4, dtype="<f8") / 3.0
@@ -230,7 +231,7 @@ def spawn_server(
     args: Sequence[str] = (),
     timeout: float = 90.0,
 ) -> SpawnedServer:
-    """Run ``python -m service.server`` on ``db_url`` in a subprocess on a free port.
+    """Run ``python -m banditroute.service.server`` on ``db_url`` in a subprocess on a free port.
 
     Settings come from ``BANDITROUTE_*`` environment variables (``env`` overrides them);
     metrics are off unless ``env`` sets ``BANDITROUTE_METRICS_PORT``. Waits for health.
@@ -257,7 +258,7 @@ def spawn_server(
         prefix="banditroute-server-", suffix=".log", delete=False, dir="/tmp"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.server", *args],
+        [sys.executable, "-m", "banditroute.service.server", *args],
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -288,8 +289,8 @@ class InProcessServer:
         import asyncio
         import threading
 
-        from service.config import Settings
-        from service.server import create_server
+        from banditroute.service.config import Settings
+        from banditroute.service.server import create_server
 
         self.db_url = db_url
         self.admin_token = admin_token
@@ -338,6 +339,6 @@ class InProcessServer:
 
 def register_demo(db_url: str) -> None:
     """Register the demo model pool and route ``default`` (as ``serve --demo`` does)."""
-    from service.server import register_demo_pool
+    from banditroute.service.server import register_demo_pool
 
     register_demo_pool(db_url)

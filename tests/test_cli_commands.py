@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import service.server
-from service.cli import app
-from service.config import Settings
-from service.storage import migrate
+import banditroute.service.server
+from banditroute.service.cli import app
+from banditroute.service.config import Settings
+from banditroute.service.storage import migrate
 
 runner = CliRunner()
 
@@ -106,7 +106,7 @@ class _Recorder:
 
 def test_serve_passes_options_down(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = _Recorder()
-    monkeypatch.setattr(service.server, "serve", recorder)
+    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
     args = ["serve", "--port", "6001", "--metrics-port", "0", "--workers", "2", "--demo"]
     result = invoke(*args, "--database-url", fresh_db_url)
     assert result.exit_code == 0, result.output
@@ -124,7 +124,7 @@ def test_serve_refuses_unmigrated_external_database_unless_migrate(
     empty_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = _Recorder()
-    monkeypatch.setattr(service.server, "serve", recorder)
+    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
     refused = invoke("serve", "--database-url", empty_db_url)
     assert refused.exit_code == 1
     assert "this banditroute needs" in refused.stderr and "db upgrade" in refused.stderr
@@ -140,7 +140,7 @@ def test_serve_reads_toml_config(
     fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = _Recorder()
-    monkeypatch.setattr(service.server, "serve", recorder)
+    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
     config = tmp_path / "banditroute.toml"
     config.write_text(f'database_url = "{fresh_db_url}"\nport = 7007\nworkers = 3\n')
     result = invoke("serve", "--config", str(config), "--workers", "1")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import (
+from banditroute.service.config import (
     Settings,
     default_data_dir,
     libpq_url,
@@ -14,7 +14,7 @@ from service.config import (
     render_markdown,
     sqlalchemy_url,
 )
-from service.errors import InvalidArgument
+from banditroute.service.errors import InvalidArgument
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,4 +113,6 @@ def test_default_data_dir_is_never_under_root_home() -> None:
 
 def test_configuration_doc_is_current() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
-    assert doc == render_markdown(), "regenerate: python -m service.config > docs/configuration.md"
+    assert doc == render_markdown(), (
+        "regenerate: python -m banditroute.service.config > docs/configuration.md"
+    )

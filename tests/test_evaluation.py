@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from learners.evaluation import (
+from banditroute.learners.evaluation import (
     LoggedEvent,
     RidgeRewardModel,
     doubly_robust,
@@ -17,7 +17,7 @@ from learners.evaluation import (
     replay_estimate,
     snips,
 )
-from learners.registry import make_policy
+from banditroute.learners.registry import make_policy
 
 K = 3
 ARM_MEANS = np.array([[0.2, 0.5, 0.8], [0.9, 0.4, 0.1]])  # by context type (0 or 1)

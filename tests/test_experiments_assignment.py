@@ -1,4 +1,4 @@
-"""Sticky bucketing and minimal-movement ramps (service.experiments.assignment)."""
+"""Sticky bucketing and minimal-movement ramps (banditroute.service.experiments.assignment)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.errors import InvalidArgument
-from service.experiments.assignment import (
+from banditroute.service.errors import InvalidArgument
+from banditroute.service.experiments.assignment import (
     BUCKETS,
     Allocation,
     VariantSpec,

@@ -13,12 +13,12 @@ import grpc
 import numpy as np
 import psycopg
 import pytest
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from typer.testing import CliRunner
 
-from service.config import libpq_url
-from service.experiments.assignment import bucket_of, initial_allocation, rebalance
-from service.experiments.cli import experiments_app
+from banditroute.service.config import libpq_url
+from banditroute.service.experiments.assignment import bucket_of, initial_allocation, rebalance
+from banditroute.service.experiments.cli import experiments_app
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import free_port, spawn_server
 
 TOKEN = "experiments-test-token"

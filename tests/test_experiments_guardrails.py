@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners.sequential import MeanSummary
-from service.errors import InvalidArgument
-from service.experiments.guardrails import GuardrailConfig, Observed, evaluate_guardrail
+from banditroute.learners.sequential import MeanSummary
+from banditroute.service.errors import InvalidArgument
+from banditroute.service.experiments.guardrails import GuardrailConfig, Observed, evaluate_guardrail
 
 CONFIG = GuardrailConfig(
     max_reward_drop=0.05, max_cost_increase=0.2, confidence=0.95, min_samples=100

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
-from service.core.assignment import PolicyKey, RouteEntry
-from service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from service.experiments.assignment import VariantSpec
-from service.experiments.guardrails import GuardrailConfig
-from service.experiments.manager import ExperimentManager
-from service.experiments.resolver import ExperimentCache
-from service.experiments.stats import experiment_status
-from service.storage.database import create_engine
+from banditroute.service.core.assignment import PolicyKey, RouteEntry
+from banditroute.service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from banditroute.service.experiments.assignment import VariantSpec
+from banditroute.service.experiments.guardrails import GuardrailConfig
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.service.experiments.resolver import ExperimentCache
+from banditroute.service.experiments.stats import experiment_status
+from banditroute.service.storage.database import create_engine
 
 ROUTE = RouteEntry(tenant="", name="default", policy=PolicyKey("lin", 1), models=())
 
@@ -305,7 +305,7 @@ def test_experiments_guardrail_loop_stops_worse_variants_in_the_background(
 ) -> None:
     import asyncio
 
-    from service.experiments.api import guardrail_loop
+    from banditroute.service.experiments.api import guardrail_loop
 
     m = ExperimentManager(engine)
     m.create("e1", "", "default", _ab(), GUARD, start=True)

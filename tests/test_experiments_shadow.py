@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners.registry import make_policy
-from service.core.assignment import Assignment, PolicyKey, RouteEntry
-from service.experiments.assignment import initial_allocation
-from service.experiments.manager import VariantView
-from service.experiments.resolver import CompiledExperiment, ExperimentCache
-from service.experiments.shadow import score_shadows, shadow_key
-from service.experiments.stats import LoggedRow, off_policy_estimates
+from banditroute.learners.registry import make_policy
+from banditroute.service.core.assignment import Assignment, PolicyKey, RouteEntry
+from banditroute.service.experiments.assignment import initial_allocation
+from banditroute.service.experiments.manager import VariantView
+from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
+from banditroute.service.experiments.shadow import score_shadows, shadow_key
+from banditroute.service.experiments.stats import LoggedRow, off_policy_estimates
 
 ARMS = ["a", "b", "c"]
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learners import Policy, dumps, loads, make_policy
+from banditroute.learners import Policy, dumps, loads, make_policy
 
 ARMS = ["a", "b", "c", "d"]
 DIM = 4
@@ -249,6 +249,6 @@ def test_linear_correct_equals_learning_the_new_reward(case: str) -> None:
 
 
 def test_every_registered_algorithm_is_covered() -> None:
-    from learners import ALGORITHMS
+    from banditroute.learners import ALGORITHMS
 
     assert {c["algorithm"] for c in CASES.values()} == set(ALGORITHMS)

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from learners import FeatureExtractor, LinUCB
-from learners._validation import check_vector
-from learners.cost import CostModel
+from banditroute.learners import FeatureExtractor, LinUCB
+from banditroute.learners._validation import check_vector
+from banditroute.learners.cost import CostModel
 
 
 def test_text_hashing_edge_cases_are_bit_identical_to_the_recorded_ones() -> None:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learners import FeatureExtractor, estimate_tokens
-from learners.features import DENSE_FEATURES
+from banditroute.learners import FeatureExtractor, estimate_tokens
+from banditroute.learners.features import DENSE_FEATURES
 
 FX = FeatureExtractor(dim=64)
 

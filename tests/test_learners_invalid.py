@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from learners import (
+from banditroute.learners import (
     ALGORITHMS,
     CostModel,
     FeatureExtractor,
@@ -22,7 +22,7 @@ from learners import (
     make_policy,
     merge_quality,
 )
-from learners.state import FORMAT_VERSION
+from banditroute.learners.state import FORMAT_VERSION
 
 
 def base_params(algorithm: str) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def test_state_loads_rejects_garbage_and_newer_versions() -> None:
 
 
 def test_state_refuses_to_load_non_river_objects() -> None:
-    from learners._river_codec import CodecError, decode, encode
+    from banditroute.learners._river_codec import CodecError, decode, encode
 
     with pytest.raises(CodecError, match="refusing to load 'os:system'"):
         decode({"classes": ["os:system"], "tree": {"o": 0}})

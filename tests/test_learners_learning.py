@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners import make_policy
+from banditroute.learners import make_policy
 
 ROUNDS = 3000
 DIM = 10

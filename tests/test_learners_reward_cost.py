@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from learners import CostModel, RewardWeights, compute_reward, merge_quality
+from banditroute.learners import CostModel, RewardWeights, compute_reward, merge_quality
 
 unit = st.floats(0.0, 1.0)
 

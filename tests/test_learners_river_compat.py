@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from river import bandit
 
-from learners import AsRiverPolicy, make_policy
+from banditroute.learners import AsRiverPolicy, make_policy
 
 
 def logged_history(n: int, seed: int) -> Any:

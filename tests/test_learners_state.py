@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners import CostModel, RiverRewardPolicy, dumps, loads
+from banditroute.learners import CostModel, RiverRewardPolicy, dumps, loads
 
 
 @pytest.mark.parametrize("regressor", ["linear", "hoeffding_tree"])

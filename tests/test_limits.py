@@ -10,10 +10,15 @@ from typing import Any
 
 import grpc
 import pytest
-from banditroute.v1 import router_pb2, router_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from service.api.limits import LimitsInterceptor, check_deadline, server_options, time_remaining
+from banditroute.service.api.limits import (
+    LimitsInterceptor,
+    check_deadline,
+    server_options,
+    time_remaining,
+)
+from banditroute.v1 import router_pb2, router_pb2_grpc
 
 CAP = 3
 

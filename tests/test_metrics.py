@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from learners.metrics import aiq, apgr, convex_hull, cpt, oracle_choices, oracle_point
+from banditroute.learners.metrics import aiq, apgr, convex_hull, cpt, oracle_choices, oracle_point
 
 
 def test_convex_hull_drops_points_under_the_chord_and_after_the_peak() -> None:

@@ -11,10 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from service.errors import FailedPrecondition
-from service.storage import migrate
-from service.storage.database import check_schema, create_engine, schema_problem
-from service.storage.models import Base
+from banditroute.service.errors import FailedPrecondition
+from banditroute.service.storage import migrate
+from banditroute.service.storage.database import check_schema, create_engine, schema_problem
+from banditroute.service.storage.models import Base
 
 
 def test_upgrade_from_empty_reaches_head_and_passes_check(empty_db_url: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from service.replay.cli import evaluate_command, replay_command
+from banditroute.service.replay.cli import evaluate_command, replay_command
 
 
 @pytest.fixture
@@ -125,9 +125,9 @@ def test_replay_drives_a_real_server_over_grpc(request: pytest.FixtureRequest,
         server = request.getfixturevalue("grpc_server")
     except pytest.FixtureLookupError:
         pytest.skip("grpc_server fixture not available")
-    from service.replay.grpc_driver import replay_over_grpc
-    from service.replay.loaders import load_generic
-    from service.replay.runner import PolicySpec
+    from banditroute.service.replay.grpc_driver import replay_over_grpc
+    from banditroute.service.replay.loaders import load_generic
+    from banditroute.service.replay.runner import PolicySpec
 
     data = load_generic(traffic, "test")
     seen: list[int] = []
@@ -148,10 +148,10 @@ def test_evaluate_reads_decisions_logged_in_postgresql(request: pytest.FixtureRe
         pytest.skip("grpc_server fixture not available")
     import time
 
-    from service.replay.grpc_driver import replay_over_grpc
-    from service.replay.loaders import load_generic
-    from service.replay.offline import load_events_from_db
-    from service.replay.runner import PolicySpec
+    from banditroute.service.replay.grpc_driver import replay_over_grpc
+    from banditroute.service.replay.loaders import load_generic
+    from banditroute.service.replay.offline import load_events_from_db
+    from banditroute.service.replay.runner import PolicySpec
 
     data = load_generic(traffic, "all")
     res = replay_over_grpc(server.address, data, PolicySpec.parse("epsilon_greedy:epsilon=0.2"),

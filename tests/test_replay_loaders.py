@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.replay.dataset import ReplayDataset
-from service.replay.loaders import (
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.loaders import (
     ROUTELLM_STRONG,
     ROUTELLM_WEAK,
     ROUTERBENCH_MODELS,
@@ -23,7 +23,7 @@ from service.replay.loaders import (
     load_routellm_mtbench,
     load_routerbench,
 )
-from service.replay.prices import call_cost, estimate_tokens
+from banditroute.service.replay.prices import call_cost, estimate_tokens
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -202,7 +202,7 @@ def test_real_routerbench_subset_matches_its_readme() -> None:
     assert ds.n == 3178
     gpt4 = ds.models.index("gpt-4-1106-preview")
     assert ds.mean_quality()[gpt4] == pytest.approx(0.880, abs=0.005)
-    from learners.metrics import oracle_point
+    from banditroute.learners.metrics import oracle_point
 
     acc, cost = oracle_point(ds.quality, ds.cost)
     assert acc == pytest.approx(0.975, abs=0.001)

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from learners.reward import RewardWeights, compute_reward
-from service.replay.baselines import baseline_report
-from service.replay.dataset import ReplayDataset
-from service.replay.experiment import ReplayConfig, run_experiment
-from service.replay.runner import PolicySpec, reward_matrix, run_online, warm_start
+from banditroute.learners.reward import RewardWeights, compute_reward
+from banditroute.service.replay.baselines import baseline_report
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.runner import PolicySpec, reward_matrix, run_online, warm_start
 
 
 def _toy(n: int = 300, seed: int = 0) -> ReplayDataset:

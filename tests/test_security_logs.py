@@ -6,9 +6,9 @@ import contextvars
 import logging
 
 import pytest
-from banditroute.v1 import router_pb2
 
-from service.security import REDACTED, guard_request, install_log_redaction, redact
+from banditroute.service.security import REDACTED, guard_request, install_log_redaction, redact
+from banditroute.v1 import router_pb2
 
 PROMPT = "Summarise the merger plan of Initech and Globex, confidential"
 API_KEY = "brk_live_7d1f0c2a9b"
@@ -70,8 +70,8 @@ def test_redact_removes_credentials_and_free_text(text: str, leaked: str) -> Non
 def test_server_logs_carry_no_prompt_key_or_token(fresh_db_url: str) -> None:
     """A real server at DEBUG, with keys and an admin token, serving good and bad calls."""
     import grpc
-    from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2_grpc
 
+    from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2_grpc
     from tests.helpers import spawn_server
 
     token = "admin-token-that-must-not-be-logged"

@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.fault.fuzzing import count
 from tests.fault.strategies import INJECTION_STRINGS
 

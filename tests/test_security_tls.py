@@ -10,8 +10,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from service.errors import FailedPrecondition
-from service.security import add_port, server_credentials
+from banditroute.service.errors import FailedPrecondition
+from banditroute.service.security import add_port, server_credentials
 from tests.tls_certs import Pki, make_pki
 
 
@@ -157,7 +157,6 @@ def test_server_credentials_name_a_missing_or_non_pem_file(pki: Pki, tmp_path: P
 def test_service_answers_route_only_over_mtls(fresh_db_url: str, pki: Pki) -> None:
     """The real service (create_server) with TLS settings: Route works over mutual TLS only."""
     from banditroute.v1 import router_pb2, router_pb2_grpc
-
     from tests.helpers import InProcessServer, register_demo
 
     register_demo(fresh_db_url)

@@ -1,4 +1,5 @@
-"""Always-valid inference (learners.sequential): valid under continuous peeking, and powerful."""
+"""Always-valid inference (banditroute.learners.sequential): valid under continuous peeking, and
+powerful."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from learners.sequential import (
+from banditroute.learners.sequential import (
     MeanSummary,
     SequentialTest,
     always_valid_p_value,

@@ -8,8 +8,8 @@ from typing import Any
 
 import grpc
 import pytest
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED

@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from psycopg import sql
 
-from learners import state as policy_state
-from service.config import libpq_url
-from service.core.follower import rebuild_policy
-from service.storage.database import create_engine
+from banditroute.learners import state as policy_state
+from banditroute.service.config import libpq_url
+from banditroute.service.core.follower import rebuild_policy
+from banditroute.service.storage.database import create_engine
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, database_name, register_demo, spawn_server
 
 
@@ -124,7 +124,7 @@ def test_restart_rebuilds_policy_state_bit_identically(fresh_db_url: str) -> Non
 
 
 def rebuild_policy_empty(spec: Any, arms: list[str]) -> Any:
-    from service.core.policies import PolicyRegistry
+    from banditroute.service.core.policies import PolicyRegistry
 
     return PolicyRegistry(64).build(spec, arms)
 

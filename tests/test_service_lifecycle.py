@@ -8,9 +8,9 @@ import uuid
 
 import grpc
 import psycopg
-from banditroute.v1 import router_pb2, router_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, free_port, register_demo, spawn_server
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners.reward import RewardWeights
-from service.core.policies import (
+from banditroute.learners.reward import RewardWeights
+from banditroute.service.core.policies import (
     DecisionEvents,
     OutcomeFacts,
     PolicyRegistry,

@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import router_pb2, router_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer
 
 IA = grpc.StatusCode.INVALID_ARGUMENT
@@ -213,7 +213,7 @@ def _outcome_errors(did: str) -> list[tuple[str, dict[str, Any], grpc.StatusCode
 
 
 def _uuid7() -> uuid.UUID:
-    from service.storage.ids import new_decision_id
+    from banditroute.service.storage.ids import new_decision_id
 
     return new_decision_id()
 

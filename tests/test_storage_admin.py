@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, func, select
 
-from service.core import admin
-from service.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
-from service.storage.database import create_engine
-from service.storage.models import ApiKey, ConfigChange
+from banditroute.service.core import admin
+from banditroute.service.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from banditroute.service.storage.database import create_engine
+from banditroute.service.storage.models import ApiKey, ConfigChange
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ import psutil
 import psycopg
 import pytest
 
-from service.config import libpq_url
-from service.errors import FailedPrecondition
-from service.storage.embedded import EmbeddedPostgres
+from banditroute.service.config import libpq_url
+from banditroute.service.errors import FailedPrecondition
+from banditroute.service.storage.embedded import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parent.parent
 _HOLDER = """
 import sys, time
-from service.storage.embedded import EmbeddedPostgres
+from banditroute.service.storage.embedded import EmbeddedPostgres
 EmbeddedPostgres(sys.argv[1]).start()
 print("ready", flush=True)
 time.sleep(600)

@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from service.config import libpq_url
-from service.storage.events import (
+from banditroute.service.config import libpq_url
+from banditroute.service.storage.events import (
     Listener,
     last_event_id,
     read_events,
     read_events_async,
 )
-from service.storage.models import EVENTS_CHANNEL
-from service.storage.writer import GroupCommitWriter
+from banditroute.service.storage.models import EVENTS_CHANNEL
+from banditroute.service.storage.writer import GroupCommitWriter
 from tests.helpers import decision_row, feedback_row, outcome_row
 
 

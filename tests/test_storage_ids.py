@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.storage.ids import decision_created_at, new_decision_id
+from banditroute.service.storage.ids import decision_created_at, new_decision_id
 
 
 def test_ids_are_uuidv7_with_the_given_millisecond() -> None:

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from service.storage.database import create_engine
-from service.storage.ids import decision_created_at, new_decision_id
-from service.storage.partitions import (
+from banditroute.service.storage.database import create_engine
+from banditroute.service.storage.ids import decision_created_at, new_decision_id
+from banditroute.service.storage.partitions import (
     apply_retention,
     ensure_decision_partitions,
     list_decision_partitions,
 )
-from service.storage.writer import GroupCommitWriter
+from banditroute.service.storage.writer import GroupCommitWriter
 from tests.helpers import decision_row, feedback_row, outcome_row
 
 

@@ -10,9 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from service.config import libpq_url
-from service.errors import AlreadyExists, NotFound, PermissionDenied, ResourceExhausted, Unavailable
-from service.storage.writer import GroupCommitWriter, WriteStatus
+from banditroute.service.config import libpq_url
+from banditroute.service.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+from banditroute.service.storage.writer import GroupCommitWriter, WriteStatus
 from tests.helpers import decision_row, feedback_row, outcome_row
 
 

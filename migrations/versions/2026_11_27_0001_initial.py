@@ -1,8 +1,8 @@
 """Initial schema: model pool, policies, routes, API keys, the event log and snapshots.
 
 Decisions, outcomes and feedback share the ``event_ids`` sequence (see
-``service.storage.models.event_log``); ``decisions`` is partitioned by month of ``created_at``
-with a DEFAULT partition here and monthly ones from ``banditroute db maintain``.
+``banditroute.service.storage.models.event_log``); ``decisions`` is partitioned by month of
+``created_at`` with a DEFAULT partition here and monthly ones from ``banditroute db maintain``.
 
 Revision ID: 0001_initial
 Revises:

@@ -1,10 +1,11 @@
 """gRPC layer: thin servicers and the interceptors (limits, auth, domain errors -> status codes).
 
-Import the servicers from their modules (``service.api.router``, ``service.api.admin``); this
-package re-exports only the interceptor names, so importing it stays light.
+Import the servicers from their modules (``banditroute.service.api.router``,
+``banditroute.service.api.admin``); this package re-exports only the interceptor names, so importing
+it stays light.
 """
 
-from service.api.interceptors import (
+from banditroute.service.api.interceptors import (
     STATUS_OF_CODE,
     Authenticator,
     ServiceInterceptor,

@@ -1,9 +1,11 @@
-"""The Admin servicer: proto in, :mod:`service.core.admin` call (in a worker thread), proto out.
+"""The Admin servicer: proto in, :mod:`banditroute.service.core.admin` call (in a worker thread),
+proto out.
 
 Every change is recorded as a config change (NOTIFY ``banditroute_config``); this process then
 catches up at once, so a Route right after PutRoute on the same process sees the new route,
 and every other process within one poll interval. Experiment RPCs come from
-:class:`service.experiments.api.ExperimentAdminMixin`. Errors are mapped by the interceptor.
+:class:`banditroute.service.experiments.api.ExperimentAdminMixin`. Errors are mapped by the
+interceptor.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc.aio
-from banditroute.v1 import admin_pb2, admin_pb2_grpc
 from google.protobuf import json_format, struct_pb2
 from sqlalchemy import Engine
 
-from service.core import admin as core
-from service.core.assignment import PolicyKey
-from service.core.follower import EventFollower
-from service.core.policies import PolicyRegistry
-from service.errors import InvalidArgument, NotFound
-from service.experiments.api import ExperimentAdminMixin
-from service.experiments.manager import ExperimentManager
-from service.experiments.resolver import active_experiments
+from banditroute.service.core import admin as core
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.follower import EventFollower
+from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.errors import InvalidArgument, NotFound
+from banditroute.service.experiments.api import ExperimentAdminMixin
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.service.experiments.resolver import active_experiments
+from banditroute.v1 import admin_pb2, admin_pb2_grpc
 
 __all__ = ["AdminServicer"]
 

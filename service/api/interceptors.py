@@ -6,12 +6,12 @@ Every banditroute RPC (``/banditroute.v1.*``) runs inside :class:`ServiceInterce
 2. authenticates: Admin calls need ``authorization: Bearer <admin token>``; Router calls need
    ``x-api-key: <key>`` when API keys are required (the key decides the tenant, published in
    :data:`tenant_var`),
-3. maps domain errors (:mod:`service.errors`) to their status code, and anything else to
+3. maps domain errors (:mod:`banditroute.service.errors`) to their status code, and anything else to
    ``INTERNAL`` with a generic message quoting the request id, logging the traceback.
 
 This is the only place where domain errors become status codes. Health and reflection calls
 pass through untouched. The in-flight cap, deadlines and unparsable messages are handled before
-this, by :class:`service.api.limits.LimitsInterceptor` (the outermost interceptor).
+this, by :class:`banditroute.service.api.limits.LimitsInterceptor` (the outermost interceptor).
 
 Examples
 --------
@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from service.errors import BanditrouteError, PermissionDenied, Unauthenticated
+from banditroute.service.errors import BanditrouteError, PermissionDenied, Unauthenticated
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -149,7 +149,7 @@ class Authenticator:
     >>> auth.check_admin((("authorization", "Bearer nope"),))
     Traceback (most recent call last):
     ...
-    service.errors.Unauthenticated: invalid admin token
+    banditroute.service.errors.Unauthenticated: invalid admin token
     """
 
     def __init__(

@@ -14,7 +14,7 @@ checks and reflection it
 * publishes the call's deadline in a context variable, so the core can call
   :func:`check_deadline` before expensive work or a database wait and give up early;
 * publishes the request's prompt and credentials for log redaction
-  (:func:`service.security.guard_request`).
+  (:func:`banditroute.service.security.guard_request`).
 
 Request size is capped by the transport: :func:`server_options` sets
 ``grpc.max_receive_message_length``, and grpc answers a larger message with
@@ -42,8 +42,8 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from service.errors import BanditrouteError
-from service.security import guard_request
+from banditroute.service.errors import BanditrouteError
+from banditroute.service.security import guard_request
 
 __all__ = [
     "EXEMPT_PREFIXES",

@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import grpc.aio
-from banditroute.v1 import router_pb2, router_pb2_grpc
 
-from service.api.interceptors import check_tenant, current_tenant
-from service.core.outcomes import FeedbackInput, OutcomeCore, OutcomeInput, OutcomeResult
-from service.core.router import RouterCore, RouteRequest
+from banditroute.service.api.interceptors import check_tenant, current_tenant
+from banditroute.service.core.outcomes import (
+    FeedbackInput,
+    OutcomeCore,
+    OutcomeInput,
+    OutcomeResult,
+)
+from banditroute.service.core.router import RouterCore, RouteRequest
+from banditroute.v1 import router_pb2, router_pb2_grpc
 
 __all__ = ["RouterServicer"]
 

@@ -1,8 +1,8 @@
 """Administration: the model pool, versioned policies, routes and API keys.
 
-Each function validates its input (raising :mod:`service.errors`), works inside the caller's
-``Session`` transaction and records a config change (``NOTIFY banditroute_config``) so every
-process reloads. :func:`transaction` opens such a session and maps a database outage to
+Each function validates its input (raising :mod:`banditroute.service.errors`), works inside the
+caller's ``Session`` transaction and records a config change (``NOTIFY banditroute_config``) so
+every process reloads. :func:`transaction` opens such a session and maps a database outage to
 ``Unavailable``. Results are plain frozen dataclasses, safe to pass between threads.
 
 Examples
@@ -12,7 +12,7 @@ Examples
 >>> validate_name("route", "bad name")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-service.errors.InvalidArgument: route 'bad name' must be 1-200 characters of letters, digits ...
+banditroute.service.errors.InvalidArgument: route 'bad name' must be 1-200 characters of ...
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from learners.registry import ALGORITHMS, make_policy
-from service.errors import (
+from banditroute.learners.registry import ALGORITHMS, make_policy
+from banditroute.service.errors import (
     BanditrouteError,
     InvalidArgument,
     NotFound,
     Unauthenticated,
     Unavailable,
 )
-from service.storage.models import ApiKey, Model, Policy, Route
-from service.storage.repositories import (
+from banditroute.service.storage.models import ApiKey, Model, Policy, Route
+from banditroute.service.storage.repositories import (
     ApiKeyRepository,
     ModelRepository,
     PolicyRepository,

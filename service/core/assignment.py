@@ -1,9 +1,9 @@
 """The experiment hook of the Route path: which policy serves a request.
 
 The router asks an :class:`ExperimentResolver` for an :class:`Assignment` on every Route call.
-The default, :class:`RoutePolicyResolver`, serves the route's own policy; ``service.experiments``
-plugs in a resolver that hashes the unit key into a bucket and picks a variant (and shadow
-policies that score without serving).
+The default, :class:`RoutePolicyResolver`, serves the route's own policy;
+``banditroute.service.experiments`` plugs in a resolver that hashes the unit key into a bucket and
+picks a variant (and shadow policies that score without serving).
 
 Examples
 --------

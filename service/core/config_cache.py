@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from learners.reward import RewardWeights
-from service.core.assignment import PolicyKey, RouteEntry
-from service.core.policies import PolicySpec
-from service.storage.models import ApiKey, ConfigChange, Model, Policy, Route
+from banditroute.learners.reward import RewardWeights
+from banditroute.service.core.assignment import PolicyKey, RouteEntry
+from banditroute.service.core.policies import PolicySpec
+from banditroute.service.storage.models import ApiKey, ConfigChange, Model, Policy, Route
 
 __all__ = ["ConfigSnapshot", "ModelEntry", "config_version", "load_config"]
 
@@ -74,8 +74,9 @@ class ConfigSnapshot:
 
         The models created no later than the policy version (pool order), plus a ``fixed``
         policy's model; the pool's first model when that leaves none. Models added later become
-        arms at their first outcome or rating in the log (see :mod:`service.core.policies`), so
-        every process, and a rebuild from the log, grows the arms at the same point.
+        arms at their first outcome or rating in the log (see
+        :mod:`banditroute.service.core.policies`), so every process, and a rebuild from the log,
+        grows the arms at the same point.
         """
         arms = [
             m.id

@@ -1,11 +1,11 @@
 """Route keeps answering while PostgreSQL is unreachable: a bounded outage buffer of decisions.
 
 Normally Route answers only after its decision row committed. When the write fails with
-:class:`~service.errors.Unavailable` (the database is down), :class:`BufferedDecisionStore`
-keeps the row in memory instead and Route answers from the in-memory policies as usual. While
-rows are held, later decisions queue behind them (so the log keeps their order and no call
-waits on a dead database); a background task retries with backoff and writes them, in order,
-once the database is back.
+:class:`~banditroute.service.errors.Unavailable` (the database is down),
+:class:`BufferedDecisionStore` keeps the row in memory instead and Route answers from the in-memory
+policies as usual. While rows are held, later decisions queue behind them (so the log keeps their
+order and no call waits on a dead database); a background task retries with backoff and writes them,
+in order, once the database is back.
 
 * Rows written from the buffer carry ``logged = false``: they were answered before they were
   durable, and their ``event_id`` is later than their ``created_at`` suggests.
@@ -23,7 +23,7 @@ Memory is bounded by ``capacity`` rows (a row is ~1 KB plus the features: 64 flo
 Examples
 --------
 >>> import asyncio
->>> from service.errors import Unavailable
+>>> from banditroute.service.errors import Unavailable
 >>> class Down:
 ...     async def write_decision(self, row): raise Unavailable("database down")
 ...     async def find_request(self, tenant, request_id): raise Unavailable("database down")
@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from service.errors import Unavailable
+from banditroute.service.errors import Unavailable
 
 __all__ = ["BufferedDecisionStore", "DecisionWriter"]
 

@@ -12,10 +12,10 @@ the short gap. This changes only when events are read, never their order. Each f
 the config version and the next events in one REPEATABLE READ transaction, so a policy or model
 referenced by an event is always known when the event is applied.
 
-Snapshots: after ``snapshot_every`` learning events a policy's state (``learners.state.dumps``)
-is stored with the follower position. On start every policy is restored from its latest
-snapshot and the follower replays the later events, giving a state bit-identical to a rebuild
-from the whole log (:func:`rebuild_policy`).
+Snapshots: after ``snapshot_every`` learning events a policy's state
+(``banditroute.learners.state.dumps``) is stored with the follower position. On start every policy
+is restored from its latest snapshot and the follower replays the later events, giving a state
+bit-identical to a rebuild from the whole log (:func:`rebuild_policy`).
 """
 
 from __future__ import annotations
@@ -33,20 +33,20 @@ import numpy as np
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from learners import state as policy_state
-from learners.base import Policy
-from learners.cost import CostModel
-from service.core.assignment import PolicyKey
-from service.core.config_cache import ConfigSnapshot, load_config
-from service.core.policies import (
+from banditroute.learners import state as policy_state
+from banditroute.learners.base import Policy
+from banditroute.learners.cost import CostModel
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.config_cache import ConfigSnapshot, load_config
+from banditroute.service.core.policies import (
     DecisionCache,
     DecisionEvents,
     OutcomeFacts,
     PolicyRegistry,
     PolicySpec,
 )
-from service.metrics import Metrics
-from service.storage.models import CONFIG_CHANNEL, EVENTS_CHANNEL
+from banditroute.service.metrics import Metrics
+from banditroute.service.storage.models import CONFIG_CHANNEL, EVENTS_CHANNEL
 
 __all__ = ["EventFollower", "LogEvent", "parse_shadow_keys", "rebuild_policy"]
 
@@ -569,7 +569,7 @@ class EventFollower:
         """Rewards the policies learned from this decision's earlier events (history)."""
         if item.outcome is None and not item.ratings:
             return
-        from service.core.policies import reward_of
+        from banditroute.service.core.policies import reward_of
 
         for key in (item.key, *item.shadows):
             live = self.registry.get(key)

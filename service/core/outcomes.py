@@ -2,16 +2,17 @@
 
 Every accepted outcome or rating is one event of the log, written through the group-commit
 writer; the call is answered only after the commit. The policies do not learn here: every
-process learns by following the log (:mod:`service.core.follower`), including this one, which
-is woken right after the commit.
+process learns by following the log (:mod:`banditroute.service.core.follower`), including this one,
+which is woken right after the commit.
 
-Reward (see :mod:`learners.reward`): ``clip(quality - cost_weight * cost_usd - latency_weight *
-latency_s)`` with the weights of the decision's policy version, where quality merges the
-outcome's ``quality`` (else ``success`` as 1/0, and 0 for an errored call) with the mean of the
-ratings received so far (``feedback_weight``). When ``cost_usd`` is absent it is computed from
-the token counts and the chosen model's prices; without token counts the decision's estimated
-cost is used. The reward returned to the caller is the one computed at write time; the
-follower recomputes the same rule in log order (which decides when two writes race).
+Reward (see :mod:`banditroute.learners.reward`):
+``clip(quality - cost_weight * cost_usd - latency_weight * latency_s)`` with the weights of the
+decision's policy version, where quality merges the outcome's ``quality`` (else ``success`` as 1/0,
+and 0 for an errored call) with the mean of the ratings received so far (``feedback_weight``). When
+``cost_usd`` is absent it is computed from the token counts and the chosen model's prices; without
+token counts the decision's estimated cost is used. The reward returned to the caller is the one
+computed at write time; the follower recomputes the same rule in log order (which decides when two
+writes race).
 
 Duplicates: an identical repeat of a recorded outcome (or of feedback with the same
 ``feedback_id``) is answered OK with ``duplicate = true`` and the stored values; a different
@@ -27,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from learners.reward import RewardWeights
-from service.core.assignment import PolicyKey
-from service.core.config_cache import ConfigSnapshot
-from service.core.policies import OutcomeFacts, reward_of
-from service.errors import (
+from banditroute.learners.reward import RewardWeights
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.config_cache import ConfigSnapshot
+from banditroute.service.core.policies import OutcomeFacts, reward_of
+from banditroute.service.errors import (
     AlreadyExists,
     BanditrouteError,
     FailedPrecondition,
@@ -41,8 +42,8 @@ from service.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from service.storage.ids import parse_decision_id
-from service.storage.writer import WriteResult, WriteStatus
+from banditroute.service.storage.ids import parse_decision_id
+from banditroute.service.storage.writer import WriteResult, WriteStatus
 
 __all__ = [
     "FeedbackInput",
@@ -220,7 +221,8 @@ class OutcomeCore:
         self.max_batch_items = max_batch_items
         self.metrics = metrics
         #: True for a decision answered during a database outage and not stored yet (see
-        #: service.core.decision_buffer): its outcome gets UNAVAILABLE (retry), not NOT_FOUND.
+        #: banditroute.service.core.decision_buffer): its outcome gets UNAVAILABLE (retry), not
+        #: NOT_FOUND.
         self.pending = pending
 
     def _missing(self, did: uuid.UUID, text: str) -> BanditrouteError:

@@ -1,27 +1,28 @@
 """Live policies of one process, keyed by (policy name, version), and how events change them.
 
 Every process learns only by applying the event log in ``event_id`` order (see
-:mod:`service.core.follower`), so the state of a policy version is a function of the log alone
-and every process and replica converges to the same bytes (``learners.state.dumps``).
+:mod:`banditroute.service.core.follower`), so the state of a policy version is a function of the log
+alone and every process and replica converges to the same bytes
+(``banditroute.learners.state.dumps``).
 
 The reward of a decision is a function of the events of that decision seen so far in log order
-(the merge rule of :mod:`learners.reward`, with the feedback taken as the mean of all ratings
-received so far). The first event that gives a decision a reward (its outcome, or a rating
+(the merge rule of :mod:`banditroute.learners.reward`, with the feedback taken as the mean of all
+ratings received so far). The first event that gives a decision a reward (its outcome, or a rating
 when no outcome came yet) calls ``policy.update(x, model, reward)``; every later event that
 changes the reward calls ``policy.correct(x, model, old_reward, new_reward)``.
 
 Arms: a policy version is built with the models that existed when it was created
-(:meth:`~service.core.config_cache.ConfigSnapshot.initial_arms`). A model added later becomes an
-arm at the first outcome or rating of a decision that chose it, a position in the log, so every
-process and a rebuild add it at the same point (``add_arm`` gives the new arm a prior pooled
+(:meth:`~banditroute.service.core.config_cache.ConfigSnapshot.initial_arms`). A model added later
+becomes an arm at the first outcome or rating of a decision that chose it, a position in the log, so
+every process and a rebuild add it at the same point (``add_arm`` gives the new arm a prior pooled
 from the arms learnt so far, so *when* it is added matters). Until then Route treats it as a
-cold candidate (see :mod:`service.core.router`). Disabled models stay arms; routes simply do not
-offer them.
+cold candidate (see :mod:`banditroute.service.core.router`). Disabled models stay arms; routes
+simply do not offer them.
 
 Examples
 --------
 >>> import numpy as np
->>> from learners.reward import RewardWeights
+>>> from banditroute.learners.reward import RewardWeights
 >>> spec = PolicySpec("p", 1, "epsilon_greedy", {}, RewardWeights(), seed=0)
 >>> reg = PolicyRegistry(dim=4)
 >>> live = reg.ensure(spec, ["a", "b"])
@@ -46,10 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from learners.base import Policy
-from learners.registry import make_policy
-from learners.reward import RewardWeights, compute_reward
-from service.core.assignment import PolicyKey
+from banditroute.learners.base import Policy
+from banditroute.learners.registry import make_policy
+from banditroute.learners.reward import RewardWeights, compute_reward
+from banditroute.service.core.assignment import PolicyKey
 
 __all__ = [
     "DecisionEvents",

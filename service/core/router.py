@@ -1,9 +1,9 @@
 """The Route use case: validate, featurize, estimate costs, select, log, answer after commit.
 
 Route never reads the database on its hot path: routes, models and policies come from the
-follower's in-memory :class:`~service.core.config_cache.ConfigSnapshot` and
-:class:`~service.core.policies.PolicyRegistry`. The decision row goes through the group-commit
-writer and the call is answered once its batch committed.
+follower's in-memory :class:`~banditroute.service.core.config_cache.ConfigSnapshot` and
+:class:`~banditroute.service.core.policies.PolicyRegistry`. The decision row goes through the
+group-commit writer and the call is answered once its batch committed.
 
 Idempotency: a Route with a ``request_id`` answers the stored decision of ``(tenant,
 request_id)`` when there is one (``replayed = true``): from a per-process cache, else from the
@@ -28,14 +28,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from learners.base import Decision, Policy
-from learners.cost import CostModel
-from learners.features import FeatureExtractor, estimate_tokens
-from service.core.assignment import ExperimentResolver, RoutePolicyResolver
-from service.core.config_cache import ConfigSnapshot, ModelEntry
-from service.core.policies import PolicyRegistry
-from service.errors import FailedPrecondition, InvalidArgument, NotFound
-from service.storage.ids import new_decision_id
+from banditroute.learners.base import Decision, Policy
+from banditroute.learners.cost import CostModel
+from banditroute.learners.features import FeatureExtractor, estimate_tokens
+from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyResolver
+from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
+from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.errors import FailedPrecondition, InvalidArgument, NotFound
+from banditroute.service.storage.ids import new_decision_id
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -369,8 +369,8 @@ class RouterCore:
         """The policy's decision; models that are not arms yet ("cold") get explored.
 
         A model added to the pool after the policy version becomes an arm at its first outcome
-        (see :mod:`service.core.policies`). Until then each cold candidate is chosen with
-        probability ``1 / len(candidates)`` and the policy chooses among the others with the
+        (see :mod:`banditroute.service.core.policies`). Until then each cold candidate is chosen
+        with probability ``1 / len(candidates)`` and the policy chooses among the others with the
         remaining probability; the logged propensities are exact.
         """
         arms = set(policy.arms)
@@ -396,7 +396,7 @@ class RouterCore:
         return Decision(chosen, probabilities[chosen], scores, probabilities, ranking)
 
     def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str]) -> Any:
-        from service.experiments.shadow import score_shadows
+        from banditroute.service.experiments.shadow import score_shadows
 
         def policy_of(key: Any) -> Any:
             live = self.registry.get(key)

@@ -1,11 +1,11 @@
 """Database side of the core: decision/outcome/feedback writes and the reads they need.
 
-:class:`SqlStore` implements :class:`~service.core.router.DecisionStore` and
-:class:`~service.core.outcomes.OutcomeStore`. Writes go through the group-commit writer
-(:class:`service.storage.writer.GroupCommitWriter`: many rows per transaction, event ids
+:class:`SqlStore` implements :class:`~banditroute.service.core.router.DecisionStore` and
+:class:`~banditroute.service.core.outcomes.OutcomeStore`. Writes go through the group-commit writer
+(:class:`banditroute.service.storage.writer.GroupCommitWriter`: many rows per transaction, event ids
 allocated under the event-log advisory lock, NOTIFY after commit); each call returns only after
 its rows committed. Reads run in a worker thread on the
-SQLAlchemy engine. Database failures become :class:`~service.errors.Unavailable`.
+SQLAlchemy engine. Database failures become :class:`~banditroute.service.errors.Unavailable`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from service.api.limits import check_deadline
-from service.core.assignment import PolicyKey
-from service.core.outcomes import StoredDecision
-from service.errors import BanditrouteError, Unavailable
-from service.storage.writer import WriteResult
+from banditroute.service.api.limits import check_deadline
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.outcomes import StoredDecision
+from banditroute.service.errors import BanditrouteError, Unavailable
+from banditroute.service.storage.writer import WriteResult
 
 __all__ = ["EventWriter", "SqlStore"]
 

@@ -1,7 +1,7 @@
 """Admin RPCs of experiments: proto in, :class:`ExperimentManager` call, proto out.
 
 The Admin servicer inherits :class:`ExperimentAdminMixin` and sets ``self.experiments`` to an
-:class:`~service.experiments.manager.ExperimentManager`; the mixin provides
+:class:`~banditroute.service.experiments.manager.ExperimentManager`; the mixin provides
 ``CreateExperiment``, ``RampExperiment``, ``SetExperimentState``, ``PromoteVariant``,
 ``RollbackExperiment``, ``GetExperimentStatus`` and ``ListExperiments``. Domain errors
 (``InvalidArgument``, ``NotFound``, ...) propagate to the servicer's interceptor, which maps them
@@ -21,16 +21,16 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from banditroute.v1 import admin_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from learners.evaluation import Estimate
-from learners.sequential import Difference, Interval
-from service.errors import BanditrouteError, InvalidArgument
-from service.experiments.assignment import VariantSpec
-from service.experiments.guardrails import GuardrailConfig
-from service.experiments.manager import ExperimentManager, ExperimentView
-from service.experiments.stats import ExperimentStatusView, experiment_status
+from banditroute.learners.evaluation import Estimate
+from banditroute.learners.sequential import Difference, Interval
+from banditroute.service.errors import BanditrouteError, InvalidArgument
+from banditroute.service.experiments.assignment import VariantSpec
+from banditroute.service.experiments.guardrails import GuardrailConfig
+from banditroute.service.experiments.manager import ExperimentManager, ExperimentView
+from banditroute.service.experiments.stats import ExperimentStatusView, experiment_status
+from banditroute.v1 import admin_pb2
 
 __all__ = [
     "STATE_NAMES",

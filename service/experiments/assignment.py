@@ -45,7 +45,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from service.errors import InvalidArgument
+from banditroute.service.errors import InvalidArgument
 
 __all__ = [
     "BUCKETS",
@@ -125,7 +125,8 @@ class VariantSpec:
 
 
 def validate_variants(variants: Sequence[VariantSpec]) -> None:
-    """Raise :class:`~service.errors.InvalidArgument` unless ``variants`` form a valid experiment.
+    """Raise :class:`~banditroute.service.errors.InvalidArgument` unless ``variants`` form a valid
+    experiment.
 
     Rules: at least one served (non-shadow) variant; unique well-formed names; a policy name on
     each; finite non-negative weights; shadow weight 0; at most one control, and it is served;
@@ -137,7 +138,7 @@ def validate_variants(variants: Sequence[VariantSpec]) -> None:
     >>> validate_variants([VariantSpec("a", "p", weight=60), VariantSpec("b", "q", weight=50)])
     Traceback (most recent call last):
     ...
-    service.errors.InvalidArgument: served variant weights must sum to 100, got 110
+    banditroute.service.errors.InvalidArgument: served variant weights must sum to 100, got 110
     """
     if not variants:
         raise InvalidArgument("an experiment needs at least one variant")
@@ -169,8 +170,8 @@ def validate_variants(variants: Sequence[VariantSpec]) -> None:
 
 
 def validate_weights(weights: Mapping[str, float]) -> None:
-    """Raise :class:`~service.errors.InvalidArgument` unless the served ``weights`` are finite,
-    non-negative and sum to 100.
+    """Raise :class:`~banditroute.service.errors.InvalidArgument` unless the served ``weights`` are
+    finite, non-negative and sum to 100.
 
     Examples
     --------
@@ -178,8 +179,8 @@ def validate_weights(weights: Mapping[str, float]) -> None:
     >>> validate_weights({"a": 100.0, "b": -1.0})
     Traceback (most recent call last):
     ...
-    service.errors.InvalidArgument: variant 'b': weight must be a finite number in [0, 100], got -1
-    """
+    banditroute.service.errors.InvalidArgument: variant 'b': weight must be a finite number in [0, 100], got -1
+    """  # noqa: E501
     for name, w in weights.items():
         if not isinstance(w, int | float) or not math.isfinite(w) or not 0 <= w <= 100:
             raise InvalidArgument(

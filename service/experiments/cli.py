@@ -25,9 +25,10 @@ from typing import Annotated, Any, TypeVar
 
 import grpc
 import typer
-from banditroute.v1 import admin_pb2, admin_pb2_grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+
+from banditroute.v1 import admin_pb2, admin_pb2_grpc
 
 __all__ = ["experiments_app", "format_experiment", "format_status", "parse_variant"]
 

@@ -1,7 +1,7 @@
 """Guardrails: stop a variant automatically when it is worse than control with confidence.
 
 A variant is stopped when, at the experiment's confidence level, the always-valid interval
-(:mod:`learners.sequential`) shows
+(:mod:`banditroute.learners.sequential`) shows
 
 - its mean reward below control's by more than ``max_reward_drop``:
   ``upper(reward_v - reward_c) < -max_reward_drop``; or
@@ -11,12 +11,12 @@ A variant is stopped when, at the experiment's confidence level, the always-vali
 and both sides have at least ``min_samples`` outcomes. Because the intervals are confidence
 sequences, evaluating the rule after every batch of outcomes (as the service does) keeps the
 chance of stopping a variant that is in truth within the margins below ``1 - confidence``.
-The pure decision is :func:`evaluate_guardrail`; :mod:`service.experiments.manager` applies it
-and records the reason as an audited event.
+The pure decision is :func:`evaluate_guardrail`; :mod:`banditroute.service.experiments.manager`
+applies it and records the reason as an audited event.
 
 Examples
 --------
->>> from learners.sequential import MeanSummary
+>>> from banditroute.learners.sequential import MeanSummary
 >>> g = GuardrailConfig(max_reward_drop=0.05, confidence=0.95, min_samples=100)
 >>> control = Observed(MeanSummary(500, 0.60, 0.24), MeanSummary(500, 0.01, 1e-5))
 >>> worse = Observed(MeanSummary(500, 0.40, 0.24), MeanSummary(500, 0.01, 1e-5))
@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from learners.sequential import Difference, MeanSummary, difference
-from service.errors import InvalidArgument
+from banditroute.learners.sequential import Difference, MeanSummary, difference
+from banditroute.service.errors import InvalidArgument
 
 __all__ = ["GuardrailConfig", "Observed", "Verdict", "evaluate_guardrail"]
 

@@ -2,9 +2,9 @@
 
 Every change runs in one transaction that locks the experiment row, writes an audited
 ``experiment_events`` row (who, when, what) and a ``config_changes`` row with a NOTIFY on
-:data:`~service.storage.models.CONFIG_CHANNEL`, so every process's
-:class:`~service.experiments.resolver.ExperimentCache` reloads; the call returns only after the
-commit.
+:data:`~banditroute.service.storage.models.CONFIG_CHANNEL`, so every process's
+:class:`~banditroute.service.experiments.resolver.ExperimentCache` reloads; the call returns only
+after the commit.
 
 Lifecycle::
 
@@ -35,14 +35,14 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from service.errors import (
+from banditroute.service.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     Unavailable,
 )
-from service.experiments.assignment import (
+from banditroute.service.experiments.assignment import (
     Allocation,
     VariantSpec,
     initial_allocation,
@@ -51,11 +51,15 @@ from service.experiments.assignment import (
     validate_variants,
     validate_weights,
 )
-from service.experiments.guardrails import GuardrailConfig, evaluate_guardrail
-from service.storage.models import CONFIG_CHANNEL, ConfigChange, Policy, Route
-from service.storage.models.experiment import ACTIVE_STATES, EXPERIMENT_STATES, Experiment
-from service.storage.models.experiment_event import ExperimentEvent
-from service.storage.models.experiment_variant import ExperimentVariant
+from banditroute.service.experiments.guardrails import GuardrailConfig, evaluate_guardrail
+from banditroute.service.storage.models import CONFIG_CHANNEL, ConfigChange, Policy, Route
+from banditroute.service.storage.models.experiment import (
+    ACTIVE_STATES,
+    EXPERIMENT_STATES,
+    Experiment,
+)
+from banditroute.service.storage.models.experiment_event import ExperimentEvent
+from banditroute.service.storage.models.experiment_variant import ExperimentVariant
 
 __all__ = [
     "ExperimentManager",
@@ -380,7 +384,7 @@ class ExperimentManager:
 
     def ramp(self, name: str, weights: Mapping[str, float], *, actor: str = "") -> ExperimentView:
         """Change served variants' weights; unlisted variants keep theirs. Only buckets whose
-        owner must change move (:func:`~service.experiments.assignment.rebalance`)."""
+        owner must change move (:func:`~banditroute.service.experiments.assignment.rebalance`)."""
         if not weights:
             raise InvalidArgument("weights: give at least one variant's new weight")
         with self._session() as s:
@@ -601,7 +605,7 @@ class ExperimentManager:
 
         Returns ``(variant, reason)`` for each variant stopped by this call.
         """
-        from service.experiments.stats import observed_by_variant
+        from banditroute.service.experiments.stats import observed_by_variant
 
         view = self.get(name)
         control = view.control

@@ -1,22 +1,23 @@
-"""The experiment-aware :class:`~service.core.assignment.ExperimentResolver` of the Route path.
+"""The experiment-aware :class:`~banditroute.service.core.assignment.ExperimentResolver` of the
+Route path.
 
 :class:`ExperimentCache` holds every *running* experiment compiled for lookup: per route, the
-salt and the bucket ranges with a ready :class:`~service.core.assignment.Assignment` template
-for each. ``resolve`` hashes the unit key (BLAKE2b, :func:`~service.experiments.assignment.
-bucket_of`) and bisects the ranges: no database access, a few microseconds. Experiments in
-draft, paused or stopped, and routes without an experiment, are served by the route's own
-policy (the fallback resolver).
+salt and the bucket ranges with a ready :class:`~banditroute.service.core.assignment.Assignment`
+template for each. ``resolve`` hashes the unit key (BLAKE2b,
+:func:`~banditroute.service.experiments.assignment.bucket_of`) and bisects the ranges: no database
+access, a few microseconds. Experiments in draft, paused or stopped, and routes without an
+experiment, are served by the route's own policy (the fallback resolver).
 
 The cache is replaced as a whole by :meth:`ExperimentCache.reload` (one read of the
 ``experiments`` and ``experiment_variants`` tables), which the config follower calls whenever
 the config version grows: every experiment change writes a ``config_changes`` row and NOTIFYs
-``banditroute_config`` (see :mod:`service.experiments.manager`), so all processes and replicas
-switch together within one poll interval.
+``banditroute_config`` (see :mod:`banditroute.service.experiments.manager`), so all processes and
+replicas switch together within one poll interval.
 
 Examples
 --------
->>> from service.core.assignment import PolicyKey, RouteEntry
->>> from service.experiments.assignment import initial_allocation
+>>> from banditroute.service.core.assignment import PolicyKey, RouteEntry
+>>> from banditroute.service.experiments.assignment import initial_allocation
 >>> cache = ExperimentCache()
 >>> cache.load([CompiledExperiment.build(
 ...     name="e1", tenant="", route="default", salt="e1",
@@ -41,16 +42,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from service.core.assignment import (
+from banditroute.service.core.assignment import (
     Assignment,
     ExperimentResolver,
     PolicyKey,
     RouteEntry,
     RoutePolicyResolver,
 )
-from service.experiments.assignment import BUCKETS, Allocation, bucket_of
-from service.storage.models.experiment import Experiment
-from service.storage.models.experiment_variant import ExperimentVariant
+from banditroute.service.experiments.assignment import BUCKETS, Allocation, bucket_of
+from banditroute.service.storage.models.experiment import Experiment
+from banditroute.service.storage.models.experiment_variant import ExperimentVariant
 
 __all__ = ["CompiledExperiment", "ExperimentCache", "active_experiments", "load_running"]
 
@@ -152,7 +153,7 @@ def active_experiments(conn: Connection) -> dict[tuple[str, str], str]:
 
 
 class ExperimentCache:
-    """:class:`~service.core.assignment.ExperimentResolver` serving running experiments.
+    """:class:`~banditroute.service.core.assignment.ExperimentResolver` serving running experiments.
 
     Parameters
     ----------

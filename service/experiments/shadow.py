@@ -1,7 +1,7 @@
 """Shadow scoring: policies that see every request and log their choice, never serving it.
 
-The resolver lists, in :attr:`service.core.assignment.Assignment.shadows`, the policy versions
-that must score a request without serving it: the experiment's shadow variants and (by
+The resolver lists, in :attr:`banditroute.service.core.assignment.Assignment.shadows`, the policy
+versions that must score a request without serving it: the experiment's shadow variants and (by
 default) the other served variants, so that every variant has its probability of every logged
 choice and can be evaluated off-policy on *all* the experiment's traffic ("what if 100% went
 to variant X"). The Route path calls :func:`score_shadows` after the serving policy chose, and
@@ -14,7 +14,7 @@ The served model is never changed by a shadow policy: :func:`score_shadows` only
 
 Examples
 --------
->>> from learners.base import Decision
+>>> from banditroute.learners.base import Decision
 >>> shadow_entry(Decision("a", 0.75, {"a": 1.0, "b": 0.0}, {"a": 0.75, "b": 0.25}, ["a", "b"]))
 {'model': 'a', 'propensity': 0.75, 'probabilities': {'a': 0.75, 'b': 0.25}}
 >>> shadow_key("linucb", 3)
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from learners.base import Decision, Policy
-from service.core.assignment import Assignment, PolicyKey
+from banditroute.learners.base import Decision, Policy
+from banditroute.service.core.assignment import Assignment, PolicyKey
 
 __all__ = ["score_shadows", "shadow_entry", "shadow_key", "shadow_probability"]
 

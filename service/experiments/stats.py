@@ -3,22 +3,22 @@
 Per served variant: decisions, outcomes, mean reward, mean quality (``quality``, else
 ``success`` as 1/0, 0 on error) and mean cost, each with an **always-valid** interval, p50/p95
 latency of the chosen models, and the difference of mean reward against control with an
-always-valid interval and p-value (mSPRT, :mod:`learners.sequential`). Looking at the status
-as often as one likes does not inflate the error rate; a fixed-horizon t-test would.
+always-valid interval and p-value (mSPRT, :mod:`banditroute.learners.sequential`). Looking at the
+status as often as one likes does not inflate the error rate; a fixed-horizon t-test would.
 
-Off-policy (``ips``, ``snips``, ``dr`` from :mod:`learners.evaluation`): the value a variant
-would have had serving 100% of the experiment's logged traffic, from the logged propensities.
-For each logged decision with an outcome, the target probability of the logged model is the
-decision's own propensity when the variant served it, or the probability its shadow scoring
+Off-policy (``ips``, ``snips``, ``dr`` from :mod:`banditroute.learners.evaluation`): the value a
+variant would have had serving 100% of the experiment's logged traffic, from the logged
+propensities. For each logged decision with an outcome, the target probability of the logged model
+is the decision's own propensity when the variant served it, or the probability its shadow scoring
 logged in ``decisions.shadow``. So shadow variants are estimated on *all* the traffic; a served
 variant (which learns only from its own traffic, keeping the A/B comparison clean) is
 estimated on its own randomized slice, which is unbiased for the whole population because
 assignment is random. DR uses a per-model mean-reward model.
 
 Reward: every variant's outcomes are scored with one yardstick, the reward weights of the
-control's policy version (:func:`yardstick`), by the rule of :mod:`learners.reward` (quality,
-else success as 1/0, 0 on error, merged with the mean of the ratings received so far, minus
-weighted cost and latency, clipped). So an experiment on new reward weights compares variants
+control's policy version (:func:`yardstick`), by the rule of :mod:`banditroute.learners.reward`
+(quality, else success as 1/0, 0 on error, merged with the mean of the ratings received so far,
+minus weighted cost and latency, clipped). So an experiment on new reward weights compares variants
 on the same scale, and late feedback counts.
 """
 
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select, text
 
-from learners.evaluation import Estimate, doubly_robust, ips, snips
-from learners.reward import RewardWeights
-from learners.sequential import (
+from banditroute.learners.evaluation import Estimate, doubly_robust, ips, snips
+from banditroute.learners.reward import RewardWeights
+from banditroute.learners.sequential import (
     DEFAULT_TARGET_N,
     Difference,
     Interval,
@@ -42,10 +42,10 @@ from learners.sequential import (
     difference,
     mean_interval,
 )
-from service.experiments.guardrails import Observed
-from service.experiments.manager import ExperimentView, VariantView
-from service.experiments.shadow import shadow_key
-from service.storage.models import Policy
+from banditroute.service.experiments.guardrails import Observed
+from banditroute.service.experiments.manager import ExperimentView, VariantView
+from banditroute.service.experiments.shadow import shadow_key
+from banditroute.service.storage.models import Policy
 
 __all__ = [
     "METHOD",
@@ -72,7 +72,8 @@ OFF_POLICY_ROWS = 200_000
 
 #: One row per decision of the experiment with its reward under the yardstick weights
 #: (:func:`yardstick`): the outcome's quality (else success as 1/0, 0 on error) merged with the
-#: mean rating, minus weighted cost and latency, clipped -- the rule of ``learners.reward``.
+#: mean rating, minus weighted cost and latency, clipped -- the rule of
+#: ``banditroute.learners.reward``.
 _SCORED = """
     WITH joined AS (
       SELECT d.variant, d.model, d.propensity, d.shadow, d.candidates, d.probabilities,

@@ -1,6 +1,6 @@
 """``banditroute replay`` / ``evaluate``: loaders, online runner, baselines, reports, plots."""
 
-from service.replay.dataset import ReplayDataset
-from service.replay.loaders import DATASETS, load_dataset, load_generic
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.loaders import DATASETS, load_dataset, load_generic
 
 __all__ = ["DATASETS", "ReplayDataset", "load_dataset", "load_generic"]

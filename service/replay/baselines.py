@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from learners.metrics import aiq, convex_hull, oracle_point
-from service.replay.dataset import ReplayDataset
+from banditroute.learners.metrics import aiq, convex_hull, oracle_point
+from banditroute.service.replay.dataset import ReplayDataset
 
 __all__ = ["baseline_report", "strong_weak"]
 

@@ -1,6 +1,6 @@
 """Typer commands ``banditroute replay`` and ``banditroute evaluate``.
 
-The lead registers them in :mod:`service.cli`::
+The lead registers them in :mod:`banditroute.service.cli`::
 
     app.command("replay")(replay_command)
     app.command("evaluate")(evaluate_command)
@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from service.replay.dataset import ReplayDataset
-from service.replay.loaders import default_data_root, load_dataset
-from service.replay.runner import PolicySpec
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.loaders import default_data_root, load_dataset
+from banditroute.service.replay.runner import PolicySpec
 
 __all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
 
@@ -98,7 +98,7 @@ def replay_command(
                          warm_start, warm_mode, feature_dim, decision_log, quiet=json_output)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         raise _fail(str(exc)) from exc
-    from service.replay.report import markdown_table, to_json, write_report
+    from banditroute.service.replay.report import markdown_table, to_json, write_report
 
     if out is not None:
         write_report(report, out, plots=not no_plots and server is None)
@@ -112,8 +112,8 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
             cost_weights: list[float] | None, data_root: Path | None, server: str | None,
             admin_token: str | None, api_key: str | None, warm: bool, warm_mode: str,
             feature_dim: int, decision_log: Path | None, quiet: bool) -> dict[str, Any]:
-    from service.replay.experiment import ReplayConfig, run_experiment
-    from service.replay.runner import default_featurizer, run_online
+    from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+    from banditroute.service.replay.runner import default_featurizer, run_online
 
     specs = [PolicySpec.parse(p) for p in policies]
     data = load_dataset(dataset_name, split, data_root)
@@ -157,8 +157,8 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
                  quiet: bool) -> dict[str, Any]:
     from rich.progress import Progress
 
-    from service.replay.baselines import baseline_report
-    from service.replay.grpc_driver import replay_over_grpc
+    from banditroute.service.replay.baselines import baseline_report
+    from banditroute.service.replay.grpc_driver import replay_over_grpc
 
     results: list[dict[str, Any]] = []
     with Progress(disable=quiet, transient=False) as bar:
@@ -223,12 +223,12 @@ def evaluate_command(
         "--json", help="print the result as one JSON object")] = False,
 ) -> None:
     """Estimate a candidate policy's value on logged decisions (IPS, SNIPS, DR, replay)."""
-    from service.replay.offline import (
+    from banditroute.service.replay.offline import (
         evaluate_candidate,
         load_events_from_db,
         load_events_from_file,
     )
-    from service.replay.report import to_json
+    from banditroute.service.replay.report import to_json
 
     try:
         spec = PolicySpec.parse(policy)
@@ -258,7 +258,7 @@ def _settings_database_url() -> str:
     if url:
         return url
     try:
-        from service.config import Settings
+        from banditroute.service.config import Settings
 
         settings_cls: Any = Settings
         settings = settings_cls()

@@ -20,10 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from learners.metrics import aiq, apgr, cpt
-from service.replay.baselines import baseline_report, strong_weak
-from service.replay.dataset import ReplayDataset
-from service.replay.runner import Featurizer, PolicySpec, RunResult, run_online, warm_start
+from banditroute.learners.metrics import aiq, apgr, cpt
+from banditroute.service.replay.baselines import baseline_report, strong_weak
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.runner import (
+    Featurizer,
+    PolicySpec,
+    RunResult,
+    run_online,
+    warm_start,
+)
 
 __all__ = ["ReplayConfig", "run_experiment"]
 
@@ -45,7 +51,7 @@ class ReplayConfig:
     warm_start
         Also run every policy warm-started on ``history`` (reported separately).
     warm_mode
-        ``"full"`` or ``"replay"`` (see :func:`service.replay.runner.warm_start`).
+        ``"full"`` or ``"replay"`` (see :func:`banditroute.service.replay.runner.warm_start`).
     cold_start
         Run cold-start passes (default True).
     regret_points

@@ -18,8 +18,8 @@ import grpc
 import numpy as np
 from google.protobuf import struct_pb2
 
-from service.replay.dataset import ReplayDataset
-from service.replay.runner import PolicySpec, reward_matrix
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.runner import PolicySpec, reward_matrix
 
 __all__ = ["GrpcReplayResult", "register_replay_route", "replay_over_grpc"]
 

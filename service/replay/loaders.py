@@ -9,7 +9,7 @@ Supported sources (``--dataset``):
     joined with blank lines. The split is taken from the file name.
 ``routellm-mmlu`` / ``routellm-gsm8k`` / ``routellm-mtbench``
     RouteLLM's caches for gpt-4-1106-preview vs Mixtral-8x7B. No costs are recorded:
-    they come from list prices and token estimates (:mod:`service.replay.prices`).
+    they come from list prices and token estimates (:mod:`banditroute.service.replay.prices`).
     MT-Bench judge scores ``s`` in 1..10 become quality ``(s - 1) / 9``; each of the
     80 questions gives two prompts (turn 1, and turns 1+2 joined). These sources have
     no official split, so ``train``/``test`` is a stable hash split of the prompt text
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.replay.dataset import ReplayDataset
-from service.replay.prices import DEFAULT_OUTPUT_TOKENS, call_cost, estimate_tokens
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.prices import DEFAULT_OUTPUT_TOKENS, call_cost, estimate_tokens
 
 __all__ = [
     "DATASETS",

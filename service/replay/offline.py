@@ -14,7 +14,7 @@ Logged events come from
   ``feature_dim``). ``banditroute replay --decision-log`` writes this format.
 
 The candidate policy (algorithm + hyperparameters) is evaluated with
-:func:`learners.evaluation.evaluate_policy`: IPS, SNIPS, doubly robust and the replay
+:func:`banditroute.learners.evaluation.evaluate_policy`: IPS, SNIPS, doubly robust and the replay
 method, each with a confidence interval and the number of supporting events.
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from learners.evaluation import LoggedEvent, evaluate_policy
-from service.replay.runner import PolicySpec
+from banditroute.learners.evaluation import LoggedEvent, evaluate_policy
+from banditroute.service.replay.runner import PolicySpec
 
 __all__ = ["evaluate_candidate", "load_events_from_db", "load_events_from_file"]
 
@@ -47,7 +47,7 @@ def load_events_from_file(path: Path, feature_dim: int = 64) -> list[LoggedEvent
                     x = np.asarray(rec["features"], dtype=np.float64)
                 else:
                     if extractor is None:
-                        from learners.features import FeatureExtractor
+                        from banditroute.learners.features import FeatureExtractor
 
                         extractor = FeatureExtractor(dim=feature_dim)
                     x = extractor.extract(str(rec["prompt"]))
@@ -65,8 +65,8 @@ def load_events_from_db(url: str, route: str | None = None, tenant: str | None =
     """Decisions with outcomes from the service database, oldest first."""
     from sqlalchemy import create_engine, select
 
-    from service.storage.models.decision import Decision
-    from service.storage.models.outcome import Outcome
+    from banditroute.service.storage.models.decision import Decision
+    from banditroute.service.storage.models.outcome import Outcome
 
     stmt = (
         select(Decision.features, Decision.model, Decision.propensity, Decision.candidates,
@@ -81,7 +81,7 @@ def load_events_from_db(url: str, route: str | None = None, tenant: str | None =
         stmt = stmt.where(Decision.tenant == tenant)
     if limit is not None:
         stmt = stmt.limit(limit)
-    from service.config import sqlalchemy_url
+    from banditroute.service.config import sqlalchemy_url
 
     engine = create_engine(sqlalchemy_url(url))
     try:

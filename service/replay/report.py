@@ -1,6 +1,6 @@
 """Report writers: one JSON object, a Markdown table and PNG plots (matplotlib).
 
-The JSON is the report dict of :func:`service.replay.experiment.run_experiment` with
+The JSON is the report dict of :func:`banditroute.service.replay.experiment.run_experiment` with
 non-finite numbers written as ``null``. Plots: cost-quality (each policy's lambda sweep,
 the single models, random, oracle and the single models' convex hull, i.e. RouterBench's
 zero router) and cumulative regret vs rounds (mean over seeds, +- one std).

@@ -3,7 +3,7 @@
 For one seed, the prompts are shuffled with ``numpy.random.default_rng(seed)``; for each
 prompt the policy chooses a model from its features and is told only that model's
 reward ``clip(quality - cost_weight * cost_usd, -1, 1)`` (the same formula and clipping
-as :func:`learners.reward.compute_reward` with default weights). The run records what it
+as :func:`banditroute.learners.reward.compute_reward` with default weights). The run records what it
 chose, the quality and cost it got, and the regret against the per-prompt best reward.
 
 Warm start (reported separately from cold start) first fits the policy on a labelled
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from learners.registry import make_policy
-from service.replay.dataset import ReplayDataset
+from banditroute.learners.registry import make_policy
+from banditroute.service.replay.dataset import ReplayDataset
 
 __all__ = [
     "Featurizer",
@@ -45,8 +45,9 @@ REWARD_MIN, REWARD_MAX = -1.0, 1.0
 
 
 def default_featurizer(dim: int = 64) -> Featurizer:
-    """The learners' :class:`~learners.features.FeatureExtractor`, applied row by row."""
-    from learners.features import FeatureExtractor
+    """The learners' :class:`~banditroute.learners.features.FeatureExtractor`, applied row by
+    row."""
+    from banditroute.learners.features import FeatureExtractor
 
     extractor = FeatureExtractor(dim=dim)
 
@@ -95,7 +96,7 @@ class PolicySpec:
         return cls(name, params)
 
     def build(self, arms: Sequence[str], dim: int, seed: int) -> Any:
-        """A fresh policy (``learners.registry.make_policy``)."""
+        """A fresh policy (``banditroute.learners.registry.make_policy``)."""
         return make_policy(self.algorithm, list(arms), dim, seed=seed, **self.hyperparameters)
 
 
@@ -183,7 +184,7 @@ def run_online(policy: Any, dataset: ReplayDataset, features: np.ndarray, cost_w
 
     Examples
     --------
-    >>> from learners.registry import make_policy
+    >>> from banditroute.learners.registry import make_policy
     >>> ds = ReplayDataset("toy", ["p"] * 4, ["cheap", "dear"], np.array([[0.0, 1.0]] * 4),
     ...                    np.array([[0.0, 0.1]] * 4))
     >>> pol = make_policy("fixed", ds.models, dim=1, model="dear")

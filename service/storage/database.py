@@ -13,8 +13,8 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import sqlalchemy_url
-from service.errors import FailedPrecondition, Unavailable
+from banditroute.service.config import sqlalchemy_url
+from banditroute.service.errors import FailedPrecondition, Unavailable
 
 __all__ = ["check_schema", "create_engine", "schema_problem", "session_factory"]
 
@@ -46,7 +46,7 @@ def schema_problem(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from service.storage.migrate import alembic_config, head
+    from banditroute.service.storage.migrate import alembic_config, head
 
     needed = head()
     try:

@@ -31,8 +31,8 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from service.config import libpq_url, sqlalchemy_url
-from service.errors import FailedPrecondition, Unavailable
+from banditroute.service.config import libpq_url, sqlalchemy_url
+from banditroute.service.errors import FailedPrecondition, Unavailable
 
 __all__ = ["DATABASE_NAME", "EmbeddedPostgres"]
 

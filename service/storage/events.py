@@ -24,9 +24,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from service.config import libpq_url
-from service.storage.models.config_change import CONFIG_CHANNEL
-from service.storage.models.event_log import EVENTS_CHANNEL
+from banditroute.service.config import libpq_url
+from banditroute.service.storage.models.config_change import CONFIG_CHANNEL
+from banditroute.service.storage.models.event_log import EVENTS_CHANNEL
 
 __all__ = [
     "LearningEvent",

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from service.errors import InvalidArgument
+from banditroute.service.errors import InvalidArgument
 
 __all__ = ["decision_created_at", "new_decision_id", "parse_decision_id"]
 
@@ -100,7 +100,7 @@ def parse_decision_id(text: str) -> tuple[uuid.UUID, datetime]:
     >>> parse_decision_id("not-a-uuid")
     Traceback (most recent call last):
     ...
-    service.errors.InvalidArgument: decision_id 'not-a-uuid' is not a valid UUID
+    banditroute.service.errors.InvalidArgument: decision_id 'not-a-uuid' is not a valid UUID
     """
     if not isinstance(text, str) or len(text) > 64:
         raise InvalidArgument("decision_id is not a valid UUID")

@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-import migrations
-from service.config import sqlalchemy_url
+from banditroute import migrations
+from banditroute.service.config import sqlalchemy_url
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -70,7 +70,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision``, then create decision partitions."""
     command.upgrade(alembic_config(url), revision)
     if revision == "head":
-        from service.storage.partitions import ensure_decision_partitions
+        from banditroute.service.storage.partitions import ensure_decision_partitions
 
         engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
         try:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
 
-from service.storage.models import (
+from banditroute.service.storage.models import (
     CONFIG_CHANNEL,
     ApiKey,
     ConfigChange,

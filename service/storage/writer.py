@@ -4,7 +4,7 @@ Callers ``await`` a write; a background task gathers the writes of the last ``fl
 milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction:
 
 1. ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``, held until commit, so event ids of all writer
-   processes become visible in id order (see :mod:`service.storage.models.event_log`);
+   processes become visible in id order (see :mod:`banditroute.service.storage.models.event_log`);
 2. decisions: their ``(tenant, request_id)`` idempotency keys, then the rows (COPY);
 3. outcomes and feedback: checked in the same transaction against their decision (it must
    exist and, when the caller names a tenant, belong to it) and against rows already stored
@@ -13,9 +13,10 @@ milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction
    feedback, so followers wake at once (a decision alone teaches no policy).
 
 Each caller gets its result only after COMMIT returned: an acknowledged write is durable. When
-the database is unreachable every waiting caller gets :class:`~service.errors.Unavailable`
-(nothing is dropped silently), new writes fail fast while the writer reconnects with
-exponential backoff, and a full queue answers :class:`~service.errors.ResourceExhausted`.
+the database is unreachable every waiting caller gets
+:class:`~banditroute.service.errors.Unavailable` (nothing is dropped silently), new writes fail fast
+while the writer reconnects with exponential backoff, and a full queue answers
+:class:`~banditroute.service.errors.ResourceExhausted`.
 """
 
 from __future__ import annotations
@@ -38,15 +39,15 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from service.config import libpq_url
-from service.errors import (
+from banditroute.service.config import libpq_url
+from banditroute.service.errors import (
     AlreadyExists,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
     Unavailable,
 )
-from service.storage.models.event_log import EVENT_LOG_LOCK_KEY, EVENTS_CHANNEL
+from banditroute.service.storage.models.event_log import EVENT_LOG_LOCK_KEY, EVENTS_CHANNEL
 
 __all__ = [
     "DECISION_COLUMNS",

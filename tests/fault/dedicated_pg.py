@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.storage.embedded import EmbeddedPostgres
-from service.storage.migrate import upgrade
+from banditroute.service.storage.embedded import EmbeddedPostgres
+from banditroute.service.storage.migrate import upgrade
 
 __all__ = ["DedicatedPostgres"]
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import grpc
 import psycopg
-from banditroute.v1 import admin_pb2, router_pb2
 from google.protobuf import descriptor as _descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import admin_pb2, router_pb2
 
 __all__ = [
     "BAD_CODES",

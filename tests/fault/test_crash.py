@@ -19,15 +19,15 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2
 
-from learners import state as policy_state
-from service.config import Settings, libpq_url
-from service.core.assignment import PolicyKey
-from service.core.config_cache import load_config
-from service.core.follower import rebuild_policy
-from service.storage.database import create_engine
-from service.storage.embedded import EmbeddedPostgres
+from banditroute.learners import state as policy_state
+from banditroute.service.config import Settings, libpq_url
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.config_cache import load_config
+from banditroute.service.core.follower import rebuild_policy
+from banditroute.service.storage.database import create_engine
+from banditroute.service.storage.embedded import EmbeddedPostgres
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2
 from tests.fault.workload import OutcomeStream, make_decisions, outcome_for, retry_until_recorded
 from tests.helpers import spawn_server
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import router_pb2, router_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.fault.dedicated_pg import DedicatedPostgres
 from tests.fault.fuzzing import assert_serving
 from tests.helpers import spawn_server

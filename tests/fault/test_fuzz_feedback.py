@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import router_pb2, router_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.config import libpq_url
-from service.storage.ids import new_decision_id
+from banditroute.service.config import libpq_url
+from banditroute.service.storage.ids import new_decision_id
+from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.fault.fuzzing import BAD_CODES, assert_db_invariants, assert_serving
 from tests.fault.strategies import INJECTION_STRINGS, nasty_floats, nasty_text
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import grpc
 import pytest
-from banditroute.v1 import router_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from banditroute.v1 import router_pb2
 from tests.fault.fuzzing import (
     BAD_CODES,
     RPCS,

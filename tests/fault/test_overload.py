@@ -13,10 +13,10 @@ from collections import Counter
 import grpc
 import psycopg
 import pytest
-from banditroute.v1 import router_pb2, router_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service.config import libpq_url
+from banditroute.service.config import libpq_url
+from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.fault.fuzzing import assert_serving
 from tests.fault.workload import make_decisions
 from tests.helpers import spawn_server

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+
 from banditroute.v1 import router_pb2, router_pb2_grpc
 
 __all__ = ["OutcomeStream", "make_decisions", "outcome_for", "retry_until_recorded"]

@@ -1,24 +1,29 @@
 """SQLAlchemy models, one table per module; ``Base.metadata`` describes the whole schema."""
 
-from service.storage.models.api_key import ApiKey
-from service.storage.models.base import NAMING_CONVENTION, Base, CreatedAtMixin, TimestampedMixin
-from service.storage.models.config_change import CONFIG_CHANNEL, ConfigChange
-from service.storage.models.decision import Decision
-from service.storage.models.event_log import (
+from banditroute.service.storage.models.api_key import ApiKey
+from banditroute.service.storage.models.base import (
+    NAMING_CONVENTION,
+    Base,
+    CreatedAtMixin,
+    TimestampedMixin,
+)
+from banditroute.service.storage.models.config_change import CONFIG_CHANNEL, ConfigChange
+from banditroute.service.storage.models.decision import Decision
+from banditroute.service.storage.models.event_log import (
     EVENT_ID_SEQUENCE,
     EVENT_LOG_LOCK_KEY,
     EVENTS_CHANNEL,
 )
-from service.storage.models.experiment import Experiment
-from service.storage.models.experiment_event import ExperimentEvent
-from service.storage.models.experiment_variant import ExperimentVariant
-from service.storage.models.feedback import Feedback
-from service.storage.models.model import Model
-from service.storage.models.outcome import Outcome
-from service.storage.models.policy import Policy
-from service.storage.models.policy_snapshot import PolicySnapshot
-from service.storage.models.request_id import RequestId
-from service.storage.models.route import Route
+from banditroute.service.storage.models.experiment import Experiment
+from banditroute.service.storage.models.experiment_event import ExperimentEvent
+from banditroute.service.storage.models.experiment_variant import ExperimentVariant
+from banditroute.service.storage.models.feedback import Feedback
+from banditroute.service.storage.models.model import Model
+from banditroute.service.storage.models.outcome import Outcome
+from banditroute.service.storage.models.policy import Policy
+from banditroute.service.storage.models.policy_snapshot import PolicySnapshot
+from banditroute.service.storage.models.request_id import RequestId
+from banditroute.service.storage.models.route import Route
 
 __all__ = [
     "CONFIG_CHANNEL",

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, CreatedAtMixin
+from banditroute.service.storage.models.base import Base, CreatedAtMixin
 
 __all__ = ["ApiKey"]
 

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Identity, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, CreatedAtMixin
+from banditroute.service.storage.models.base import Base, CreatedAtMixin
 
 __all__ = ["CONFIG_CHANNEL", "ConfigChange"]
 

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base
+from banditroute.service.storage.models.base import Base
 
 __all__ = ["Decision"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Sequence
 
-from service.storage.models.base import Base
+from banditroute.service.storage.models.base import Base
 
 __all__ = ["EVENTS_CHANNEL", "EVENT_ID_SEQUENCE", "EVENT_LOG_LOCK_KEY"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, S
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, TimestampedMixin
+from banditroute.service.storage.models.base import Base, TimestampedMixin
 
 __all__ = ["ACTIVE_STATES", "EXPERIMENT_STATES", "Experiment"]
 
@@ -23,8 +23,8 @@ class Experiment(TimestampedMixin, Base):
     """An experiment on ``(tenant, route)``; its variants and audit events refer to ``id``.
 
     ``allocation`` is the bucket layout (``[[start, end, variant], ...]``, see
-    :mod:`service.experiments.assignment`); ``previous_policy_*`` is the route's policy when the
-    experiment started, restored by a rollback.
+    :mod:`banditroute.service.experiments.assignment`); ``previous_policy_*`` is the route's policy
+    when the experiment started, restored by a rollback.
     """
 
     __tablename__ = "experiments"

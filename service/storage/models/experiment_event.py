@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, CreatedAtMixin
+from banditroute.service.storage.models.base import Base, CreatedAtMixin
 
 __all__ = ["ExperimentEvent"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base
+from banditroute.service.storage.models.base import Base
 
 __all__ = ["ExperimentVariant"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, TimestampedMixin
+from banditroute.service.storage.models.base import Base, TimestampedMixin
 
 __all__ = ["Model"]
 

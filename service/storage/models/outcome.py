@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base
+from banditroute.service.storage.models.base import Base
 
 __all__ = ["Outcome"]
 

@@ -7,13 +7,14 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base
+from banditroute.service.storage.models.base import Base
 
 __all__ = ["PolicySnapshot"]
 
 
 class PolicySnapshot(Base):
-    """``state`` (``learners.state.dumps``) after applying every event up to ``last_event_id``."""
+    """``state`` (``banditroute.learners.state.dumps``) after applying every event up to
+    ``last_event_id``."""
 
     __tablename__ = "policy_snapshots"
 

@@ -6,7 +6,7 @@ from sqlalchemy import String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.storage.models.base import Base, TimestampedMixin
+from banditroute.service.storage.models.base import Base, TimestampedMixin
 
 __all__ = ["Route"]
 

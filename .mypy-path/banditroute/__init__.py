@@ -1,0 +1,1 @@
+../../proto/banditroute/__init__.py
