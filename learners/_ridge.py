@@ -22,14 +22,17 @@ __all__ = ["RidgeArms"]
 
 
 class RidgeArms:
-    """Ridge state ``A = ridge*I + sum z z'``, ``b = ridge*theta0 + sum r z`` per arm.
+    """Ridge state ``A = diag(ridge) + sum z z'``, ``b = diag(ridge) theta0 + sum r z`` per arm.
 
     Parameters
     ----------
     p
         Internal feature dimension (raw dim + intercept).
     ridge
-        L2 regularisation (prior precision).
+        L2 regularisation (prior precision): one number for every coordinate, or one per
+        coordinate (feature-group ridge: e.g. a weak prior on the intercept and a strong one
+        on the context coefficients, so an arm's mean reward is learnt from a few events and
+        the context only refines it).
     refresh_every
         Recompute ``A_inv`` from ``A`` after this many updates of an arm.
 
@@ -41,9 +44,9 @@ class RidgeArms:
     [0.667, 0.667]
     """
 
-    def __init__(self, p: int, ridge: float, refresh_every: int = 1000) -> None:
+    def __init__(self, p: int, ridge: float | np.ndarray, refresh_every: int = 1000) -> None:
         self.p = p
-        self.ridge = ridge
+        self.ridge = np.broadcast_to(np.asarray(ridge, dtype=np.float64), (p,)).copy()
         self.refresh_every = refresh_every
         self.A = np.zeros((0, p, p))
         self.A_inv = np.zeros((0, p, p))
@@ -60,7 +63,7 @@ class RidgeArms:
         return int(self.b.shape[0])
 
     def grow(self) -> None:
-        """Append an arm with the prior ``N(theta0, A^-1)``, ``A = ridge*I``.
+        """Append an arm with the prior ``N(theta0, A^-1)``, ``A = diag(ridge)``.
 
         ``theta0`` is the mean ``theta`` of the arms that already learnt something (pooled
         prior), or 0 when there are none, so a new arm starts at the pool's average predicted
@@ -69,9 +72,8 @@ class RidgeArms:
         p = self.p
         learnt = self.n > 0
         theta0 = self.theta[learnt].mean(axis=0) if learnt.any() else np.zeros(p)
-        eye = np.eye(p)
-        self.A = np.concatenate([self.A, (self.ridge * eye)[None]])
-        self.A_inv = np.concatenate([self.A_inv, (eye / self.ridge)[None]])
+        self.A = np.concatenate([self.A, np.diag(self.ridge)[None]])
+        self.A_inv = np.concatenate([self.A_inv, np.diag(1.0 / self.ridge)[None]])
         self.b = np.concatenate([self.b, (self.ridge * theta0)[None]])
         self.theta = np.concatenate([self.theta, theta0[None]])
         self.n = np.append(self.n, np.int64(0))

@@ -175,7 +175,7 @@ class Policy(abc.ABC):
         --------
         >>> from banditroute.learners import LinUCB
         >>> LinUCB.hyperparameter_names()[:3]
-        ['alpha', 'ridge', 'explore']
+        ['alpha', 'ridge', 'context_ridge']
         """
         names: list[str] = []
         for klass in cls.__mro__:

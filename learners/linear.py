@@ -14,6 +14,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,10 @@ import numpy as np
 
 from banditroute.learners._ridge import RidgeArms
 from banditroute.learners._validation import check_float, check_int
+
+
+def _check_context_ridge(value: float | None) -> float | None:
+    return None if value is None else check_float("context_ridge", value, low=0.0, low_open=True)
 from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["LinUCB", "LinearThompson"]
@@ -30,10 +35,24 @@ class _RidgePolicy(Policy):
     """A policy whose model is one :class:`~banditroute.learners._ridge.RidgeArms`."""
 
     ridge: float
+    context_ridge: float | None
     refresh_every: int
 
     def _init_state(self) -> None:
-        self._ridge = RidgeArms(self._dim + 1, self.ridge, self.refresh_every)
+        context = float(self._dim) if self.context_ridge is None else self.context_ridge
+        prior = np.full(self._dim + 1, context)
+        prior[self._dim] = self.ridge  # the intercept comes last (see Policy._features)
+        self._ridge = RidgeArms(self._dim + 1, prior, self.refresh_every)
+        self._context_cap2 = float(self._dim)
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        """Scaled features and intercept; the context part shrunk to norm <= sqrt(dim)."""
+        z = super()._features(x)
+        head = z[: self._dim]
+        norm2 = float(head.dot(head))
+        if norm2 > self._context_cap2:
+            head *= math.sqrt(self._context_cap2 / norm2)
+        return z
 
     def _grow(self) -> None:
         self._ridge.grow()
@@ -70,9 +89,12 @@ class LinUCB(_RidgePolicy):
     arms, dim, seed
         See :class:`~banditroute.learners.base.Policy`.
     alpha
-        Width of the confidence bonus (>= 0).
+        Width of the confidence bonus (>= 0), in reward units per posterior standard deviation
+        (the default 0.5 suits rewards in [-1, 1] with 0/1 quality).
     ridge
-        Ridge regularisation, the prior precision (> 0).
+        Prior precision of each arm's intercept (> 0).
+    context_ridge
+        Prior precision of each context coefficient (> 0; default ``dim``: see the module doc).
     explore
         Probability of a uniform choice among the candidates, in ``[0, 1]``; use ``> 0`` for
         off-policy evaluation (the default 0.02 keeps every propensity > 0).
@@ -101,14 +123,16 @@ class LinUCB(_RidgePolicy):
         dim: int,
         seed: int = 0,
         *,
-        alpha: float = 1.0,
+        alpha: float = 0.5,
         ridge: float = 1.0,
+        context_ridge: float | None = None,
         explore: float = 0.02,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
         self.alpha = check_float("alpha", alpha, low=0.0)
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
+        self.context_ridge = _check_context_ridge(context_ridge)
         self.explore = check_float("explore", explore, low=0.0, high=1.0)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
@@ -149,7 +173,9 @@ class LinearThompson(_RidgePolicy):
     v
         Posterior scale (> 0); larger explores more.
     ridge
-        Ridge regularisation, the prior precision (> 0).
+        Prior precision of each arm's intercept (> 0).
+    context_ridge
+        Prior precision of each context coefficient (> 0; default ``dim``).
     propensity_draws
         Number of score draws per decision (>= 1).
     explore
@@ -177,8 +203,9 @@ class LinearThompson(_RidgePolicy):
         dim: int,
         seed: int = 0,
         *,
-        v: float = 0.5,
+        v: float = 0.25,
         ridge: float = 1.0,
+        context_ridge: float | None = None,
         propensity_draws: int = 128,
         explore: float = 0.01,
         refresh_every: int = 1000,
@@ -186,6 +213,7 @@ class LinearThompson(_RidgePolicy):
     ) -> None:
         self.v = check_float("v", v, low=0.0, low_open=True)
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
+        self.context_ridge = _check_context_ridge(context_ridge)
         self.propensity_draws = check_int("propensity_draws", propensity_draws, low=1)
         self.explore = check_float("explore", explore, low=0.0, high=1.0)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)

@@ -191,7 +191,7 @@ def test_state_loads_rejects_garbage_and_newer_versions() -> None:
     unknown = _replace_header(data, b'"algorithm":"linucb"', b'"algorithm":"linucb9"')
     with pytest.raises(StateFormatError, match="unknown algorithm 'linucb9'"):
         loads(unknown)
-    bad_params = _replace_header(data, b'"alpha":1.0', b'"alpha":-1.0')
+    bad_params = _replace_header(data, b'"alpha":0.5', b'"alpha":-1.0')
     with pytest.raises(StateFormatError, match="corrupt linucb state snapshot: alpha must be"):
         loads(bad_params)
     with pytest.raises(StateFormatError, match="truncated"):

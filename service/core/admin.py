@@ -481,7 +481,7 @@ def ensure_demo(session: Session) -> bool:
             session,
             "default",
             "linucb",
-            hyperparameters={"alpha": 1.0},
+            hyperparameters={},
             cost_weight=10.0,
             latency_weight=0.0,
             feedback_weight=0.5,
