@@ -60,10 +60,20 @@ def test_replay_json_report_has_the_documented_keys(app: typer.Typer, traffic: P
     assert {(r["policy"], r["start"]) for r in report["results"]} == {
         ("linucb", "cold"), ("linucb", "warm"), ("epsilon_greedy", "cold"),
         ("epsilon_greedy", "warm")}
+    for entry in report["results"]:
+        for key in ("hull_gap", "late_hull_gap", "late_hull_gap_std",
+                    "final_regret_vs_best_fixed", "regret_vs_best_fixed_curve", "share_curve"):
+            assert key in entry, key
+        assert [set(s) >= {"seed", "late_hull_gap", "hull_gap"} for s in entry["per_seed"]] \
+            == [True, True]
+        assert entry["late_hull_gap"] == pytest.approx(
+            np.mean([s["late_hull_gap"] for s in entry["per_seed"]]))
     names = {p.name for p in out.iterdir()}
     assert {"traffic_test.json", "traffic_test.md", "traffic_test_cost_quality.png",
-            "traffic_test_regret.png"} <= names
-    assert "| linucb | warm |" in (out / "traffic_test.md").read_text()
+            "traffic_test_regret.png", "traffic_test_regret_vs_best_fixed.png",
+            "traffic_test_shares.png"} <= names
+    table = (out / "traffic_test.md").read_text()
+    assert "| linucb | warm |" in table and "late hull gap |" in table.splitlines()[2]
 
 
 def test_replay_is_deterministic_across_invocations(app: typer.Typer, traffic: Path) -> None:
@@ -191,3 +201,5 @@ def test_replay_command_with_server_reports_grpc_results(request: pytest.Fixture
     assert report["best_single_model"] == "large"
     assert 0.0 <= report["accuracy"] <= 1.0
     assert report["results"][0]["per_seed"][0]["seed"] == 0
+    assert report["results"][0]["late_hull_gap"] == pytest.approx(
+        report["results"][0]["per_seed"][0]["late_hull_gap"])

@@ -163,3 +163,115 @@ def test_policy_spec_parse_rejects_malformed_text() -> None:
         PolicySpec.parse(":alpha=1")
     assert PolicySpec.parse("river:model=hoeffding,softmax=true").hyperparameters == {
         "model": "hoeffding", "softmax": True}
+
+
+# --- hull gaps and learning curves (issue #11) ------------------------------------------
+
+#: Per-model (cost, quality), the same on every prompt: the single-model hull is the chord
+#: cheap (1, 0.5) -> dear (3, 1.0); "bad" (2, 0.25) lies 0.5 below it and "pricey"
+#: (4, 0.75) lies past the hull's end, where the hull is flat at 1.0.
+_FLAT = {"cheap": (1.0, 0.5), "bad": (2.0, 0.25), "dear": (3.0, 1.0), "pricey": (4.0, 0.75)}
+
+
+def _flat(n: int = 40) -> ReplayDataset:
+    models = list(_FLAT)
+    cost = np.tile([_FLAT[m][0] for m in models], (n, 1))
+    quality = np.tile([_FLAT[m][1] for m in models], (n, 1))
+    return ReplayDataset("flat", [f"p{i}" for i in range(n)], models, quality, cost)
+
+
+def _hull_by_hand(cost: float) -> float:
+    return 0.5 + 0.25 * (min(max(cost, 1.0), 3.0) - 1.0)
+
+
+def _report(ds: ReplayDataset, policy: str, weight: float = 0.1,
+            seeds: Sequence[int] = (0, 1, 2)) -> dict[str, Any]:
+    config = ReplayConfig([PolicySpec.parse(policy)], cost_weights=[weight, 0.0],
+                          seeds=seeds, share_windows=4)
+    return run_experiment(ds, config, lambda p: np.ones((len(p), 1)))
+
+
+@pytest.mark.parametrize(("model", "gap"), [("cheap", 0.0), ("dear", 0.0), ("bad", -0.5),
+                                             ("pricey", -0.25)])
+def test_fixed_policy_hull_gaps_equal_the_hand_computed_distance_to_the_hull(
+        model: str, gap: float) -> None:
+    res = _report(_flat(), f"fixed:model={model}")["results"][0]
+    assert res["late_hull_gap"] == pytest.approx(gap)
+    assert res["hull_gap"] == pytest.approx(gap)
+    assert res["late_hull_gap_std"] == pytest.approx(0.0)
+    assert [s["late_hull_gap"] for s in res["per_seed"]] == pytest.approx([gap] * 3)
+
+
+def test_uniform_policy_late_hull_gap_uses_only_the_second_half_of_its_own_pass() -> None:
+    ds = _flat(41)  # odd: the late half is stream positions 20..40
+    res = _report(ds, "uniform")["results"][0]
+    quality = np.array([q for _, q in _FLAT.values()])
+    cost = np.array([c for c, _ in _FLAT.values()])
+    expected = []
+    for seed in (0, 1, 2):  # the runs are deterministic per seed: redo them to see choices
+        run = run_online(PolicySpec("uniform").build(ds.models, 1, seed), ds,
+                         np.ones((ds.n, 1)), 0.1, seed)
+        late = run.choices[20:]
+        expected.append(quality[late].mean() - _hull_by_hand(cost[late].mean()))
+    assert [s["late_hull_gap"] for s in res["per_seed"]] == pytest.approx(expected)
+    assert res["late_hull_gap"] == pytest.approx(np.mean(expected))
+    assert res["late_hull_gap_std"] == pytest.approx(np.std(expected))
+    assert res["late_hull_gap"] < 0  # a blind mixture that includes "bad" and "pricey"
+
+
+def test_late_hull_gap_uses_the_hull_of_the_late_prompts() -> None:
+    # "mid" (cost 2) is right on the prompts streamed first and wrong on the late ones:
+    # over the whole pass it sits on the cheap-dear chord (gap 0), late it is 0.5 below.
+    n = 20
+    order = run_online(PolicySpec.parse("fixed:model=a").build(["a"], 1, 0),
+                       ReplayDataset("o", ["p"] * n, ["a"], np.ones((n, 1)), np.ones((n, 1))),
+                       np.ones((n, 1)), 0.0, seed=0).order
+    mid = np.zeros(n)
+    mid[order[: n // 2]] = 1.0
+    quality = np.column_stack([np.zeros(n), mid, np.ones(n)])
+    cost = np.tile([1.0, 2.0, 3.0], (n, 1))
+    ds = ReplayDataset("late", [f"p{i}" for i in range(n)], ["cheap", "mid", "dear"],
+                       quality, cost)
+    res = _report(ds, "fixed:model=mid", seeds=[0])
+    assert res["late_hull_gap"] == pytest.approx(-0.5)
+    assert res["hull_gap"] == pytest.approx(0.0)
+    assert res["results"][0]["per_seed"][0]["late_hull_gap"] == pytest.approx(-0.5)
+
+
+def test_share_curves_sum_to_one_per_window_and_follow_the_policy() -> None:
+    res = _report(_flat(41), "uniform")["results"][0]
+    curve = res["share_curve"]
+    assert curve["rounds"] == [11, 21, 31, 41]
+    assert set(curve["shares"]) == set(_FLAT)
+    totals = np.sum([curve["shares"][m] for m in _FLAT], axis=0)
+    assert totals == pytest.approx(np.ones(4))
+    fixed = _report(_flat(), "fixed:model=dear")["results"][0]["share_curve"]["shares"]
+    assert fixed["dear"] == [1.0] * 4 and fixed["cheap"] == [0.0] * 4
+
+
+def test_regret_vs_best_fixed_is_zero_for_the_best_model_and_adds_up_otherwise() -> None:
+    # at lambda 0.1 the rewards are cheap 0.4, bad 0.05, dear 0.7, pricey 0.35
+    best = _report(_flat(), "fixed:model=dear")["results"][0]
+    assert best["best_fixed_model"] == "dear"
+    assert best["final_regret_vs_best_fixed"] == 0.0
+    assert best["regret_vs_best_fixed_curve"]["mean"] == [0.0] * 40
+    assert best["regret_vs_best_fixed_curve"]["rounds"][-1] == 40
+    assert [s["final_regret_vs_best_fixed"] for s in best["per_seed"]] == [0.0] * 3
+    cheap = _report(_flat(), "fixed:model=cheap")["results"][0]
+    assert cheap["final_regret_vs_best_fixed"] == pytest.approx(40 * 0.3)
+    assert cheap["regret_vs_best_fixed_curve"]["mean"][9] == pytest.approx(10 * 0.3)
+    # the best fixed model follows the cost weight: at lambda 0.3 "cheap" (0.2) beats
+    # "dear" (0.1), so always-cheap has no regret and always-dear has 0.1 per round
+    assert _report(_flat(), "fixed:model=cheap", weight=0.3)["best_fixed_model"] == "cheap"
+    dear = _report(_flat(), "fixed:model=dear", weight=0.3)["results"][0]
+    assert dear["final_regret_vs_best_fixed"] == pytest.approx(40 * 0.1)
+
+
+def test_a_router_that_beats_every_single_model_has_positive_gap_and_negative_regret() -> None:
+    ds = _toy(600)  # type A -> cheap, type B -> dear is better than any single model
+    config = ReplayConfig([PolicySpec("linucb")], cost_weights=[10.0], seeds=[0, 1])
+    res = run_experiment(ds, config, _featurize)["results"][0]
+    assert res["late_hull_gap"] > 0
+    assert res["late_hull_gap"] > res["hull_gap"]  # it learned: the late half is better
+    assert res["best_fixed_model"] == "dear"
+    assert res["final_regret_vs_best_fixed"] < 0

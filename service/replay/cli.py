@@ -159,6 +159,7 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
 
     from banditroute.service.replay.baselines import baseline_report
     from banditroute.service.replay.grpc_driver import replay_over_grpc
+    from banditroute.service.replay.hull import hull_gap, late_hull_gap
 
     results: list[dict[str, Any]] = []
     with Progress(disable=quiet, transient=False) as bar:
@@ -175,6 +176,8 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
                 results.append({"policy": spec.label, "seed": seed, "accuracy": res.accuracy,
                                 "cost_per_query": res.cost_per_query,
                                 "mean_reward": res.mean_reward, "regret": res.regret,
+                                "hull_gap": hull_gap(data, res.order, res.choices),
+                                "late_hull_gap": late_hull_gap(data, res.order, res.choices),
                                 "model_shares": res.shares})
     base = baseline_report(data, weight)
     summary = []
@@ -186,6 +189,9 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
             "accuracy_std": float(np.std([r["accuracy"] for r in rows])),
             "cost_per_query": float(np.mean([r["cost_per_query"] for r in rows])),
             "cost_per_query_std": float(np.std([r["cost_per_query"] for r in rows])),
+            **{f"{key}{suffix}": float(fn([r[key] for r in rows]))
+               for key in ("hull_gap", "late_hull_gap")
+               for suffix, fn in (("", np.mean), ("_std", np.std))},
             "per_seed": rows,
         })
     head = summary[0]

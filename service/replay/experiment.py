@@ -7,6 +7,22 @@ first cost weight is the *operating point*: its accuracy, cost, per-task breakdo
 regret curve are reported at the top. Numbers are means over seeds with their standard
 deviation (``*_std``, ``ddof=0``). Cold and warm start are separate result entries.
 
+Also at the operating point, per result entry (mean and ``*_std`` over seeds, and per
+seed in ``per_seed``):
+
+* ``hull_gap`` and ``late_hull_gap``: accuracy minus the single-model convex hull
+  (RouterBench's zero router) at the policy's own mean cost, over the whole pass and over
+  its second half by stream position, the hull being computed on the same prompts
+  (:mod:`banditroute.service.replay.hull`). Positive: the policy beats any
+  mixture of single models at that cost; the late gap shows where learning ended up,
+  without the exploration of the first half.
+* ``regret_vs_best_fixed_curve`` / ``final_regret_vs_best_fixed``: cumulative reward of
+  always calling ``best_fixed_model`` (the single model with the best total reward on the
+  stream at that cost weight) minus the policy's, i.e. a learning curve against the best
+  arm in hindsight (negative: the policy beats every single model).
+* ``share_curve``: the fraction of decisions per model in ``share_windows`` consecutive
+  windows of the pass (mean over seeds), so routing drift over time is visible.
+
 For two-model datasets the (strong-call fraction, quality) curve used by APGR and CPT is
 the policy's lambda sweep plus the two trivial routers (all weak at 0 %, all strong at
 100 %), which any threshold router reaches at its extreme thresholds.
@@ -23,15 +39,17 @@ import numpy as np
 from banditroute.learners.metrics import aiq, apgr, cpt
 from banditroute.service.replay.baselines import baseline_report, strong_weak
 from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.hull import hull_gap, late_hull_gap
 from banditroute.service.replay.runner import (
     Featurizer,
     PolicySpec,
     RunResult,
+    reward_matrix,
     run_online,
     warm_start,
 )
 
-__all__ = ["ReplayConfig", "run_experiment"]
+__all__ = ["ReplayConfig", "best_fixed_model", "regret_vs_fixed", "run_experiment", "share_curve"]
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
@@ -56,6 +74,8 @@ class ReplayConfig:
         Run cold-start passes (default True).
     regret_points
         Number of points kept on each regret curve.
+    share_windows
+        Number of consecutive windows of the pass in ``share_curve``.
     """
 
     policies: list[PolicySpec]
@@ -65,6 +85,7 @@ class ReplayConfig:
     warm_mode: str = "full"
     cold_start: bool = True
     regret_points: int = 100
+    share_windows: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +99,10 @@ class ReplayConfig:
             raise ValueError("seeds: need at least one seed")
         if not (self.cold_start or self.warm_start):
             raise ValueError("cold_start: at least one of cold and warm start must run")
+        if self.regret_points < 1:
+            raise ValueError("regret_points: must be >= 1")
+        if self.share_windows < 1:
+            raise ValueError("share_windows: must be >= 1")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -109,6 +134,50 @@ def _subsample(curve: np.ndarray, points: int) -> tuple[list[int], np.ndarray]:
     n = curve.shape[-1]
     idx = np.unique(np.linspace(0, n - 1, num=min(points, n)).round().astype(np.int64))
     return (idx + 1).tolist(), curve[..., idx]
+
+
+def best_fixed_model(rewards: np.ndarray, cost: np.ndarray) -> int:
+    """Column of the single model with the best total reward (ties: lower total cost).
+
+    Examples
+    --------
+    >>> best_fixed_model(np.array([[1.0, 0.5], [0.0, 0.5]]), np.array([[2.0, 1.0]] * 2))
+    1
+    """
+    return int(np.lexsort((cost.sum(axis=0), -rewards.sum(axis=0)))[0])
+
+
+def regret_vs_fixed(run: RunResult, rewards: np.ndarray, model: int) -> np.ndarray:
+    """Cumulative reward of always calling column ``model`` minus ``run``'s, per round.
+
+    Examples
+    --------
+    >>> run = RunResult(order=np.array([1, 0]), choices=np.array([0, 1]),
+    ...                 propensities=np.ones(2), quality=np.zeros(2), cost=np.zeros(2),
+    ...                 reward=np.array([0.2, 0.5]), regret=np.zeros(2))
+    >>> regret_vs_fixed(run, np.array([[0.0, 0.5], [0.3, 0.9]]), model=1).tolist()
+    [0.7, 0.7]
+    """
+    return np.cumsum(rewards[run.order, model] - run.reward)
+
+
+def share_curve(choices: np.ndarray, k: int, windows: int) -> tuple[list[int], np.ndarray]:
+    """Per-model share of decisions in ``windows`` consecutive windows of a pass.
+
+    Returns the last round (1-based) of each window and a ``(windows, k)`` array whose
+    rows sum to 1 (fewer windows when the pass has fewer rounds).
+
+    Examples
+    --------
+    >>> ends, shares = share_curve(np.array([0, 0, 1, 0, 1, 1]), k=2, windows=3)
+    >>> ends, shares.tolist()
+    ([2, 4, 6], [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    """
+    parts = [p for p in np.array_split(np.asarray(choices), min(windows, len(choices)))
+             if p.size]
+    ends = np.cumsum([p.size for p in parts]).tolist()
+    shares = np.stack([np.bincount(p, minlength=k) / p.size for p in parts])
+    return [int(e) for e in ends], shares
 
 
 def _by_task(dataset: ReplayDataset, runs: list[RunResult]) -> dict[str, Any]:
@@ -195,7 +264,9 @@ def run_experiment(dataset: ReplayDataset, config: ReplayConfig, featurize: Feat
                                                            else "cold")), results[0])
     for key in ("policy", "start", "accuracy", "accuracy_std", "cost_per_query",
                 "cost_per_query_std", "aiq", "aiq_std", "accuracy_vs_best_single",
-                "cost_vs_best_single", "apgr", "cpt50", "cpt80"):
+                "cost_vs_best_single", "apgr", "cpt50", "cpt80", "hull_gap", "hull_gap_std",
+                "late_hull_gap", "late_hull_gap_std", "best_fixed_model",
+                "final_regret_vs_best_fixed"):
         if key in headline:
             report[key] = headline[key]
     return report
@@ -236,6 +307,17 @@ def _summarise(dataset: ReplayDataset, spec: PolicySpec, start: str, operating: 
     regret = np.stack([r.cumulative_regret() for r in runs])
     rounds, sub = _subsample(regret, config.regret_points)
     shares = np.mean([r.shares(dataset.k) for r in runs], axis=0)
+    rewards = reward_matrix(dataset, operating)
+    fixed = best_fixed_model(rewards, dataset.cost)
+    vs_fixed = np.stack([regret_vs_fixed(r, rewards, fixed) for r in runs])
+    _, vs_fixed_sub = _subsample(vs_fixed, config.regret_points)
+    window_ends, _ = share_curve(runs[0].choices, dataset.k, config.share_windows)
+    window_shares = np.mean([share_curve(r.choices, dataset.k, config.share_windows)[1]
+                             for r in runs], axis=0)
+    gaps = [hull_gap(dataset, r.order, r.choices) for r in runs]
+    late_gaps = [late_hull_gap(dataset, r.order, r.choices) for r in runs]
+    gap, gap_sd = _mean_std(gaps)
+    late_gap, late_gap_sd = _mean_std(late_gaps)
     out: dict[str, Any] = {
         "policy": spec.label,
         "algorithm": spec.algorithm,
@@ -258,11 +340,27 @@ def _summarise(dataset: ReplayDataset, spec: PolicySpec, start: str, operating: 
                                                                strict=True) if s > 0},
         "regret_curve": {"rounds": rounds, "mean": sub.mean(axis=0).tolist(),
                          "std": sub.std(axis=0).tolist()},
+        "hull_gap": gap,
+        "hull_gap_std": gap_sd,
+        "late_hull_gap": late_gap,
+        "late_hull_gap_std": late_gap_sd,
+        "best_fixed_model": dataset.models[fixed],
+        "final_regret_vs_best_fixed": float(vs_fixed[:, -1].mean()),
+        "final_regret_vs_best_fixed_std": float(vs_fixed[:, -1].std()),
+        "regret_vs_best_fixed_curve": {"rounds": rounds,
+                                       "mean": vs_fixed_sub.mean(axis=0).tolist(),
+                                       "std": vs_fixed_sub.std(axis=0).tolist()},
+        "share_curve": {"rounds": window_ends,
+                        "shares": {m: window_shares[:, j].tolist()
+                                   for j, m in enumerate(dataset.models)}},
         "sweep": sweep,
         "by_task": _by_task(dataset, runs),
         "per_seed": [{"seed": int(seed), "accuracy": r.accuracy,
-                      "cost_per_query": r.cost_per_query}
-                     for seed, r in zip(config.seeds, runs, strict=True)],
+                      "cost_per_query": r.cost_per_query, "hull_gap": g,
+                      "late_hull_gap": lg,
+                      "final_regret_vs_best_fixed": float(vf[-1])}
+                     for seed, r, g, lg, vf in zip(config.seeds, runs, gaps, late_gaps,
+                                                   vs_fixed, strict=True)],
     }
     for key, values in curve_metrics.items():
         mean, sd = _mean_std(values)

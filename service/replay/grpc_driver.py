@@ -26,7 +26,12 @@ __all__ = ["GrpcReplayResult", "register_replay_route", "replay_over_grpc"]
 
 @dataclass
 class GrpcReplayResult:
-    """What the server chose and what it cost, plus one log record per decision."""
+    """What the server chose and what it cost, plus one log record per decision.
+
+    ``order[t]`` is the dataset row streamed at position ``t`` and ``choices[t]`` the
+    model column the server chose for it (as in
+    :class:`~banditroute.service.replay.runner.RunResult`).
+    """
 
     accuracy: float
     cost_per_query: float
@@ -34,6 +39,8 @@ class GrpcReplayResult:
     regret: float
     shares: dict[str, float]
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    order: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    choices: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 def _admin_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
@@ -84,6 +91,7 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
     cost = np.empty(dataset.n)
     got = np.empty(dataset.n)
     counts = np.zeros(dataset.k)
+    choices = np.empty(dataset.n, dtype=np.int64)
     decisions: list[dict[str, Any]] = []
     with grpc.insecure_channel(address) as channel:
         if register:
@@ -99,6 +107,7 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
                 cost_usd=float(dataset.cost[i, j])), metadata=meta, timeout=timeout)
             quality[t], cost[t], got[t] = dataset.quality[i, j], dataset.cost[i, j], rewards[i, j]
             counts[j] += 1
+            choices[t] = j
             decisions.append({
                 "prompt": dataset.prompts[i], "model": response.model,
                 "propensity": response.propensity, "reward": float(rewards[i, j]),
@@ -113,4 +122,6 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
         regret=float((best[order] - got).sum()),
         shares={m: float(counts[j] / dataset.n) for m, j in index.items()},
         decisions=decisions,
+        order=order,
+        choices=choices,
     )

@@ -3,7 +3,9 @@
 The JSON is the report dict of :func:`banditroute.service.replay.experiment.run_experiment` with
 non-finite numbers written as ``null``. Plots: cost-quality (each policy's lambda sweep,
 the single models, random, oracle and the single models' convex hull, i.e. RouterBench's
-zero router) and cumulative regret vs rounds (mean over seeds, +- one std).
+zero router), cumulative regret vs rounds (mean over seeds, +- one std), cumulative
+regret against the best fixed model in hindsight (the learning curve), and each policy's
+model shares over the pass (stacked, one panel per policy and start).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "plot_cost_quality", "plot_regret", "to_json", "write_report"]
+__all__ = ["markdown_table", "plot_cost_quality", "plot_regret", "plot_regret_vs_best_fixed",
+           "plot_share_curves", "to_json", "write_report"]
 
 
 def _clean(value: Any) -> Any:
@@ -71,6 +74,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     head = ["router", "start", "lambda", "accuracy", "cost/query ($)", "vs best single: acc",
             "cost"]
     head += ["APGR", "CPT(50%)", "CPT(80%)"] if two else ["AIQ"]
+    head += ["late hull gap"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     best_acc = base.get("best_single_accuracy") or 0.0
@@ -89,15 +93,17 @@ def markdown_table(report: dict[str, Any]) -> str:
             row += [_fmt(r.get("apgr")), _fmt(r.get("cpt50")), _fmt(r.get("cpt80"))]
         else:
             row += [f"{_fmt(r.get('aiq'))} ± {_fmt(r.get('aiq_std'))}"]
+        row += [f"{_fmt(r.get('late_hull_gap'))} ± {_fmt(r.get('late_hull_gap_std'))}"
+                if r.get("late_hull_gap") is not None else "-"]
         lines.append("| " + " | ".join(row) + " |")
-    extra = [""] * (3 if two else 1)
+    extra = [""] * (4 if two else 2)
     for s in base["single_models"]:
         lines.append("| " + " | ".join([f"always {s['model']}", "-", "-", _fmt(s["accuracy"]),
                                          _fmt(s["cost_per_query"], 6),
                                          ratio(s["accuracy"], best_acc),
                                          ratio(s["cost_per_query"], best_cost), *extra]) + " |")
     rnd = base["random"]
-    rnd_extra = ["0.5000", "0.5000", "0.8000"] if two else [""]
+    rnd_extra = ["0.5000", "0.5000", "0.8000", ""] if two else ["", ""]
     lines.append("| " + " | ".join(["random", "-", "-", _fmt(rnd["accuracy"]),
                                      _fmt(rnd["cost_per_query"], 6),
                                      ratio(rnd["accuracy"], best_acc),
@@ -113,6 +119,10 @@ def markdown_table(report: dict[str, Any]) -> str:
         lines.append(f"Zero router (convex hull of single models) AIQ: "
                      f"{_fmt(base.get('zero_router_aiq'))}; cost-threshold sweep AIQ: "
                      f"{_fmt(base.get('cost_threshold_aiq'))}.")
+    lines.append("")
+    lines.append("Late hull gap: accuracy minus the single-model convex hull at the same cost, "
+                 "over the second half of the pass (hull on those prompts), at the first "
+                 "lambda; > 0 beats every mixture of single models.")
     return "\n".join(lines) + "\n"
 
 
@@ -183,9 +193,90 @@ def plot_regret(report: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def plot_regret_vs_best_fixed(report: dict[str, Any], path: Path) -> Path:
+    """Learning curves: cumulative regret against the best fixed model in hindsight."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    best = None
+    for r in report["results"]:
+        curve = r.get("regret_vs_best_fixed_curve")
+        if not curve:
+            continue
+        best = r.get("best_fixed_model", best)
+        mean, std = curve["mean"], curve["std"]
+        line = ax.plot(curve["rounds"], mean, label=f"{r['policy']} ({r['start']})",
+                       linestyle="-" if r["start"] == "warm" else ":")
+        ax.fill_between(curve["rounds"], [m - s for m, s in zip(mean, std, strict=True)],
+                        [m + s for m, s in zip(mean, std, strict=True)],
+                        color=line[0].get_color(), alpha=0.15)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("round")
+    ax.set_ylabel(f"cumulative regret vs always {best}" if best else
+                  "cumulative regret vs best fixed model")
+    ax.set_title(f"{report['dataset']} {report['split']}: regret against the best fixed "
+                 "model in hindsight (operating cost weight)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_share_curves(report: dict[str, Any], path: Path) -> Path:
+    """Stacked model shares over the pass, one panel per policy and start."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [r for r in report["results"] if r.get("share_curve")]
+    cols = min(2, max(len(results), 1))
+    rows = max(1, math.ceil(len(results) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows), squeeze=False,
+                             sharey=True)
+    models = list(report.get("models") or [])
+    for m in (m for r in results for m in r["share_curve"]["shares"]):
+        if m not in models:
+            models.append(m)
+    colors = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(models)}
+    for ax, r in zip(axes.flat, results, strict=False):
+        curve = r["share_curve"]
+        names = [m for m in models if m in curve["shares"]]
+        # window i covers rounds (rounds[i-1], rounds[i]]: a step drawn from round 0
+        ax.stackplot([0, *curve["rounds"]],
+                     [[curve["shares"][m][0], *curve["shares"][m]] for m in names],
+                     labels=[m.split("/")[-1] for m in names],
+                     colors=[colors[m] for m in names], step="pre")
+        ax.set_title(f"{r['policy']} ({r['start']})", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("round")
+    for ax in list(axes.flat)[len(results):]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("share of decisions")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="lower center",
+                   ncol=min(len(labels), 6))
+    fig.suptitle(f"{report['dataset']} {report['split']}: model shares over the pass "
+                 "(mean over seeds, operating cost weight)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_report(report: dict[str, Any], out_dir: Path, stem: str | None = None,
                  plots: bool = True) -> dict[str, str]:
-    """Write ``<stem>.json``, ``<stem>.md`` and (with ``plots``) two PNGs into ``out_dir``."""
+    """Write ``<stem>.json``, ``<stem>.md`` and (with ``plots``) four PNGs into ``out_dir``.
+
+    The PNGs: ``_cost_quality``, ``_regret``, ``_regret_vs_best_fixed`` and ``_shares``
+    (the last two only when the results carry those curves, i.e. in-process replay).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or f"{report['dataset']}_{report['split']}"
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md"}
@@ -194,4 +285,9 @@ def write_report(report: dict[str, Any], out_dir: Path, stem: str | None = None,
     if plots:
         paths["cost_quality"] = plot_cost_quality(report, out_dir / f"{stem}_cost_quality.png")
         paths["regret"] = plot_regret(report, out_dir / f"{stem}_regret.png")
+        if any(r.get("regret_vs_best_fixed_curve") for r in report["results"]):
+            paths["regret_vs_best_fixed"] = plot_regret_vs_best_fixed(
+                report, out_dir / f"{stem}_regret_vs_best_fixed.png")
+        if any(r.get("share_curve") for r in report["results"]):
+            paths["shares"] = plot_share_curves(report, out_dir / f"{stem}_shares.png")
     return {k: str(v) for k, v in paths.items()}
