@@ -23,12 +23,13 @@ import numpy as np
 from banditroute.learners._ridge import RidgeArms
 from banditroute.learners._validation import check_float, check_int
 
-
-def _check_context_ridge(value: float | None) -> float | None:
-    return None if value is None else check_float("context_ridge", value, low=0.0, low_open=True)
 from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["LinUCB", "LinearThompson"]
+
+
+def _check_context_ridge(value: float | None) -> float | None:
+    return None if value is None else check_float("context_ridge", value, low=0.0, low_open=True)
 
 
 class _RidgePolicy(Policy):
