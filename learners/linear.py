@@ -22,7 +22,6 @@ import numpy as np
 
 from banditroute.learners._ridge import RidgeArms
 from banditroute.learners._validation import check_float, check_int
-
 from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["LinUCB", "LinearThompson"]
