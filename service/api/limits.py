@@ -11,8 +11,8 @@ checks and reflection it
 * refuses a message with a NUL character (U+0000) in any string, at any depth, with
   ``INVALID_ARGUMENT``: PostgreSQL cannot store NUL in text or JSONB, so such a value could
   only fail later, deep in a database write (:func:`nul_field`);
-* publishes the call's deadline in a context variable, so the core can call
-  :func:`check_deadline` before expensive work or a database wait and give up early;
+* publishes the call's deadline (:data:`banditroute.service.deadline.DEADLINE`), so the core
+  can call :func:`check_deadline` before expensive work or a database wait and give up early;
 * publishes the request's prompt and credentials for log redaction
   (:func:`banditroute.service.security.guard_request`).
 
@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -42,7 +41,8 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from banditroute.service.errors import BanditrouteError
+from banditroute.service.deadline import DEADLINE as _DEADLINE
+from banditroute.service.deadline import DeadlineExceeded, check_deadline, time_remaining
 from banditroute.service.security import guard_request
 
 __all__ = [
@@ -61,41 +61,6 @@ EXEMPT_PREFIXES: tuple[str, ...] = ("/grpc.health.v1.Health/", "/grpc.reflection
 
 #: Bytes a request may carry beyond the largest prompt (context maps, candidate lists, batches).
 REQUEST_OVERHEAD_BYTES = 1 << 20
-
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "banditroute_deadline", default=None
-)
-
-
-class DeadlineExceeded(BanditrouteError):
-    """The call's deadline passed (or would pass) before the work could be done."""
-
-    code = "DEADLINE_EXCEEDED"
-    retryable = True
-
-
-def time_remaining() -> float | None:
-    """Seconds left before the current RPC's deadline; ``None`` without a deadline."""
-    deadline = _DEADLINE.get()
-    return None if deadline is None else deadline - time.monotonic()
-
-
-def check_deadline(needed_s: float = 0.0, what: str = "the request") -> None:
-    """Raise :class:`DeadlineExceeded` if fewer than ``needed_s`` seconds remain.
-
-    Call it before expensive work or before waiting on the database: work whose answer
-    nobody will read only takes capacity from calls that can still succeed.
-
-    Parameters
-    ----------
-    needed_s
-        Seconds the next step needs at least.
-    what
-        Name of the next step, for the error message.
-    """
-    remaining = time_remaining()
-    if remaining is not None and remaining <= needed_s:
-        raise DeadlineExceeded(f"deadline exceeded before {what}")
 
 
 def server_options(

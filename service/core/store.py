@@ -19,9 +19,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from banditroute.service.api.limits import check_deadline
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.outcomes import StoredDecision
+from banditroute.service.deadline import check_deadline
 from banditroute.service.errors import BanditrouteError, Unavailable
 from banditroute.service.storage.writer import WriteResult
 
