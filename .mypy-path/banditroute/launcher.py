@@ -1,0 +1,1 @@
+../../proto/banditroute/launcher.py
