@@ -25,8 +25,10 @@ __all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
 
 #: Default lambda grid as fractions of ``1 / (best single model's cost per query)``: a
 #: weight ``f / c_best`` means "always using the best single model costs ``f`` quality
-#: points per query". The first is the operating point.
-DEFAULT_COST_FRACTIONS = (0.1, 0.0, 0.025, 0.05, 0.075, 0.15, 0.2, 0.3, 0.5, 1.0)
+#: points per query". The first is the operating point; the sweep runs to 5, where even
+#: the cheap models cost a noticeable share of a quality point, so the curve reaches the
+#: pool's cheap end (AIQ integrates from a router's cheapest point).
+DEFAULT_COST_FRACTIONS = (0.1, 0.0, 0.025, 0.05, 0.075, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 def default_cost_weights(dataset: ReplayDataset) -> list[float]:
