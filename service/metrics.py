@@ -6,6 +6,10 @@ worker ``i`` of ``serve --workers N`` listens on ``metrics_port + i`` (worker 0 
 multiprocess directory is needed; sum over the ``instance`` label in queries. ``metrics_port``
 0 disables the HTTP endpoint (the counters still exist, e.g. for tests).
 
+The same HTTP server serves the read-only dashboard (``banditroute.service.dashboard``) at every
+other path once a WSGI application is mounted with :meth:`Metrics.mount`; before that, and
+without one, every path answers the metrics as ``prometheus_client`` does.
+
 Exported series (prefix ``banditroute_``):
 
 ========================================  =====================================================
@@ -35,16 +39,29 @@ Examples
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import make_server
+
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    start_http_server,
+    make_wsgi_app,
+)
+from prometheus_client.exposition import (  # what start_http_server uses
+    ThreadingWSGIServer,
+    _get_best_family,
+    _SilentHandler,
 )
 
-__all__ = ["Metrics", "metrics_port_for_worker"]
+__all__ = ["Metrics", "WsgiApp", "metrics_port_for_worker"]
+
+#: A WSGI application (``app(environ, start_response) -> iterable of bytes``).
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -101,6 +118,7 @@ class Metrics:
         self.follower_last = Gauge(p + "follower_last_event_id", "Last applied id", registry=r)
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
         self._decision_children: dict[str, Counter] = {}
+        self._mounted: WsgiApp | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Record one finished RPC."""
@@ -122,13 +140,34 @@ class Metrics:
         self.db_errors.labels(op).inc()
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> int:
-        """Serve this registry over HTTP on ``port`` (0 = do nothing); returns the port."""
-        if port:
-            combined = CollectorRegistry(auto_describe=False)
-            combined.register(self.registry)  # type: ignore[arg-type]
-            combined.register(REGISTRY)  # type: ignore[arg-type]  # limits' in-flight series
-            start_http_server(port, addr=addr, registry=combined)
+        """Serve this registry over HTTP on ``port`` (0 = do nothing); returns the port.
+
+        The server is ``prometheus_client.start_http_server``'s (threaded, IPv4 or IPv6 as
+        ``addr`` says, no access log) with the dashboard dispatch of :meth:`mount` in front."""
+        if not port:
+            return port
+        combined = CollectorRegistry(auto_describe=False)
+        combined.register(self.registry)  # type: ignore[arg-type]
+        combined.register(REGISTRY)  # type: ignore[arg-type]  # limits' in-flight series
+        metrics_app = make_wsgi_app(combined)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            mounted = self._mounted
+            if mounted is None or environ.get("PATH_INFO", "") == "/metrics":
+                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            return mounted(environ, start_response)
+
+        class Server(ThreadingWSGIServer):
+            pass
+
+        Server.address_family, addr = _get_best_family(addr, port)
+        httpd = make_server(addr, port, app, Server, handler_class=_SilentHandler)
+        threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()
         return port
+
+    def mount(self, app: WsgiApp | None) -> None:
+        """Answer every path but ``/metrics`` with ``app`` (the dashboard); None unmounts."""
+        self._mounted = app
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (for tests and the load benchmark); 0.0 when absent."""

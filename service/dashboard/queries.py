@@ -1,0 +1,419 @@
+"""The dashboard's reads: aggregate queries over decisions and outcomes, built as ``Select``.
+
+Every time-series query groups in PostgreSQL (``date_bin(stride, created_at, epoch)`` buckets,
+``GROUP BY``) and returns at most buckets x models rows, so a page never moves raw decisions
+into Python. Why these stay fast on millions of decisions (measured by
+``benchmarks/dashboard.py``):
+
+* ``decisions`` is partitioned by month of ``created_at``: a window prunes to one or two
+  partitions.
+* Decision ids are UUIDv7 whose leading 48 bits are ``created_at`` in milliseconds, so every
+  window query also bounds ``decision_id >= uuid_floor(since)``. The primary key
+  ``(decision_id, created_at)`` then serves short windows (hour, day) as an index range scan,
+  and "most recent decisions" as a backward scan of the same index (``ORDER BY decision_id
+  DESC LIMIT n``): no index is added for the dashboard.
+* Outcomes are joined on ``(decision_id, decision_created_at)`` with
+  ``decision_created_at >= since`` in the join condition, which the BRIN index
+  ``ix_outcomes_decision_created_at`` turns into a scan of the window's blocks only.
+* Experiment pages read ``decisions`` through the partial index
+  ``ix_decisions_experiment_variant``, like ``banditroute.service.experiments.stats``.
+
+Long windows (week, month) aggregate every decision in them: a parallel sequential scan of the
+window's partitions plus a hash join, which is what ``benchmarks/dashboard.py`` times.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    desc,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from banditroute.learners.reward import RewardWeights
+from banditroute.service.storage.models import (
+    Decision,
+    Feedback,
+    Outcome,
+    Policy,
+    PolicySnapshot,
+    Route,
+)
+
+__all__ = [
+    "BucketRow",
+    "DecisionRow",
+    "RouteInfo",
+    "RouteTotals",
+    "VariantBucket",
+    "decisions_by_bucket",
+    "experiment_rewards_by_bucket",
+    "latest_snapshot",
+    "latest_version",
+    "recent_decisions",
+    "route_totals",
+    "routes",
+    "uuid_floor",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def uuid_floor(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 whose timestamp is ``at`` (millisecond precision).
+
+    Every decision made at or after ``at`` has an id ``>=`` it (ids are UUIDv7, see
+    ``banditroute.service.storage.ids``).
+
+    >>> from banditroute.service.storage.ids import new_decision_id
+    >>> at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    >>> uuid_floor(at) <= new_decision_id(at) < uuid_floor(at + timedelta(milliseconds=1))
+    True
+    """
+    ms = (at - _EPOCH) // timedelta(milliseconds=1)
+    return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80)
+
+
+def _since(since: datetime) -> ColumnElement[bool]:
+    d = Decision.__table__.c
+    return and_(d.decision_id >= uuid_floor(since), d.created_at >= since)
+
+
+def _joined(since: datetime) -> Any:
+    d, o = Decision.__table__, Outcome.__table__
+    return d.outerjoin(
+        o,
+        and_(
+            o.c.decision_id == d.c.decision_id,
+            o.c.decision_created_at == d.c.created_at,
+            o.c.decision_created_at >= since,
+        ),
+    )
+
+
+def _bucket(stride: timedelta) -> ColumnElement[datetime]:
+    return func.date_bin(stride, Decision.__table__.c.created_at, literal(_EPOCH))
+
+
+# -- routes -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RouteInfo:
+    """A configured route (``policy_version`` 0 = latest)."""
+
+    tenant: str
+    name: str
+    policy: str
+    policy_version: int
+    models: tuple[str, ...]
+
+
+def routes(conn: Connection, tenant: str | None = None, name: str | None = None) -> list[RouteInfo]:
+    """Configured routes, by tenant then name (optionally one)."""
+    q = select(
+        Route.tenant, Route.name, Route.policy_name, Route.policy_version, Route.models
+    ).order_by(Route.tenant, Route.name)
+    if tenant is not None:
+        q = q.where(Route.tenant == tenant)
+    if name is not None:
+        q = q.where(Route.name == name)
+    return [RouteInfo(r[0], r[1], r[2], int(r[3]), tuple(r[4] or ())) for r in conn.execute(q)]
+
+
+def latest_version(conn: Connection, policy: str) -> int:
+    """Newest version of ``policy`` (0 when it has none)."""
+    v = conn.execute(select(func.max(Policy.version)).where(Policy.name == policy)).scalar()
+    return int(v or 0)
+
+
+def reward_weights(conn: Connection, policy: str, version: int) -> RewardWeights | None:
+    """Reward weights of a policy version (None if unknown)."""
+    row = conn.execute(
+        select(Policy.cost_weight, Policy.latency_weight, Policy.feedback_weight).where(
+            Policy.name == policy, Policy.version == version
+        )
+    ).first()
+    if row is None:
+        return None
+    return RewardWeights(
+        cost_weight=float(row[0]), latency_weight=float(row[1]), feedback_weight=float(row[2])
+    )
+
+
+def latest_snapshot(conn: Connection, policy: str, version: int) -> tuple[int, bytes] | None:
+    """``(last_event_id, state)`` of the newest snapshot of a policy version, if any."""
+    row = conn.execute(
+        select(PolicySnapshot.last_event_id, PolicySnapshot.state)
+        .where(PolicySnapshot.policy_name == policy, PolicySnapshot.policy_version == version)
+        .order_by(desc(PolicySnapshot.last_event_id))
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+# -- overview ---------------------------------------------------------------------------------
+@dataclass
+class RouteTotals:
+    """One route's traffic in a window."""
+
+    decisions: int = 0
+    outcomes: int = 0
+    reward_sum: float = 0.0
+    spend_usd: float = 0.0
+    by_model: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mean_reward(self) -> float:
+        """Mean recorded reward of the window's outcomes (NaN with none)."""
+        return self.reward_sum / self.outcomes if self.outcomes else math.nan
+
+
+def route_totals(conn: Connection, since: datetime) -> dict[tuple[str, str], RouteTotals]:
+    """Per ``(tenant, route)``: decisions by model, outcomes, reward sum and spend since
+    ``since`` (one ``GROUP BY`` over the window)."""
+    d, o = Decision.__table__.c, Outcome.__table__.c
+    q = (
+        select(
+            d.tenant,
+            d.route,
+            d.model,
+            func.count(),
+            func.count(o.event_id),
+            func.sum(o.reward),
+            func.sum(o.cost_usd),
+        )
+        .select_from(_joined(since))
+        .where(_since(since))
+        .group_by(d.tenant, d.route, d.model)
+    )
+    out: dict[tuple[str, str], RouteTotals] = {}
+    for tenant, route, model, n, n_out, r_sum, c_sum in conn.execute(q):
+        t = out.setdefault((tenant, route), RouteTotals())
+        t.decisions += int(n)
+        t.outcomes += int(n_out)
+        t.reward_sum += float(r_sum or 0.0)
+        t.spend_usd += float(c_sum or 0.0)
+        t.by_model[model] = t.by_model.get(model, 0) + int(n)
+    return out
+
+
+# -- route page -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BucketRow:
+    """Decisions of one model and policy version in one time bucket, with their outcomes."""
+
+    bucket: datetime
+    model: str
+    policy: str
+    policy_version: int
+    decisions: int
+    outcomes: int
+    reward_sum: float
+    reward_sq: float
+    cost_n: int
+    cost_sum: float
+    latency_n: int
+    latency_sum: float
+
+
+def decisions_by_bucket(
+    conn: Connection, tenant: str, route: str, since: datetime, stride: timedelta
+) -> list[BucketRow]:
+    """One route's decisions since ``since`` grouped by bucket, model and policy version."""
+    d, o = Decision.__table__.c, Outcome.__table__.c
+    bucket = _bucket(stride).label("bucket")
+    q = (
+        select(
+            bucket,
+            d.model,
+            d.policy_name,
+            d.policy_version,
+            func.count(),
+            func.count(o.event_id),
+            func.sum(o.reward),
+            func.sum(o.reward * o.reward),
+            func.count(o.cost_usd),
+            func.sum(o.cost_usd),
+            func.count(o.latency_ms),
+            func.sum(o.latency_ms),
+        )
+        .select_from(_joined(since))
+        .where(_since(since), d.tenant == tenant, d.route == route)
+        .group_by(bucket, d.model, d.policy_name, d.policy_version)
+        .order_by(bucket)
+    )
+    return [
+        BucketRow(
+            r[0],
+            r[1],
+            r[2],
+            int(r[3]),
+            int(r[4]),
+            int(r[5]),
+            float(r[6] or 0.0),
+            float(r[7] or 0.0),
+            int(r[8]),
+            float(r[9] or 0.0),
+            int(r[10]),
+            float(r[11] or 0.0),
+        )
+        for r in conn.execute(q)
+    ]
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One recent decision as the dashboard shows it (never the prompt)."""
+
+    created_at: datetime
+    model: str
+    propensity: float
+    policy: str
+    policy_version: int
+    experiment: str
+    variant: str
+    reward: float | None
+    cost_usd: float | None
+    latency_ms: float | None
+
+
+def recent_decisions(
+    conn: Connection, tenant: str, route: str, since: datetime, limit: int = 25
+) -> list[DecisionRow]:
+    """The route's newest decisions since ``since`` (a backward scan of the primary key)."""
+    d, o = Decision.__table__.c, Outcome.__table__.c
+    q = (
+        select(
+            d.created_at,
+            d.model,
+            d.propensity,
+            d.policy_name,
+            d.policy_version,
+            d.experiment,
+            d.variant,
+            o.reward,
+            o.cost_usd,
+            o.latency_ms,
+        )
+        .select_from(_joined(since))
+        .where(_since(since), d.tenant == tenant, d.route == route)
+        .order_by(desc(d.decision_id))
+        .limit(limit)
+    )
+    return [
+        DecisionRow(r[0], r[1], float(r[2]), r[3], int(r[4]), r[5], r[6], r[7], r[8], r[9])
+        for r in conn.execute(q)
+    ]
+
+
+# -- experiment page --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VariantBucket:
+    """Rewards (under the experiment's yardstick) of one variant's outcomes in one bucket;
+    ``bucket`` None holds everything before the window."""
+
+    bucket: datetime | None
+    variant: str
+    n: int
+    total: float
+    total_sq: float
+
+
+def experiment_rewards_by_bucket(
+    conn: Connection,
+    experiment: str,
+    weights: RewardWeights,
+    since: datetime,
+    stride: timedelta,
+) -> list[VariantBucket]:
+    """Per variant and bucket: count, sum and sum of squares of the reward of each decision
+    of ``experiment`` that has an outcome or a rating, scored with ``weights`` by the rule of
+    ``banditroute.learners.reward`` as ``banditroute.service.experiments.stats`` scores its
+    status (quality, else success as 1/0, 0 on error; merged with the mean rating; minus
+    weighted cost and latency; clipped). Tests check the sums against the status."""
+    d, o, f = Decision.__table__.c, Outcome.__table__.c, Feedback.__table__.c
+    rating = (
+        select(func.avg(f.rating))
+        .where(f.decision_id == d.decision_id, f.decision_created_at == d.created_at)
+        .scalar_subquery()
+        .label("rating")
+    )
+    base = case(
+        (o.event_id.is_(None), None),
+        (o.error != "", 0.0),
+        (o.quality.is_not(None), o.quality),
+        (o.success.is_not(None), cast(cast(o.success, Integer), Float)),
+        else_=None,
+    ).label("base")
+    joined = Decision.__table__.outerjoin(
+        Outcome.__table__,
+        and_(o.decision_id == d.decision_id, o.decision_created_at == d.created_at),
+    )
+    inner = (
+        select(
+            d.variant,
+            d.created_at,
+            o.event_id.label("outcome_id"),
+            o.cost_usd,
+            o.latency_ms,
+            base,
+            rating,
+        )
+        .select_from(joined)
+        .where(d.experiment == experiment, d.experiment != "")
+        .subquery()
+    )
+    fw, cw, lw = weights.feedback_weight, weights.cost_weight, weights.latency_weight
+    merged = case(
+        (inner.c.rating.is_(None), inner.c.base),
+        (inner.c.base.is_(None), inner.c.rating),
+        else_=(1 - fw) * inner.c.base + fw * inner.c.rating,
+    )
+    reward = func.greatest(
+        weights.reward_min,
+        func.least(
+            weights.reward_max,
+            func.coalesce(merged, 0.0)
+            - cw * func.coalesce(inner.c.cost_usd, 0.0)
+            - lw * func.coalesce(inner.c.latency_ms, 0.0) / 1000.0,
+        ),
+    )
+    bucket = case(
+        (inner.c.created_at < since, None),
+        else_=func.date_bin(stride, inner.c.created_at, literal(_EPOCH)),
+    ).label("bucket")
+    q = (
+        select(
+            bucket,
+            inner.c.variant,
+            func.count(),
+            func.sum(reward),
+            func.sum(reward * reward),
+        )
+        .where(inner.c.outcome_id.is_not(None) | inner.c.rating.is_not(None))
+        .group_by(bucket, inner.c.variant)
+        .order_by(bucket.asc().nulls_first())
+    )
+    return [
+        VariantBucket(r[0], r[1], int(r[2]), float(r[3] or 0.0), float(r[4] or 0.0))
+        for r in conn.execute(q)
+    ]
+
+
+def bucket_index(starts: Sequence[datetime]) -> dict[datetime, int]:
+    """Position of each bucket start (UTC) in ``starts``."""
+    return {t.astimezone(UTC): i for i, t in enumerate(starts)}

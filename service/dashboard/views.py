@@ -1,0 +1,337 @@
+"""What each dashboard page shows, read from PostgreSQL (and the live policies when given).
+
+Pure data: :mod:`banditroute.service.dashboard.pages` turns these into HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from banditroute.learners.sequential import Difference, MeanSummary, difference
+from banditroute.learners.state import loads
+from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.dashboard import queries as q
+from banditroute.service.dashboard.windows import Window
+from banditroute.service.errors import NotFound
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.service.experiments.stats import experiment_status, yardstick
+from banditroute.service.experiments.views import ExperimentStatusView, ExperimentView
+
+__all__ = [
+    "ArmView",
+    "ExperimentPage",
+    "NotFoundPage",
+    "Overview",
+    "PolicyStateView",
+    "RoutePage",
+    "experiment_page",
+    "overview",
+    "route_page",
+]
+
+
+class NotFoundPage(LookupError):
+    """The route or experiment a URL names does not exist (a 404 page)."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Every route's traffic in the window, and the experiments."""
+
+    window: Window
+    now: datetime
+    routes: list[tuple[q.RouteInfo, q.RouteTotals]]
+    experiments: list[ExperimentView]
+
+
+@dataclass(frozen=True)
+class ArmView:
+    """Learnt state of one model in one policy version."""
+
+    model: str
+    updates: int
+    mean_reward: float
+    uncertainty: float
+    active: bool
+
+
+@dataclass(frozen=True)
+class PolicyStateView:
+    """A policy version's learnt state and where it came from."""
+
+    policy: str
+    version: int
+    source: str
+    last_event_id: int
+    arms: list[ArmView]
+
+
+@dataclass
+class ModelTotals:
+    """One model's decisions and outcomes on the route in the window."""
+
+    decisions: int = 0
+    outcomes: int = 0
+    reward_sum: float = 0.0
+    reward_sq: float = 0.0
+    cost_n: int = 0
+    cost_sum: float = 0.0
+    latency_n: int = 0
+    latency_sum: float = 0.0
+
+    def add(self, r: q.BucketRow) -> None:
+        self.decisions += r.decisions
+        self.outcomes += r.outcomes
+        self.reward_sum += r.reward_sum
+        self.reward_sq += r.reward_sq
+        self.cost_n += r.cost_n
+        self.cost_sum += r.cost_sum
+        self.latency_n += r.latency_n
+        self.latency_sum += r.latency_sum
+
+    @property
+    def reward(self) -> MeanSummary:
+        return MeanSummary.from_sums(self.outcomes, self.reward_sum, self.reward_sq)
+
+
+@dataclass(frozen=True)
+class RoutePage:
+    """Everything the route page shows."""
+
+    window: Window
+    now: datetime
+    route: q.RouteInfo
+    labels: list[str]
+    share: dict[str, list[float]]
+    mean_reward: list[float | None]
+    cost_per_request: list[float | None]
+    versions: list[tuple[int, str]]
+    totals: dict[str, ModelTotals]
+    policies: list[PolicyStateView]
+    recent: list[q.DecisionRow]
+
+
+@dataclass(frozen=True)
+class DiffSeries:
+    """Cumulative reward difference of one variant against control, bucket by bucket."""
+
+    variant: str
+    estimate: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+
+
+@dataclass(frozen=True)
+class ExperimentPage:
+    """Everything the experiment page shows."""
+
+    window: Window
+    now: datetime
+    status: ExperimentStatusView
+    labels: list[str]
+    diffs: list[DiffSeries] = field(default_factory=list)
+
+
+def _label(t: datetime, window: Window) -> str:
+    return t.strftime("%H:%M" if window.name in ("hour", "day") else "%m-%d %H:%M")
+
+
+def _labels(window: Window, now: datetime) -> tuple[list[datetime], list[str]]:
+    starts = window.bucket_starts(now)
+    return starts, [_label(t, window) for t in starts]
+
+
+def overview(engine: Engine, window: Window, now: datetime) -> Overview:
+    """The overview page's data."""
+    with engine.connect() as conn:
+        routes = q.routes(conn)
+        totals = q.route_totals(conn, window.since(now))
+    known = {(r.tenant, r.name) for r in routes}
+    rows = [(r, totals.get((r.tenant, r.name), q.RouteTotals())) for r in routes]
+    # Traffic of a route deleted since still shows (it was served in this window).
+    for (tenant, name), t in sorted(totals.items()):
+        if (tenant, name) not in known:
+            rows.append((q.RouteInfo(tenant, name, "", 0, ()), t))
+    experiments = ExperimentManager(engine).list_experiments()
+    return Overview(window, now, rows, experiments)
+
+
+def _arms(summary: dict[str, dict[str, Any]], totals: dict[str, ModelTotals]) -> list[ArmView]:
+    out = []
+    for model, s in summary.items():
+        n = int(s["updates"])
+        mean = s["mean_reward"]
+        t = totals.get(model)
+        sd = math.sqrt(t.reward.variance) if t is not None and t.outcomes > 1 else math.nan
+        out.append(
+            ArmView(
+                model=model,
+                updates=n,
+                mean_reward=math.nan if mean is None else float(mean),
+                uncertainty=sd / math.sqrt(n) if n > 0 else math.nan,
+                active=bool(s.get("active", True)),
+            )
+        )
+    return out
+
+
+def _policy_state(
+    engine: Engine,
+    registry: PolicyRegistry | None,
+    key: PolicyKey,
+    totals: dict[str, ModelTotals],
+) -> PolicyStateView | None:
+    live = registry.get(key) if registry is not None else None
+    if live is not None:
+        try:
+            summary = live.policy.summary()
+            return PolicyStateView(
+                key.name, key.version, "live", live.last_event_id, _arms(summary, totals)
+            )
+        except (IndexError, ValueError, RuntimeError):  # changed while read: use the snapshot
+            pass
+    with engine.connect() as conn:
+        snap = q.latest_snapshot(conn, key.name, key.version)
+    if snap is None:
+        return None
+    event_id, state = snap
+    return PolicyStateView(
+        key.name, key.version, "snapshot", event_id, _arms(loads(state).summary(), totals)
+    )
+
+
+def route_page(
+    engine: Engine,
+    registry: PolicyRegistry | None,
+    tenant: str,
+    name: str,
+    window: Window,
+    now: datetime,
+) -> RoutePage:
+    """The route page's data (:class:`NotFoundPage` for an unknown route)."""
+    since = window.since(now)
+    with engine.connect() as conn:
+        found = q.routes(conn, tenant=tenant, name=name)
+        if not found:
+            raise NotFoundPage(f"no route {name!r} of tenant {tenant!r}")
+        route = found[0]
+        rows = q.decisions_by_bucket(conn, tenant, name, since, window.stride)
+        recent = q.recent_decisions(conn, tenant, name, since)
+        configured = route.policy_version or q.latest_version(conn, route.policy)
+    starts, labels = _labels(window, now)
+    index = q.bucket_index(starts)
+    n = len(starts)
+    models = sorted({r.model for r in rows} | set(route.models))
+    counts = {m: [0] * n for m in models}
+    per_bucket = [0] * n
+    reward = [[0, 0.0] for _ in range(n)]
+    cost = [[0, 0.0] for _ in range(n)]
+    totals: dict[str, ModelTotals] = {}
+    first_seen: dict[PolicyKey, int] = {}
+    for r in rows:
+        totals.setdefault(r.model, ModelTotals()).add(r)
+        i = index.get(r.bucket)
+        if i is None:
+            continue
+        counts[r.model][i] += r.decisions
+        per_bucket[i] += r.decisions
+        reward[i][0] += r.outcomes
+        reward[i][1] += r.reward_sum
+        cost[i][0] += r.cost_n
+        cost[i][1] += r.cost_sum
+        key = PolicyKey(r.policy, r.policy_version)
+        first_seen[key] = min(first_seen.get(key, n), i)
+    share = {
+        m: [c / per_bucket[i] if per_bucket[i] else 0.0 for i, c in enumerate(cs)]
+        for m, cs in counts.items()
+        if any(cs)
+    }
+    keys = sorted({PolicyKey(route.policy, configured), *first_seen}) if route.policy else []
+    policies = [p for k in keys if (p := _policy_state(engine, registry, k, totals)) is not None]
+    return RoutePage(
+        window=window,
+        now=now,
+        route=route,
+        labels=labels,
+        share=share,
+        mean_reward=[s / c if c else None for c, s in reward],
+        cost_per_request=[s / c if c else None for c, s in cost],
+        versions=sorted((i, f"{k.name} v{k.version}") for k, i in first_seen.items()),
+        totals=dict(sorted(totals.items())),
+        policies=policies,
+        recent=recent,
+    )
+
+
+def _diff_series(
+    view: ExperimentView,
+    buckets: list[q.VariantBucket],
+    index: dict[datetime, int],
+    n: int,
+) -> list[DiffSeries]:
+    control = view.control
+    if control is None:
+        return []
+    alpha = view.guardrail.alpha
+    sums: dict[str, list[float]] = {}
+    per_bucket: dict[int, list[q.VariantBucket]] = {}
+    for b in buckets:
+        if b.bucket is None:
+            s = sums.setdefault(b.variant, [0, 0.0, 0.0])
+            s[0] += b.n
+            s[1] += b.total
+            s[2] += b.total_sq
+        elif (i := index.get(b.bucket)) is not None:
+            per_bucket.setdefault(i, []).append(b)
+    treatments = [v.name for v in view.variants if not v.control and not v.shadow]
+    est: dict[str, list[float | None]] = {v: [None] * n for v in treatments}
+    low: dict[str, list[float | None]] = {v: [None] * n for v in treatments}
+    high: dict[str, list[float | None]] = {v: [None] * n for v in treatments}
+    for i in range(n):
+        for b in per_bucket.get(i, []):
+            s = sums.setdefault(b.variant, [0, 0.0, 0.0])
+            s[0] += b.n
+            s[1] += b.total
+            s[2] += b.total_sq
+        base = sums.get(control.name)
+        if base is None:
+            continue
+        b_sum = MeanSummary.from_sums(int(base[0]), base[1], base[2])
+        for v in treatments:
+            a = sums.get(v)
+            if a is None:
+                continue
+            d: Difference = difference(MeanSummary.from_sums(int(a[0]), a[1], a[2]), b_sum, alpha)
+            est[v][i] = d.estimate if math.isfinite(d.estimate) else None
+            low[v][i] = d.low if math.isfinite(d.low) else None
+            high[v][i] = d.high if math.isfinite(d.high) else None
+    return [DiffSeries(v, est[v], low[v], high[v]) for v in treatments]
+
+
+def experiment_page(
+    engine: Engine,
+    name: str,
+    window: Window,
+    now: datetime,
+    status_of: Callable[[Engine, ExperimentView], ExperimentStatusView] = experiment_status,
+) -> ExperimentPage:
+    """The experiment page's data (:class:`NotFoundPage` for an unknown experiment)."""
+    try:
+        view = ExperimentManager(engine).get(name, events=True)
+    except NotFound:
+        raise NotFoundPage(f"no experiment {name!r}") from None
+    status = status_of(engine, view)
+    starts, labels = _labels(window, now)
+    with engine.connect() as conn:
+        buckets = q.experiment_rewards_by_bucket(
+            conn, name, yardstick(engine, view), window.since(now), window.stride
+        )
+    diffs = _diff_series(view, buckets, q.bucket_index(starts), len(starts))
+    return ExperimentPage(window, now, status, labels, diffs)
