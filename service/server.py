@@ -60,7 +60,7 @@ from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grp
 
 __all__ = ["BanditrouteServer", "create_server", "register_demo_pool", "serve"]
 
-from banditroute.service.experiments.api import guardrail_loop
+from banditroute.service.experiments.guardrails import guardrail_loop
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.service.experiments.resolver import ExperimentCache
 

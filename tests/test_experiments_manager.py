@@ -305,7 +305,7 @@ def test_experiments_guardrail_loop_stops_worse_variants_in_the_background(
 ) -> None:
     import asyncio
 
-    from banditroute.service.experiments.api import guardrail_loop
+    from banditroute.service.experiments.guardrails import guardrail_loop
 
     m = ExperimentManager(engine)
     m.create("e1", "", "default", _ab(), GUARD, start=True)

@@ -8,10 +8,10 @@ import pytest
 from banditroute.learners.registry import make_policy
 from banditroute.service.core.assignment import Assignment, PolicyKey, RouteEntry
 from banditroute.service.experiments.assignment import initial_allocation
-from banditroute.service.experiments.manager import VariantView
 from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
 from banditroute.service.experiments.shadow import score_shadows, shadow_key
 from banditroute.service.experiments.stats import LoggedRow, off_policy_estimates
+from banditroute.service.experiments.views import VariantView
 
 ARMS = ["a", "b", "c"]
 

@@ -3,8 +3,8 @@ proto out.
 
 Every change is recorded as a config change (NOTIFY ``banditroute_config``); this process then
 catches up at once, so a Route right after PutRoute on the same process sees the new route,
-and every other process within one poll interval. Experiment RPCs come from
-:class:`banditroute.service.experiments.api.ExperimentAdminMixin`. Errors are mapped by the
+and every other process within one poll interval. Experiment RPCs are delegated to an
+:class:`banditroute.service.api.experiments.ExperimentRpcs`. Errors are mapped by the
 interceptor.
 """
 
@@ -19,12 +19,12 @@ import grpc.aio
 from google.protobuf import json_format, struct_pb2
 from sqlalchemy import Engine
 
+from banditroute.service.api.experiments import ExperimentRpcs
 from banditroute.service.core import admin as core
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.errors import InvalidArgument, NotFound
-from banditroute.service.experiments.api import ExperimentAdminMixin
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.service.experiments.resolver import active_experiments
 from banditroute.v1 import admin_pb2, admin_pb2_grpc
@@ -93,7 +93,7 @@ def _route_config(r: core.RouteInfo, active: dict[tuple[str, str], str]) -> admi
     )
 
 
-class AdminServicer(ExperimentAdminMixin, admin_pb2_grpc.AdminServicer):
+class AdminServicer(admin_pb2_grpc.AdminServicer):
     """Implements ``banditroute.v1.Admin``.
 
     Parameters
@@ -113,7 +113,7 @@ class AdminServicer(ExperimentAdminMixin, admin_pb2_grpc.AdminServicer):
         self.follower = follower
         self.registry = registry
         self.experiments = ExperimentManager(engine)
-        self._experiment_of: Callable[[str, str], str] | None = None
+        self._experiment_rpcs = ExperimentRpcs(self.experiments, self._run)
 
     async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def work() -> T:
@@ -127,7 +127,8 @@ class AdminServicer(ExperimentAdminMixin, admin_pb2_grpc.AdminServicer):
         await self.follower.catch_up()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        # experiments mixin calls: a change must reach this process's resolver at once
+        """``fn`` in a worker thread, then this process catches up (an experiment change must
+        reach this process's resolver at once)."""
         result = await asyncio.to_thread(fn, *args, **kwargs)
         await self._changed()
         return result
@@ -244,3 +245,32 @@ class AdminServicer(ExperimentAdminMixin, admin_pb2_grpc.AdminServicer):
         await self._tx(core.revoke_api_key, request.key_id, "admin")
         await self._changed()
         return admin_pb2.RevokeApiKeyResponse()
+
+    # -- experiments (see banditroute.service.api.experiments) -----------------------------
+    async def CreateExperiment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.create(request, context)
+
+    async def RampExperiment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.ramp(request, context)
+
+    async def SetExperimentState(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.set_state(request, context)
+
+    async def PromoteVariant(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.promote(request, context)
+
+    async def RollbackExperiment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.rollback(request, context)
+
+    async def GetExperimentStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.status(request, context)
+
+    async def ListExperiments(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """See admin.proto."""
+        return await self._experiment_rpcs.list_experiments(request, context)

@@ -14,8 +14,13 @@ Assignment(policy=PolicyKey(name='p', version=1), experiment='', variant='', buc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from banditroute.learners.base import Policy
 
 __all__ = [
     "Assignment",
@@ -78,6 +83,18 @@ class ExperimentResolver(Protocol):
         """Return the assignment of ``unit_key`` (unit id, else request id) on ``route``."""
         ...
 
+    def score_shadows(
+        self,
+        assignment: Assignment,
+        policy_of: Callable[[PolicyKey], Policy | None],
+        x: np.ndarray,
+        candidates: Iterable[str] | None,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any] | None:
+        """What each of ``assignment.shadows`` would have chosen for ``x`` (stored in
+        ``decisions.shadow``); ``None`` when there are none. Never raises for a shadow."""
+        ...
+
 
 class RoutePolicyResolver:
     """Default resolver: every request is served by the route's own policy."""
@@ -85,3 +102,14 @@ class RoutePolicyResolver:
     def resolve(self, tenant: str, route: RouteEntry, unit_key: str) -> Assignment:
         """Return the route's policy, with no experiment."""
         return Assignment(policy=route.policy)
+
+    def score_shadows(
+        self,
+        assignment: Assignment,
+        policy_of: Callable[[PolicyKey], Policy | None],
+        x: np.ndarray,
+        candidates: Iterable[str] | None,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any] | None:
+        """No shadows outside experiments."""
+        return None

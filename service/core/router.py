@@ -396,13 +396,11 @@ class RouterCore:
         return Decision(chosen, probabilities[chosen], scores, probabilities, ranking)
 
     def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str]) -> Any:
-        from banditroute.service.experiments.shadow import score_shadows
-
         def policy_of(key: Any) -> Any:
             live = self.registry.get(key)
             return None if live is None else live.policy
 
-        return score_shadows(assignment, policy_of, x, names, rng=self.rng)
+        return self.resolver.score_shadows(assignment, policy_of, x, names, rng=self.rng)
 
     def _from_row(self, row: Mapping[str, Any], req: RouteRequest) -> RouteResult:
         ranking = list(row["candidates"])

@@ -12,7 +12,9 @@ and both sides have at least ``min_samples`` outcomes. Because the intervals are
 sequences, evaluating the rule after every batch of outcomes (as the service does) keeps the
 chance of stopping a variant that is in truth within the margins below ``1 - confidence``.
 The pure decision is :func:`evaluate_guardrail`; :mod:`banditroute.service.experiments.manager`
-applies it and records the reason as an audited event.
+applies it and records the reason as an audited event, and :func:`guardrail_loop` has it applied
+periodically (the server runs it as a background task; every process may run it: stopping a
+variant locks the experiment row and is idempotent).
 
 Examples
 --------
@@ -29,13 +31,26 @@ False
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from banditroute.learners.sequential import Difference, MeanSummary, difference
-from banditroute.service.errors import InvalidArgument
+from banditroute.service.errors import BanditrouteError, InvalidArgument
 
-__all__ = ["GuardrailConfig", "Observed", "Verdict", "evaluate_guardrail"]
+__all__ = [
+    "GuardrailChecker",
+    "GuardrailConfig",
+    "Observed",
+    "Verdict",
+    "evaluate_guardrail",
+    "guardrail_loop",
+]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,25 @@ class GuardrailConfig:
             )
         if self.min_samples < 2:
             raise InvalidArgument(f"guardrail.min_samples must be >= 2, got {self.min_samples}")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> GuardrailConfig:
+        """From its stored or requested form; 0 or missing fields take the defaults.
+
+        >>> GuardrailConfig.from_json({"max_reward_drop": 0.1, "min_samples": 0}).min_samples
+        100
+        """
+        data = data or {}
+        return cls(
+            max_reward_drop=float(data.get("max_reward_drop") or 0.0),
+            max_cost_increase=float(data.get("max_cost_increase") or 0.0),
+            confidence=float(data.get("confidence") or 0.95),
+            min_samples=int(data.get("min_samples") or 100),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (``experiments.guardrail``)."""
+        return asdict(self)
 
     @property
     def enabled(self) -> bool:
@@ -134,3 +168,26 @@ def evaluate_guardrail(config: GuardrailConfig, control: Observed, variant: Obse
                 d,
             )
     return Verdict(False, "within guardrails")
+
+
+class GuardrailChecker(Protocol):
+    """What :func:`guardrail_loop` drives (an
+    :class:`~banditroute.service.experiments.manager.ExperimentManager`)."""
+
+    def check_all_guardrails(self) -> list[tuple[str, str, str]]:
+        """Check every running experiment; ``(experiment, variant, reason)`` per stop."""
+        ...
+
+
+async def guardrail_loop(checker: GuardrailChecker, interval_s: float = 10.0) -> None:
+    """Evaluate guardrails of every running experiment every ``interval_s`` seconds, forever
+    (cancel the task to stop). Errors are logged and retried at the next tick."""
+    while True:
+        try:
+            for exp, variant, reason in await asyncio.to_thread(checker.check_all_guardrails):
+                _log.warning("experiment %s: variant %s stopped: %s", exp, variant, reason)
+        except BanditrouteError as exc:
+            _log.warning("guardrail check failed: %s", exc)
+        except Exception:  # keep the loop alive; the next tick retries
+            _log.exception("guardrail check failed")
+        await asyncio.sleep(interval_s)

@@ -1,8 +1,9 @@
 """Experiment lifecycle on PostgreSQL: create, ramp, start/pause/stop, promote, roll back.
 
 Every change runs in one transaction that locks the experiment row, writes an audited
-``experiment_events`` row (who, when, what) and a ``config_changes`` row with a NOTIFY on
-:data:`~banditroute.service.storage.models.CONFIG_CHANNEL`, so every process's
+``experiment_events`` row (who, when, what) and records the change as every configuration change
+is recorded (:func:`~banditroute.service.storage.repositories.record_change`: a ``config_changes``
+row and a NOTIFY of its id), so every process's
 :class:`~banditroute.service.experiments.resolver.ExperimentCache` reloads; the call returns only
 after the commit.
 
@@ -27,11 +28,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,13 @@ from banditroute.service.experiments.assignment import (
     validate_weights,
 )
 from banditroute.service.experiments.guardrails import GuardrailConfig, evaluate_guardrail
-from banditroute.service.storage.models import CONFIG_CHANNEL, ConfigChange, Policy, Route
+from banditroute.service.experiments.stats import observed_by_variant
+from banditroute.service.experiments.views import (
+    ExperimentView,
+    experiment_view,
+    stored_variants,
+)
+from banditroute.service.storage.models import Policy, Route
 from banditroute.service.storage.models.experiment import (
     ACTIVE_STATES,
     EXPERIMENT_STATES,
@@ -60,13 +66,9 @@ from banditroute.service.storage.models.experiment import (
 )
 from banditroute.service.storage.models.experiment_event import ExperimentEvent
 from banditroute.service.storage.models.experiment_variant import ExperimentVariant
+from banditroute.service.storage.repositories import record_change
 
-__all__ = [
-    "ExperimentManager",
-    "ExperimentView",
-    "VariantView",
-    "guardrail_from_json",
-]
+__all__ = ["ExperimentManager"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _TRANSITIONS: dict[str, set[str]] = {
@@ -75,71 +77,6 @@ _TRANSITIONS: dict[str, set[str]] = {
     "paused": {"running", "stopped"},
     "stopped": set(),
 }
-
-
-@dataclass(frozen=True)
-class VariantView:
-    """A variant as stored (``policy_version`` resolved, never 0)."""
-
-    name: str
-    policy: str
-    policy_version: int
-    weight: float
-    shadow: bool
-    control: bool
-    stopped: bool = False
-    stop_reason: str = ""
-
-
-@dataclass(frozen=True)
-class ExperimentView:
-    """An experiment with its variants, detached from the database session."""
-
-    name: str
-    tenant: str
-    route: str
-    state: str
-    salt: str
-    variants: tuple[VariantView, ...]
-    guardrail: GuardrailConfig
-    allocation: Allocation | None
-    stop_reason: str = ""
-    promoted_variant: str = ""
-    previous_policy: tuple[str, int] | None = None
-    created_at: datetime | None = None
-    events: tuple[dict[str, Any], ...] = field(default=(), compare=False)
-
-    def variant(self, name: str) -> VariantView:
-        """The variant called ``name`` (``NotFound`` otherwise)."""
-        for v in self.variants:
-            if v.name == name:
-                return v
-        raise NotFound(f"experiment {self.name!r} has no variant {name!r}")
-
-    @property
-    def control(self) -> VariantView | None:
-        """The control variant, if any."""
-        return next((v for v in self.variants if v.control), None)
-
-
-def guardrail_from_json(data: Mapping[str, Any] | None) -> GuardrailConfig:
-    """Build a guardrail from its stored/requested form; 0 or missing fields take defaults."""
-    data = data or {}
-    return GuardrailConfig(
-        max_reward_drop=float(data.get("max_reward_drop") or 0.0),
-        max_cost_increase=float(data.get("max_cost_increase") or 0.0),
-        confidence=float(data.get("confidence") or 0.95),
-        min_samples=int(data.get("min_samples") or 100),
-    )
-
-
-def _guardrail_json(g: GuardrailConfig) -> dict[str, Any]:
-    return {
-        "max_reward_drop": g.max_reward_drop,
-        "max_cost_increase": g.max_cost_increase,
-        "confidence": g.confidence,
-        "min_samples": g.min_samples,
-    }
 
 
 class ExperimentManager:
@@ -169,80 +106,11 @@ class ExperimentManager:
             raise NotFound(f"experiment {name!r} not found")
         return exp
 
-    def _variants(self, s: Session, exp: Experiment) -> list[ExperimentVariant]:
-        return list(
-            s.scalars(
-                select(ExperimentVariant)
-                .where(ExperimentVariant.experiment_id == exp.id)
-                .order_by(ExperimentVariant.position)
-            )
-        )
-
-    def _view(self, s: Session, exp: Experiment, *, events: bool = False) -> ExperimentView:
-        variants = tuple(
-            VariantView(
-                v.name,
-                v.policy_name,
-                v.policy_version,
-                v.weight,
-                v.shadow,
-                v.control,
-                v.stopped,
-                v.stop_reason,
-            )
-            for v in self._variants(s, exp)
-        )
-        evs: tuple[dict[str, Any], ...] = ()
-        if events:
-            evs = tuple(
-                {
-                    "id": e.id,
-                    "action": e.action,
-                    "actor": e.actor,
-                    "at": e.created_at.isoformat(),
-                    "detail": e.detail,
-                }
-                for e in s.scalars(
-                    select(ExperimentEvent)
-                    .where(ExperimentEvent.experiment_id == exp.id)
-                    .order_by(ExperimentEvent.id)
-                )
-            )
-        prev = (
-            (exp.previous_policy_name, exp.previous_policy_version or 0)
-            if exp.previous_policy_name is not None
-            else None
-        )
-        return ExperimentView(
-            name=exp.name,
-            tenant=exp.tenant,
-            route=exp.route,
-            state=exp.state,
-            salt=exp.salt,
-            variants=variants,
-            guardrail=guardrail_from_json(exp.guardrail),
-            allocation=Allocation.from_json(exp.allocation) if exp.allocation else None,
-            stop_reason=exp.stop_reason,
-            promoted_variant=exp.promoted_variant,
-            previous_policy=prev,
-            created_at=exp.created_at,
-            events=evs,
-        )
-
     def _audit(
         self, s: Session, exp: Experiment, action: str, actor: str, detail: dict[str, Any]
     ) -> None:
         s.add(ExperimentEvent(experiment_id=exp.id, action=action, actor=actor, detail=detail))
-        s.add(
-            ConfigChange(
-                entity="experiment", key=exp.name, action=action, actor=actor, detail=detail
-            )
-        )
-        s.flush()
-        s.execute(
-            text("SELECT pg_notify(:channel, (SELECT max(id) FROM config_changes)::text)"),
-            {"channel": CONFIG_CHANNEL},
-        )
+        record_change(s, "experiment", exp.name, action, detail, actor)
 
     def _commit(self, s: Session) -> None:
         try:
@@ -336,7 +204,7 @@ class ExperimentManager:
                 route=route,
                 state="draft",
                 salt=salt or name,
-                guardrail=_guardrail_json(guardrail),
+                guardrail=guardrail.to_json(),
                 allocation=initial_allocation(served).to_json(),
             )
             s.add(exp)
@@ -373,14 +241,14 @@ class ExperimentManager:
                     }
                     for v, ver in zip(variants, versions, strict=True)
                 ],
-                "guardrail": _guardrail_json(guardrail),
+                "guardrail": guardrail.to_json(),
             }
             self._audit(s, exp, "create", actor, detail)
             if start:
                 self._start(s, exp)
                 self._audit(s, exp, "start", actor, {})
             self._commit(s)
-            return self._view(s, exp)
+            return experiment_view(s, exp)
 
     def ramp(self, name: str, weights: Mapping[str, float], *, actor: str = "") -> ExperimentView:
         """Change served variants' weights; unlisted variants keep theirs. Only buckets whose
@@ -391,7 +259,7 @@ class ExperimentManager:
             exp = self._load(s, name, lock=True)
             if exp.state == "stopped":
                 raise FailedPrecondition(f"experiment {name!r} is stopped")
-            variants = self._variants(s, exp)
+            variants = stored_variants(s, exp)
             by_name = {v.name: v for v in variants}
             for vname, w in weights.items():
                 v = by_name.get(vname)
@@ -426,7 +294,7 @@ class ExperimentManager:
                 },
             )
             self._commit(s)
-            return self._view(s, exp)
+            return experiment_view(s, exp)
 
     def set_state(
         self, name: str, state: str, *, actor: str = "", reason: str = ""
@@ -437,7 +305,7 @@ class ExperimentManager:
         with self._session() as s:
             exp = self._load(s, name, lock=True)
             if exp.state == state:
-                return self._view(s, exp)
+                return experiment_view(s, exp)
             if state not in _TRANSITIONS[exp.state]:
                 raise FailedPrecondition(
                     f"experiment {name!r} is {exp.state}; it cannot become {state}"
@@ -459,7 +327,7 @@ class ExperimentManager:
                 exp.stop_reason = reason or f"stopped by {actor or 'an admin'}"
             self._audit(s, exp, action, actor, {"from": old, "to": state, "reason": reason})
             self._commit(s)
-            return self._view(s, exp)
+            return experiment_view(s, exp)
 
     def promote(self, name: str, variant: str, *, actor: str = "") -> ExperimentView:
         """Point the route at the variant's policy version (warm) and stop the experiment."""
@@ -469,7 +337,7 @@ class ExperimentManager:
             exp = self._load(s, name, lock=True)
             if exp.state == "stopped":
                 raise FailedPrecondition(f"experiment {name!r} is stopped ({exp.stop_reason})")
-            v = next((x for x in self._variants(s, exp) if x.name == variant), None)
+            v = next((x for x in stored_variants(s, exp) if x.name == variant), None)
             if v is None:
                 raise NotFound(f"experiment {name!r} has no variant {variant!r}")
             if v.stopped:
@@ -487,14 +355,13 @@ class ExperimentManager:
             exp.promoted_variant = variant
             exp.stop_reason = f"promoted variant {variant!r} ({v.policy_name}@{v.policy_version})"
             after = {"policy": v.policy_name, "policy_version": v.policy_version}
-            s.add(
-                ConfigChange(
-                    entity="route",
-                    key=f"{exp.tenant}/{exp.route}",
-                    action="promote",
-                    actor=actor,
-                    detail={"experiment": name, "before": before, "after": after},
-                )
+            record_change(
+                s,
+                "route",
+                f"{exp.tenant}/{exp.route}",
+                "promote",
+                {"experiment": name, "before": before, "after": after},
+                actor,
             )
             self._audit(
                 s,
@@ -504,7 +371,7 @@ class ExperimentManager:
                 {"variant": variant, "route_before": before, "route_after": after},
             )
             self._commit(s)
-            return self._view(s, exp)
+            return experiment_view(s, exp)
 
     def rollback(self, name: str, *, actor: str = "", reason: str = "") -> ExperimentView:
         """Stop the experiment and restore the route's policy from before it started."""
@@ -530,14 +397,13 @@ class ExperimentManager:
                 route.updated_at = datetime.now(UTC)
                 after = {"policy": route.policy_name, "policy_version": route.policy_version}
                 detail.update(route_before=before, route_after=after)
-                s.add(
-                    ConfigChange(
-                        entity="route",
-                        key=f"{exp.tenant}/{exp.route}",
-                        action="rollback",
-                        actor=actor,
-                        detail={"experiment": name, "before": before, "after": after},
-                    )
+                record_change(
+                    s,
+                    "route",
+                    f"{exp.tenant}/{exp.route}",
+                    "rollback",
+                    {"experiment": name, "before": before, "after": after},
+                    actor,
                 )
             if exp.state != "stopped":
                 exp.stopped_at = datetime.now(UTC)
@@ -545,7 +411,7 @@ class ExperimentManager:
             exp.stop_reason = "rolled back" + (f": {reason}" if reason else "")
             self._audit(s, exp, "rollback", actor, detail)
             self._commit(s)
-            return self._view(s, exp)
+            return experiment_view(s, exp)
 
     def stop_variant(self, name: str, variant: str, reason: str, *, actor: str) -> bool:
         """Stop one served variant (guardrail): its buckets go to control. False if it was
@@ -554,7 +420,7 @@ class ExperimentManager:
             exp = self._load(s, name, lock=True)
             if exp.state not in ACTIVE_STATES:
                 return False
-            variants = self._variants(s, exp)
+            variants = stored_variants(s, exp)
             v = next((x for x in variants if x.name == variant), None)
             control = next((x for x in variants if x.control), None)
             if v is None or v.stopped or v.control or control is None:
@@ -580,7 +446,7 @@ class ExperimentManager:
     def get(self, name: str, *, events: bool = False) -> ExperimentView:
         """One experiment (``NotFound`` if unknown)."""
         with self._session() as s:
-            return self._view(s, self._load(s, name), events=events)
+            return experiment_view(s, self._load(s, name), events=events)
 
     def list_experiments(
         self, *, tenant: str | None = None, route: str = ""
@@ -592,21 +458,19 @@ class ExperimentManager:
                 q = q.where(Experiment.tenant == tenant)
             if route:
                 q = q.where(Experiment.route == route)
-            return [self._view(s, e) for e in s.scalars(q)]
+            return [experiment_view(s, e) for e in s.scalars(q)]
 
     def running(self) -> list[ExperimentView]:
         """Experiments in state ``running`` (what the resolver serves)."""
         with self._session() as s:
             q = select(Experiment).where(Experiment.state == "running")
-            return [self._view(s, e) for e in s.scalars(q)]
+            return [experiment_view(s, e) for e in s.scalars(q)]
 
     def check_guardrails(self, name: str, *, actor: str = "guardrail") -> list[tuple[str, str]]:
         """Evaluate the guardrail of an active experiment now; stop every variant that fails.
 
         Returns ``(variant, reason)`` for each variant stopped by this call.
         """
-        from banditroute.service.experiments.stats import observed_by_variant
-
         view = self.get(name)
         control = view.control
         if view.state not in ACTIVE_STATES or control is None or not view.guardrail.enabled:

@@ -6,7 +6,9 @@ salt and the bucket ranges with a ready :class:`~banditroute.service.core.assign
 template for each. ``resolve`` hashes the unit key (BLAKE2b,
 :func:`~banditroute.service.experiments.assignment.bucket_of`) and bisects the ranges: no database
 access, a few microseconds. Experiments in draft, paused or stopped, and routes without an
-experiment, are served by the route's own policy (the fallback resolver).
+experiment, are served by the route's own policy (the fallback resolver). The Route path also
+asks the resolver for the shadow policies' scores (:meth:`ExperimentCache.score_shadows`, see
+:mod:`banditroute.service.experiments.shadow`).
 
 The cache is replaced as a whole by :meth:`ExperimentCache.reload` (one read of the
 ``experiments`` and ``experiment_variants`` tables), which the config follower calls whenever
@@ -36,12 +38,14 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, select
 
+from banditroute.learners.base import Policy
 from banditroute.service.core.assignment import (
     Assignment,
     ExperimentResolver,
@@ -50,6 +54,7 @@ from banditroute.service.core.assignment import (
     RoutePolicyResolver,
 )
 from banditroute.service.experiments.assignment import BUCKETS, Allocation, bucket_of
+from banditroute.service.experiments.shadow import score_shadows
 from banditroute.service.storage.models.experiment import Experiment
 from banditroute.service.storage.models.experiment_variant import ExperimentVariant
 
@@ -180,6 +185,18 @@ class ExperimentCache:
         if exp is None:
             return self._fallback.resolve(tenant, route, unit_key)
         return exp.assign(unit_key)
+
+    def score_shadows(
+        self,
+        assignment: Assignment,
+        policy_of: Callable[[PolicyKey], Policy | None],
+        x: np.ndarray,
+        candidates: Iterable[str] | None,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any] | None:
+        """The shadow policies' choices for ``x``
+        (:func:`~banditroute.service.experiments.shadow.score_shadows`)."""
+        return score_shadows(assignment, policy_of, x, candidates, rng)
 
     def experiment_of(self, tenant: str, route: str) -> str:
         """Name of the running experiment of a route ("" if none)."""

@@ -36,22 +36,23 @@ from banditroute.learners.evaluation import Estimate, doubly_robust, ips, snips
 from banditroute.learners.reward import RewardWeights
 from banditroute.learners.sequential import (
     DEFAULT_TARGET_N,
-    Difference,
-    Interval,
     MeanSummary,
     difference,
     mean_interval,
 )
 from banditroute.service.experiments.guardrails import Observed
-from banditroute.service.experiments.manager import ExperimentView, VariantView
 from banditroute.service.experiments.shadow import shadow_key
+from banditroute.service.experiments.views import (
+    ExperimentStatusView,
+    ExperimentView,
+    VariantStatusView,
+    VariantView,
+)
 from banditroute.service.storage.models import Policy
 
 __all__ = [
     "METHOD",
-    "ExperimentStatusView",
     "LoggedRow",
-    "VariantStatusView",
     "compute_status",
     "experiment_status",
     "observed_by_variant",
@@ -142,33 +143,6 @@ _LOGGED = text(
     LIMIT :limit
     """
 )
-
-
-@dataclass(frozen=True)
-class VariantStatusView:
-    """Numbers of one variant (NaN where not defined, e.g. a shadow variant's served reward)."""
-
-    variant: VariantView
-    decisions: int
-    outcomes: int
-    reward: Interval
-    quality: Interval
-    cost_usd: Interval
-    latency_p50_ms: float
-    latency_p95_ms: float
-    reward_diff_vs_control: Difference | None
-    ips: Estimate | None
-    snips: Estimate | None
-    dr: Estimate | None
-
-
-@dataclass(frozen=True)
-class ExperimentStatusView:
-    """An experiment with per-variant statistics."""
-
-    experiment: ExperimentView
-    variants: tuple[VariantStatusView, ...]
-    method: str = METHOD
 
 
 @dataclass(frozen=True)
@@ -368,7 +342,7 @@ def compute_status(
                 dr=est[2] if est else None,
             )
         )
-    return ExperimentStatusView(view, tuple(out))
+    return ExperimentStatusView(view, tuple(out), METHOD)
 
 
 def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
