@@ -1,0 +1,149 @@
+"""What semantic prompt features add: the default hashed features against alternatives.
+
+For each dataset and feature set this prints, in one JSON object:
+
+* ``cold``: ``banditroute replay``'s default LinUCB, cold start, one online pass per seed over
+  the test split, with the default lambda grid: AIQ, operating point (accuracy and cost
+  relative to the best single model) and late-half hull gap;
+* ``static``: a full-information ridge regression per model fitted on the train split
+  (what a perfect warm start could know from these features), then a threshold sweep on
+  the test split: CPT(50%) for two-model datasets, AIQ of the sweep otherwise;
+* ``us_per_prompt``: feature extraction cost.
+
+Feature sets: ``hashed`` (the default ``FeatureExtractor(64)``: dense signals plus hashed
+words and character trigrams), ``dense`` (its 16 dense signals alone, an ablation) and
+``hashed+wordllama`` (``FeatureExtractor(128, embedding_fn=wordllama_embedder(64))``, skipped
+when ``wordllama`` is not installed).
+
+Usage::
+
+    python benchmarks/features.py [--datasets routerbench,routellm-gsm8k,routellm-mmlu]
+        [--seeds 3] [--out benchmarks/results/features.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banditroute.learners.features import FeatureExtractor
+from banditroute.learners.metrics import aiq, cpt
+from banditroute.service.replay.baselines import strong_weak
+from banditroute.service.replay.cli import default_cost_weights
+from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.loaders import default_data_root, load_dataset
+from banditroute.service.replay.runner import PolicySpec
+
+Featurizer = Callable[[Sequence[str]], np.ndarray]
+
+
+def _featurizers() -> dict[str, tuple[Featurizer, float]]:
+    """Name -> (featurizer, microseconds per prompt on a typical prompt)."""
+    sample = "How do I reverse a list in Python? list.reverse() returns None and I am confused."
+    out: dict[str, tuple[Featurizer, float]] = {}
+    hashed = FeatureExtractor(dim=64)
+
+    def rows(fx: FeatureExtractor, cols: slice = slice(None)) -> Featurizer:
+        return lambda prompts: np.stack([fx.extract(p)[cols] for p in prompts])
+
+    candidates: list[tuple[str, FeatureExtractor, slice]] = [
+        ("hashed", hashed, slice(None)),
+        ("dense", hashed, slice(0, 16)),
+    ]
+    try:
+        from banditroute.learners.embeddings import wordllama_embedder
+
+        embed = wordllama_embedder(64)
+        candidates.append(("hashed+wordllama",
+                           FeatureExtractor(dim=128, embedding_fn=embed, embedding_dim=64),
+                           slice(None)))
+    except ImportError:
+        pass
+    for name, fx, cols in candidates:
+        start = time.perf_counter()
+        for _ in range(2000):
+            fx.extract(sample)
+        out[name] = (rows(fx, cols), (time.perf_counter() - start) / 2000 * 1e6)
+    return out
+
+
+def _static(train: ReplayDataset, test: ReplayDataset, xtr: np.ndarray,
+            xte: np.ndarray) -> dict[str, float]:
+    """Full-information ridge per model on train; threshold sweep on test."""
+    mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    ztr = np.c_[np.ones(len(xtr)), (xtr - mu) / sd]
+    zte = np.c_[np.ones(len(xte)), (xte - mu) / sd]
+    prior = np.full(ztr.shape[1], float(ztr.shape[1] - 1))
+    prior[0] = 1.0
+    coef = np.linalg.solve(ztr.T @ ztr + np.diag(prior), ztr.T @ train.quality)
+    pred = zte @ coef
+    q = test.mean_quality()
+    pair = strong_weak(test)
+    if pair is not None:
+        strong, weak = pair
+        order = np.argsort(-(pred[:, strong] - pred[:, weak]))
+        fractions = np.linspace(0.0, 1.0, 101)
+        quality = []
+        for f in fractions:
+            pick = np.zeros(test.n, dtype=bool)
+            pick[order[: int(round(f * test.n))]] = True
+            quality.append(float(np.where(pick, test.quality[:, strong],
+                                          test.quality[:, weak]).mean()))
+        return {"cpt50": cpt(fractions, quality, q[weak], q[strong], 0.5)}
+    costs, accs = [], []
+    mean_cost = train.mean_cost()
+    rows = np.arange(test.n)
+    for weight in default_cost_weights(train):
+        choice = np.argmax(pred - weight * mean_cost[None, :], axis=1)
+        costs.append(float(test.cost[rows, choice].mean()))
+        accs.append(float(test.quality[rows, choice].mean()))
+    return {"aiq": aiq(costs, accs, max_cost=max(float(test.mean_cost().max()), max(costs)))}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="routerbench,routellm-gsm8k,routellm-mmlu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    root = args.data_root or default_data_root()
+    featurizers = _featurizers()
+    report: dict[str, Any] = {
+        "benchmark": "features", "seeds": args.seeds,
+        "us_per_prompt": {k: round(v[1], 1) for k, v in featurizers.items()}, "datasets": {}}
+    start = time.perf_counter()
+    for name in args.datasets.split(","):
+        train, test = load_dataset(name, "train", root), load_dataset(name, "test", root)
+        rows: dict[str, Any] = {}
+        for fname, (featurize, _) in featurizers.items():
+            config = ReplayConfig([PolicySpec("linucb")], default_cost_weights(test),
+                                  seeds=list(range(args.seeds)))
+            res = run_experiment(test, config, featurize)["results"][0]
+            rows[fname] = {
+                "cold": {k: res[k] for k in ("aiq", "accuracy_vs_best_single",
+                                             "cost_vs_best_single", "late_hull_gap", "cpt50")
+                         if k in res},
+                "static": _static(train, test, featurize(train.prompts),
+                                  featurize(test.prompts)),
+            }
+        report["datasets"][name] = rows
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    text = json.dumps(report, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
