@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from banditroute.learners.features import FeatureExtractor
 from banditroute.learners.metrics import aiq, cpt
 from banditroute.service.replay.baselines import strong_weak
@@ -94,7 +93,7 @@ def _static(train: ReplayDataset, test: ReplayDataset, xtr: np.ndarray,
         quality = []
         for f in fractions:
             pick = np.zeros(test.n, dtype=bool)
-            pick[order[: int(round(f * test.n))]] = True
+            pick[order[: round(f * test.n)]] = True
             quality.append(float(np.where(pick, test.quality[:, strong],
                                           test.quality[:, weak]).mean()))
         return {"cpt50": cpt(fractions, quality, q[weak], q[strong], 0.5)}

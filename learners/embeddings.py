@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from banditroute.learners._validation import check_int
 
 __all__ = ["wordllama_embedder"]
