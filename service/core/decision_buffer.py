@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -62,7 +63,7 @@ FLUSH_CHUNK = 256
 class DecisionWriter(Protocol):
     """The durable decision store being wrapped (the group-commit writer's decision side)."""
 
-    async def write_decision(self, row: dict[str, Any]) -> int | None:
+    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
         """Write one row; its event id once committed, None for a request-id conflict."""
         ...
 
@@ -126,7 +127,7 @@ class BufferedDecisionStore:
         )
 
     # ------------------------------------------------------------------ DecisionWriter
-    async def write_decision(self, row: dict[str, Any]) -> int | None:
+    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
         """Write ``row``; during an outage hold it and return 0 (no event id yet)."""
         if self._rows:
             return self._hold(row)
@@ -192,10 +193,10 @@ class BufferedDecisionStore:
         return True
 
     # ------------------------------------------------------------------ internals
-    def _key(self, row: dict[str, Any]) -> Any:
+    def _key(self, row: Mapping[str, Any]) -> Any:
         return str(row["decision_id"])
 
-    def _hold(self, row: dict[str, Any]) -> int:
+    def _hold(self, row: Mapping[str, Any]) -> int:
         if len(self._rows) >= self.capacity:
             self._drop("outage buffer full")
             return 0

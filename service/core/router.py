@@ -22,7 +22,7 @@ import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.errors import FailedPrecondition, InvalidArgument, NotFound
 from banditroute.service.storage.ids import new_decision_id
+from banditroute.service.storage.rows import DecisionRow
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -97,7 +98,7 @@ class RouteRequest:
 class DecisionStore(Protocol):
     """Where decisions go: the group-commit writer plus the request-id lookup."""
 
-    async def write_decision(self, row: dict[str, Any]) -> int | None:
+    async def write_decision(self, row: DecisionRow) -> int | None:
         """Write a decision row; return its event id once committed, or None when the
         ``(tenant, request_id)`` already had a decision (nothing written)."""
         ...
@@ -313,33 +314,31 @@ class RouterCore:
         score_list = [float(scores[n]) for n in ranking]
         prob_list = [float(probabilities[n]) for n in ranking]
         prompt_bytes = req.prompt.encode("utf-8", "surrogatepass")
-        row = {
-            "decision_id": decision_id,
-            "created_at": created_at,
-            "tenant": req.tenant,
-            "route": req.route,
-            "request_id": req.request_id,
-            "unit_id": req.unit_id,
-            "policy_name": assignment.policy.name,
-            "policy_version": assignment.policy.version,
-            "experiment": assignment.experiment,
-            "variant": assignment.variant,
-            "bucket": assignment.bucket if assignment.bucket >= 0 else None,
-            "model": decision.arm,
-            "propensity": float(decision.propensity),
-            "candidates": ranking,
-            "scores": score_list,
-            "probabilities": prob_list,
-            "estimated_cost_usd": costs[decision.arm],
-            "features": x.astype("<f8").tobytes(),
-            "numeric_context": dict(req.numeric_context) if req.numeric_context else {},
-            "categorical_context": (
-                dict(req.categorical_context) if req.categorical_context else {}
-            ),
-            "prompt_hash": hashlib.sha256(prompt_bytes).digest(),
-            "prompt": req.prompt if self.store_prompts else None,
-            "shadow": shadow,
-        }
+        row = DecisionRow(
+            decision_id=decision_id,
+            created_at=created_at,
+            tenant=req.tenant,
+            route=req.route,
+            request_id=req.request_id,
+            unit_id=req.unit_id,
+            policy_name=assignment.policy.name,
+            policy_version=assignment.policy.version,
+            experiment=assignment.experiment,
+            variant=assignment.variant,
+            bucket=assignment.bucket if assignment.bucket >= 0 else None,
+            model=decision.arm,
+            propensity=float(decision.propensity),
+            candidates=ranking,
+            scores=score_list,
+            probabilities=prob_list,
+            estimated_cost_usd=costs[decision.arm],
+            features=x.astype("<f8").tobytes(),
+            numeric_context=dict(req.numeric_context) if req.numeric_context else {},
+            categorical_context=dict(req.categorical_context) if req.categorical_context else {},
+            prompt_hash=hashlib.sha256(prompt_bytes).digest(),
+            prompt=req.prompt if self.store_prompts else None,
+            shadow=shadow,
+        )
         event_id = await self.store.write_decision(row)
         if event_id is None:  # another process stored this request id first
             stored = await self.store.find_request(req.tenant, req.request_id)
@@ -427,19 +426,4 @@ class RouterCore:
 
 
 def _replayed(result: RouteResult) -> RouteResult:
-    if result.replayed:
-        return result
-    return RouteResult(
-        decision_id=result.decision_id,
-        model=result.model,
-        propensity=result.propensity,
-        score=result.score,
-        estimated_cost_usd=result.estimated_cost_usd,
-        fallbacks=result.fallbacks,
-        policy=result.policy,
-        policy_version=result.policy_version,
-        experiment=result.experiment,
-        variant=result.variant,
-        route=result.route,
-        replayed=True,
-    )
+    return result if result.replayed else replace(result, replayed=True)

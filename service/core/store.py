@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,19 +23,32 @@ from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.outcomes import StoredDecision
 from banditroute.service.deadline import check_deadline
 from banditroute.service.errors import BanditrouteError, Unavailable
-from banditroute.service.storage.writer import WriteResult
+from banditroute.service.storage.row_checks import WriteResult
+from banditroute.service.storage.rows import DECISION_COLUMNS, OUTCOME_COLUMNS
 
 __all__ = ["EventWriter", "SqlStore"]
 
+#: Decision columns a replayed Route answers from (``RouterCore._from_row``).
+_REPLAY_COLUMNS = (
+    "decision_id",
+    "created_at",
+    "route",
+    "model",
+    "propensity",
+    "candidates",
+    "scores",
+    "probabilities",
+    "estimated_cost_usd",
+    "policy_name",
+    "policy_version",
+    "experiment",
+    "variant",
+)
+assert set(_REPLAY_COLUMNS) <= set(DECISION_COLUMNS)
 _FIND_REQUEST_SQL = text(
-    """
-    SELECT d.decision_id, d.created_at, d.route, d.model, d.propensity, d.candidates, d.scores,
-           d.probabilities, d.estimated_cost_usd, d.policy_name, d.policy_version,
-           d.experiment, d.variant
-      FROM request_ids r
-      JOIN decisions d ON d.decision_id = r.decision_id
-     WHERE r.tenant = :tenant AND r.request_id = :request_id
-    """
+    f"SELECT {', '.join(f'd.{c}' for c in _REPLAY_COLUMNS)} FROM request_ids r"
+    " JOIN decisions d ON d.decision_id = r.decision_id"
+    " WHERE r.tenant = :tenant AND r.request_id = :request_id"
 )
 _DECISIONS_SQL = text(
     """
@@ -52,23 +65,15 @@ _DECISIONS_SQL = text(
      WHERE d.decision_id = ANY(:ids) AND d.created_at = ANY(:ts)
     """
 )
-_OUTCOME_FIELDS = (
-    "quality",
-    "success",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "error",
-    "reward",
-)
+_OUTCOME_FIELDS = (*OUTCOME_COLUMNS, "reward")
 
 
 class EventWriter(Protocol):
     """The group-commit writer as the core uses it."""
 
-    async def write_decision(self, row: dict[str, Any]) -> int | None:
-        """Insert a decision (and its request id); event id, or None on a request-id clash."""
+    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
+        """Insert a decision (a :class:`~banditroute.service.storage.rows.DecisionRow` or a
+        mapping of its columns) and its request id; event id, or None on a request-id clash."""
         ...
 
     async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:
@@ -117,7 +122,7 @@ class SqlStore:
             raise _unavailable(exc) from None
 
     # ------------------------------------------------------------------ decisions
-    async def write_decision(self, row: dict[str, Any]) -> int | None:
+    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
         """See :class:`EventWriter`."""
         return await self._write("write_decision", self.writer.write_decision(row))
 

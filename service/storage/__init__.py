@@ -15,9 +15,11 @@ from banditroute.service.storage.events import (
     read_events_async,
 )
 from banditroute.service.storage.ids import decision_created_at, new_decision_id, parse_decision_id
+from banditroute.service.storage.rows import DecisionRow
 from banditroute.service.storage.writer import GroupCommitWriter, WriteResult, WriteStatus
 
 __all__ = [
+    "DecisionRow",
     "EmbeddedPostgres",
     "GroupCommitWriter",
     "LearningEvent",
