@@ -9,8 +9,10 @@ import numpy as np
 import psycopg
 
 from banditroute.service.config import libpq_url
+from banditroute.service.storage.database import create_engine
 from banditroute.service.storage.events import (
     Listener,
+    iter_events,
     last_event_id,
     read_events,
     read_events_async,
@@ -82,6 +84,38 @@ def test_read_events_async_matches_sync(fresh_db_url: str) -> None:
     assert [(e.event_id, e.kind, e.reward) for e in got] == [
         (e.event_id, e.kind, e.reward) for e in expected
     ]
+
+
+def test_read_events_on_a_sqlalchemy_connection_matches_psycopg(fresh_db_url: str) -> None:
+    d1, d2 = decision_row(), decision_row(shadow={"lin@2": {"model": "m2"}})
+    _write(
+        fresh_db_url,
+        [
+            ("d", d1),
+            ("d", d2),
+            ("o", outcome_row(d1)),
+            ("f", feedback_row(d2)),
+            ("o", outcome_row(d2)),
+        ],
+    )
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        expected = read_events(conn, 0)
+    engine = create_engine(fresh_db_url)
+    try:
+        with engine.connect() as sa_conn:
+            got = read_events(sa_conn, 0)
+            paged = list(iter_events(sa_conn, 0, page_size=1))
+            upto = list(iter_events(sa_conn, 0, upto=expected[1].event_id, page_size=2))
+    finally:
+        engine.dispose()
+
+    def summary(e: Any) -> tuple[Any, ...]:
+        return (e.event_id, e.kind, e.features.tobytes(), e.prior_ratings, e.quality)
+
+    assert [summary(e) for e in got] == [summary(e) for e in expected]
+    assert [e.event_id for e in paged] == [e.event_id for e in expected]
+    assert [e.event_id for e in upto] == [e.event_id for e in expected[:2]]
+    assert got[1].shadow == {"lin@2": {"model": "m2"}} and got[1].prior_ratings == ()
 
 
 def test_listener_wakes_on_the_commit_of_an_outcome_not_of_a_decision(fresh_db_url: str) -> None:

@@ -1,12 +1,16 @@
 """Reading the event log: outcomes and feedback in ``event_id`` order, joined with their decision.
 
+This is the one reader of the log: the follower (``banditroute.service.core.follower``), a rebuild
+from scratch (``banditroute.service.core.rebuild``) and the tests read it through here.
+
 Each :class:`LearningEvent` carries what a policy needs to learn from it and nothing that
 depends on when it is read: for a feedback event, the decision's outcome only if that outcome
 came earlier in the log, and the ratings of earlier feedback on the same decision. Replaying
 the log therefore yields the same events, in the same order, with the same content.
 
-:class:`Listener` wakes followers on ``NOTIFY`` (the writer notifies in every batch
-transaction); callers still poll on a timeout, so a lost notification only delays learning.
+:class:`Listener` wakes followers on ``NOTIFY`` (the writer notifies in every batch transaction
+that holds an outcome or feedback; every config change notifies too); callers still poll on a
+timeout, so a lost notification only delays learning.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
+from sqlalchemy import Connection
 
 from banditroute.service.config import libpq_url
 from banditroute.service.storage.models.config_change import CONFIG_CHANNEL
@@ -31,6 +36,7 @@ from banditroute.service.storage.models.event_log import EVENTS_CHANNEL
 __all__ = [
     "LearningEvent",
     "Listener",
+    "iter_events",
     "last_event_id",
     "read_events",
     "read_events_async",
@@ -138,20 +144,44 @@ def _event(row: Sequence[Any]) -> LearningEvent:
 
 
 def read_events(
-    conn: psycopg.Connection[Any], after_event_id: int, limit: int = 1000
+    conn: Connection | psycopg.Connection[Any], after_event_id: int, limit: int = 1000
 ) -> list[LearningEvent]:
     """Return up to ``limit`` outcome and feedback events with ``event_id > after_event_id``,
-    in id order (raw psycopg connection)."""
-    rows = conn.execute(_EVENTS_SQL, {"after": after_event_id, "limit": limit}).fetchall()
+    in id order (on a SQLAlchemy or a raw psycopg connection)."""
+    params = {"after": after_event_id, "limit": limit}
+    if isinstance(conn, Connection):
+        rows: Sequence[Sequence[Any]] = conn.exec_driver_sql(_EVENTS_SQL, params).all()
+    else:
+        rows = conn.execute(_EVENTS_SQL, params).fetchall()
     return [_event(row) for row in rows]
 
 
 async def read_events_async(
     conn: psycopg.AsyncConnection[Any], after_event_id: int, limit: int = 1000
 ) -> list[LearningEvent]:
-    """Async twin of :func:`read_events`."""
+    """Async twin of :func:`read_events` (raw psycopg connection)."""
     cursor = await conn.execute(_EVENTS_SQL, {"after": after_event_id, "limit": limit})
     return [_event(row) for row in await cursor.fetchall()]
+
+
+def iter_events(
+    conn: Connection | psycopg.Connection[Any],
+    after_event_id: int = 0,
+    upto: int | None = None,
+    page_size: int = 1000,
+) -> Iterator[LearningEvent]:
+    """Every event after ``after_event_id`` (up to ``upto`` when given), read ``page_size`` at
+    a time. Writers commit in id order, so the events read form a prefix of the log."""
+    after = after_event_id
+    while True:
+        page = read_events(conn, after, page_size)
+        for event in page:
+            if upto is not None and event.event_id > upto:
+                return
+            yield event
+        if len(page) < page_size:
+            return
+        after = page[-1].event_id
 
 
 def last_event_id(conn: psycopg.Connection[Any]) -> int:
@@ -163,6 +193,11 @@ def last_event_id(conn: psycopg.Connection[Any]) -> int:
 
 class Listener:
     """LISTEN on banditroute's channels on a dedicated connection, reconnecting by itself.
+
+    Every (re)connect and every lost connection also delivers ``("", "")``: notifications may
+    have been missed, so the caller should read the log. :attr:`connected` says whether the
+    LISTEN is up (a caller may poll less often meanwhile). TCP keepalives end a LISTEN on a dead
+    peer within about 25 s.
 
     Examples
     --------
@@ -182,6 +217,7 @@ class Listener:
         # notifications only wake the caller, so a full queue may drop them
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=1000)
         self._task: asyncio.Task[None] | None = None
+        self.connected = False
 
     async def __aenter__(self) -> Listener:
         self._task = asyncio.create_task(self._run(), name="banditroute-listener")
@@ -217,7 +253,13 @@ class Listener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, application_name="banditroute-listener"
+                    self._conninfo,
+                    autocommit=True,
+                    application_name="banditroute-listener",
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
                 )
             except (OSError, psycopg.Error) as exc:
                 log.debug("listener cannot connect: %s", exc)
@@ -229,10 +271,14 @@ class Listener:
                 async with conn:
                     for channel in self.channels:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    # a (re)connect may have missed notifications: wake the caller to poll
-                    self._put(("", ""))
+                    self.connected = True
+                    self._put(("", ""))  # a (re)connect may have missed notifications
                     async for notify in conn.notifies():
                         self._put((notify.channel, notify.payload))
             except (OSError, psycopg.Error) as exc:
                 log.debug("listener connection lost: %s", exc)
                 await asyncio.sleep(backoff)
+            finally:
+                if self.connected:
+                    self.connected = False
+                    self._put(("", ""))  # read the log until the LISTEN is back
