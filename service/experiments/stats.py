@@ -74,7 +74,9 @@ OFF_POLICY_ROWS = 200_000
 #: One row per decision of the experiment with its reward under the yardstick weights
 #: (:func:`yardstick`): the outcome's quality (else success as 1/0, 0 on error) merged with the
 #: mean rating, minus weighted cost and latency, clipped -- the rule of
-#: ``banditroute.learners.reward``.
+#: ``banditroute.learners.reward`` (``compute_reward``), in SQL because the status aggregates it
+#: over every decision of the experiment. ``tests/test_experiments_reward_sql.py`` checks on random
+#: cases that it equals the Python rule the follower learns from.
 _SCORED = """
     WITH joined AS (
       SELECT d.variant, d.model, d.propensity, d.shadow, d.candidates, d.probabilities,
@@ -100,7 +102,7 @@ _SCORED = """
                                      WHEN base IS NULL THEN rating
                                      ELSE (1 - :fw) * base + :fw * rating END, 0.0)
                        - :cw * coalesce(cost_usd, 0.0)
-                       - :lw * coalesce(latency_ms, 0.0) / 1000.0)) END AS reward
+                       - :lw * (coalesce(latency_ms, 0.0) / 1000.0))) END AS reward
       FROM joined
     )
 """
