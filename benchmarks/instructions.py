@@ -14,7 +14,7 @@ Method: each server runs under ``valgrind --tool=callgrind --instr-atstart=no``;
 (this process) warms it up with ``--warmup`` Routes, switches instrumentation on
 (``callgrind_control -i on``), sends ``--calls`` Routes with ``--concurrency`` in flight, dumps
 the counters and divides the instructions of all the server's threads by the calls. The Route
-server is the real one (``python -m banditroute.service.server --demo``, 1 worker, every Route
+server is the real one (``banditroute serve --demo``, 1 worker, every Route
 committed before its answer); the echo server is the one of ``benchmarks/load.py``. Under valgrind
 the server is ~50x slower, so group-commit batches are smaller (``route_rows_per_batch``) than
 under real load: the per-batch share of a Route is overstated here.
@@ -137,7 +137,7 @@ def measure(kind: str, db_url: str, args: argparse.Namespace) -> dict[str, float
             BANDITROUTE_METRICS_PORT=str(metrics_port),
             BANDITROUTE_LOG_LEVEL="WARNING",
         )
-        proc = _valgrind(out_dir, ["-m", "banditroute.service.server", "--demo"], env)
+        proc = _valgrind(out_dir, ["-m", "banditroute.service.cli", "serve", "--demo"], env)
     try:
         elapsed = asyncio.run(_drive(port, proc.pid, args.warmup, args.calls, args.concurrency))
         time.sleep(1.0)  # the dump is written asynchronously

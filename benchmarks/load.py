@@ -15,7 +15,7 @@ Method
   second one also makes Route's three learner calls (features, cost estimates, the LinUCB
   choice) for the demo route. They split the gap between echo and Route into what the required
   durable write costs, what the learners cost, and what the service around them costs.
-* **Route**: the real server (``python -m banditroute.service.server --demo``) on PostgreSQL (a
+* **Route**: the real server (``banditroute serve --demo``) on PostgreSQL (a
 private
   embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
   names, dropped afterwards), with 1 worker and then 2
@@ -424,7 +424,7 @@ def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "banditroute.service.server", "--demo"],
+        [sys.executable, "-m", "banditroute.service.cli", "serve", "--demo"],
         env=env,
         cwd=str(ROOT),
         start_new_session=True,

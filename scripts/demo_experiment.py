@@ -10,7 +10,7 @@ Usage::
     python scripts/demo_experiment.py                       # starts its own server
     python scripts/demo_experiment.py --address 127.0.0.1:50051 --admin-token "$TOKEN"
 
-Without ``--address`` it starts a server (``python -m banditroute.service.server``) on a free port,
+Without ``--address`` it starts a server (``banditroute serve``) on a free port,
 with an embedded PostgreSQL in a temporary directory (or ``--database-url``), and stops it at the
 end.
 """
@@ -34,7 +34,7 @@ import numpy as np
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from banditroute.service.experiments.cli import format_status
+from banditroute.service.experiments.formatting import format_status
 from banditroute.service.replay.loaders import load_routerbench
 from banditroute.service.replay.prices import estimate_tokens
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
@@ -66,7 +66,7 @@ def _start_server(
     )
     if database_url:
         env["BANDITROUTE_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-m", "banditroute.service.server"]
+    cmd = [sys.executable, "-m", "banditroute.service.cli", "serve"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -244,9 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                 admin_pb2.GetExperimentStatusRequest(name=experiment), metadata=md
             )
         if args.json:
-            from banditroute.service.experiments.cli import _json
+            from banditroute.service.experiments.formatting import message_json
 
-            print(_json(status))
+            print(message_json(status))
         else:
             print(
                 f"{int(done['routed'])} requests (Route + RecordOutcome) in {elapsed:.1f} s "

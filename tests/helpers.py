@@ -231,7 +231,7 @@ def spawn_server(
     args: Sequence[str] = (),
     timeout: float = 90.0,
 ) -> SpawnedServer:
-    """Run ``python -m banditroute.service.server`` on ``db_url`` in a subprocess on a free port.
+    """Run ``banditroute serve`` on ``db_url`` in a subprocess on a free port.
 
     Settings come from ``BANDITROUTE_*`` environment variables (``env`` overrides them);
     metrics are off unless ``env`` sets ``BANDITROUTE_METRICS_PORT``. Waits for health.
@@ -258,7 +258,7 @@ def spawn_server(
         prefix="banditroute-server-", suffix=".log", delete=False, dir="/tmp"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "banditroute.service.server", *args],
+        [sys.executable, "-m", "banditroute.service.cli", "serve", *args],
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -339,6 +339,11 @@ class InProcessServer:
 
 def register_demo(db_url: str) -> None:
     """Register the demo model pool and route ``default`` (as ``serve --demo`` does)."""
-    from banditroute.service.server import register_demo_pool
+    from banditroute.service.core.admin import register_demo_pool
+    from banditroute.service.storage.database import create_engine
 
-    register_demo_pool(db_url)
+    engine = create_engine(db_url, pool_size=1)
+    try:
+        register_demo_pool(engine)
+    finally:
+        engine.dispose()

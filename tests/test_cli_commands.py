@@ -1,4 +1,4 @@
-"""The ``banditroute`` CLI on real databases; ``serve`` with the server entry point patched."""
+"""The ``banditroute`` CLI on real databases; ``serve`` with the worker start patched."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import banditroute.service.server
+from banditroute.service import supervisor
 from banditroute.service.cli import app
-from banditroute.service.config import Settings
+from banditroute.service.config import Settings, sqlalchemy_url
 from banditroute.service.storage import migrate
 
 runner = CliRunner()
@@ -97,16 +97,27 @@ def test_db_maintain_creates_partitions(fresh_db_url: str) -> None:
 
 
 class _Recorder:
+    """Stands in for :func:`supervisor.run_workers`: records what serve would run."""
+
     def __init__(self) -> None:
         self.calls: list[Settings] = []
+        self.urls: list[str] = []
 
-    def __call__(self, settings: Settings) -> None:
+    def __call__(self, settings: Settings, database_url: str) -> None:
         self.calls.append(settings)
+        self.urls.append(database_url)
 
 
-def test_serve_passes_options_down(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
+    """``serve`` up to the worker start (real database handling), without logging set-up."""
     recorder = _Recorder()
-    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
+    monkeypatch.setattr(supervisor, "run_workers", recorder)
+    monkeypatch.setattr(supervisor, "configure_logging", lambda settings: None)
+    return recorder
+
+
+def test_serve_passes_options_down(fresh_db_url: str, recorder: _Recorder) -> None:
     args = ["serve", "--port", "6001", "--metrics-port", "0", "--workers", "2", "--demo"]
     result = invoke(*args, "--database-url", fresh_db_url)
     assert result.exit_code == 0, result.output
@@ -118,13 +129,12 @@ def test_serve_passes_options_down(fresh_db_url: str, monkeypatch: pytest.Monkey
         True,
     )
     assert settings.database_url == fresh_db_url
+    assert recorder.urls == [sqlalchemy_url(fresh_db_url)]
 
 
 def test_serve_refuses_unmigrated_external_database_unless_migrate(
-    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_db_url: str, recorder: _Recorder
 ) -> None:
-    recorder = _Recorder()
-    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
     refused = invoke("serve", "--database-url", empty_db_url)
     assert refused.exit_code == 1
     assert "this banditroute needs" in refused.stderr and "db upgrade" in refused.stderr
@@ -136,11 +146,7 @@ def test_serve_refuses_unmigrated_external_database_unless_migrate(
     assert len(recorder.calls) == 1
 
 
-def test_serve_reads_toml_config(
-    fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recorder = _Recorder()
-    monkeypatch.setattr(banditroute.service.server, "serve", recorder)
+def test_serve_reads_toml_config(fresh_db_url: str, tmp_path: Path, recorder: _Recorder) -> None:
     config = tmp_path / "banditroute.toml"
     config.write_text(f'database_url = "{fresh_db_url}"\nport = 7007\nworkers = 3\n')
     result = invoke("serve", "--config", str(config), "--workers", "1")

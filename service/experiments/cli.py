@@ -1,7 +1,10 @@
-"""``banditroute experiments ...``: manage experiments on a running server over the Admin API.
+"""``banditroute experiments ...``: A/B experiments of policies on a route.
 
-Every command takes ``--address`` (env ``BANDITROUTE_ADDRESS``, default ``127.0.0.1:50051``)
-and ``--admin-token`` (env ``BANDITROUTE_ADMIN_TOKEN``). Variants are given as
+Like every command on state, they work on the database the settings name (``--database-url``,
+``--data-dir`` of the embedded PostgreSQL, ``--config``), through the same handlers as the Admin
+RPCs (:class:`~banditroute.service.api.experiments.ExperimentRpcs`); running servers pick the
+change up by ``NOTIFY``. With ``--address`` (env ``BANDITROUTE_ADDRESS``) they call a running
+server's Admin API instead, with ``--admin-token`` and the TLS options. Variants are given as
 ``NAME=POLICY[@VERSION]:WEIGHT[:control|:shadow]``, e.g.::
 
     banditroute experiments create lin-vs-ts --route default \\
@@ -12,25 +15,46 @@ and ``--admin-token`` (env ``BANDITROUTE_ADMIN_TOKEN``). Variants are given as
     banditroute experiments promote lin-vs-ts treatment
     banditroute experiments rollback lin-vs-ts --reason "p95 regression"
 
-Errors print ``error: <STATUS>: <message>`` and exit with code 1.
+Errors print one line (``error: <message>``; over gRPC ``error: <STATUS>: <message>``) and exit
+with code 1.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
-import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from banditroute.v1 import admin_pb2, admin_pb2_grpc
+from banditroute.service.api.experiments import ExperimentRpcs
+from banditroute.service.cli_common import (
+    AddressOpt,
+    AdminTokenOpt,
+    ConfigOpt,
+    DatabaseUrlOpt,
+    DataDirOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    admin_channel,
+    database_engine,
+    run_command,
+    settings_from,
+)
+from banditroute.service.experiments.formatting import (
+    format_experiment,
+    format_status,
+    message_json,
+)
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.v1 import admin_pb2
 
-__all__ = ["experiments_app", "format_experiment", "format_status", "parse_variant"]
+__all__ = ["Target", "experiments_app", "parse_variant"]
 
 experiments_app = typer.Typer(
     name="experiments",
@@ -38,25 +62,8 @@ experiments_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Address = Annotated[
-    str,
-    typer.Option("--address", envvar="BANDITROUTE_ADDRESS", help="Server host:port."),
-]
-Token = Annotated[
-    str,
-    typer.Option("--admin-token", envvar="BANDITROUTE_ADMIN_TOKEN", help="Admin bearer token."),
-]
 Actor = Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-DEFAULT_ADDRESS = "127.0.0.1:50051"
-T = TypeVar("T", bound=Message)
-
-_STATE = {
-    admin_pb2.EXPERIMENT_STATE_DRAFT: "draft",
-    admin_pb2.EXPERIMENT_STATE_RUNNING: "running",
-    admin_pb2.EXPERIMENT_STATE_PAUSED: "paused",
-    admin_pb2.EXPERIMENT_STATE_STOPPED: "stopped",
-}
 
 
 def parse_variant(text: str) -> admin_pb2.Variant:
@@ -99,134 +106,70 @@ def parse_variant(text: str) -> admin_pb2.Variant:
     )
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the commands act: a running server (``address``) or the database of the settings."""
+
+    address: str | None = None
+    admin_token: str = ""
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    database_url: str | None = None
+    data_dir: Path | None = None
+    config: Path | None = None
+
+
+async def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
 @contextmanager
-def _admin(address: str, token: str) -> Iterator[Callable[[str, Message], Any]]:
-    channel = grpc.insecure_channel(address)
-    stub = admin_pb2_grpc.AdminStub(channel)
-    metadata = [("authorization", f"Bearer {token}")] if token else []
+def _on_database(target: Target) -> Iterator[Callable[[str, Message], Any]]:
+    settings = settings_from(target.config, target.database_url, target.data_dir)
+    with database_engine(settings) as engine:
+        rpcs = ExperimentRpcs(ExperimentManager(engine), _direct)
+        handlers: dict[str, Callable[[Any, Any], Any]] = {
+            "CreateExperiment": rpcs.create,
+            "RampExperiment": rpcs.ramp,
+            "SetExperimentState": rpcs.set_state,
+            "PromoteVariant": rpcs.promote,
+            "RollbackExperiment": rpcs.rollback,
+            "GetExperimentStatus": rpcs.status,
+            "ListExperiments": rpcs.list_experiments,
+        }
 
-    def call(method: str, request: Message) -> Any:
-        try:
-            return getattr(stub, method)(request, metadata=metadata, timeout=30)
-        except grpc.RpcError as exc:
-            code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            typer.echo(f"error: {code}: {details}", err=True)
-            raise typer.Exit(code=1) from None
+        def call(method: str, request: Message) -> Any:
+            if hasattr(request, "actor") and not request.actor:
+                request.actor = "cli"
+            return asyncio.run(handlers[method](request, None))
 
-    try:
         yield call
-    finally:
-        channel.close()
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _json(msg: Message) -> str:
-    data = MessageToDict(
-        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return json.dumps(_clean(data), indent=2, sort_keys=True)
-
-
-def _num(x: float, fmt: str = ".3f") -> str:
-    return "-" if not math.isfinite(x) else format(x, fmt)
-
-
-def _est(e: admin_pb2.Estimate, fmt: str = ".3f") -> str:
-    if e.n == 0 or not math.isfinite(e.value):
-        return "-"
-    if not (math.isfinite(e.ci_low) and math.isfinite(e.ci_high)):
-        return format(e.value, fmt)
-    return f"{e.value:{fmt}} [{e.ci_low:{fmt}}, {e.ci_high:{fmt}}]"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
-
-
-def format_experiment(exp: admin_pb2.Experiment) -> str:
-    """One header line per experiment and its variants."""
-    variants = ", ".join(
-        f"{v.name}={v.policy}@{v.policy_version}:{v.weight:g}%"
-        + (" (control)" if v.control else "")
-        + (" (shadow)" if v.shadow else "")
-        for v in exp.variants
-    )
-    reason = f"  [{exp.stop_reason}]" if exp.stop_reason else ""
-    route = f"{exp.tenant}/{exp.route}" if exp.tenant else exp.route
-    return f"{exp.name}  {_STATE.get(exp.state, '?')}  route={route}  {variants}{reason}"
-
-
-def format_status(status: admin_pb2.ExperimentStatus) -> str:
-    """A readable table of per-variant numbers (intervals are always-valid, see ``method``)."""
-    exp = status.experiment
-    conf = exp.guardrail.confidence or 0.95
-    rows, offp = [], []
-    for v in status.variants:
-        role = "control" if v.control else "shadow" if v.shadow else "variant"
-        weight = next((x.weight for x in exp.variants if x.name == v.variant), 0.0)
-        state = "STOPPED" if v.stopped else "on"
-        rows.append(
-            [
-                v.variant,
-                role,
-                f"{weight:g}%",
-                state,
-                str(v.decisions),
-                str(v.outcomes),
-                _est(v.reward),
-                _est(v.quality),
-                _est(v.cost_usd, ".5f"),
-                f"{_num(v.latency_p50_ms, '.0f')}/{_num(v.latency_p95_ms, '.0f')}",
-                _est(v.reward_diff_vs_control, "+.3f"),
-                _num(v.p_value, ".3g") if v.reward_diff_vs_control.n else "-",
-            ]
-        )
-        offp.append([v.variant, _est(v.ips), _est(v.snips), _est(v.dr), str(v.ips.n or "-")])
-    lines = [format_experiment(exp), ""]
-    lines.append(
-        _table(
-            [
-                "variant",
-                "role",
-                "weight",
-                "state",
-                "decisions",
-                "outcomes",
-                f"reward [{conf:.0%} CI]",
-                "quality",
-                "cost $",
-                "p50/p95 ms",
-                "reward - control",
-                "p-value",
-            ],
-            rows,
-        )
-    )
-    lines += ["", "Off-policy value if 100% of traffic went to the variant:"]
-    lines.append(_table(["variant", "IPS", "SNIPS", "DR", "n"], offp))
-    for v in status.variants:
-        if v.stopped:
-            lines.append(f"\n{v.variant} stopped: {v.stop_reason}")
-    lines += ["", f"Method: {status.method}"]
-    return "\n".join(lines)
+def _call(target: Target, method: str, request: Message) -> Any:
+    """The answer of ``method`` (an Admin RPC name) to ``request``, from the target."""
+    if target.address is None:
+        with _on_database(target) as call:
+            return call(method, request)
+    with admin_channel(
+        target.address,
+        admin_token=target.admin_token,
+        tls_ca_file=target.tls_ca_file,
+        tls_cert_file=target.tls_cert_file,
+        tls_key_file=target.tls_key_file,
+    ) as remote:
+        return remote(method, request)
 
 
 def _print(msg: Message, as_json: bool, fmt: Callable[[Any], str]) -> None:
-    typer.echo(_json(msg) if as_json else fmt(msg))
+    typer.echo(message_json(msg) if as_json else fmt(msg))
+
+
+def _run(
+    target: Target, method: str, request: Message, as_json: bool, fmt: Callable[[Any], str]
+) -> None:
+    run_command(lambda: _print(_call(target, method, request), as_json, fmt))
 
 
 @experiments_app.command("create")
@@ -251,9 +194,15 @@ def create(
     salt: Annotated[str, typer.Option(help="Bucketing salt (default: the name).")] = "",
     start: Annotated[bool, typer.Option("--start", help="Start running immediately.")] = False,
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Create an experiment (draft unless --start)."""
     request = admin_pb2.CreateExperimentRequest(
@@ -271,8 +220,8 @@ def create(
         start=start,
         actor=actor,
     )
-    with _admin(address, admin_token) as call:
-        _print(call("CreateExperiment", request), as_json, format_experiment)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(t, "CreateExperiment", request, as_json, format_experiment)
 
 
 @experiments_app.command("ramp")
@@ -280,9 +229,15 @@ def ramp(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     weights: Annotated[list[str], typer.Argument(help="VARIANT=WEIGHT pairs, in percent.")],
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Change variant weights; only units whose bucket changes owner move."""
     parsed: dict[str, float] = {}
@@ -295,12 +250,12 @@ def ramp(
         if not sep or not key:
             raise typer.BadParameter(f"{item!r}: expected VARIANT=WEIGHT")
     request = admin_pb2.RampExperimentRequest(name=name, weights=parsed, actor=actor)
-    with _admin(address, admin_token) as call:
-        _print(call("RampExperiment", request), as_json, format_experiment)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(t, "RampExperiment", request, as_json, format_experiment)
 
 
 def _set_state(
-    name: str, state: int, reason: str, actor: str, address: str, token: str, as_json: bool
+    target: Target, name: str, state: int, reason: str, actor: str, as_json: bool
 ) -> None:
     request = admin_pb2.SetExperimentStateRequest(
         name=name,
@@ -308,32 +263,45 @@ def _set_state(
         reason=reason,
         actor=actor,
     )
-    with _admin(address, token) as call:
-        _print(call("SetExperimentState", request), as_json, format_experiment)
+    _run(target, "SetExperimentState", request, as_json, format_experiment)
 
 
 @experiments_app.command("start")
 def start_(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Start a draft experiment, or resume a paused one."""
-    _set_state(name, admin_pb2.EXPERIMENT_STATE_RUNNING, "", actor, address, admin_token, as_json)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_RUNNING, "", actor, as_json)
 
 
 @experiments_app.command("pause")
 def pause(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Pause: every unit is served by the route's own policy until resumed."""
-    _set_state(name, admin_pb2.EXPERIMENT_STATE_PAUSED, "", actor, address, admin_token, as_json)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_PAUSED, "", actor, as_json)
 
 
 @experiments_app.command("stop")
@@ -341,14 +309,19 @@ def stop(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     reason: Annotated[str, typer.Option(help="Why (audit log).")] = "",
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Stop for good; the route keeps its own policy."""
-    _set_state(
-        name, admin_pb2.EXPERIMENT_STATE_STOPPED, reason, actor, address, admin_token, as_json
-    )
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_STOPPED, reason, actor, as_json)
 
 
 @experiments_app.command("promote")
@@ -356,14 +329,20 @@ def promote(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     variant: Annotated[str, typer.Argument(help="Variant whose policy the route adopts.")],
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Make the variant's policy version the route's policy (warm) and stop."""
     request = admin_pb2.PromoteVariantRequest(name=name, variant=variant, actor=actor)
-    with _admin(address, admin_token) as call:
-        _print(call("PromoteVariant", request), as_json, format_experiment)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(t, "PromoteVariant", request, as_json, format_experiment)
 
 
 @experiments_app.command("rollback")
@@ -371,42 +350,66 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     reason: Annotated[str, typer.Option(help="Why (audit log).")] = "",
     actor: Actor = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Stop and restore the route's policy from before the experiment."""
     request = admin_pb2.RollbackExperimentRequest(name=name, reason=reason, actor=actor)
-    with _admin(address, admin_token) as call:
-        _print(call("RollbackExperiment", request), as_json, format_experiment)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(t, "RollbackExperiment", request, as_json, format_experiment)
 
 
 @experiments_app.command("status")
 def status(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Per-variant statistics with always-valid intervals, and off-policy estimates."""
-    with _admin(address, admin_token) as call:
-        msg = call("GetExperimentStatus", admin_pb2.GetExperimentStatusRequest(name=name))
-        _print(msg, as_json, format_status)
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(
+        t,
+        "GetExperimentStatus",
+        admin_pb2.GetExperimentStatusRequest(name=name),
+        as_json,
+        format_status,
+    )
 
 
 @experiments_app.command("list")
 def list_(
     route: Annotated[str, typer.Option(help="Only this route.")] = "",
     tenant: Annotated[str, typer.Option(help="Only this tenant.")] = "",
-    address: Address = DEFAULT_ADDRESS,
-    admin_token: Token = "",
     as_json: AsJson = False,
+    address: AddressOpt = None,
+    admin_token: AdminTokenOpt = "",
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Experiments, newest first."""
-    with _admin(address, admin_token) as call:
-        msg = call("ListExperiments", admin_pb2.ListExperimentsRequest(route=route, tenant=tenant))
-        _print(
-            msg,
-            as_json,
-            lambda m: "\n".join(format_experiment(e) for e in m.experiments) or "(none)",
-        )
+    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
+    _run(
+        t,
+        "ListExperiments",
+        admin_pb2.ListExperimentsRequest(route=route, tenant=tenant),
+        as_json,
+        lambda m: "\n".join(format_experiment(e) for e in m.experiments) or "(none)",
+    )

