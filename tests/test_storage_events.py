@@ -133,3 +133,36 @@ def test_listener_wakes_on_the_commit_of_an_outcome_not_of_a_decision(fresh_db_u
     after_decision, received, outcome_id = asyncio.run(scenario())
     assert after_decision == []
     assert (EVENTS_CHANNEL, str(outcome_id)) in received
+
+
+def test_listener_wakes_when_its_connection_is_lost_and_listens_again(fresh_db_url: str) -> None:
+    async def scenario() -> tuple[bool, list[tuple[str, str]], bool, list[tuple[str, str]]]:
+        async with Listener(fresh_db_url) as listener:
+            await listener.wait(5.0)  # the connect wake-up
+            was_connected = listener.connected
+            with psycopg.connect(libpq_url(fresh_db_url), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'banditroute-listener' "
+                    "AND datname = current_database()"
+                )
+            lost = await listener.wait(5.0)
+            for _ in range(100):  # reconnects by itself
+                if listener.connected:
+                    break
+                await listener.wait(0.05)
+            async with GroupCommitWriter(fresh_db_url) as writer:
+                decision = decision_row()
+                await writer.write_decision(decision)
+                await writer.write_outcome(outcome_row(decision))
+            got: list[tuple[str, str]] = []
+            for _ in range(20):
+                got += await listener.wait(0.5)
+                if any(channel == EVENTS_CHANNEL for channel, _ in got):
+                    break
+            return was_connected, lost, listener.connected, got
+
+    was_connected, lost, connected_again, received = asyncio.run(scenario())
+    assert was_connected and connected_again
+    assert ("", "") in lost
+    assert any(channel == EVENTS_CHANNEL for channel, _ in received)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
@@ -35,6 +36,7 @@ __all__ = ["PolicySnapshots"]
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class PolicySnapshots:
     """Restores and saves the snapshots of ``registry``'s policies and of ``cost``.
 
@@ -52,20 +54,11 @@ class PolicySnapshots:
         Snapshots kept per policy version.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        registry: PolicyRegistry,
-        cost: CostLearner,
-        *,
-        every: int = 10_000,
-        keep: int = 3,
-    ) -> None:
-        self.engine = engine
-        self.registry = registry
-        self.cost = cost
-        self.every = every
-        self.keep = keep
+    engine: Engine
+    registry: PolicyRegistry
+    cost: CostLearner
+    every: int = 10_000
+    keep: int = 3
 
     def restore(self, config: ConfigSnapshot) -> dict[PolicyKey, tuple[int, Policy]]:
         """Latest snapshot of each policy version of ``config`` not live yet, as ``(position,

@@ -20,11 +20,12 @@ from psycopg.pq import TransactionStatus
 
 from banditroute.service.storage.models.event_log import EVENT_LOG_LOCK_KEY, EVENTS_CHANNEL
 from banditroute.service.storage.row_checks import (
+    FEEDBACK,
+    OUTCOMES,
     WriteResult,
     WriteStatus,
     claim_query,
-    classify_feedback,
-    classify_outcomes,
+    classify,
     decisions_query,
     feedback_query,
     first_request_ids,
@@ -151,8 +152,8 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
         results: list[Any] = [None] * len(batch)
         accepted = _accepted_decisions(decisions, keyed, claimed, first_id, results)
         in_batch = {row.decision_id: (eid - first_id, row.tenant) for eid, row in accepted}
-        to_insert_o = classify_outcomes(outcomes, stored_o, known, in_batch, results)
-        to_insert_f = classify_feedback(feedback, stored_f, known, in_batch, results)
+        to_insert_o = classify(OUTCOMES, outcomes, stored_o, known, in_batch, results)
+        to_insert_f = classify(FEEDBACK, feedback, stored_f, known, in_batch, results)
         for i, _, tenant in [*to_insert_o, *to_insert_f]:
             results[i] = WriteResult(WriteStatus.INSERTED, first_id + i, None, tenant)
         for i, result in enumerate(results):

@@ -4,27 +4,30 @@ Before a batch inserts an outcome or a piece of feedback it looks up, in the sam
 the decision (it must exist and, when the caller names a tenant, belong to it) and any row already
 stored under the same key (one outcome per decision; one feedback per ``(decision_id,
 feedback_key)``). An identical repeat is a DUPLICATE, a different one a CONFLICT; neither is
-written. The queries here fetch what the checks need; :func:`classify` sorts the rows.
+written. The queries here fetch what the checks need; :func:`classify` sorts the rows, the
+same way for both tables (:data:`OUTCOMES`, :data:`FEEDBACK`).
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from banditroute.service.errors import AlreadyExists, NotFound, PermissionDenied
 from banditroute.service.storage.rows import FEEDBACK_COLUMNS, OUTCOME_COLUMNS, DecisionRow
 from banditroute.service.storage.sql_literals import timestamp_array, uuid_array
 
 __all__ = [
+    "FEEDBACK",
+    "OUTCOMES",
+    "RowKind",
     "WriteResult",
     "WriteStatus",
     "claim_query",
-    "classify_feedback",
-    "classify_outcomes",
+    "classify",
     "decisions_query",
     "feedback_query",
     "first_request_ids",
@@ -131,7 +134,8 @@ def outcomes_query(outcomes: Sequence[Indexed]) -> tuple[str, tuple[Any, ...]]:
 def feedback_query(feedback: Sequence[Indexed]) -> tuple[str, tuple[Any, ...]]:
     """Stored feedback under the same ``(decision_id, feedback_key)``."""
     return (
-        "SELECT f.decision_id, f.feedback_key, f.event_id, f.rating, f.comment, f.source "
+        f"SELECT f.decision_id, f.feedback_key, f.event_id, "
+        f"{', '.join(f'f.{c}' for c in FEEDBACK_COLUMNS)} "
         "FROM unnest(%s::uuid[], %s::text[]) AS k(id, key) "
         "JOIN feedback f ON f.decision_id = k.id AND f.feedback_key = k.key",
         (
@@ -149,43 +153,71 @@ InBatch = dict[uuid.UUID, tuple[int, str]]
 ToInsert = list[tuple[int, dict[str, Any], str]]
 
 
-def classify_outcomes(
-    outcomes: list[Indexed],
+class RowKind(NamedTuple):
+    """How rows of one table are keyed and compared."""
+
+    #: The row's key (one stored row per key), first in the lookup query's records.
+    key: tuple[str, ...]
+    #: Fields compared for DUPLICATE vs CONFLICT, after the event id in the records.
+    columns: tuple[str, ...]
+    #: Fields returned with a stored row but not compared.
+    extra: tuple[str, ...] = ()
+
+    def key_of(self, row: Mapping[str, Any]) -> Any:
+        """The key of ``row`` (a record's first ``len(key)`` values, as a tuple when several)."""
+        return row[self.key[0]] if len(self.key) == 1 else tuple(row[c] for c in self.key)
+
+
+OUTCOMES = RowKind(("decision_id",), OUTCOME_COLUMNS, ("reward",))
+FEEDBACK = RowKind(("decision_id", "feedback_key"), FEEDBACK_COLUMNS)
+
+
+def classify(
+    kind: RowKind,
+    rows: list[Indexed],
     records: Sequence[Sequence[Any]],
     known: dict[uuid.UUID, str],
     in_batch: InBatch,
     results: list[Any],
 ) -> ToInsert:
-    """:func:`_classify` for outcomes; ``records`` are the rows of :func:`outcomes_query`."""
-    fields = (*OUTCOME_COLUMNS, "reward")
-    stored = {r[0]: (r[1], dict(zip(fields, r[2:], strict=True))) for r in records}
-    return _classify(
-        outcomes, stored, _outcome_key, OUTCOME_COLUMNS, ("reward",), known, in_batch, results
-    )
+    """Sort ``rows`` into refused (access), DUPLICATE/CONFLICT of a stored row (``results`` gets
+    their :class:`WriteResult`) and rows to insert (returned). ``records`` are the rows of
+    :func:`outcomes_query` or :func:`feedback_query`: key, event id, ``kind.columns``,
+    ``kind.extra``.
 
-
-def classify_feedback(
-    feedback: list[Indexed],
-    records: Sequence[Sequence[Any]],
-    known: dict[uuid.UUID, str],
-    in_batch: InBatch,
-    results: list[Any],
-) -> ToInsert:
-    """:func:`_classify` for feedback; ``records`` are the rows of :func:`feedback_query`."""
+    A row to insert becomes the stored row of its key for later rows of the batch, with event
+    id ``-1 - position`` (the caller turns it into the row's event id).
+    """
+    width = len(kind.key)
+    names = (*kind.columns, *kind.extra)
     stored = {
-        (r[0], r[1]): (r[2], dict(zip(FEEDBACK_COLUMNS, r[3:], strict=True))) for r in records
+        (r[0] if width == 1 else tuple(r[:width])): (
+            r[width],
+            dict(zip(names, r[width + 1 :], strict=True)),
+        )
+        for r in records
     }
-    return _classify(
-        feedback, stored, _feedback_key, FEEDBACK_COLUMNS, (), known, in_batch, results
-    )
-
-
-def _outcome_key(row: Mapping[str, Any]) -> Any:
-    return row["decision_id"]
-
-
-def _feedback_key(row: Mapping[str, Any]) -> Any:
-    return (row["decision_id"], row["feedback_key"])
+    to_insert = []
+    for i, row in rows:
+        denied, tenant = _access(i, row, known, in_batch)
+        if denied is not None:
+            results[i] = denied
+            continue
+        key = kind.key_of(row)
+        existing = stored.get(key)
+        if existing is not None:
+            event_id, fields = existing
+            same = all(_same(fields[c], row.get(c), c) for c in kind.columns)
+            status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
+            results[i] = WriteResult(status, event_id, fields, tenant)
+            continue
+        assert tenant is not None
+        to_insert.append((i, row, tenant))
+        stored[key] = (
+            -1 - i,
+            {**{c: row.get(c) for c in kind.columns}, **{c: row[c] for c in kind.extra}},
+        )
+    return to_insert
 
 
 def _access(
@@ -201,43 +233,6 @@ def _access(
     if row.get("tenant") is not None and row["tenant"] != tenant:
         return WriteResult(WriteStatus.WRONG_TENANT), None
     return None, tenant
-
-
-def _classify(
-    rows: list[Indexed],
-    stored: dict[Any, tuple[int, dict[str, Any]]],
-    key_of: Callable[[Mapping[str, Any]], Any],
-    columns: Sequence[str],
-    extra: Sequence[str],
-    known: dict[uuid.UUID, str],
-    in_batch: InBatch,
-    results: list[Any],
-) -> ToInsert:
-    """Sort ``rows`` into refused (access), DUPLICATE/CONFLICT of a stored row (compared on
-    ``columns``; ``results`` gets their :class:`WriteResult`) and rows to insert (returned);
-    ``stored`` maps each key to (event id, fields).
-
-    A row to insert becomes the stored row of its key for later rows of the batch, with event
-    id ``-1 - position`` (the caller turns it into the row's event id).
-    """
-    to_insert = []
-    for i, row in rows:
-        denied, tenant = _access(i, row, known, in_batch)
-        if denied is not None:
-            results[i] = denied
-            continue
-        key = key_of(row)
-        existing = stored.get(key)
-        if existing is not None:
-            event_id, fields = existing
-            same = all(_same(fields[c], row.get(c), c) for c in columns)
-            status = WriteStatus.DUPLICATE if same else WriteStatus.CONFLICT
-            results[i] = WriteResult(status, event_id, fields, tenant)
-            continue
-        assert tenant is not None
-        to_insert.append((i, row, tenant))
-        stored[key] = (-1 - i, {**{c: row.get(c) for c in columns}, **{c: row[c] for c in extra}})
-    return to_insert
 
 
 def _same(stored: Any, given: Any, column: str) -> bool:
