@@ -14,7 +14,7 @@ from banditroute.service.core.policies import (
     reward_of,
 )
 
-SPEC = PolicySpec("p", 1, "linucb", {"alpha": 0.5}, RewardWeights(feedback_weight=0.5))
+SPEC = PolicySpec("linucb", {"alpha": 0.5}, "p", 1, RewardWeights(feedback_weight=0.5))
 ARMS = ["a", "b", "c"]
 
 

@@ -11,7 +11,6 @@ interceptor.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,17 +40,9 @@ def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def _hyperparameters(msg: struct_pb2.Struct) -> dict[str, Any]:
+    # Struct numbers are doubles; core.admin.put_policy gives integral values their int type
     values: dict[str, Any] = json_format.MessageToDict(msg)
-    for key, value in list(values.items()):
-        # Struct numbers are doubles: give integral values back their int type
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            values[key] = int(value) if key in _INT_HYPERPARAMETERS else value
     return values
-
-
-_INT_HYPERPARAMETERS = frozenset(
-    {"refresh_every", "scale_freeze_after", "burn_in", "grace_period", "n_components"}
-)
 
 
 def _model(m: core.ModelInfo) -> admin_pb2.Model:

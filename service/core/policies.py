@@ -23,7 +23,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from banditroute.learners.reward import RewardWeights
->>> spec = PolicySpec("p", 1, "epsilon_greedy", {}, RewardWeights(), seed=0)
+>>> spec = PolicySpec("epsilon_greedy", name="p", version=1, weights=RewardWeights(), seed=0)
 >>> reg = PolicyRegistry(dim=4)
 >>> live = reg.ensure(spec, ["a", "b"])
 >>> ev = DecisionEvents(key=spec.key, model="a", features=np.zeros(4), shadows=())
@@ -64,20 +64,80 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """An immutable policy version as configured through Admin."""
+    """A policy: an algorithm with its hyperparameters and, for a version configured through
+    Admin, its name, version, reward weights and seed (replay names a spec by its algorithm).
 
-    name: str
-    version: int
+    Examples
+    --------
+    >>> spec = PolicySpec.parse("linucb:alpha=0.5,explore=0.01")
+    >>> spec.algorithm, spec.hyperparameters, spec.label
+    ('linucb', {'alpha': 0.5, 'explore': 0.01}, 'linucb')
+    >>> PolicySpec.parse("epsilon_greedy").hyperparameters
+    {}
+    >>> type(spec.build(["a", "b"], dim=4, seed=0)).__name__
+    'LinUCB'
+    """
+
     algorithm: str
-    hyperparameters: dict[str, Any]
-    weights: RewardWeights
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    #: The policy's name ("" takes the algorithm's).
+    name: str = ""
+    version: int = 0
+    weights: RewardWeights = field(default_factory=RewardWeights)
     seed: int = 0
     created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.algorithm)
 
     @property
     def key(self) -> PolicyKey:
         """``(name, version)``."""
         return PolicyKey(self.name, self.version)
+
+    @property
+    def label(self) -> str:
+        """Display label of replay reports (the name)."""
+        return self.name
+
+    @classmethod
+    def parse(cls, text: str) -> PolicySpec:
+        """Parse ``algorithm[:key=value,key=value...]`` (values: int, float, bool, str)."""
+        name, _, rest = text.partition(":")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"policy: empty algorithm name in {text!r}")
+        params: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in rest.split(","))):
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"policy: expected key=value, got {item!r} in {text!r}")
+            params[key.strip()] = _parse_value(raw.strip())
+        return cls(name, params)
+
+    def build(self, arms: Sequence[str], dim: int, seed: int | None = None) -> Policy:
+        """A fresh, untrained policy over ``arms`` (``seed`` defaults to the spec's)."""
+        return make_policy(
+            self.algorithm,
+            list(arms),
+            dim,
+            seed=self.seed if seed is None else seed,
+            **self.hyperparameters,
+        )
+
+
+def _parse_value(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if raw.lower() == "null":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 @dataclass(slots=True)
@@ -175,9 +235,7 @@ class PolicyRegistry:
 
     def build(self, spec: PolicySpec, arms: Sequence[str]) -> Policy:
         """A fresh, untrained policy for ``spec`` over ``arms``."""
-        return make_policy(
-            spec.algorithm, list(arms), dim=self.dim, seed=spec.seed, **spec.hyperparameters
-        )
+        return spec.build(arms, self.dim)
 
     def ensure(self, spec: PolicySpec, arms: Sequence[str], last_event_id: int = 0) -> LivePolicy:
         """Return the live policy of ``spec``; a new one is fresh (with ``arms``), positioned

@@ -22,12 +22,12 @@ exploration draws come from a generator seeded with ``(seed, 1)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from banditroute.learners.registry import make_policy
+from banditroute.service.core.policies import PolicySpec
 from banditroute.service.replay.dataset import ReplayDataset
 
 __all__ = [
@@ -58,59 +58,6 @@ def default_featurizer(dim: int = 64) -> Featurizer:
         return out
 
     return featurize
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """An algorithm name, its hyperparameters and a display label.
-
-    Examples
-    --------
-    >>> PolicySpec.parse("linucb:alpha=0.5,explore=0.01")
-    PolicySpec(algorithm='linucb', hyperparameters={'alpha': 0.5, 'explore': 0.01}, label='linucb')
-    >>> PolicySpec.parse("epsilon_greedy").hyperparameters
-    {}
-    """
-
-    algorithm: str
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            object.__setattr__(self, "label", self.algorithm)
-
-    @classmethod
-    def parse(cls, text: str) -> PolicySpec:
-        """Parse ``algorithm[:key=value,key=value...]`` (values: int, float, bool, str)."""
-        name, _, rest = text.partition(":")
-        name = name.strip()
-        if not name:
-            raise ValueError(f"policy: empty algorithm name in {text!r}")
-        params: dict[str, Any] = {}
-        for item in filter(None, (part.strip() for part in rest.split(","))):
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"policy: expected key=value, got {item!r} in {text!r}")
-            params[key.strip()] = _parse_value(raw.strip())
-        return cls(name, params)
-
-    def build(self, arms: Sequence[str], dim: int, seed: int) -> Any:
-        """A fresh policy (``banditroute.learners.registry.make_policy``)."""
-        return make_policy(self.algorithm, list(arms), dim, seed=seed, **self.hyperparameters)
-
-
-def _parse_value(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    if raw.lower() == "null":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def reward_matrix(dataset: ReplayDataset, cost_weight: float) -> np.ndarray:
