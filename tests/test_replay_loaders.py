@@ -77,7 +77,7 @@ def test_routerbench_rejects_unknown_split(routerbench_dir: Path) -> None:
         load_routerbench(routerbench_dir, "valid")
 
 
-def test_routellm_mmlu_costs_come_from_prices_and_token_estimates(tmp_path: Path) -> None:
+def test_routellm_mmlu_prices_every_call_of_a_model_at_its_mean_cost(tmp_path: Path) -> None:
     header = ["prompt", ROUTELLM_WEAK, ROUTELLM_STRONG]
     _write_csv(tmp_path / "mmlu_anatomy.csv", header, [["a" * 400, "True", "False"]])
     _write_csv(tmp_path / "mmlu_virology.csv", header, [["b" * 8, "False", "True"]])
@@ -85,9 +85,12 @@ def test_routellm_mmlu_costs_come_from_prices_and_token_estimates(tmp_path: Path
     assert ds.models == [ROUTELLM_WEAK, ROUTELLM_STRONG]
     assert ds.tasks == ["anatomy", "virology"]
     assert ds.quality.tolist() == [[1.0, 0.0], [0.0, 1.0]]
-    # 400 chars -> 100 input tokens; 8 output tokens (MMLU constant)
-    assert ds.cost[0, 1] == pytest.approx((100 * 10.0 + 8 * 30.0) / 1e6)
-    assert ds.cost[0, 0] == pytest.approx((100 * 0.6 + 8 * 0.6) / 1e6)
+    # 400 chars -> 100 input tokens, 8 chars -> 2; 8 output tokens (MMLU constant). RouteLLM
+    # counts calls, so each call of a model costs the model's mean over the file.
+    strong = ((100 * 10.0 + 8 * 30.0) + (2 * 10.0 + 8 * 30.0)) / 2 / 1e6
+    weak = ((100 * 0.6 + 8 * 0.6) + (2 * 0.6 + 8 * 0.6)) / 2 / 1e6
+    assert ds.cost[:, 1].tolist() == pytest.approx([strong, strong])
+    assert ds.cost[:, 0].tolist() == pytest.approx([weak, weak])
     assert ds.notes["strong_model"] == ROUTELLM_STRONG
 
 
@@ -132,8 +135,9 @@ def test_routellm_mtbench_maps_scores_to_quality_and_joins_turns(tmp_path: Path)
     assert ds.prompts == ["First ask.", "First ask.\n\nThen more."]
     assert ds.quality.tolist() == [[0.0, 1.0], [pytest.approx(3 / 9), pytest.approx(6 / 9)]]
     assert ds.tasks == ["writing", "writing"]
-    assert ds.cost[0, 1] == pytest.approx(call_cost(ROUTELLM_STRONG, estimate_tokens("First ask."),
-                                                    20))
+    first = call_cost(ROUTELLM_STRONG, estimate_tokens("First ask."), 20)
+    second = call_cost(ROUTELLM_STRONG, estimate_tokens("First ask.\n\nThen more."), 20)
+    assert ds.cost[:, 1].tolist() == pytest.approx([(first + second) / 2] * 2)
 
 
 def test_generic_csv_and_jsonl_load_the_same_table(tmp_path: Path) -> None:

@@ -199,13 +199,20 @@ def _routellm_table(
     keep = [i for i, p in enumerate(prompts) if split == "all" or hash_split(p) == split]
     models = [ROUTELLM_WEAK, ROUTELLM_STRONG]
     quality = np.zeros((len(keep), 2))
-    cost = np.zeros((len(keep), 2))
     for row, i in enumerate(keep):
-        tokens_in = estimate_tokens(prompts[i])
-        for j, model in enumerate(models):
+        for j in range(2):
             q = correct[i][j]
             quality[row, j] = 0.0 if math.isnan(q) else q
-            cost[row, j] = call_cost(model, tokens_in, output_tokens[i][j])
+    # RouteLLM's caches record no cost; RouteLLM measures cost as the share of calls sent to
+    # GPT-4. So every call of a model costs the same: its mean list-price cost per call over
+    # the whole file (train and test alike), and the cost axis is proportional to the call
+    # share that APGR and CPT are defined on.
+    per_call = [
+        float(np.mean([call_cost(model, estimate_tokens(p), out[j])
+                       for p, out in zip(prompts, output_tokens, strict=True)]))
+        for j, model in enumerate(models)
+    ]
+    cost = np.tile(np.array(per_call), (len(keep), 1))
     return ReplayDataset(
         name=name,
         prompts=[prompts[i] for i in keep],
@@ -217,7 +224,9 @@ def _routellm_table(
         split=split,
         notes={
             "source": "lm-sys/RouteLLM evaluation caches",
-            "cost": "list prices x estimated tokens (service.replay.prices)",
+            "cost": "per call: each model's mean list-price cost per call over the file "
+                    "(list prices x estimated tokens, service.replay.prices); RouteLLM "
+                    "measures cost as the share of calls to GPT-4",
             "input_tokens": "ceil(len(prompt) / 4)",
             "output_tokens": output_note,
             "split": "sha256(prompt) hash split, 50% train / 50% test",
