@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from banditroute.learners._ridge import RidgeArms
+
 if TYPE_CHECKING:
     from banditroute.learners.base import Policy
 
@@ -348,7 +350,11 @@ class LoggedEvent:
 
 
 class RidgeRewardModel:
-    """Per-arm online ridge regression, the default reward model of doubly robust.
+    """Per-arm online ridge regression, the default reward model of doubly robust: the ridge
+    state of LinUCB and linear Thompson sampling (``RidgeArms``) on the raw context.
+
+    An arm first seen in :meth:`update` starts from the pooled prior of the arms learnt so far
+    (as a policy's new arm does).
 
     Examples
     --------
@@ -367,27 +373,27 @@ class RidgeRewardModel:
             raise ValueError("alpha: must be > 0")
         self.alpha = alpha
         self.dim = dim
-        self._a_inv: dict[str, np.ndarray] = {}
-        self._b: dict[str, np.ndarray] = {}
+        self._ridge = RidgeArms(dim, alpha)
+        self._index: dict[str, int] = {}
         for arm in arms:
             self._add(arm)
 
-    def _add(self, arm: str) -> None:
-        self._a_inv[arm] = np.eye(self.dim) / self.alpha
-        self._b[arm] = np.zeros(self.dim)
+    def _add(self, arm: str) -> int:
+        self._ridge.grow()
+        self._index[arm] = self._ridge.k - 1
+        return self._index[arm]
 
     def predict(self, x: np.ndarray) -> dict[str, float]:
         """Predicted reward of every known arm for context ``x``."""
-        return {arm: float(x @ (a_inv @ self._b[arm])) for arm, a_inv in self._a_inv.items()}
+        means = self._ridge.theta.dot(np.asarray(x, dtype=np.float64))
+        return {arm: float(means[i]) for arm, i in self._index.items()}
 
     def update(self, x: np.ndarray, arm: str, reward: float) -> RidgeRewardModel:
-        """Add one observation (Sherman-Morrison); returns self."""
-        if arm not in self._a_inv:
-            self._add(arm)
-        a_inv = self._a_inv[arm]
-        ax = a_inv @ x
-        self._a_inv[arm] = a_inv - np.outer(ax, ax) / (1.0 + float(x @ ax))
-        self._b[arm] = self._b[arm] + reward * x
+        """Add one observation; returns self."""
+        i = self._index.get(arm)
+        if i is None:
+            i = self._add(arm)
+        self._ridge.learn(i, np.asarray(x, dtype=np.float64), float(reward))
         return self
 
 
