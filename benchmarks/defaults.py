@@ -1,0 +1,112 @@
+"""How the policy defaults are chosen: a small grid scored on validation data only.
+
+Procedure (the test splits are never read):
+
+1. Each dataset's train split is cut into ``fit`` and ``validation`` by a stable hash
+   (:func:`replay.split_fit_validation`, the same cut as ``benchmarks/replay.py``).
+2. Every candidate setting runs cold, one online pass per seed over ``validation``, with the
+   replay's default lambda grid (:func:`~banditroute.service.replay.cli.default_cost_weights`).
+3. Score per dataset: AIQ minus the single-model hull's AIQ on the same prompts (how far the
+   router is above or below "pick a model, or mix two"). A setting's score is its mean over
+   datasets, so no single dataset decides; ties within 0.002 go to the earlier grid entry.
+4. The winner per algorithm is what ``learners/linear.py`` ships as its default; the test
+   ``tests/test_learners_defaults.py`` checks that the code's defaults are the grid's
+   ``DEFAULTS`` entries, and this script prints whether the winner equals them.
+
+Usage::
+
+    python benchmarks/defaults.py [--seeds 3] [--datasets routerbench,routellm-gsm8k,routellm-mmlu]
+        [--out benchmarks/results/defaults.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from replay import split_fit_validation
+
+from banditroute.service.replay.baselines import baseline_report
+from banditroute.service.replay.cli import default_cost_weights
+from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.loaders import default_data_root, load_dataset
+from banditroute.service.replay.runner import PolicySpec, default_featurizer
+
+#: Candidate hyperparameters per algorithm; ``context_ridge`` as a multiple of the dimension.
+GRID: dict[str, list[dict[str, float]]] = {
+    "linucb": [
+        {"alpha": a, "context_ridge": m} for a in (0.5, 0.25, 0.75, 1.0) for m in (1.0, 0.25, 4.0)
+    ],
+    "thompson": [{"v": v, "context_ridge": 1.0} for v in (0.25, 0.1, 0.5)],
+}
+#: What the code ships (learners/linear.py); checked by tests/test_learners_defaults.py.
+DEFAULTS: dict[str, dict[str, float]] = {
+    "linucb": {"alpha": 0.5, "context_ridge": 1.0},
+    "thompson": {"v": 0.25, "context_ridge": 1.0},
+}
+FEATURE_DIM = 64
+
+
+def _spec(algorithm: str, params: dict[str, float]) -> PolicySpec:
+    hp: dict[str, Any] = dict(params)
+    hp["context_ridge"] = params["context_ridge"] * FEATURE_DIM
+    label = algorithm + ":" + ",".join(f"{k}={v:g}" for k, v in params.items())
+    return PolicySpec(algorithm, hp, label)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="routerbench,routellm-gsm8k,routellm-mmlu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    root = args.data_root or default_data_root()
+    featurize = default_featurizer(FEATURE_DIM)
+    start = time.perf_counter()
+    scores: dict[str, dict[str, float]] = {}
+    for name in args.datasets.split(","):
+        _, validation = split_fit_validation(load_dataset(name, "train", root))
+        hull = baseline_report(validation, 0.0)["zero_router_aiq"]
+        specs = [_spec(a, p) for a, grid in GRID.items() for p in grid]
+        config = ReplayConfig(specs, default_cost_weights(validation),
+                              seeds=list(range(args.seeds)))
+        report = run_experiment(validation, config, featurize)
+        for res in report["results"]:
+            scores.setdefault(res["policy"], {})[name] = float(res["aiq"]) - float(hull)
+        print(f"{name}: validation {validation.n} prompts scored", file=sys.stderr)
+    out: dict[str, Any] = {"benchmark": "defaults", "seeds": args.seeds,
+                           "datasets": args.datasets.split(","), "candidates": [],
+                           "winners": {}, "defaults": DEFAULTS}
+    for algorithm, grid in GRID.items():
+        best_label, best = "", -np.inf
+        for params in grid:
+            label = _spec(algorithm, params).label
+            mean = float(np.mean(list(scores[label].values())))
+            out["candidates"].append({"policy": label, "mean_aiq_minus_hull": mean,
+                                      "per_dataset": scores[label]})
+            if mean > best + 0.002:
+                best_label, best = label, mean
+        winner = next(p for p in grid if _spec(algorithm, p).label == best_label)
+        out["winners"][algorithm] = {"params": winner, "mean_aiq_minus_hull": best,
+                                     "equals_shipped_default": winner == DEFAULTS[algorithm]}
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    text = json.dumps(out, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return out
+
+
+if __name__ == "__main__":
+    main()

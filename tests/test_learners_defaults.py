@@ -1,0 +1,48 @@
+"""The policy defaults the code ships are the ones benchmarks/defaults.py selects on validation."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+from banditroute.learners import LinearThompson, LinUCB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _defaults_module() -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        path = ROOT / "benchmarks" / "defaults.py"
+        spec = importlib.util.spec_from_file_location("bench_defaults", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _shipped(cls: type, dim: int = 64) -> dict[str, float]:
+    params = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    out = {k: params[k] for k in ("alpha", "v") if k in params}
+    policy = cls(["a"], dim=dim)
+    ridge = policy._ridge.ridge  # per-coordinate prior precision, intercept last
+    out["context_ridge"] = float(ridge[0]) / dim
+    assert float(ridge[-1]) == params["ridge"] == 1.0
+    return out
+
+
+def test_shipped_defaults_are_the_validation_selected_ones() -> None:
+    chosen = _defaults_module().DEFAULTS
+    assert _shipped(LinUCB) == chosen["linucb"]
+    assert _shipped(LinearThompson) == chosen["thompson"]
+
+
+def test_every_default_is_a_grid_candidate() -> None:
+    module = _defaults_module()
+    for algorithm, params in module.DEFAULTS.items():
+        assert params in module.GRID[algorithm]
