@@ -80,7 +80,13 @@ def test_packaging_plain_install_requires_only_grpc_and_protobuf() -> None:
         _normalise(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) for r in config["dependencies"]
     }
     assert required == {"grpcio", "protobuf"}
-    assert "banditroute[server]" in config["optional-dependencies"]["dev"]
+    # README's `pip install -e '.[dev]'` then `banditroute serve`: dev includes the server.
+    self_extras = [
+        re.findall(r"[\w-]+", r.split("[", 1)[1])
+        for r in config["optional-dependencies"]["dev"]
+        if _normalise(r.split("[", 1)[0]) == "banditroute"
+    ]
+    assert any("server" in extras for extras in self_extras)
 
 
 def test_packaging_console_script_names_the_server_extra_when_it_is_missing(
