@@ -11,15 +11,16 @@ gpt-4-1106-preview (OpenAI)              10.00     30.00
 mistralai/Mixtral-8x7B-Instruct-v0.1     0.60      0.60   (Together / Anyscale class price)
 ======================================  ========  =========
 
-Input tokens are estimated from the prompt text (:func:`estimate_tokens`, ~4 characters
-per token); output tokens come from the recorded response when the cache has one
-(GSM8K, MT-Bench) and otherwise from the per-dataset constant in
-:data:`DEFAULT_OUTPUT_TOKENS` (MMLU answers are a single letter).
+Input tokens are estimated from the prompt text with the estimate Route uses
+(:func:`banditroute.learners.features.estimate_tokens`: UTF-8 bytes / 4, rounded up); output
+tokens come from the recorded response when the cache has one (GSM8K, MT-Bench) and otherwise
+from the per-dataset constant in :data:`DEFAULT_OUTPUT_TOKENS` (MMLU answers are a single
+letter).
 """
 
 from __future__ import annotations
 
-import math
+from banditroute.learners.features import estimate_tokens
 
 __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
@@ -40,17 +41,6 @@ DEFAULT_OUTPUT_TOKENS: dict[str, int] = {
     "routellm-gsm8k": 150,
     "routellm-mtbench": 400,
 }
-
-
-def estimate_tokens(text: str) -> int:
-    """Token count estimate: one token per 4 characters, at least 1.
-
-    Examples
-    --------
-    >>> estimate_tokens("abcdefgh"), estimate_tokens(""), estimate_tokens("abcde")
-    (2, 1, 2)
-    """
-    return max(1, math.ceil(len(text) / 4))
 
 
 def call_cost(model: str, input_tokens: int, output_tokens: int) -> float:
