@@ -24,6 +24,7 @@ from banditroute.service.config import Settings
 from banditroute.service.storage.database import open_database
 from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, free_port
+from tests.tls_certs import make_pki
 
 runner = CliRunner()
 OUTCOMES = 30
@@ -163,3 +164,26 @@ def test_commands_start_quietly() -> None:
             assert done.stderr == ""
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_experiments_over_grpc_with_mtls_and_admin_token(fresh_db_url: str, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    server = InProcessServer(
+        fresh_db_url,
+        tls_cert_file=pki.server.cert,
+        tls_key_file=pki.server.key,
+        tls_client_ca_file=pki.ca.cert,
+    )
+    try:
+        remote = ("--address", server.address, "--admin-token", server.admin_token)
+        tls = ("--tls-ca-file", str(pki.ca.cert))
+        client = ("--tls-cert-file", str(pki.client.cert), "--tls-key-file", str(pki.client.key))
+        listed = invoke("experiments", "list", *remote, *tls, *client)
+        assert listed.exit_code == 0, listed.output
+        assert listed.stdout == "(none)\n"
+        no_token = invoke("experiments", "list", "--address", server.address, *tls, *client)
+        assert no_token.exit_code == 1 and "UNAUTHENTICATED" in no_token.stderr
+        plaintext = invoke("experiments", "list", *remote)
+        assert plaintext.exit_code == 1 and f"--address {server.address}" in plaintext.stderr
+    finally:
+        server.stop()
