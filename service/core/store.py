@@ -50,12 +50,13 @@ _FIND_REQUEST_SQL = text(
     " JOIN decisions d ON d.decision_id = r.decision_id"
     " WHERE r.tenant = :tenant AND r.request_id = :request_id"
 )
+#: Fields of a stored outcome as outcome handling compares and answers them.
+_OUTCOME_FIELDS = (*OUTCOME_COLUMNS, "reward")
 _DECISIONS_SQL = text(
-    """
+    f"""
     SELECT d.decision_id, d.created_at, d.tenant, d.model, d.policy_name, d.policy_version,
-           d.estimated_cost_usd,
-           o.event_id AS o_event_id, o.quality, o.success, o.input_tokens, o.output_tokens,
-           o.cost_usd, o.latency_ms, o.error, o.reward,
+           d.estimated_cost_usd, o.event_id AS o_event_id,
+           {", ".join(f"o.{c}" for c in _OUTCOME_FIELDS)},
            (SELECT json_agg(json_build_object(
                        'event_id', f.event_id, 'feedback_key', f.feedback_key,
                        'rating', f.rating, 'comment', f.comment))
@@ -65,7 +66,6 @@ _DECISIONS_SQL = text(
      WHERE d.decision_id = ANY(:ids) AND d.created_at = ANY(:ts)
     """
 )
-_OUTCOME_FIELDS = (*OUTCOME_COLUMNS, "reward")
 
 
 class EventWriter(Protocol):

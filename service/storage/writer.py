@@ -12,6 +12,10 @@ milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction
 4. ``pg_notify('banditroute_events', <largest event id>)`` when the batch holds outcomes or
    feedback, so followers wake at once (a decision alone teaches no policy).
 
+This module is the queue, the batching and the reconnect loop; the transaction is
+:mod:`~banditroute.service.storage.batch_commit`, the checks of step 3
+:mod:`~banditroute.service.storage.row_checks`, the rows :mod:`~banditroute.service.storage.rows`.
+
 Each caller gets its result only after COMMIT returned: an acknowledged write is durable. When
 the database is unreachable every waiting caller gets
 :class:`~banditroute.service.errors.Unavailable` (nothing is dropped silently), new writes fail fast
