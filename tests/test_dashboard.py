@@ -22,8 +22,9 @@ from typing import Any
 import grpc
 import pytest
 
-from banditroute.service.dashboard import Dashboard, parse_window
+from banditroute.service.dashboard import Dashboard, parse_window, queries
 from banditroute.service.dashboard import views as dash_views
+from banditroute.service.dashboard.rollup import HourlyRollup
 from banditroute.service.experiments.formatting import format_status
 from banditroute.service.metrics import Metrics
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
@@ -48,6 +49,7 @@ QUALITY = {"model-a": 0.9, "model-b": 0.3, "model-c": 0.6}
 @dataclass
 class Seeded:
     server: InProcessServer
+    dashboard: Dashboard
     base: str
     decisions: int
     spend: dict[str, float]
@@ -131,12 +133,11 @@ def seeded(pg_server_url: str, template_db: str) -> Iterator[Seeded]:
     server = InProcessServer(url, metrics_port=port, store_prompts=True)
     try:
         app = server.app
-        app.metrics.mount(
-            Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
-        )
+        dashboard = Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
+        app.metrics.mount(dashboard)
         n, spend = _seed(server)
         server.sync()
-        yield Seeded(server, f"http://127.0.0.1:{port}", n, spend)
+        yield Seeded(server, dashboard, f"http://127.0.0.1:{port}", n, spend)
     finally:
         server.stop()
         drop_database(pg_server_url, database_name(url))
@@ -211,8 +212,9 @@ def test_dashboard_learnt_state_equals_get_policy_state(seeded: Seeded) -> None:
                     assert float(shown) == pytest.approx(arm.mean_reward, abs=6e-5)
 
 
-def test_dashboard_route_traffic_equals_the_decisions_served(seeded: Seeded) -> None:
-    _, page, _ = _get(seeded.base + f"/routes/{ROUTE}?window=hour")
+@pytest.mark.parametrize("window", ["hour", "month"])
+def test_dashboard_route_traffic_equals_the_decisions_served(seeded: Seeded, window: str) -> None:
+    _, page, _ = _get(seeded.base + f"/routes/{ROUTE}?window={window}")
     served = sum(
         int(n)
         for n in re.findall(
@@ -261,6 +263,67 @@ def test_dashboard_charts_have_data_and_never_show_the_prompt(seeded: Seeded) ->
     _, page, _ = _get(seeded.base + f"/routes/{ROUTE}?window=hour")
     assert len(re.findall(r'data-points="(\d+)"', page)) == 3
     assert page.count('class="marker"') >= 2  # lin and eps versions marked
+
+
+def _sorted_rows(rows: list[Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            r.bucket,
+            r.tenant,
+            r.route,
+            r.model,
+            r.policy,
+            r.policy_version,
+            r.decisions,
+            r.outcomes,
+            round(r.reward_sum, 9),
+            round(r.cost_sum, 9),
+            r.latency_n,
+        )
+        for r in rows
+    )
+
+
+@pytest.mark.parametrize("window", ["day", "week", "month"])
+def test_dashboard_rollup_equals_the_raw_rows(seeded: Seeded, window: str) -> None:
+    engine = seeded.server.app.engine
+    rollup = HourlyRollup(engine)
+    rollup.refresh()
+    now = datetime.now(UTC)
+    w = parse_window(window)
+    with engine.connect() as conn:
+        raw = queries.decisions_by_bucket(conn, w.since(now), w.stride)
+    assert _sorted_rows(rollup.rows(w.since(now), w.stride)) == _sorted_rows(raw)
+    assert sum(r.decisions for r in raw) == seeded.decisions
+
+
+def test_dashboard_rollup_advances_with_new_events(seeded: Seeded) -> None:
+    rollup = seeded.dashboard.rollup
+    assert rollup is not None
+    rollup.refresh()  # built (or advanced) now
+    before = rollup.position
+    with grpc.insecure_channel(seeded.server.address) as ch:
+        router = router_pb2_grpc.RouterStub(ch)
+        for i in range(5):
+            resp = router.Route(router_pb2.RouteRequest(prompt=f"more {i}", route=ROUTE))
+            router.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(
+                    decision_id=resp.decision_id, quality=0.5, cost_usd=0.01, latency_ms=10.0
+                )
+            )
+    seeded.decisions += 5
+    seeded.spend[ROUTE] += 0.05
+    seeded.server.sync()
+    _, page, _ = _get(seeded.base + "/?window=week")  # refreshes the rollup
+    assert rollup.position > before
+    now = datetime.now(UTC)
+    w = parse_window("week")
+    with seeded.server.app.engine.connect() as conn:
+        raw = queries.decisions_by_bucket(conn, w.since(now), w.stride)
+    assert _sorted_rows(rollup.rows(w.since(now), w.stride)) == _sorted_rows(raw)
+    assert float(_field(page, f'data-route="{ROUTE}"', "spend_usd")) == pytest.approx(
+        seeded.spend[ROUTE], abs=1e-4
+    )
 
 
 # -- access -----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from sqlalchemy.exc import OperationalError
 
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import pages, views
+from banditroute.service.dashboard.rollup import HourlyRollup
 from banditroute.service.dashboard.windows import BadWindow, parse_window
 
 __all__ = ["COOKIE", "Dashboard"]
@@ -84,6 +85,10 @@ class Dashboard:
         Token that protects every page; ``None``: open.
     clock
         Current time (tests).
+    rollup
+        Serve day, week and month windows from the in-memory hourly rollup
+        (:mod:`banditroute.service.dashboard.rollup`), built in the background on first use;
+        False: always aggregate the raw rows.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class Dashboard:
         registry: PolicyRegistry | None = None,
         admin_token: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        rollup: bool = True,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -103,6 +109,7 @@ class Dashboard:
             else ""
         )
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.rollup = HourlyRollup(engine, clock=self._clock) if rollup else None
 
     # -- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -155,11 +162,17 @@ class Dashboard:
         window = parse_window(_one(query, "window"))
         now = self._clock()
         if path == "/":
-            return HTTPStatus.OK, pages.overview_html(views.overview(self.engine, window, now)), []
+            return (
+                HTTPStatus.OK,
+                pages.overview_html(views.overview(self.engine, window, now, self.rollup)),
+                [],
+            )
         if path.startswith("/routes/") and len(path) > len("/routes/"):
             name = _name(path[len("/routes/") :], "route")
             tenant = _name(_one(query, "tenant") or "", "tenant")
-            page = views.route_page(self.engine, self.registry, tenant, name, window, now)
+            page = views.route_page(
+                self.engine, self.registry, tenant, name, window, now, self.rollup
+            )
             return HTTPStatus.OK, pages.route_html(page), []
         if path.startswith("/experiments/") and len(path) > len("/experiments/"):
             name = _name(path[len("/experiments/") :], "experiment")

@@ -121,10 +121,10 @@ def overview_html(o: Overview) -> str:
             f"<td>{escape(r.tenant) or '<span class=muted>(default)</span>'}</td>"
             f'<td><a href="{escape(link)}">{escape(r.name)}</a></td>'
             f"<td>{escape(r.policy)}{f' v{r.policy_version}' if r.policy_version else ''}</td>"
-            f'<td class="num" data-field="decisions">{t.decisions}</td>'
-            f'<td class="num" data-field="outcomes">{t.outcomes}</td>'
+            f'<td class="num" data-field="decisions">{t.sums.decisions}</td>'
+            f'<td class="num" data-field="outcomes">{t.sums.outcomes}</td>'
             f'<td class="num" data-field="mean_reward">{_num(t.mean_reward, ".4f")}</td>'
-            f'<td class="num" data-field="spend_usd">{_num(t.spend_usd, ".4f")}</td>'
+            f'<td class="num" data-field="spend_usd">{_num(t.sums.cost_sum, ".4f")}</td>'
             f"<td>{_share_bar(t.by_model, colors)}</td></tr>"
         )
     exp_rows = [

@@ -24,10 +24,9 @@ window's partitions plus a hash join, which is what ``benchmarks/dashboard.py`` 
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,16 +56,17 @@ from banditroute.service.storage.models import (
 
 __all__ = [
     "BucketRow",
+    "CellKey",
     "DecisionRow",
     "RouteInfo",
-    "RouteTotals",
     "VariantBucket",
+    "decisions_after",
     "decisions_by_bucket",
     "experiment_rewards_by_bucket",
     "latest_snapshot",
     "latest_version",
+    "outcomes_after",
     "recent_decisions",
-    "route_totals",
     "routes",
     "uuid_floor",
 ]
@@ -165,58 +165,19 @@ def latest_snapshot(conn: Connection, policy: str, version: int) -> tuple[int, b
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-# -- overview ---------------------------------------------------------------------------------
-@dataclass
-class RouteTotals:
-    """One route's traffic in a window."""
-
-    decisions: int = 0
-    outcomes: int = 0
-    reward_sum: float = 0.0
-    spend_usd: float = 0.0
-    by_model: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def mean_reward(self) -> float:
-        """Mean recorded reward of the window's outcomes (NaN with none)."""
-        return self.reward_sum / self.outcomes if self.outcomes else math.nan
-
-
-def route_totals(conn: Connection, since: datetime) -> dict[tuple[str, str], RouteTotals]:
-    """Per ``(tenant, route)``: decisions by model, outcomes, reward sum and spend since
-    ``since`` (one ``GROUP BY`` over the window)."""
-    d, o = Decision.__table__.c, Outcome.__table__.c
-    q = (
-        select(
-            d.tenant,
-            d.route,
-            d.model,
-            func.count(),
-            func.count(o.event_id),
-            func.sum(o.reward),
-            func.sum(o.cost_usd),
-        )
-        .select_from(_joined(since))
-        .where(_since(since))
-        .group_by(d.tenant, d.route, d.model)
-    )
-    out: dict[tuple[str, str], RouteTotals] = {}
-    for tenant, route, model, n, n_out, r_sum, c_sum in conn.execute(q):
-        t = out.setdefault((tenant, route), RouteTotals())
-        t.decisions += int(n)
-        t.outcomes += int(n_out)
-        t.reward_sum += float(r_sum or 0.0)
-        t.spend_usd += float(c_sum or 0.0)
-        t.by_model[model] = t.by_model.get(model, 0) + int(n)
-    return out
-
-
 # -- route page -------------------------------------------------------------------------------
+#: Key of one rollup cell: (hour, tenant, route, model, policy, policy version).
+CellKey = tuple[datetime, str, str, str, str, int]
+
+
 @dataclass(frozen=True)
 class BucketRow:
-    """Decisions of one model and policy version in one time bucket, with their outcomes."""
+    """Decisions of one route, model and policy version in one time bucket, with the sums of
+    their outcomes."""
 
     bucket: datetime
+    tenant: str
+    route: str
     model: str
     policy: str
     policy_version: int
@@ -230,49 +191,111 @@ class BucketRow:
     latency_sum: float
 
 
+def _outcome_sums() -> list[ColumnElement[Any]]:
+    o = Outcome.__table__.c
+    return [
+        func.count(o.event_id),
+        func.sum(o.reward),
+        func.sum(o.reward * o.reward),
+        func.count(o.cost_usd),
+        func.sum(o.cost_usd),
+        func.count(o.latency_ms),
+        func.sum(o.latency_ms),
+    ]
+
+
+def _bucket_row(r: Any) -> BucketRow:
+    return BucketRow(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        int(r[5]),
+        int(r[6]),
+        int(r[7]),
+        float(r[8] or 0.0),
+        float(r[9] or 0.0),
+        int(r[10]),
+        float(r[11] or 0.0),
+        int(r[12]),
+        float(r[13] or 0.0),
+    )
+
+
 def decisions_by_bucket(
-    conn: Connection, tenant: str, route: str, since: datetime, stride: timedelta
+    conn: Connection,
+    since: datetime,
+    stride: timedelta,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
 ) -> list[BucketRow]:
-    """One route's decisions since ``since`` grouped by bucket, model and policy version."""
-    d, o = Decision.__table__.c, Outcome.__table__.c
+    """Decisions since ``since`` (all routes, or one) grouped by bucket, route, model and
+    policy version, with their outcomes: the raw-row path, used for the hour window and until
+    the rollup (:mod:`banditroute.service.dashboard.rollup`) is built."""
+    d = Decision.__table__.c
     bucket = _bucket(stride).label("bucket")
+    keys = (bucket, d.tenant, d.route, d.model, d.policy_name, d.policy_version)
     q = (
-        select(
-            bucket,
-            d.model,
-            d.policy_name,
-            d.policy_version,
-            func.count(),
-            func.count(o.event_id),
-            func.sum(o.reward),
-            func.sum(o.reward * o.reward),
-            func.count(o.cost_usd),
-            func.sum(o.cost_usd),
-            func.count(o.latency_ms),
-            func.sum(o.latency_ms),
-        )
+        select(*keys, func.count(), *_outcome_sums())
         .select_from(_joined(since))
-        .where(_since(since), d.tenant == tenant, d.route == route)
-        .group_by(bucket, d.model, d.policy_name, d.policy_version)
+        .where(_since(since))
+        .group_by(*keys)
         .order_by(bucket)
     )
-    return [
-        BucketRow(
-            r[0],
-            r[1],
-            r[2],
-            int(r[3]),
-            int(r[4]),
-            int(r[5]),
-            float(r[6] or 0.0),
-            float(r[7] or 0.0),
-            int(r[8]),
-            float(r[9] or 0.0),
-            int(r[10]),
-            float(r[11] or 0.0),
-        )
-        for r in conn.execute(q)
-    ]
+    if tenant is not None:
+        q = q.where(d.tenant == tenant)
+    if route is not None:
+        q = q.where(d.route == route)
+    return [_bucket_row(r) for r in conn.execute(q)]
+
+
+def decisions_after(
+    conn: Connection, after: int, floor: datetime
+) -> tuple[list[tuple[CellKey, int]], int]:
+    """Decisions with ``event_id > after`` made since ``floor``, counted per rollup cell, and
+    the largest event id among them (``after`` if none)."""
+    d = Decision.__table__.c
+    hour = _bucket(timedelta(hours=1)).label("hour")
+    keys = (hour, d.tenant, d.route, d.model, d.policy_name, d.policy_version)
+    q = (
+        select(*keys, func.count(), func.max(d.event_id))
+        .where(d.event_id > after, d.created_at >= floor)
+        .group_by(*keys)
+    )
+    out: list[tuple[CellKey, int]] = []
+    top = after
+    for r in conn.execute(q):
+        out.append(((r[0], r[1], r[2], r[3], r[4], int(r[5])), int(r[6])))
+        top = max(top, int(r[7]))
+    return out, top
+
+
+def outcomes_after(
+    conn: Connection, after: int, floor: datetime
+) -> tuple[list[tuple[CellKey, BucketRow]], int]:
+    """Outcomes with ``event_id > after`` of decisions made since ``floor``, summed per rollup
+    cell of their decision, and the largest event id among them (``after`` if none)."""
+    d, o = Decision.__table__.c, Outcome.__table__.c
+    hour = _bucket(timedelta(hours=1)).label("hour")
+    keys = (hour, d.tenant, d.route, d.model, d.policy_name, d.policy_version)
+    joined = Outcome.__table__.join(
+        Decision.__table__,
+        and_(d.decision_id == o.decision_id, d.created_at == o.decision_created_at),
+    )
+    q = (
+        select(*keys, literal(0), *_outcome_sums(), func.max(o.event_id))
+        .select_from(joined)
+        .where(o.event_id > after, o.decision_created_at >= floor, d.created_at >= floor)
+        .group_by(*keys)
+    )
+    out: list[tuple[CellKey, BucketRow]] = []
+    top = after
+    for r in conn.execute(q):
+        out.append(((r[0], r[1], r[2], r[3], r[4], int(r[5])), _bucket_row(r)))
+        top = max(top, int(r[14]))
+    return out, top
 
 
 @dataclass(frozen=True)
@@ -339,6 +362,7 @@ def experiment_rewards_by_bucket(
     weights: RewardWeights,
     since: datetime,
     stride: timedelta,
+    started: datetime | None = None,
 ) -> list[VariantBucket]:
     """Per variant and bucket: count, sum and sum of squares of the reward of each decision
     of ``experiment`` that has an outcome or a rating, scored with ``weights`` by the rule of
@@ -346,11 +370,12 @@ def experiment_rewards_by_bucket(
     status (quality, else success as 1/0, 0 on error; merged with the mean rating; minus
     weighted cost and latency; clipped). Tests check the sums against the status."""
     d, o, f = Decision.__table__.c, Outcome.__table__.c, Feedback.__table__.c
-    rating = (
-        select(func.avg(f.rating))
+    # The mean rating once per decision (a LATERAL join, as the status query does), not a
+    # scalar subquery that the reward expression below would evaluate several times.
+    fb = (
+        select(func.avg(f.rating).label("rating"))
         .where(f.decision_id == d.decision_id, f.decision_created_at == d.created_at)
-        .scalar_subquery()
-        .label("rating")
+        .lateral("fb")
     )
     base = case(
         (o.event_id.is_(None), None),
@@ -359,10 +384,12 @@ def experiment_rewards_by_bucket(
         (o.success.is_not(None), cast(cast(o.success, Integer), Float)),
         else_=None,
     ).label("base")
-    joined = Decision.__table__.outerjoin(
-        Outcome.__table__,
-        and_(o.decision_id == d.decision_id, o.decision_created_at == d.created_at),
-    )
+    on = [o.decision_id == d.decision_id, o.decision_created_at == d.created_at]
+    if started is not None:
+        # No decision of the experiment predates it (a day of margin for clock skew between
+        # servers and the database): lets the BRIN index skip older outcomes.
+        on.append(o.decision_created_at >= started - timedelta(days=1))
+    joined = Decision.__table__.outerjoin(Outcome.__table__, and_(*on)).outerjoin(fb, literal(True))
     inner = (
         select(
             d.variant,
@@ -371,7 +398,7 @@ def experiment_rewards_by_bucket(
             o.cost_usd,
             o.latency_ms,
             base,
-            rating,
+            fb.c.rating,
         )
         .select_from(joined)
         .where(d.experiment == experiment, d.experiment != "")

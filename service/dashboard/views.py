@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +18,7 @@ from banditroute.learners.state import loads
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import queries as q
+from banditroute.service.dashboard.rollup import HOUR, HourlyRollup, Sums
 from banditroute.service.dashboard.windows import Window
 from banditroute.service.errors import NotFound
 from banditroute.service.experiments.manager import ExperimentManager
@@ -41,13 +42,27 @@ class NotFoundPage(LookupError):
     """The route or experiment a URL names does not exist (a 404 page)."""
 
 
+@dataclass
+class RouteTotals:
+    """One route's traffic in a window."""
+
+    sums: Sums = field(default_factory=Sums)
+    by_model: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mean_reward(self) -> float:
+        """Mean recorded reward of the window's outcomes (NaN with none)."""
+        s = self.sums
+        return s.reward_sum / s.outcomes if s.outcomes else math.nan
+
+
 @dataclass(frozen=True)
 class Overview:
     """Every route's traffic in the window, and the experiments."""
 
     window: Window
     now: datetime
-    routes: list[tuple[q.RouteInfo, q.RouteTotals]]
+    routes: list[tuple[q.RouteInfo, RouteTotals]]
     experiments: list[ExperimentView]
 
 
@@ -73,34 +88,6 @@ class PolicyStateView:
     arms: list[ArmView]
 
 
-@dataclass
-class ModelTotals:
-    """One model's decisions and outcomes on the route in the window."""
-
-    decisions: int = 0
-    outcomes: int = 0
-    reward_sum: float = 0.0
-    reward_sq: float = 0.0
-    cost_n: int = 0
-    cost_sum: float = 0.0
-    latency_n: int = 0
-    latency_sum: float = 0.0
-
-    def add(self, r: q.BucketRow) -> None:
-        self.decisions += r.decisions
-        self.outcomes += r.outcomes
-        self.reward_sum += r.reward_sum
-        self.reward_sq += r.reward_sq
-        self.cost_n += r.cost_n
-        self.cost_sum += r.cost_sum
-        self.latency_n += r.latency_n
-        self.latency_sum += r.latency_sum
-
-    @property
-    def reward(self) -> MeanSummary:
-        return MeanSummary.from_sums(self.outcomes, self.reward_sum, self.reward_sq)
-
-
 @dataclass(frozen=True)
 class RoutePage:
     """Everything the route page shows."""
@@ -113,7 +100,7 @@ class RoutePage:
     mean_reward: list[float | None]
     cost_per_request: list[float | None]
     versions: list[tuple[int, str]]
-    totals: dict[str, ModelTotals]
+    totals: dict[str, Sums]
     policies: list[PolicyStateView]
     recent: list[q.DecisionRow]
 
@@ -148,13 +135,41 @@ def _labels(window: Window, now: datetime) -> tuple[list[datetime], list[str]]:
     return starts, [_label(t, window) for t in starts]
 
 
-def overview(engine: Engine, window: Window, now: datetime) -> Overview:
+def _traffic(
+    engine: Engine,
+    rollup: HourlyRollup | None,
+    window: Window,
+    now: datetime,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+) -> list[q.BucketRow]:
+    """The window's traffic per bucket: from the hourly rollup when the buckets are whole
+    hours and it is built (after applying the events since its last refresh), else from the
+    raw rows (the hour window, and while the rollup builds in the background)."""
+    since = window.since(now)
+    if rollup is not None and window.stride >= HOUR and window.stride % HOUR == timedelta(0):
+        if rollup.ready:
+            rollup.refresh()
+            return rollup.rows(since, window.stride, tenant=tenant, route=route)
+        rollup.start_building()
+    with engine.connect() as conn:
+        return q.decisions_by_bucket(conn, since, window.stride, tenant=tenant, route=route)
+
+
+def overview(
+    engine: Engine, window: Window, now: datetime, rollup: HourlyRollup | None = None
+) -> Overview:
     """The overview page's data."""
     with engine.connect() as conn:
         routes = q.routes(conn)
-        totals = q.route_totals(conn, window.since(now))
+    totals: dict[tuple[str, str], RouteTotals] = {}
+    for r in _traffic(engine, rollup, window, now):
+        t = totals.setdefault((r.tenant, r.route), RouteTotals())
+        t.sums.add(r)
+        t.by_model[r.model] = t.by_model.get(r.model, 0) + r.decisions
     known = {(r.tenant, r.name) for r in routes}
-    rows = [(r, totals.get((r.tenant, r.name), q.RouteTotals())) for r in routes]
+    rows = [(r, totals.get((r.tenant, r.name), RouteTotals())) for r in routes]
     # Traffic of a route deleted since still shows (it was served in this window).
     for (tenant, name), t in sorted(totals.items()):
         if (tenant, name) not in known:
@@ -163,7 +178,7 @@ def overview(engine: Engine, window: Window, now: datetime) -> Overview:
     return Overview(window, now, rows, experiments)
 
 
-def _arms(summary: dict[str, dict[str, Any]], totals: dict[str, ModelTotals]) -> list[ArmView]:
+def _arms(summary: dict[str, dict[str, Any]], totals: dict[str, Sums]) -> list[ArmView]:
     out = []
     for model, s in summary.items():
         n = int(s["updates"])
@@ -186,7 +201,7 @@ def _policy_state(
     engine: Engine,
     registry: PolicyRegistry | None,
     key: PolicyKey,
-    totals: dict[str, ModelTotals],
+    totals: dict[str, Sums],
 ) -> PolicyStateView | None:
     live = registry.get(key) if registry is not None else None
     if live is not None:
@@ -214,6 +229,7 @@ def route_page(
     name: str,
     window: Window,
     now: datetime,
+    rollup: HourlyRollup | None = None,
 ) -> RoutePage:
     """The route page's data (:class:`NotFoundPage` for an unknown route)."""
     since = window.since(now)
@@ -222,9 +238,9 @@ def route_page(
         if not found:
             raise NotFoundPage(f"no route {name!r} of tenant {tenant!r}")
         route = found[0]
-        rows = q.decisions_by_bucket(conn, tenant, name, since, window.stride)
         recent = q.recent_decisions(conn, tenant, name, since)
         configured = route.policy_version or q.latest_version(conn, route.policy)
+    rows = _traffic(engine, rollup, window, now, tenant=tenant, route=name)
     starts, labels = _labels(window, now)
     index = q.bucket_index(starts)
     n = len(starts)
@@ -233,10 +249,10 @@ def route_page(
     per_bucket = [0] * n
     reward = [[0, 0.0] for _ in range(n)]
     cost = [[0, 0.0] for _ in range(n)]
-    totals: dict[str, ModelTotals] = {}
+    totals: dict[str, Sums] = {}
     first_seen: dict[PolicyKey, int] = {}
     for r in rows:
-        totals.setdefault(r.model, ModelTotals()).add(r)
+        totals.setdefault(r.model, Sums()).add(r)
         i = index.get(r.bucket)
         if i is None:
             continue
@@ -331,7 +347,12 @@ def experiment_page(
     starts, labels = _labels(window, now)
     with engine.connect() as conn:
         buckets = q.experiment_rewards_by_bucket(
-            conn, name, yardstick(engine, view), window.since(now), window.stride
+            conn,
+            name,
+            yardstick(engine, view),
+            window.since(now),
+            window.stride,
+            started=view.created_at,
         )
     diffs = _diff_series(view, buckets, q.bucket_index(starts), len(starts))
     return ExperimentPage(window, now, status, labels, diffs)

@@ -41,16 +41,16 @@ class Window:
         return int(self.span / self.stride)
 
     def since(self, now: datetime) -> datetime:
-        """Start of the window ending at ``now``."""
-        return now - self.span
+        """Start of the window ending at ``now``: ``now - span`` rounded down to a bucket
+        boundary, so every bucket is whole (and, from a day up, made of whole hours)."""
+        return _floor(now - self.span, self.stride)
 
     def bucket_starts(self, now: datetime) -> list[datetime]:
         """Starts of every bucket from the one holding ``since(now)`` to the one holding ``now``,
         aligned as PostgreSQL's ``date_bin(stride, t, epoch)`` aligns them."""
         step = self.stride
-        first = _floor(self.since(now), step)
         out = []
-        t = first
+        t = self.since(now)
         while t <= now:
             out.append(t)
             t += step

@@ -1,0 +1,240 @@
+"""Benchmark of the dashboard over 1,000,000 decisions: time to answer each page.
+
+Run ``python benchmarks/dashboard.py`` (options: ``--database-url``, ``--decisions``,
+``--repeat``); prints ONE flat JSON object and writes ``benchmarks/results/dashboard.json``.
+
+Method: a temporary database (a private embedded PostgreSQL under /tmp unless
+``--database-url`` names a server, on which a temporary database is created and dropped) is
+migrated, the demo pool registered and monthly ``decisions`` partitions created as
+``banditroute db maintain`` does. ``--decisions`` decisions spread uniformly over the last 30
+days are generated in PostgreSQL with ``generate_series`` (ids are UUIDv7 of their
+``created_at``, as the server writes them): 90% on route ``default``, 10% on route ``small``,
+five models, two policy versions (the second from 10 days ago); 90% of them get an outcome. The
+decisions of the last 7 days on ``default`` (about 210,000) belong to a running experiment
+``bench-exp`` (control 50%, treatment 50%). Then ``VACUUM ANALYZE`` (what autovacuum does).
+
+Each page is fetched over HTTP from the metrics port of a :class:`Metrics` server with the
+:class:`Dashboard` mounted (the same code path as ``banditroute serve``): once cold, then
+``--repeat`` times; the JSON has the cold time, the median and the maximum of the warm ones, in
+seconds, per page and window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from banditroute.service.core.admin import register_demo_pool  # noqa: E402
+from banditroute.service.dashboard import Dashboard  # noqa: E402
+from banditroute.service.experiments.assignment import VariantSpec  # noqa: E402
+from banditroute.service.experiments.manager import ExperimentManager  # noqa: E402
+from banditroute.service.metrics import Metrics  # noqa: E402
+from banditroute.service.storage import migrate  # noqa: E402
+from banditroute.service.storage.database import create_engine  # noqa: E402
+from banditroute.service.storage.partitions import ensure_decision_partitions  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    create_database,
+    database_name,
+    drop_database,
+    free_port,
+)
+
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "claude-3-haiku", "llama-3.1-8b-instruct")
+
+# One INSERT ... SELECT from generate_series: the id's first 48 bits are created_at in ms.
+_DECISIONS = """
+INSERT INTO decisions (decision_id, created_at, event_id, tenant, route, policy_name,
+  policy_version, experiment, variant, model, propensity, candidates, scores, probabilities,
+  estimated_cost_usd, features, prompt_hash)
+SELECT (lpad(to_hex(ms), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
+       to_timestamp(ms / 1000.0), nextval('event_ids'), '',
+       CASE WHEN i % 10 = 0 THEN 'small' ELSE 'default' END,
+       'default', CASE WHEN ms < :v2_ms THEN 1 ELSE 2 END,
+       CASE WHEN i % 10 <> 0 AND ms >= :exp_ms THEN 'bench-exp' ELSE '' END,
+       CASE WHEN i % 10 <> 0 AND ms >= :exp_ms
+            THEN CASE WHEN i % 2 = 0 THEN 'control' ELSE 'treatment' END ELSE '' END,
+       (CAST(:models AS text[]))[1 + (i * 7 + (i / 3)) % 5], 0.2 + 0.6 * random(),
+       CAST(:models AS text[]),
+       ARRAY[0.5, 0.4, 0.3, 0.2, 0.1], ARRAY[0.2, 0.2, 0.2, 0.2, 0.2], 0.001 * random(),
+       '\\x00'::bytea, '\\x00'::bytea
+FROM (
+  SELECT i, md5(i::text) AS h,
+         (:end_ms - floor(random() * :span_ms))::bigint AS ms
+  FROM generate_series(1, :n) AS i
+) g
+"""
+
+_OUTCOMES = """
+INSERT INTO outcomes (event_id, decision_id, decision_created_at, tenant, quality, success,
+  input_tokens, output_tokens, cost_usd, latency_ms, error, reward)
+SELECT nextval('event_ids'), d.decision_id, d.created_at, '', q, true, 200, 100,
+       0.002 * random(), 200 + 800 * random(), '', q - 0.01
+FROM (SELECT decision_id, created_at, event_id, random() AS q FROM decisions) d
+WHERE d.event_id % 10 <> 0
+"""
+
+
+def _seed(url: str, n: int) -> None:
+    register_demo_pool(create_engine(url))
+    engine = create_engine(url)
+    now_ms = int(time.time() * 1000)
+    day = 86_400_000
+    with engine.begin() as conn:
+        ensure_decision_partitions(conn, now=datetime.now(UTC) - timedelta(days=31), months_ahead=3)
+        conn.execute(
+            text(
+                "INSERT INTO policies (name, version, algorithm, cost_weight) "
+                "SELECT 'default', 2, 'linucb', 10.0 WHERE NOT EXISTS "
+                "(SELECT 1 FROM policies WHERE name = 'default' AND version = 2)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO policies (name, version, algorithm) VALUES ('treat', 1, 'thompson')")
+        )
+        conn.execute(text("UPDATE routes SET policy_version = 0"))
+        conn.execute(
+            text("INSERT INTO routes (tenant, name, policy_name) VALUES ('', 'small', 'default')")
+        )
+    ExperimentManager(engine).create(
+        "bench-exp",
+        "",
+        "default",
+        [
+            VariantSpec("control", "default", 2, 50.0, control=True),
+            VariantSpec("treatment", "treat", 1, 50.0),
+        ],
+        start=True,
+        actor="benchmark",
+    )
+    with engine.begin() as conn:
+        # The experiment started 8 days ago (its decisions are the last 7 days').
+        conn.execute(
+            text(
+                "UPDATE experiments SET created_at = now() - interval '8 days', "
+                "started_at = now() - interval '8 days'"
+            )
+        )
+        conn.execute(
+            text(_DECISIONS),
+            {
+                "n": n,
+                "end_ms": now_ms,
+                "span_ms": 30 * day,
+                "v2_ms": now_ms - 10 * day,
+                "exp_ms": now_ms - 7 * day,
+                "models": list(MODELS),
+            },
+        )
+        conn.execute(text(_OUTCOMES))
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def _fetch(url: str) -> float:
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        body = resp.read()
+        if resp.status != 200 or (b"data-points" not in body and b"routes" not in body):
+            raise RuntimeError(f"{url}: {resp.status}")
+    return time.perf_counter() - t0
+
+
+def _measure(url: str, repeat: int) -> dict[str, Any]:
+    engine = create_engine(url, pool_size=4)
+    metrics = Metrics()
+    port = metrics.serve(free_port())
+    metrics.mount(Dashboard(engine))
+    base = f"http://127.0.0.1:{port}"
+    pages = {
+        "overview": "/",
+        "route": "/routes/default",
+        "route_small": "/routes/small",
+        "experiment": "/experiments/bench-exp",
+    }
+    out: dict[str, Any] = {}
+    for name, path in pages.items():
+        for window in ("hour", "day", "week", "month"):
+            url_w = f"{base}{path}?window={window}"
+            cold = _fetch(url_w)
+            warm = [_fetch(url_w) for _ in range(repeat)]
+            key = f"{name}_{window}"
+            out[f"{key}_cold_s"] = round(cold, 4)
+            out[f"{key}_median_s"] = round(statistics.median(warm), 4)
+            out[f"{key}_max_s"] = round(max(warm), 4)
+            print(
+                f"{key}: cold {cold:.3f}s, median {statistics.median(warm):.3f}s", file=sys.stderr
+            )
+    engine.dispose()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", help="a PostgreSQL server to create a temp db on")
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    server = data_dir = None
+    if args.database_url:
+        server_url, mode = args.database_url, "external"
+    else:
+        from banditroute.service.storage.embedded import EmbeddedPostgres
+
+        data_dir = Path(tempfile.mkdtemp(prefix="banditroute-dash-", dir="/tmp"))
+        server = EmbeddedPostgres(data_dir, database="postgres")
+        server_url, mode = server.start(), "embedded"
+    url = create_database(server_url, prefix="br_bench_dash")
+    try:
+        migrate.upgrade(url)
+        t0 = time.perf_counter()
+        _seed(url, args.decisions)
+        seed_s = time.perf_counter() - t0
+        result = _measure(url, args.repeat)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            counts = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM outcomes), "
+                    "current_setting('server_version_num')"
+                )
+            ).one()
+        engine.dispose()
+        output = {
+            **result,
+            "decisions": int(counts[0]),
+            "outcomes": int(counts[1]),
+            "seed_s": round(seed_s, 1),
+            "database": mode,
+            "postgres_version": int(counts[2]) // 10000,
+            "python": platform.python_version(),
+        }
+    finally:
+        drop_database(server_url, database_name(url))
+        if server is not None:
+            server.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    results_dir = ROOT / "benchmarks" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "dashboard.json").write_text(json.dumps(output, indent=2) + "\n")
+    print(json.dumps(output))
+
+
+if __name__ == "__main__":
+    main()
