@@ -45,14 +45,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(models_app, name="models")
-app.add_typer(policies_app, name="policies")
-app.add_typer(routes_app, name="routes")
-app.add_typer(keys_app, name="keys")
-app.add_typer(experiments_app, name="experiments")
-app.command("replay")(replay_command)
-app.command("evaluate")(evaluate_command)
 
 
 # -- serve -------------------------------------------------------------------------------------
@@ -167,6 +159,18 @@ def _db_maintain(settings: Settings, retention_days: int | None, months_ahead: i
             f"{', '.join(result.dropped_partitions) or 'no partitions'}, "
             f"{result.deleted_outcomes} outcomes, {result.deleted_feedback} feedback"
         )
+
+
+# -- the groups and the replay commands (registered after serve, which --help lists first) ---
+
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(policies_app, name="policies")
+app.add_typer(routes_app, name="routes")
+app.add_typer(keys_app, name="keys")
+app.add_typer(experiments_app, name="experiments")
+app.command("replay")(replay_command)
+app.command("evaluate")(evaluate_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
