@@ -43,11 +43,11 @@ class PolicySnapshots:
     Parameters
     ----------
     engine
-        SQLAlchemy engine of the database.
+        Where ``policy_snapshots`` is read at start and written as the log advances.
     registry
-        The process's live policies.
+        Whose policies are restored and saved.
     cost
-        The cost model learned from the log.
+        The cost model, saved with them.
     every
         Learning events of a policy between two snapshots (0 disables saving).
     keep

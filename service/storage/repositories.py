@@ -8,9 +8,9 @@ process reloads its configuration once the change commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
@@ -52,6 +52,27 @@ def record_change(
     return int(change.id)
 
 
+_Versioned = TypeVar("_Versioned", Model, Route)
+
+
+def _upsert(
+    session: Session, row: _Versioned | None, make: Callable[[], _Versioned], **values: Any
+) -> tuple[_Versioned, bool]:
+    """Insert ``make()`` when ``row`` is None, set ``values`` and stamp ``updated_at`` on an
+    update; return the row (refreshed) and whether it was created."""
+    created = row is None
+    if row is None:
+        row = make()
+        session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    if not created:
+        row.updated_at = func.now()  # type: ignore[assignment]
+    session.flush()
+    session.refresh(row)
+    return row, created
+
+
 class ModelRepository:
     """The model pool."""
 
@@ -82,20 +103,15 @@ class ModelRepository:
         enabled: bool,
     ) -> tuple[Model, bool]:
         """Create or update a model; return it and whether it was created."""
-        model = self.get(model_id)
-        created = model is None
-        if model is None:
-            model = Model(id=model_id)
-            self.session.add(model)
-        model.provider = provider
-        model.input_usd_per_mtok = input_usd_per_mtok
-        model.output_usd_per_mtok = output_usd_per_mtok
-        model.enabled = enabled
-        if not created:
-            model.updated_at = func.now()  # type: ignore[assignment]
-        self.session.flush()
-        self.session.refresh(model)
-        return model, created
+        return _upsert(
+            self.session,
+            self.get(model_id),
+            lambda: Model(id=model_id),
+            provider=provider,
+            input_usd_per_mtok=input_usd_per_mtok,
+            output_usd_per_mtok=output_usd_per_mtok,
+            enabled=enabled,
+        )
 
 
 class PolicyRepository:
@@ -151,19 +167,14 @@ class RouteRepository:
     def upsert(
         self, tenant: str, name: str, policy_name: str, policy_version: int, models: list[str]
     ) -> tuple[Route, bool]:
-        route = self.get(tenant, name)
-        created = route is None
-        if route is None:
-            route = Route(tenant=tenant, name=name)
-            self.session.add(route)
-        route.policy_name = policy_name
-        route.policy_version = policy_version
-        route.models = models
-        if not created:
-            route.updated_at = func.now()  # type: ignore[assignment]
-        self.session.flush()
-        self.session.refresh(route)
-        return route, created
+        return _upsert(
+            self.session,
+            self.get(tenant, name),
+            lambda: Route(tenant=tenant, name=name),
+            policy_name=policy_name,
+            policy_version=policy_version,
+            models=models,
+        )
 
 
 class ApiKeyRepository:
