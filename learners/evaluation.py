@@ -155,6 +155,16 @@ def _bootstrap(statistic: Callable[[np.ndarray], float], n: int, bootstrap: int,
     return float(low), float(high), float(np.std(stats, ddof=1)) if stats.size > 1 else 0.0
 
 
+def _weighted_mean(w: np.ndarray, r: np.ndarray) -> Callable[[np.ndarray], float]:
+    """``sum(w r) / sum(w)`` over a bootstrap resample's indices (NaN without weight)."""
+
+    def stat(idx: np.ndarray) -> float:
+        ws = float(w[idx].sum())
+        return float(np.sum(w[idx] * r[idx]) / ws) if ws > 0 else float("nan")
+
+    return stat
+
+
 def _mean_estimate(terms: np.ndarray, weights: np.ndarray, method: str, confidence: float,
                    bootstrap: int, seed: int, supported: int) -> Estimate:
     n = terms.size
@@ -230,11 +240,7 @@ def snips(rewards: ArrayLike, propensities: ArrayLike, target_probabilities: Arr
         return Estimate(nan, nan, nan, n, 0, 0.0, nan, "snips", confidence)
     value = float(np.sum(w * r) / total)
     if bootstrap > 0:
-        def stat(idx: np.ndarray) -> float:
-            ws = float(w[idx].sum())
-            return float(np.sum(w[idx] * r[idx]) / ws) if ws > 0 else float("nan")
-
-        low, high, se = _bootstrap(stat, n, bootstrap, seed, confidence)
+        low, high, se = _bootstrap(_weighted_mean(w, r), n, bootstrap, seed, confidence)
     else:
         mean_w = total / n
         resid = w * (r - value) / mean_w
@@ -325,11 +331,7 @@ def replay_estimate(rewards: ArrayLike, logged_arms: Sequence[object],
     total = float(w.sum())
     value = float(np.sum(w * r) / total)
     if bootstrap > 0:
-        def stat(idx: np.ndarray) -> float:
-            ws = float(w[idx].sum())
-            return float(np.sum(w[idx] * r[idx]) / ws) if ws > 0 else float("nan")
-
-        low, high, se = _bootstrap(stat, n, bootstrap, seed, confidence)
+        low, high, se = _bootstrap(_weighted_mean(w, r), n, bootstrap, seed, confidence)
     else:
         resid = w[match] * (r[match] - value) / (total / m)
         se = float(np.sqrt(np.sum(resid * resid) / (m * max(m - 1, 1))))

@@ -50,7 +50,6 @@ _STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
 
 def experiment_to_proto(view: ExperimentView) -> admin_pb2.Experiment:
     """The ``Experiment`` message of a stored experiment."""
-    g = view.guardrail
     msg = admin_pb2.Experiment(
         name=view.name,
         tenant=view.tenant,
@@ -68,12 +67,7 @@ def experiment_to_proto(view: ExperimentView) -> admin_pb2.Experiment:
             for v in view.variants
         ],
         salt=view.salt,
-        guardrail=admin_pb2.Guardrail(
-            max_reward_drop=g.max_reward_drop,
-            max_cost_increase=g.max_cost_increase,
-            confidence=g.confidence,
-            min_samples=g.min_samples,
-        ),
+        guardrail=admin_pb2.Guardrail(**view.guardrail.to_json()),
         stop_reason=view.stop_reason,
     )
     if view.created_at is not None:

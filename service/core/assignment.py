@@ -92,24 +92,15 @@ class ExperimentResolver(Protocol):
         rng: np.random.Generator | None = None,
     ) -> dict[str, Any] | None:
         """What each of ``assignment.shadows`` would have chosen for ``x`` (stored in
-        ``decisions.shadow``); ``None`` when there are none. Never raises for a shadow."""
-        ...
+        ``decisions.shadow``); ``None`` when there are none. Never raises for a shadow.
+
+        The default scores nothing: only an experiment resolver assigns shadows."""
+        return None
 
 
-class RoutePolicyResolver:
-    """Default resolver: every request is served by the route's own policy."""
+class RoutePolicyResolver(ExperimentResolver):
+    """Default resolver: every request is served by the route's own policy (no shadows)."""
 
     def resolve(self, tenant: str, route: RouteEntry, unit_key: str) -> Assignment:
         """Return the route's policy, with no experiment."""
         return Assignment(policy=route.policy)
-
-    def score_shadows(
-        self,
-        assignment: Assignment,
-        policy_of: Callable[[PolicyKey], Policy | None],
-        x: np.ndarray,
-        candidates: Iterable[str] | None,
-        rng: np.random.Generator | None = None,
-    ) -> dict[str, Any] | None:
-        """No shadows outside experiments."""
-        return None

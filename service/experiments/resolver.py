@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, select
 
-from banditroute.learners.base import Policy
 from banditroute.service.core.assignment import (
     Assignment,
     ExperimentResolver,
@@ -186,17 +184,9 @@ class ExperimentCache:
             return self._fallback.resolve(tenant, route, unit_key)
         return exp.assign(unit_key)
 
-    def score_shadows(
-        self,
-        assignment: Assignment,
-        policy_of: Callable[[PolicyKey], Policy | None],
-        x: np.ndarray,
-        candidates: Iterable[str] | None,
-        rng: np.random.Generator | None = None,
-    ) -> dict[str, Any] | None:
-        """The shadow policies' choices for ``x``
-        (:func:`~banditroute.service.experiments.shadow.score_shadows`)."""
-        return score_shadows(assignment, policy_of, x, candidates, rng)
+    #: The shadow policies' choices for a request
+    #: (:func:`~banditroute.service.experiments.shadow.score_shadows`).
+    score_shadows = staticmethod(score_shadows)
 
     def experiment_of(self, tenant: str, route: str) -> str:
         """Name of the running experiment of a route ("" if none)."""
