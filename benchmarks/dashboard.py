@@ -40,9 +40,11 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from banditroute.service.core.admin import register_demo_pool  # noqa: E402
-from banditroute.service.dashboard import Dashboard  # noqa: E402
+from banditroute.service.dashboard import Dashboard, parse_window  # noqa: E402
+from banditroute.service.dashboard.queries import experiment_rewards_by_bucket  # noqa: E402
 from banditroute.service.experiments.assignment import VariantSpec  # noqa: E402
 from banditroute.service.experiments.manager import ExperimentManager  # noqa: E402
+from banditroute.service.experiments.stats import experiment_status, yardstick  # noqa: E402
 from banditroute.service.metrics import Metrics  # noqa: E402
 from banditroute.service.storage import migrate  # noqa: E402
 from banditroute.service.storage.database import create_engine  # noqa: E402
@@ -155,33 +157,228 @@ def _fetch(url: str) -> float:
     return time.perf_counter() - t0
 
 
+def _timed(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
 def _measure(url: str, repeat: int) -> dict[str, Any]:
     engine = create_engine(url, pool_size=4)
-    metrics = Metrics()
-    port = metrics.serve(free_port())
-    metrics.mount(Dashboard(engine))
-    base = f"http://127.0.0.1:{port}"
-    pages = {
-        "overview": "/",
-        "route": "/routes/default",
-        "route_small": "/routes/small",
-        "experiment": "/experiments/bench-exp",
-    }
     out: dict[str, Any] = {}
+    servers = {}
+    for mode in ("raw", "rollup"):
+        metrics = Metrics()
+        port = metrics.serve(free_port())
+        dashboard = Dashboard(engine, rollup=mode == "rollup")
+        metrics.mount(dashboard)
+        servers[mode] = f"http://127.0.0.1:{port}"
+        if dashboard.rollup is not None:
+            build, _ = _timed(dashboard.rollup.refresh)
+            out["rollup_build_s"] = round(build, 3)
+            print(f"rollup build: {build:.3f}s", file=sys.stderr)
+    pages = {"overview": "/", "route": "/routes/default", "route_small": "/routes/small"}
     for name, path in pages.items():
         for window in ("hour", "day", "week", "month"):
-            url_w = f"{base}{path}?window={window}"
+            key = f"{name}_{window}"
+            if window != "hour":  # the hour window is always read from the raw rows
+                raw = _fetch(f"{servers['raw']}{path}?window={window}")
+                out[f"{key}_raw_s"] = round(raw, 4)
+            url_w = f"{servers['rollup']}{path}?window={window}"
             cold = _fetch(url_w)
             warm = [_fetch(url_w) for _ in range(repeat)]
-            key = f"{name}_{window}"
-            out[f"{key}_cold_s"] = round(cold, 4)
+            out[f"{key}_first_s"] = round(cold, 4)
             out[f"{key}_median_s"] = round(statistics.median(warm), 4)
             out[f"{key}_max_s"] = round(max(warm), 4)
             print(
-                f"{key}: cold {cold:.3f}s, median {statistics.median(warm):.3f}s", file=sys.stderr
+                f"{key}: first {cold:.3f}s, median {statistics.median(warm):.3f}s, "
+                f"max {max(warm):.3f}s",
+                file=sys.stderr,
             )
+    # The experiment page: the status (banditroute.service.experiments.stats, what
+    # GetExperimentStatus computes) and the difference-over-time series.
+    view = ExperimentManager(engine).get("bench-exp", events=True)
+    status_s, _ = _timed(lambda: experiment_status(engine, view))
+    out["experiment_status_s"] = round(status_s, 3)
+    now = datetime.now(UTC)
+    for window in ("hour", "week"):
+        page_s = _fetch(f"{servers['rollup']}/experiments/bench-exp?window={window}")
+        w = parse_window(window)
+        with engine.connect() as conn:
+            series_s, _ = _timed(
+                lambda w=w, conn=conn: experiment_rewards_by_bucket(
+                    conn,
+                    "bench-exp",
+                    yardstick(engine, view),
+                    w.since(now),
+                    w.stride,
+                    started=view.created_at,
+                )
+            )
+        out[f"experiment_{window}_s"] = round(page_s, 3)
+        out[f"experiment_{window}_series_s"] = round(series_s, 3)
+        print(
+            f"experiment_{window}: {page_s:.3f}s (status {status_s:.3f}s, series {series_s:.3f}s)",
+            file=sys.stderr,
+        )
     engine.dispose()
     return out
+
+
+# -- screenshots from a real run ------------------------------------------------------------
+_QUALITY = {
+    "gpt-4o": 0.86,
+    "gpt-4o-mini": 0.74,
+    "claude-3-5-sonnet": 0.88,
+    "claude-3-haiku": 0.70,
+    "llama-3.1-8b-instruct": 0.58,
+}
+
+
+def _real_run(out_dir: Path, minutes: float, rate: float) -> None:
+    """Run a real server (embedded PostgreSQL, gRPC on 127.0.0.1) with simulated traffic for
+    ``minutes``, then screenshot each dashboard page in headless Chromium into ``out_dir``.
+
+    Route ``default`` (the demo LinUCB policy; a new policy version with a higher cost weight
+    after 60% of the run) and route ``support`` (Thompson sampling over three models; after
+    30% of the run an experiment against epsilon-greedy, 50/50). Each request gets an outcome
+    whose quality is the model's (plus noise), and one in five a user rating.
+    """
+    import random
+
+    import grpc
+    from playwright.sync_api import sync_playwright
+
+    from banditroute.service.storage.embedded import EmbeddedPostgres
+    from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
+    from tests.helpers import TEST_ADMIN_TOKEN, InProcessServer, register_demo
+
+    admin_md = (("authorization", f"Bearer {TEST_ADMIN_TOKEN}"),)
+    data_dir = Path(tempfile.mkdtemp(prefix="banditroute-shots-", dir="/tmp"))
+    pg = EmbeddedPostgres(data_dir, database="postgres")
+    server_url = pg.start()
+    url = create_database(server_url, prefix="br_shots")
+    server = None
+    try:
+        migrate.upgrade(url)
+        register_demo(url)
+        port = free_port()
+        server = InProcessServer(url, metrics_port=port)
+        app = server.app
+        app.metrics.mount(
+            Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
+        )
+        rng = random.Random(7)
+        support = ["gpt-4o", "claude-3-haiku", "llama-3.1-8b-instruct"]
+        with grpc.insecure_channel(server.address) as ch:
+            admin = admin_pb2_grpc.AdminStub(ch)
+            router = router_pb2_grpc.RouterStub(ch)
+            admin.PutPolicy(
+                admin_pb2.PutPolicyRequest(name="support-ts", algorithm="thompson", seed=1),
+                metadata=admin_md,
+            )
+            admin.PutPolicy(
+                admin_pb2.PutPolicyRequest(name="support-eps", algorithm="epsilon_greedy", seed=1),
+                metadata=admin_md,
+            )
+            admin.PutRoute(
+                admin_pb2.PutRouteRequest(
+                    route=admin_pb2.RouteConfig(name="support", policy="support-ts", models=support)
+                ),
+                metadata=admin_md,
+            )
+            t0 = time.monotonic()
+            end = t0 + minutes * 60
+            started = bumped = False
+            i = 0
+            while time.monotonic() < end:
+                frac = (time.monotonic() - t0) / (minutes * 60)
+                if not started and frac > 0.3:
+                    admin.CreateExperiment(
+                        admin_pb2.CreateExperimentRequest(
+                            name="support-ts-vs-eps",
+                            route="support",
+                            variants=[
+                                admin_pb2.Variant(
+                                    name="control", policy="support-ts", weight=50, control=True
+                                ),
+                                admin_pb2.Variant(
+                                    name="treatment", policy="support-eps", weight=50
+                                ),
+                            ],
+                            guardrail=admin_pb2.Guardrail(max_reward_drop=0.2),
+                            start=True,
+                            actor="operator",
+                        ),
+                        metadata=admin_md,
+                    )
+                    started = True
+                if not bumped and frac > 0.6:
+                    admin.PutPolicy(
+                        admin_pb2.PutPolicyRequest(
+                            name="default",
+                            algorithm="linucb",
+                            reward=admin_pb2.RewardWeights(cost_weight=40.0, feedback_weight=0.5),
+                        ),
+                        metadata=admin_md,
+                    )
+                    bumped = True
+                route = "support" if i % 3 == 0 else "default"
+                resp = router.Route(
+                    router_pb2.RouteRequest(
+                        prompt=f"question {i}: " + "lorem ipsum " * rng.randint(5, 60),
+                        route=route,
+                        unit_id=f"user-{rng.randint(1, 500)}",
+                    )
+                )
+                quality = min(1.0, max(0.0, _QUALITY[resp.model] + rng.gauss(0, 0.12)))
+                tokens_in, tokens_out = rng.randint(200, 1500), rng.randint(50, 600)
+                router.RecordOutcome(
+                    router_pb2.RecordOutcomeRequest(
+                        decision_id=resp.decision_id,
+                        quality=quality,
+                        input_tokens=tokens_in,
+                        output_tokens=tokens_out,
+                        latency_ms=rng.uniform(300, 2500),
+                    )
+                )
+                if i % 5 == 0:
+                    router.SubmitFeedback(
+                        router_pb2.SubmitFeedbackRequest(
+                            decision_id=resp.decision_id,
+                            rating=1.0 if quality > 0.7 else 0.0,
+                            source="user",
+                        )
+                    )
+                i += 1
+                time.sleep(max(0.0, 1.0 / rate - 0.005))
+        server.sync()
+        print(f"real run: {i} requests in {minutes} min", file=sys.stderr)
+        base = f"http://127.0.0.1:{port}"
+        shots = {
+            "dashboard-overview.png": "/?window=hour",
+            "dashboard-route.png": "/routes/default?window=hour",
+            "dashboard-route-support.png": "/routes/support?window=hour",
+            "dashboard-experiment.png": "/experiments/support-ts-vs-eps?window=hour",
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium") or None, args=["--no-sandbox"]
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/?token={TEST_ADMIN_TOKEN}")
+            for name, path in shots.items():
+                page.goto(base + path)
+                page.screenshot(path=str(out_dir / name), full_page=True)
+                print(f"wrote {out_dir / name}", file=sys.stderr)
+            browser.close()
+    finally:
+        if server is not None:
+            server.stop()
+        drop_database(server_url, database_name(url))
+        pg.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -189,7 +386,24 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server to create a temp db on")
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--existing-database-url",
+        help="measure an already seeded database (from an earlier run) instead of seeding one",
+    )
+    parser.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="instead: run a real server with simulated traffic and screenshot every page",
+    )
+    parser.add_argument("--minutes", type=float, default=14.0, help="length of that run")
+    parser.add_argument("--rate", type=float, default=8.0, help="its requests per second")
     args = parser.parse_args()
+    if args.screenshots:
+        _real_run(Path(args.screenshots), args.minutes, args.rate)
+        return
+    if args.existing_database_url:
+        print(json.dumps(_measure(args.existing_database_url, args.repeat)))
+        return
     server = data_dir = None
     if args.database_url:
         server_url, mode = args.database_url, "external"

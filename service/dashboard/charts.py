@@ -144,20 +144,26 @@ def lines(
     markers: Sequence[tuple[int, str]] = (),
     band: tuple[Sequence[float | None], Sequence[float | None]] | None = None,
     zero_line: bool = False,
+    from_zero: bool = False,
 ) -> str:
     """Lines (gaps where a value is missing), optional vertical ``markers`` ``(index, label)``
-    and an optional shaded ``band`` ``(low, high)`` drawn under the first series."""
+    and an optional shaded ``band`` ``(low, high)`` drawn under the first series;
+    ``zero_line`` draws y = 0 dashed, ``from_zero`` starts the axis at 0 for non-negative
+    values (costs)."""
     n = len(labels)
     values: list[float] = [v for s in series.values() for v in s if _finite(v)]
     if band is not None:
         values += [v for s in band for v in s if _finite(v)]
-    if zero_line:
+    if zero_line or (from_zero and values and min(values) >= 0):
         values.append(0.0)
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     if hi - lo < 1e-12:
-        lo, hi = lo - 0.5 if lo else -0.5, hi + 0.5 if hi else 0.5
+        half = abs(hi) * 0.5 or 0.5
+        lo, hi = lo - half, hi + half
+        if from_zero and lo < 0 <= hi - half:
+            lo = 0.0
     pad = (hi - lo) * 0.05
-    lo, hi = lo - pad, hi + pad
+    lo, hi = (lo - pad if lo != 0 else 0.0), hi + pad
     body = _axes(labels, lo, hi)
     if zero_line and lo < 0 < hi:
         y0 = _y(0.0, lo, hi)
@@ -174,17 +180,32 @@ def lines(
             if lv is not None and hv is not None and _finite(lv) and _finite(hv):
                 run.append((i, lv, hv))
                 continue
+            if len(run) == 1:  # one bucket: an error bar
+                j, b, h = run[0]
+                x = _x(j, n)
+                body.append(
+                    f'<line x1="{x:.1f}" y1="{_y(b, lo, hi):.1f}" x2="{x:.1f}" '
+                    f'y2="{_y(h, lo, hi):.1f}" stroke="{color_of(0)}" stroke-width="6" '
+                    'opacity="0.3"/>'
+                )
+                run = []
             if run:
                 top = " ".join(f"{_x(j, n):.1f},{_y(h, lo, hi):.1f}" for j, _, h in run)
                 bot = " ".join(f"{_x(j, n):.1f},{_y(b, lo, hi):.1f}" for j, b, _ in run[::-1])
                 body.append(f'<polygon points="{top} {bot}" fill="{color_of(0)}" opacity="0.18"/>')
                 run = []
+    grouped: dict[int, list[str]] = {}
     for i, text in markers:
+        grouped.setdefault(i, []).append(text)
+    for i, texts in sorted(grouped.items()):
         x = _x(i, n) - (_W - _L - _R) / max(n, 1) / 2
+        right = x > _L + (_W - _L - _R) * 0.7
+        label = escape(", ".join(texts))
         body.append(
             f'<line class="marker" x1="{x:.1f}" y1="{_T}" x2="{x:.1f}" y2="{_H - _B}" '
             f'stroke="#b00" stroke-dasharray="3 3"/>'
-            f'<text x="{x + 3:.1f}" y="{_T + 10}" fill="#b00">{escape(text)}</text>'
+            f'<text x="{x - 3 if right else x + 3:.1f}" y="{_T + 10}" fill="#b00" '
+            f'text-anchor="{"end" if right else "start"}">{label}</text>'
         )
     points = 0
     legend = []

@@ -186,6 +186,7 @@ def route_html(p: RoutePage) -> str:
             {"cost per request (USD)": p.cost_per_request},
             title="Cost per request (USD, reported by outcomes)",
             markers=markers,
+            from_zero=True,
         ),
         "<h2>Traffic in the window</h2>",
     ]
