@@ -20,12 +20,10 @@ import typer
 
 from banditroute.service import supervisor
 from banditroute.service.cli_common import (
-    ConfigOpt,
-    DatabaseUrlOpt,
-    DataDirOpt,
+    Target,
     database_engine,
     run_command,
-    settings_from,
+    with_target,
 )
 from banditroute.service.cli_config import keys_app, models_app, policies_app, routes_app
 from banditroute.service.config import Settings
@@ -51,6 +49,7 @@ db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=Tr
 
 
 @app.command()
+@with_target()
 def serve(
     port: Annotated[int | None, typer.Option(help="gRPC port (default 50051; 0 = any).")] = None,
     metrics_port: Annotated[
@@ -60,7 +59,6 @@ def serve(
         int | None, typer.Option(help="Server processes sharing the port (default 1).")
     ] = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
-    data_dir: DataDirOpt = None,
     demo: Annotated[
         bool | None,
         typer.Option("--demo/--no-demo", help="Register a demo model pool and route 'default'."),
@@ -69,16 +67,13 @@ def serve(
         bool,
         typer.Option("--migrate", help="Migrate an external database before serving."),
     ] = False,
-    database_url: DatabaseUrlOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Run the gRPC service (embedded PostgreSQL unless a database URL is configured)."""
     run_command(
         lambda: supervisor.serve(
-            settings_from(
-                config,
-                database_url,
-                data_dir,
+            target.settings(
                 port=port,
                 metrics_port=metrics_port,
                 workers=workers,
@@ -94,14 +89,14 @@ def serve(
 
 
 @db_app.command("upgrade")
+@with_target()
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Migrate the database schema (Alembic) to the newest revision."""
-    run_command(lambda: _db_upgrade(settings_from(config, database_url, data_dir), revision))
+    run_command(lambda: _db_upgrade(target.settings(), revision))
 
 
 def _db_upgrade(settings: Settings, revision: str) -> None:
@@ -112,11 +107,10 @@ def _db_upgrade(settings: Settings, revision: str) -> None:
 
 
 @db_app.command("current")
-def db_current(
-    database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None
-) -> None:
+@with_target()
+def db_current(*, target: Target) -> None:
     """Print the schema revision of the database and the one this banditroute needs."""
-    run_command(lambda: _db_current(settings_from(config, database_url, data_dir)))
+    run_command(lambda: _db_current(target.settings()))
 
 
 def _db_current(settings: Settings) -> None:
@@ -126,6 +120,7 @@ def _db_current(settings: Settings) -> None:
 
 
 @db_app.command("maintain")
+@with_target()
 def db_maintain(
     retention_days: Annotated[
         int | None,
@@ -136,16 +131,11 @@ def db_maintain(
     months_ahead: Annotated[
         int, typer.Option(min=0, max=24, help="Create partitions for this many next months.")
     ] = 2,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Create upcoming monthly partitions of decisions; apply retention. Run it daily."""
-    run_command(
-        lambda: _db_maintain(
-            settings_from(config, database_url, data_dir), retention_days, months_ahead
-        )
-    )
+    run_command(lambda: _db_maintain(target.settings(), retention_days, months_ahead))
 
 
 def _db_maintain(settings: Settings, retention_days: int | None, months_ahead: int) -> None:

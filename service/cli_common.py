@@ -8,10 +8,12 @@ Commands on state open the database through
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -30,9 +32,11 @@ __all__ = [
     "DataDirOpt",
     "DatabaseUrlOpt",
     "JsonOpt",
+    "Target",
     "TlsCaOpt",
     "TlsCertOpt",
     "TlsKeyOpt",
+    "admin_channel",
     "admin_session",
     "cell",
     "database_engine",
@@ -40,6 +44,7 @@ __all__ = [
     "print_rows",
     "run_command",
     "settings_from",
+    "with_target",
 ]
 
 T = TypeVar("T")
@@ -89,6 +94,70 @@ TlsCertOpt = Annotated[
 TlsKeyOpt = Annotated[
     Path | None, typer.Option("--tls-key-file", help="PEM key of --tls-cert-file (--address).")
 ]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command acts: the database its settings name or, with ``address``, a server."""
+
+    database_url: str | None = None
+    data_dir: Path | None = None
+    config: Path | None = None
+    address: str | None = None
+    admin_token: str = ""
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def settings(self, **extra: Any) -> Settings:
+        """Settings from ``--config``, ``BANDITROUTE_*``, these options and ``extra``."""
+        return settings_from(self.config, self.database_url, self.data_dir, **extra)
+
+
+_DATABASE_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("database_url", DatabaseUrlOpt, None),
+    ("data_dir", DataDirOpt, None),
+    ("config", ConfigOpt, None),
+)
+_SERVER_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("address", AddressOpt, None),
+    ("admin_token", AdminTokenOpt, ""),
+    ("tls_ca", TlsCaOpt, None),
+    ("tls_cert", TlsCertOpt, None),
+    ("tls_key", TlsKeyOpt, None),
+)
+F = TypeVar("F", bound=Callable[..., Any])
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def with_target(*, server: bool = False) -> Callable[[F], F]:
+    """Give a command ``--database-url``, ``--data-dir`` and ``--config`` (with ``server``, also
+    ``--address``, ``--admin-token`` and the TLS options), passed to it as ``target: Target``.
+
+    The options are defined once here rather than in every command's signature.
+    """
+    options = _DATABASE_OPTIONS + (_SERVER_OPTIONS if server else ())
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "target"]
+        added = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind
+            )
+            for name, kind, default in options
+        ]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            target = Target(**{name: kwargs.pop(name) for name, _, _ in options})
+            return fn(*args, target=target, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+        return command  # type: ignore[return-value]
+
+    return decorate
 
 
 def run_command(action: Callable[[], T]) -> T:

@@ -18,17 +18,15 @@ import typer
 from sqlalchemy import Engine
 
 from banditroute.service.cli_common import (
-    ConfigOpt,
-    DatabaseUrlOpt,
-    DataDirOpt,
     JsonOpt,
+    Target,
     admin_session,
     cell,
     database_engine,
     print_json,
     print_rows,
     run_command,
-    settings_from,
+    with_target,
 )
 from banditroute.service.config import Settings
 from banditroute.service.core import admin
@@ -49,20 +47,20 @@ keys_app = typer.Typer(help="Per-tenant API keys.", no_args_is_help=True)
 
 
 @models_app.command("add")
+@with_target()
 def models_add(
     model_id: Annotated[str, typer.Argument(help="Model id as your backend names it.")],
     provider: Annotated[str, typer.Option(help="Provider, e.g. openai.")] = "",
     input_price: Annotated[float, typer.Option(help="USD per 1M input tokens.")] = 0.0,
     output_price: Annotated[float, typer.Option(help="USD per 1M output tokens.")] = 0.0,
     enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="Routable.")] = True,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Add a model to the pool, or update it."""
     run_command(
         lambda: _models_add(
-            settings_from(config, database_url, data_dir),
+            target.settings(),
             model_id,
             provider,
             input_price,
@@ -93,21 +91,17 @@ def _models_add(
 
 
 @models_app.command("list")
+@with_target()
 def models_list(
     include_disabled: Annotated[
         bool, typer.Option("--all", help="Include disabled models.")
     ] = False,
     as_json: JsonOpt = False,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """List the model pool."""
-    run_command(
-        lambda: _models_list(
-            settings_from(config, database_url, data_dir), include_disabled, as_json
-        )
-    )
+    run_command(lambda: _models_list(target.settings(), include_disabled, as_json))
 
 
 def _models_list(settings: Settings, include_disabled: bool, as_json: bool) -> None:
@@ -143,6 +137,7 @@ def _parse_params(params: Sequence[str], hyperparameters: str | None) -> dict[st
 
 
 @policies_app.command("put")
+@with_target()
 def policies_put(
     name: Annotated[str, typer.Argument(help="Policy name; a new version is added if it exists.")],
     algorithm: Annotated[
@@ -162,14 +157,13 @@ def policies_put(
         float, typer.Option(help="Weight of human feedback against outcome quality, in [0, 1].")
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the policy's exploration.")] = 0,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Create a policy or a new version of it."""
     run_command(
         lambda: _policies_put(
-            settings_from(config, database_url, data_dir),
+            target.settings(),
             name,
             algorithm,
             _parse_params(param or [], hyperparameters),
@@ -208,17 +202,15 @@ def _policies_put(
 
 
 @policies_app.command("list")
+@with_target()
 def policies_list(
     name: Annotated[str, typer.Option(help="Only versions of this policy.")] = "",
     as_json: JsonOpt = False,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """List policies and their versions."""
-    run_command(
-        lambda: _policies_list(settings_from(config, database_url, data_dir), name, as_json)
-    )
+    run_command(lambda: _policies_list(target.settings(), name, as_json))
 
 
 def _policies_list(settings: Settings, name: str, as_json: bool) -> None:
@@ -241,22 +233,18 @@ def _policies_list(settings: Settings, name: str, as_json: bool) -> None:
 
 
 @policies_app.command("state")
+@with_target()
 def policies_state(
     name: Annotated[
         str | None, typer.Argument(help="Policy name; none = the latest version of every policy.")
     ] = None,
     version: Annotated[int, typer.Option(min=0, help="Policy version; 0 = latest.")] = 0,
     as_json: JsonOpt = False,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Show what a policy has learnt: per model, updates and mean reward (as GetPolicyState)."""
-    run_command(
-        lambda: _policies_state(
-            settings_from(config, database_url, data_dir), name, version, as_json
-        )
-    )
+    run_command(lambda: _policies_state(target.settings(), name, version, as_json))
 
 
 def _policies_state(settings: Settings, name: str | None, version: int, as_json: bool) -> None:
@@ -325,6 +313,7 @@ def _state_header(state: dict[str, Any]) -> str:
 
 
 @routes_app.command("put")
+@with_target()
 def routes_put(
     name: Annotated[str, typer.Argument(help="Route name, e.g. default.")],
     policy: Annotated[str, typer.Option(help="Policy serving the route.")],
@@ -334,14 +323,13 @@ def routes_put(
         typer.Option("--model", help="A model the route may choose (repeat; none = all enabled)."),
     ] = None,
     tenant: Annotated[str, typer.Option(help="Owning tenant; empty = shared.")] = "",
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Create or update a route."""
     run_command(
         lambda: _routes_put(
-            settings_from(config, database_url, data_dir),
+            target.settings(),
             name,
             policy,
             policy_version,
@@ -372,17 +360,15 @@ def _routes_put(
 
 
 @routes_app.command("list")
+@with_target()
 def routes_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's routes.")] = None,
     as_json: JsonOpt = False,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """List routes."""
-    run_command(
-        lambda: _routes_list(settings_from(config, database_url, data_dir), tenant, as_json)
-    )
+    run_command(lambda: _routes_list(target.settings(), tenant, as_json))
 
 
 def _routes_list(settings: Settings, tenant: str | None, as_json: bool) -> None:
@@ -395,15 +381,15 @@ def _routes_list(settings: Settings, tenant: str | None, as_json: bool) -> None:
 
 
 @keys_app.command("create")
+@with_target()
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
     label: Annotated[str, typer.Option(help="Free-text label, e.g. the calling service.")] = "",
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Issue an API key; the key is printed once and only its hash is stored."""
-    run_command(lambda: _keys_create(settings_from(config, database_url, data_dir), tenant, label))
+    run_command(lambda: _keys_create(target.settings(), tenant, label))
 
 
 def _keys_create(settings: Settings, tenant: str, label: str) -> None:
@@ -415,14 +401,14 @@ def _keys_create(settings: Settings, tenant: str, label: str) -> None:
 
 
 @keys_app.command("revoke")
+@with_target()
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="Id of the key (key_...).")],
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Revoke an API key (idempotent)."""
-    run_command(lambda: _keys_revoke(settings_from(config, database_url, data_dir), key_id))
+    run_command(lambda: _keys_revoke(target.settings(), key_id))
 
 
 def _keys_revoke(settings: Settings, key_id: str) -> None:

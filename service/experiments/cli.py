@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,18 +31,11 @@ from google.protobuf.message import Message
 
 from banditroute.service.api.experiments import ExperimentRpcs
 from banditroute.service.cli_common import (
-    AddressOpt,
-    AdminTokenOpt,
-    ConfigOpt,
-    DatabaseUrlOpt,
-    DataDirOpt,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsKeyOpt,
+    Target,
     admin_channel,
     database_engine,
     run_command,
-    settings_from,
+    with_target,
 )
 from banditroute.service.experiments.formatting import (
     format_experiment,
@@ -54,7 +45,7 @@ from banditroute.service.experiments.formatting import (
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.v1 import admin_pb2
 
-__all__ = ["Target", "experiments_app", "parse_variant"]
+__all__ = ["experiments_app", "parse_variant"]
 
 experiments_app = typer.Typer(
     name="experiments",
@@ -106,28 +97,13 @@ def parse_variant(text: str) -> admin_pb2.Variant:
     )
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where the commands act: a running server (``address``) or the database of the settings."""
-
-    address: str | None = None
-    admin_token: str = ""
-    tls_ca_file: Path | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    database_url: str | None = None
-    data_dir: Path | None = None
-    config: Path | None = None
-
-
 async def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
 @contextmanager
 def _on_database(target: Target) -> Iterator[Callable[[str, Message], Any]]:
-    settings = settings_from(target.config, target.database_url, target.data_dir)
-    with database_engine(settings) as engine:
+    with database_engine(target.settings()) as engine:
         rpcs = ExperimentRpcs(ExperimentManager(engine), _direct)
         handlers: dict[str, Callable[[Any, Any], Any]] = {
             "CreateExperiment": rpcs.create,
@@ -155,9 +131,9 @@ def _call(target: Target, method: str, request: Message) -> Any:
     with admin_channel(
         target.address,
         admin_token=target.admin_token,
-        tls_ca_file=target.tls_ca_file,
-        tls_cert_file=target.tls_cert_file,
-        tls_key_file=target.tls_key_file,
+        tls_ca_file=target.tls_ca,
+        tls_cert_file=target.tls_cert,
+        tls_key_file=target.tls_key,
     ) as remote:
         return remote(method, request)
 
@@ -173,6 +149,7 @@ def _run(
 
 
 @experiments_app.command("create")
+@with_target(server=True)
 def create(
     name: Annotated[str, typer.Argument(help="Experiment name (unique).")],
     variant: Annotated[
@@ -195,14 +172,8 @@ def create(
     start: Annotated[bool, typer.Option("--start", help="Start running immediately.")] = False,
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Create an experiment (draft unless --start)."""
     request = admin_pb2.CreateExperimentRequest(
@@ -220,24 +191,18 @@ def create(
         start=start,
         actor=actor,
     )
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _run(t, "CreateExperiment", request, as_json, format_experiment)
+    _run(target, "CreateExperiment", request, as_json, format_experiment)
 
 
 @experiments_app.command("ramp")
+@with_target(server=True)
 def ramp(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     weights: Annotated[list[str], typer.Argument(help="VARIANT=WEIGHT pairs, in percent.")],
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Change variant weights; only units whose bucket changes owner move."""
     parsed: dict[str, float] = {}
@@ -250,8 +215,7 @@ def ramp(
         if not sep or not key:
             raise typer.BadParameter(f"{item!r}: expected VARIANT=WEIGHT")
     request = admin_pb2.RampExperimentRequest(name=name, weights=parsed, actor=actor)
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _run(t, "RampExperiment", request, as_json, format_experiment)
+    _run(target, "RampExperiment", request, as_json, format_experiment)
 
 
 def _set_state(
@@ -267,122 +231,86 @@ def _set_state(
 
 
 @experiments_app.command("start")
+@with_target(server=True)
 def start_(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Start a draft experiment, or resume a paused one."""
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_RUNNING, "", actor, as_json)
+    _set_state(target, name, admin_pb2.EXPERIMENT_STATE_RUNNING, "", actor, as_json)
 
 
 @experiments_app.command("pause")
+@with_target(server=True)
 def pause(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Pause: every unit is served by the route's own policy until resumed."""
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_PAUSED, "", actor, as_json)
+    _set_state(target, name, admin_pb2.EXPERIMENT_STATE_PAUSED, "", actor, as_json)
 
 
 @experiments_app.command("stop")
+@with_target(server=True)
 def stop(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     reason: Annotated[str, typer.Option(help="Why (audit log).")] = "",
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Stop for good; the route keeps its own policy."""
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _set_state(t, name, admin_pb2.EXPERIMENT_STATE_STOPPED, reason, actor, as_json)
+    _set_state(target, name, admin_pb2.EXPERIMENT_STATE_STOPPED, reason, actor, as_json)
 
 
 @experiments_app.command("promote")
+@with_target(server=True)
 def promote(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     variant: Annotated[str, typer.Argument(help="Variant whose policy the route adopts.")],
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Make the variant's policy version the route's policy (warm) and stop."""
     request = admin_pb2.PromoteVariantRequest(name=name, variant=variant, actor=actor)
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _run(t, "PromoteVariant", request, as_json, format_experiment)
+    _run(target, "PromoteVariant", request, as_json, format_experiment)
 
 
 @experiments_app.command("rollback")
+@with_target(server=True)
 def rollback(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     reason: Annotated[str, typer.Option(help="Why (audit log).")] = "",
     actor: Actor = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Stop and restore the route's policy from before the experiment."""
     request = admin_pb2.RollbackExperimentRequest(name=name, reason=reason, actor=actor)
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
-    _run(t, "RollbackExperiment", request, as_json, format_experiment)
+    _run(target, "RollbackExperiment", request, as_json, format_experiment)
 
 
 @experiments_app.command("status")
+@with_target(server=True)
 def status(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Per-variant statistics with always-valid intervals, and off-policy estimates."""
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
     _run(
-        t,
+        target,
         "GetExperimentStatus",
         admin_pb2.GetExperimentStatusRequest(name=name),
         as_json,
@@ -391,23 +319,17 @@ def status(
 
 
 @experiments_app.command("list")
+@with_target(server=True)
 def list_(
     route: Annotated[str, typer.Option(help="Only this route.")] = "",
     tenant: Annotated[str, typer.Option(help="Only this tenant.")] = "",
     as_json: AsJson = False,
-    address: AddressOpt = None,
-    admin_token: AdminTokenOpt = "",
-    tls_ca: TlsCaOpt = None,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    database_url: DatabaseUrlOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Experiments, newest first."""
-    t = Target(address, admin_token, tls_ca, tls_cert, tls_key, database_url, data_dir, config)
     _run(
-        t,
+        target,
         "ListExperiments",
         admin_pb2.ListExperimentsRequest(route=route, tenant=tenant),
         as_json,
