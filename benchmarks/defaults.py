@@ -44,7 +44,7 @@ from banditroute.service.replay.runner import PolicySpec, default_featurizer
 #: Candidate hyperparameters per algorithm; ``context_ridge`` as a multiple of the dimension.
 GRID: dict[str, list[dict[str, float]]] = {
     "linucb": [
-        {"alpha": a, "context_ridge": m} for a in (0.5, 0.25, 0.75, 1.0) for m in (1.0, 0.25, 4.0)
+        {"alpha": a, "context_ridge": m} for a in (0.5, 0.25, 0.35, 0.75, 1.0) for m in (1.0, 4.0)
     ],
     "thompson": [{"v": v, "context_ridge": 1.0} for v in (0.25, 0.1, 0.5)],
 }

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from banditroute.learners.features import FeatureExtractor
 from banditroute.learners.metrics import aiq, cpt
 from banditroute.service.replay.baselines import strong_weak

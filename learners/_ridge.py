@@ -62,16 +62,20 @@ class RidgeArms:
     def k(self) -> int:
         return int(self.b.shape[0])
 
-    def grow(self) -> None:
+    def grow(self, pooled_intercept: bool = True) -> None:
         """Append an arm with the prior ``N(theta0, A^-1)``, ``A = diag(ridge)``.
 
         ``theta0`` is the mean ``theta`` of the arms that already learnt something (pooled
         prior), or 0 when there are none, so a new arm starts at the pool's average predicted
-        reward with the full prior uncertainty (and so gets explored).
+        reward with the full prior uncertainty (and so gets explored). With
+        ``pooled_intercept=False`` the intercept (the last coordinate) starts at 0 instead, for
+        callers that pass the prior mean of the intercept to :meth:`means_and_widths`.
         """
         p = self.p
         learnt = self.n > 0
         theta0 = self.theta[learnt].mean(axis=0) if learnt.any() else np.zeros(p)
+        if not pooled_intercept:  # the caller centres the intercept itself (means_and_widths)
+            theta0[p - 1] = 0.0
         self.A = np.concatenate([self.A, np.diag(self.ridge)[None]])
         self.A_inv = np.concatenate([self.A_inv, np.diag(1.0 / self.ridge)[None]])
         self.b = np.concatenate([self.b, (self.ridge * theta0)[None]])
@@ -98,13 +102,20 @@ class RidgeArms:
         self.b[i] += (new - old) * z
         self.theta[i] = self.A_inv[i] @ self.b[i]
 
-    def means_and_widths(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-arm ``z'theta`` and ``z'A^-1 z`` (all arms, one product each).
+    def means_and_widths(
+        self, z: np.ndarray, intercept_prior: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-arm posterior mean ``z'theta`` and ``z'A^-1 z`` (all arms, one product each).
 
+        ``intercept_prior`` is the prior mean of the intercept (the last coordinate), added to
+        the stored state's prior: the posterior mean gains ``intercept_prior * ridge_int *
+        (A^-1 e_int)'z``, exact, and the prior may change between calls (empirical Bayes).
         ``ndarray.dot`` makes the same BLAS gemv call as ``@`` on these contiguous operands
         (identical results) with less dispatch overhead.
         """
         means = self.theta.dot(z)
+        if intercept_prior:
+            means += (intercept_prior * float(self.ridge[-1])) * self.A_inv[:, -1, :].dot(z)
         z32 = z.astype(np.float32)
         u = self._A_inv32.dot(z32)
         u.shape = self.b.shape  # (k, p), in place

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from banditroute.learners._validation import check_int
 
 __all__ = ["wordllama_embedder"]

@@ -1,8 +1,23 @@
 """Disjoint LinUCB and linear Thompson sampling on one shared per-arm ridge state.
 
-Both keep, per arm, ``A = ridge*I + sum z z'``, its inverse (Sherman-Morrison) and
-``b = sum r z`` on the scaled features ``z`` (see :mod:`banditroute.learners.base`), and differ only
-in how they score: LinUCB adds an upper-confidence bonus, Thompson sampling samples scores.
+Both keep, per arm, ``A = diag(prior) + sum z z'``, its inverse (Sherman-Morrison) and
+``b = sum r z`` on the scaled features ``z`` (see :mod:`banditroute.learners.base`), and differ
+only in how they score: LinUCB adds an upper-confidence bonus, Thompson sampling samples
+scores.
+
+Structure for fast cold start and transfer
+------------------------------------------
+* Feature-group ridge: the prior is weak on each arm's intercept (``ridge``, default 1) and
+  strong on its context coefficients (``context_ridge``, default ``dim``), and the scaled
+  context is shrunk to a norm of at most ``sqrt(dim)``. What an arm earns *everywhere* is
+  learnt from a few events and carries over at once to prompts unlike any seen; the context
+  refines it as evidence accumulates, and the width of a never-seen kind of prompt stays
+  bounded instead of sending it to exploration (hybrid LinUCB's structure, Li et al. 2010,
+  with the shared part folded into the prior).
+* Empirical-Bayes intercept: each intercept's prior is centred on the mean reward of all arms
+  so far (recomputed at every decision from the update counts and reward sums, so rebuilds
+  stay exact). An arm not yet tried scores the pool's average plus its full prior width, so
+  every arm is tried early and none is locked out by an early lucky one.
 
 References
 ----------
@@ -55,7 +70,12 @@ class _RidgePolicy(Policy):
         return z
 
     def _grow(self) -> None:
-        self._ridge.grow()
+        self._ridge.grow(pooled_intercept=False)
+
+    def _intercept_prior(self) -> float:
+        """Mean reward over every arm so far: the prior mean of each arm's intercept."""
+        n = int(self._counts.sum())
+        return float(self._reward_sums.sum()) / n if n else 0.0
 
     def _learn(self, x: np.ndarray, i: int, reward: float) -> None:
         self._ridge.learn(i, self._features(x), reward)
@@ -138,7 +158,7 @@ class LinUCB(_RidgePolicy):
         super().__init__(arms, dim, seed, **scaling)
 
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
-        means, widths = self._ridge.means_and_widths(self._features(x))
+        means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
         np.sqrt(widths, out=widths)
         widths *= self.alpha
         widths += means
@@ -220,7 +240,7 @@ class LinearThompson(_RidgePolicy):
         super().__init__(arms, dim, seed, **scaling)
 
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
-        means, widths = self._ridge.means_and_widths(self._features(x))
+        means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
         mu = means[idx]
         k = len(idx)
         if k == 1:
