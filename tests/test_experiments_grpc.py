@@ -404,6 +404,23 @@ def test_experiments_invalid_admin_calls_get_clear_status_codes(server: Any) -> 
             )
             return lambda: admin.CreateExperiment(req, metadata=ADMIN)
 
+        def rpc(method: str, request: Any) -> Callable[[], Any]:
+            return lambda: getattr(admin, method)(request, metadata=ADMIN)
+
+        def ramp(name: str, **weights: float) -> Callable[[], Any]:
+            return rpc(
+                "RampExperiment", admin_pb2.RampExperimentRequest(name=name, weights=weights)
+            )
+
+        def set_state(state: int = 0) -> Callable[[], Any]:
+            request = admin_pb2.SetExperimentStateRequest(name="taken", state=state)
+            return rpc("SetExperimentState", request)
+
+        def promote(variant: str = "") -> Callable[[], Any]:
+            return rpc(
+                "PromoteVariant", admin_pb2.PromoteVariantRequest(name="taken", variant=variant)
+            )
+
         nan = float("nan")
         cases: list[tuple[str, Callable[[], Any], grpc.StatusCode]] = [
             (
@@ -463,101 +480,34 @@ def test_experiments_invalid_admin_calls_get_clear_status_codes(server: Any) -> 
         later: list[tuple[str, Callable[[], Any], grpc.StatusCode]] = [
             ("name-taken", create(name="taken"), grpc.StatusCode.ALREADY_EXISTS),
             ("route-busy", create(name="second", start=True), grpc.StatusCode.FAILED_PRECONDITION),
-            (
-                "ramp-unknown",
-                lambda: admin.RampExperiment(
-                    admin_pb2.RampExperimentRequest(name="nope", weights={"c": 100}), metadata=ADMIN
-                ),
-                grpc.StatusCode.NOT_FOUND,
-            ),
-            (
-                "ramp-variant",
-                lambda: admin.RampExperiment(
-                    admin_pb2.RampExperimentRequest(name="taken", weights={"zz": 100}),
-                    metadata=ADMIN,
-                ),
-                INVALID,
-            ),
-            (
-                "ramp-sum",
-                lambda: admin.RampExperiment(
-                    admin_pb2.RampExperimentRequest(name="taken", weights={"c": 70}), metadata=ADMIN
-                ),
-                INVALID,
-            ),
-            (
-                "state-unspecified",
-                lambda: admin.SetExperimentState(
-                    admin_pb2.SetExperimentStateRequest(name="taken"), metadata=ADMIN
-                ),
-                INVALID,
-            ),
+            ("ramp-unknown", ramp("nope", c=100), grpc.StatusCode.NOT_FOUND),
+            ("ramp-variant", ramp("taken", zz=100), INVALID),
+            ("ramp-sum", ramp("taken", c=70), INVALID),
+            ("state-unspecified", set_state(), INVALID),
             (
                 "state-draft",
-                lambda: admin.SetExperimentState(
-                    admin_pb2.SetExperimentStateRequest(
-                        name="taken", state=admin_pb2.EXPERIMENT_STATE_DRAFT
-                    ),
-                    metadata=ADMIN,
-                ),
+                set_state(admin_pb2.EXPERIMENT_STATE_DRAFT),
                 grpc.StatusCode.FAILED_PRECONDITION,
             ),
-            (
-                "promote-variant",
-                lambda: admin.PromoteVariant(
-                    admin_pb2.PromoteVariantRequest(name="taken", variant="zz"), metadata=ADMIN
-                ),
-                grpc.StatusCode.NOT_FOUND,
-            ),
-            (
-                "promote-empty",
-                lambda: admin.PromoteVariant(
-                    admin_pb2.PromoteVariantRequest(name="taken"), metadata=ADMIN
-                ),
-                INVALID,
-            ),
+            ("promote-variant", promote("zz"), grpc.StatusCode.NOT_FOUND),
+            ("promote-empty", promote(), INVALID),
             ("status-unknown", lambda: _status(admin, "nope"), grpc.StatusCode.NOT_FOUND),
             ("status-empty", lambda: _status(admin, ""), INVALID),
         ]
         for case, call, code in later:
             assert _code(call) == code, case
-        admin.SetExperimentState(
-            admin_pb2.SetExperimentStateRequest(
-                name="taken", state=admin_pb2.EXPERIMENT_STATE_STOPPED
-            ),
-            metadata=ADMIN,
-        )
+        set_state(admin_pb2.EXPERIMENT_STATE_STOPPED)()
         stopped: list[tuple[str, Callable[[], Any], grpc.StatusCode]] = [
-            (
-                "ramp-stopped",
-                lambda: admin.RampExperiment(
-                    admin_pb2.RampExperimentRequest(name="taken", weights={"c": 100, "t": 0}),
-                    metadata=ADMIN,
-                ),
-                grpc.StatusCode.FAILED_PRECONDITION,
-            ),
-            (
-                "promote-stopped",
-                lambda: admin.PromoteVariant(
-                    admin_pb2.PromoteVariantRequest(name="taken", variant="t"), metadata=ADMIN
-                ),
-                grpc.StatusCode.FAILED_PRECONDITION,
-            ),
+            ("ramp-stopped", ramp("taken", c=100, t=0), grpc.StatusCode.FAILED_PRECONDITION),
+            ("promote-stopped", promote("t"), grpc.StatusCode.FAILED_PRECONDITION),
             (
                 "resume-stopped",
-                lambda: admin.SetExperimentState(
-                    admin_pb2.SetExperimentStateRequest(
-                        name="taken", state=admin_pb2.EXPERIMENT_STATE_RUNNING
-                    ),
-                    metadata=ADMIN,
-                ),
+                set_state(admin_pb2.EXPERIMENT_STATE_RUNNING),
                 grpc.StatusCode.FAILED_PRECONDITION,
             ),
             (
                 "rollback-stopped",
-                lambda: admin.RollbackExperiment(
-                    admin_pb2.RollbackExperimentRequest(name="taken"), metadata=ADMIN
-                ),
+                rpc("RollbackExperiment", admin_pb2.RollbackExperimentRequest(name="taken")),
                 grpc.StatusCode.FAILED_PRECONDITION,
             ),
         ]
