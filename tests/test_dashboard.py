@@ -422,3 +422,35 @@ def test_dashboard_window_buckets_cover_the_window() -> None:
         assert starts[-1] <= now < starts[-1] + w.stride
         assert all(b - a == w.stride for a, b in itertools.pairwise(starts))
     assert parse_window("month").span == timedelta(days=30)
+
+
+def test_dashboard_works_when_grpc_uses_tls(fresh_db_url: str, tmp_path: Any) -> None:
+    """gRPC over TLS: the dashboard (plain HTTP on the metrics port) shows the TLS traffic."""
+    from tests.tls_certs import make_pki
+
+    pki = make_pki(tmp_path)
+    register_demo(fresh_db_url)
+    port = free_port()
+    server = InProcessServer(
+        fresh_db_url,
+        metrics_port=port,
+        tls_cert_file=pki.server.cert,
+        tls_key_file=pki.server.key,
+    )
+    try:
+        app = server.app
+        app.metrics.mount(
+            Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
+        )
+        creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert.read_bytes())
+        with grpc.secure_channel(server.address, creds) as ch:
+            router = router_pb2_grpc.RouterStub(ch)
+            for i in range(3):
+                router.Route(router_pb2.RouteRequest(prompt=f"over TLS {i}"), timeout=30)
+        server.sync()
+        status, page, _ = _get(f"http://127.0.0.1:{port}/?window=hour")
+        assert status == 200
+        assert _field(page, 'data-route="default"', "decisions") == "3"
+        assert _get(f"http://127.0.0.1:{port}/", token=None)[0] == 401
+    finally:
+        server.stop()
