@@ -140,20 +140,6 @@ def latest_version(conn: Connection, policy: str) -> int:
     return int(v or 0)
 
 
-def reward_weights(conn: Connection, policy: str, version: int) -> RewardWeights | None:
-    """Reward weights of a policy version (None if unknown)."""
-    row = conn.execute(
-        select(Policy.cost_weight, Policy.latency_weight, Policy.feedback_weight).where(
-            Policy.name == policy, Policy.version == version
-        )
-    ).first()
-    if row is None:
-        return None
-    return RewardWeights(
-        cost_weight=float(row[0]), latency_weight=float(row[1]), feedback_weight=float(row[2])
-    )
-
-
 def latest_snapshot(conn: Connection, policy: str, version: int) -> tuple[int, bytes] | None:
     """``(last_event_id, state)`` of the newest snapshot of a policy version, if any."""
     row = conn.execute(

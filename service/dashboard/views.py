@@ -6,7 +6,6 @@ Pure data: :mod:`banditroute.service.dashboard.pages` turns these into HTML.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -336,14 +335,13 @@ def experiment_page(
     name: str,
     window: Window,
     now: datetime,
-    status_of: Callable[[Engine, ExperimentView], ExperimentStatusView] = experiment_status,
 ) -> ExperimentPage:
     """The experiment page's data (:class:`NotFoundPage` for an unknown experiment)."""
     try:
         view = ExperimentManager(engine).get(name, events=True)
     except NotFound:
         raise NotFoundPage(f"no experiment {name!r}") from None
-    status = status_of(engine, view)
+    status = experiment_status(engine, view)
     starts, labels = _labels(window, now)
     with engine.connect() as conn:
         buckets = q.experiment_rewards_by_bucket(
