@@ -1,6 +1,7 @@
 """The experiment statistics' reward SQL equals the Python reward rule on random cases.
 
-The status aggregates rewards in SQL (``stats._SCORED``); the follower learns from
+Experiment statistics aggregate rewards in SQL (:mod:`banditroute.service.experiments.scoring`,
+through the status query ``stats._scored``); the follower learns from
 ``banditroute.learners.reward`` (through ``policies.reward_of``). One rule, two
 implementations: this test runs the SQL on the test database over random outcomes, ratings and
 weights and compares each decision's reward with the Python one.
@@ -16,11 +17,11 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from banditroute.learners.reward import RewardWeights
 from banditroute.service.core.policies import OutcomeFacts, reward_of
-from banditroute.service.experiments.stats import _SCORED
+from banditroute.service.experiments.stats import _scored
 from banditroute.service.storage.database import create_engine
 
 _INSERT_DECISION = text(
@@ -39,7 +40,6 @@ _INSERT_FEEDBACK = text(
     "INSERT INTO feedback (event_id, decision_id, decision_created_at, tenant, feedback_key, "
     "rating) VALUES (:e, :d, :t, '', :key, :rating)"
 )
-_REWARDS = text(_SCORED + "SELECT event_id, reward FROM scored ORDER BY event_id")
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,8 @@ def _sql_rewards(engine: Engine, cases: list[_Case], weights: RewardWeights) -> 
                     _INSERT_FEEDBACK,
                     {"e": event + 2 + k, "d": did, "t": now, "key": f"k{k}", "rating": rating},
                 )
-        params = {
-            "name": "reward-sql",
-            "cw": weights.cost_weight,
-            "lw": weights.latency_weight,
-            "fw": weights.feedback_weight,
-            "rmin": weights.reward_min,
-            "rmax": weights.reward_max,
-        }
-        rows = conn.execute(_REWARDS, params).all()
+        scored = _scored("reward-sql", weights).c
+        rows = conn.execute(select(scored.reward).order_by(scored.event_id)).all()
         tx.rollback()
     return [None if r.reward is None else float(r.reward) for r in rows]
 

@@ -17,6 +17,7 @@ assignment is random. DR uses a per-model mean-reward model.
 
 Reward: every variant's outcomes are scored with one yardstick, the reward weights of the
 control's policy version (:func:`yardstick`), by the rule of :mod:`banditroute.learners.reward`
+written as SQL once (:mod:`banditroute.service.experiments.scoring`)
 (quality, else success as 1/0, 0 on error, merged with the mean of the ratings received so far,
 minus weighted cost and latency, clipped). So an experiment on new reward weights compares variants
 on the same scale, and late feedback counts.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, text
+from sqlalchemy import CTE, Engine, and_, case, func, select, text, true
 
 from banditroute.learners.evaluation import Estimate, doubly_robust, ips, snips
 from banditroute.learners.reward import RewardWeights
@@ -41,6 +42,7 @@ from banditroute.learners.sequential import (
     mean_interval,
 )
 from banditroute.service.experiments.guardrails import Observed
+from banditroute.service.experiments.scoring import outcome_quality, reward
 from banditroute.service.experiments.shadow import shadow_key
 from banditroute.service.experiments.views import (
     ExperimentStatusView,
@@ -48,7 +50,7 @@ from banditroute.service.experiments.views import (
     VariantStatusView,
     VariantView,
 )
-from banditroute.service.storage.models import Policy
+from banditroute.service.storage.models import Decision, Feedback, Outcome, Policy
 
 __all__ = [
     "METHOD",
@@ -71,57 +73,44 @@ METHOD = (
 #: At most this many most recent outcomes feed the off-policy estimates.
 OFF_POLICY_ROWS = 200_000
 
-#: One row per decision of the experiment with its reward under the yardstick weights
-#: (:func:`yardstick`): the outcome's quality (else success as 1/0, 0 on error) merged with the
-#: mean rating, minus weighted cost and latency, clipped -- the rule of
-#: ``banditroute.learners.reward`` (``compute_reward``), in SQL because the status aggregates it
-#: over every decision of the experiment. ``tests/test_experiments_reward_sql.py`` checks on random
-#: cases that it equals the Python rule the follower learns from.
-_SCORED = """
-    WITH joined AS (
-      SELECT d.variant, d.model, d.propensity, d.shadow, d.candidates, d.probabilities,
-             d.event_id, o.event_id AS outcome_id, o.cost_usd, o.latency_ms,
-             CASE WHEN o.event_id IS NULL THEN NULL
-                  WHEN o.error <> '' THEN 0.0
-                  WHEN o.quality IS NOT NULL THEN o.quality
-                  WHEN o.success IS NOT NULL THEN o.success::int::float8 END AS base,
-             fb.rating AS rating
-      FROM decisions d
-      LEFT JOIN outcomes o
-        ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
-      LEFT JOIN LATERAL (
-        SELECT avg(f.rating) AS rating FROM feedback f
-        WHERE f.decision_id = d.decision_id AND f.decision_created_at = d.created_at
-      ) fb ON true
-      WHERE d.experiment = :name
-    ), scored AS (
-      SELECT *,
-             CASE WHEN outcome_id IS NULL AND rating IS NULL THEN NULL
-                  ELSE greatest(:rmin, least(:rmax,
-                       coalesce(CASE WHEN rating IS NULL THEN base
-                                     WHEN base IS NULL THEN rating
-                                     ELSE (1 - :fw) * base + :fw * rating END, 0.0)
-                       - :cw * coalesce(cost_usd, 0.0)
-                       - :lw * (coalesce(latency_ms, 0.0) / 1000.0))) END AS reward
-      FROM joined
-    )
-"""
 
-_AGGREGATE = text(
-    _SCORED
-    + """
-    SELECT variant,
-           count(*) AS decisions,
-           count(outcome_id) AS outcomes,
-           count(reward) AS r_n, sum(reward) AS r_sum, sum(reward * reward) AS r_sq,
-           count(base) AS q_n, sum(base) AS q_sum, sum(base * base) AS q_sq,
-           count(cost_usd) AS c_n, sum(cost_usd) AS c_sum, sum(cost_usd * cost_usd) AS c_sq,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
-    FROM scored
-    GROUP BY variant
-    """
-)
+def _scored(experiment: str, weights: RewardWeights) -> CTE:
+    """One row per decision of ``experiment`` with its outcome's quality (``base``), mean rating
+    and reward under ``weights`` (NULL without outcome and rating), by
+    :mod:`banditroute.service.experiments.scoring`: the rule of ``banditroute.learners.reward``."""
+    d, o, f = Decision.__table__.c, Outcome.__table__.c, Feedback.__table__.c
+    fb = (
+        select(func.avg(f.rating).label("rating"))
+        .where(f.decision_id == d.decision_id, f.decision_created_at == d.created_at)
+        .lateral("fb")
+    )
+    outcome = and_(o.decision_id == d.decision_id, o.decision_created_at == d.created_at)
+    joined = (
+        select(
+            d.variant,
+            d.model,
+            d.propensity,
+            d.shadow,
+            d.candidates,
+            d.probabilities,
+            d.event_id,
+            o.event_id.label("outcome_id"),
+            o.cost_usd,
+            o.latency_ms,
+            outcome_quality(o).label("base"),
+            fb.c.rating,
+        )
+        .select_from(Decision.__table__.outerjoin(Outcome.__table__, outcome).outerjoin(fb, true()))
+        .where(d.experiment == experiment)
+        .cte("joined")
+    )
+    j = joined.c
+    scored = case(
+        (and_(j.outcome_id.is_(None), j.rating.is_(None)), None),
+        else_=reward(j.base, j.rating, j.cost_usd, j.latency_ms, weights),
+    )
+    return select(joined, scored.label("reward")).cte("scored")
+
 
 _SHADOW_COUNTS = text(
     """
@@ -132,17 +121,6 @@ _SHADOW_COUNTS = text(
       ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
     WHERE d.experiment = :name
     GROUP BY k.key
-    """
-)
-
-_LOGGED = text(
-    _SCORED
-    + """
-    SELECT variant, model, propensity, reward, shadow, candidates, probabilities
-    FROM scored
-    WHERE reward IS NOT NULL
-    ORDER BY event_id DESC
-    LIMIT :limit
     """
 )
 
@@ -193,21 +171,29 @@ def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
     )
 
 
-def _params(view: ExperimentView, weights: RewardWeights) -> dict[str, Any]:
-    return {
-        "name": view.name,
-        "cw": weights.cost_weight,
-        "lw": weights.latency_weight,
-        "fw": weights.feedback_weight,
-        "rmin": weights.reward_min,
-        "rmax": weights.reward_max,
-    }
+def _aggregates(engine: Engine, experiment: str, weights: RewardWeights) -> dict[str, _Aggregate]:
+    sc = _scored(experiment, weights).c
 
+    def sums(x: Any, name: str) -> list[Any]:
+        return [
+            func.count(x).label(f"{name}_n"),
+            func.sum(x).label(f"{name}_sum"),
+            func.sum(x * x).label(f"{name}_sq"),
+        ]
 
-def _aggregates(engine: Engine, params: Mapping[str, Any]) -> dict[str, _Aggregate]:
+    query = select(
+        sc.variant,
+        func.count().label("decisions"),
+        func.count(sc.outcome_id).label("outcomes"),
+        *sums(sc.reward, "r"),
+        *sums(sc.base, "q"),
+        *sums(sc.cost_usd, "c"),
+        func.percentile_cont(0.5).within_group(sc.latency_ms).label("p50"),
+        func.percentile_cont(0.95).within_group(sc.latency_ms).label("p95"),
+    ).group_by(sc.variant)
     out: dict[str, _Aggregate] = {}
     with engine.connect() as conn:
-        for r in conn.execute(_AGGREGATE, dict(params)).mappings():
+        for r in conn.execute(query).mappings():
             out[r["variant"]] = _Aggregate(
                 decisions=int(r["decisions"]),
                 outcomes=int(r["outcomes"]),
@@ -223,24 +209,37 @@ def _aggregates(engine: Engine, params: Mapping[str, Any]) -> dict[str, _Aggrega
 def observed_by_variant(engine: Engine, view: ExperimentView) -> dict[str, Observed]:
     """Reward (under the :func:`yardstick`) and cost summaries of each served variant's
     outcomes: the guardrail's input."""
-    params = _params(view, yardstick(engine, view))
-    return {v: Observed(a.reward, a.cost) for v, a in _aggregates(engine, params).items()}
+    aggregates = _aggregates(engine, view.name, yardstick(engine, view))
+    return {v: Observed(a.reward, a.cost) for v, a in aggregates.items()}
 
 
 def _logged_rows(
-    engine: Engine, params: Mapping[str, Any], limit: int = OFF_POLICY_ROWS
+    engine: Engine, experiment: str, weights: RewardWeights, limit: int = OFF_POLICY_ROWS
 ) -> list[LoggedRow]:
+    sc = _scored(experiment, weights).c
+    query = (
+        select(
+            sc.variant,
+            sc.model,
+            sc.propensity,
+            sc.reward,
+            sc.shadow,
+            sc.candidates,
+            sc.probabilities,
+        )
+        .where(sc.reward.is_not(None))
+        .order_by(sc.event_id.desc())
+        .limit(limit)
+    )
     rows = []
     with engine.connect() as conn:
-        for variant, model, prop, reward, shadow, cands, probs in conn.execute(
-            _LOGGED, {**params, "limit": limit}
-        ):
+        for variant, model, prop, reward_, shadow, cands, probs in conn.execute(query):
             rows.append(
                 LoggedRow(
                     variant,
                     model,
                     float(prop),
-                    float(reward),
+                    float(reward_),
                     shadow,
                     dict(zip(cands or [], probs or [], strict=False)),
                 )
@@ -349,12 +348,12 @@ def compute_status(
 
 def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
     """Read the experiment's decisions and outcomes and compute its status."""
-    params = _params(view, yardstick(engine, view))
-    aggregates = _aggregates(engine, params)
+    weights = yardstick(engine, view)
+    aggregates = _aggregates(engine, view.name, weights)
     with engine.connect() as conn:
         shadow_counts = {
             r.key: (int(r.decisions), int(r.outcomes))
             for r in conn.execute(_SHADOW_COUNTS, {"name": view.name})
         }
-    rows = _logged_rows(engine, params)
+    rows = _logged_rows(engine, view.name, weights)
     return compute_status(view, aggregates, shadow_counts, rows)
