@@ -5,6 +5,7 @@ Pure data: :mod:`banditroute.service.dashboard.pages` turns these into HTML.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from banditroute.learners.sequential import Difference, MeanSummary, difference
-from banditroute.learners.state import loads
+from banditroute.learners.state import StateFormatError, loads
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import queries as q
@@ -35,6 +36,8 @@ __all__ = [
     "overview",
     "route_page",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class NotFoundPage(LookupError):
@@ -216,9 +219,12 @@ def _policy_state(
     if snap is None:
         return None
     event_id, state = snap
-    return PolicyStateView(
-        key.name, key.version, "snapshot", event_id, _arms(loads(state).summary(), totals)
-    )
+    try:
+        summary = loads(state).summary()
+    except StateFormatError:
+        log.warning("dashboard: unreadable snapshot of %s v%d", key.name, key.version)
+        return None
+    return PolicyStateView(key.name, key.version, "snapshot", event_id, _arms(summary, totals))
 
 
 def route_page(
