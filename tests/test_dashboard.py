@@ -454,3 +454,18 @@ def test_dashboard_works_when_grpc_uses_tls(fresh_db_url: str, tmp_path: Any) ->
         assert _get(f"http://127.0.0.1:{port}/", token=None)[0] == 401
     finally:
         server.stop()
+
+
+def test_metrics_port_answers_metrics_everywhere_until_a_dashboard_is_mounted() -> None:
+    metrics = Metrics()
+    metrics.decision("m")
+    port = metrics.serve(free_port())
+    base = f"http://127.0.0.1:{port}"
+    for path in ("/", "/metrics"):
+        status, text, _ = _get(base + path, token=None)
+        assert status == 200 and 'banditroute_decisions_total{model="m"} 1.0' in text
+    metrics.mount(lambda environ, start: start("200 OK", []) or [b"mounted"])
+    assert _get(base + "/", token=None)[1] == "mounted"
+    assert "banditroute_decisions_total" in _get(base + "/metrics", token=None)[1]
+    metrics.mount(None)
+    assert "banditroute_decisions_total" in _get(base + "/", token=None)[1]
