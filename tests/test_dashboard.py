@@ -464,7 +464,12 @@ def test_metrics_port_answers_metrics_everywhere_until_a_dashboard_is_mounted() 
     for path in ("/", "/metrics"):
         status, text, _ = _get(base + path, token=None)
         assert status == 200 and 'banditroute_decisions_total{model="m"} 1.0' in text
-    metrics.mount(lambda environ, start: start("200 OK", []) or [b"mounted"])
+
+    def app(environ: dict[str, Any], start: Any) -> list[bytes]:
+        start("200 OK", [("Content-Type", "text/plain")])
+        return [b"mounted"]
+
+    metrics.mount(app)
     assert _get(base + "/", token=None)[1] == "mounted"
     assert "banditroute_decisions_total" in _get(base + "/metrics", token=None)[1]
     metrics.mount(None)
