@@ -46,6 +46,8 @@ STATE_NAMES: dict[int, str] = {
     admin_pb2.EXPERIMENT_STATE_STOPPED: "stopped",
 }
 _STATE_VALUES = {v: k for k, v in STATE_NAMES.items()}
+#: Fields of the ``Variant`` message, named as in ``VariantSpec`` and ``VariantView``.
+_VARIANT_FIELDS = tuple(admin_pb2.Variant.DESCRIPTOR.fields_by_name)
 
 
 def experiment_to_proto(view: ExperimentView) -> admin_pb2.Experiment:
@@ -56,15 +58,7 @@ def experiment_to_proto(view: ExperimentView) -> admin_pb2.Experiment:
         route=view.route,
         state=_STATE_VALUES.get(view.state, admin_pb2.EXPERIMENT_STATE_UNSPECIFIED),  # type: ignore[arg-type]
         variants=[
-            admin_pb2.Variant(
-                name=v.name,
-                policy=v.policy,
-                policy_version=v.policy_version,
-                weight=v.weight,
-                shadow=v.shadow,
-                control=v.control,
-            )
-            for v in view.variants
+            admin_pb2.Variant(**{f: getattr(v, f) for f in _VARIANT_FIELDS}) for v in view.variants
         ],
         salt=view.salt,
         guardrail=admin_pb2.Guardrail(**view.guardrail.to_json()),
@@ -125,17 +119,7 @@ def status_to_proto(status: ExperimentStatusView) -> admin_pb2.ExperimentStatus:
 
 
 def _variants(msgs: Sequence[admin_pb2.Variant]) -> list[VariantSpec]:
-    return [
-        VariantSpec(
-            name=m.name,
-            policy=m.policy,
-            policy_version=int(m.policy_version),
-            weight=float(m.weight),
-            shadow=bool(m.shadow),
-            control=bool(m.control),
-        )
-        for m in msgs
-    ]
+    return [VariantSpec(**{f: getattr(m, f) for f in _VARIANT_FIELDS}) for m in msgs]
 
 
 def _guardrail(msg: admin_pb2.Guardrail) -> GuardrailConfig:
