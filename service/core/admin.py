@@ -23,11 +23,11 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,7 @@ __all__ = [
     "validate_name",
 ]
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9._:/@-]{1,200}$")
 _TENANT = re.compile(r"^[A-Za-z0-9._:/@-]{0,200}$")
 _MAX_SEED = 2**63 - 1
@@ -92,6 +93,12 @@ DEMO_MODELS: tuple[tuple[str, str, float, float], ...] = (
 # -- results ---------------------------------------------------------------------------------
 
 
+def _from_row(cls: type[T], row: Any, **computed: Any) -> T:
+    """``cls`` with every field not ``computed`` read from the ORM row's attribute of that name."""
+    names = (f.name for f in fields(cls) if f.name not in computed)  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in names}, **computed)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     id: str
@@ -102,7 +109,7 @@ class ModelInfo:
 
     @classmethod
     def of(cls, m: Model) -> ModelInfo:
-        return cls(m.id, m.provider, m.input_usd_per_mtok, m.output_usd_per_mtok, m.enabled)
+        return _from_row(cls, m)
 
 
 @dataclass(frozen=True)
@@ -119,17 +126,7 @@ class PolicyInfo:
 
     @classmethod
     def of(cls, p: Policy) -> PolicyInfo:
-        return cls(
-            p.name,
-            p.version,
-            p.algorithm,
-            dict(p.hyperparameters or {}),
-            p.cost_weight,
-            p.latency_weight,
-            p.feedback_weight,
-            p.seed,
-            p.created_at,
-        )
+        return _from_row(cls, p, hyperparameters=dict(p.hyperparameters or {}))
 
 
 @dataclass(frozen=True)
@@ -142,7 +139,7 @@ class RouteInfo:
 
     @classmethod
     def of(cls, r: Route) -> RouteInfo:
-        return cls(r.tenant, r.name, r.policy_name, r.policy_version, list(r.models or []))
+        return _from_row(cls, r, policy=r.policy_name, models=list(r.models or []))
 
 
 @dataclass(frozen=True)
@@ -155,7 +152,7 @@ class ApiKeyInfo:
 
     @classmethod
     def of(cls, k: ApiKey) -> ApiKeyInfo:
-        return cls(k.key_id, k.tenant, k.label, k.created_at, k.revoked_at)
+        return _from_row(cls, k)
 
 
 @dataclass(frozen=True)
@@ -382,14 +379,8 @@ def put_route(
         tenant, name, policy, policy_version, model_list
     )
     info = RouteInfo.of(route)
-    record_change(
-        session,
-        "route",
-        f"{tenant}/{name}",
-        "create" if created else "update",
-        _asdict(info),
-        actor,
-    )
+    action = "create" if created else "update"
+    record_change(session, "route", f"{tenant}/{name}", action, _asdict(info), actor)
     return info
 
 
@@ -496,8 +487,6 @@ def ensure_demo(session: Session) -> bool:
 
 def register_demo_pool(engine: Engine) -> bool:
     """:func:`ensure_demo` in its own transaction (serialised across processes)."""
-    from sqlalchemy import text
-
     with transaction(engine) as session:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext('banditroute.demo'))"))
         return ensure_demo(session)
