@@ -32,11 +32,8 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Float,
-    Integer,
     and_,
     case,
-    cast,
     desc,
     func,
     literal,
@@ -45,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from banditroute.learners.reward import RewardWeights
+from banditroute.service.experiments.scoring import outcome_quality, reward
 from banditroute.service.storage.models import (
     Decision,
     Feedback,
@@ -351,10 +349,9 @@ def experiment_rewards_by_bucket(
     started: datetime | None = None,
 ) -> list[VariantBucket]:
     """Per variant and bucket: count, sum and sum of squares of the reward of each decision
-    of ``experiment`` that has an outcome or a rating, scored with ``weights`` by the rule of
-    ``banditroute.learners.reward`` as ``banditroute.service.experiments.stats`` scores its
-    status (quality, else success as 1/0, 0 on error; merged with the mean rating; minus
-    weighted cost and latency; clipped). Tests check the sums against the status."""
+    of ``experiment`` that has an outcome or a rating, scored with ``weights`` by
+    :mod:`banditroute.service.experiments.scoring` (the rule of ``banditroute.learners.reward``,
+    as the experiment status scores it). Tests check the sums against the status."""
     d, o, f = Decision.__table__.c, Outcome.__table__.c, Feedback.__table__.c
     # The mean rating once per decision (a LATERAL join, as the status query does), not a
     # scalar subquery that the reward expression below would evaluate several times.
@@ -363,13 +360,7 @@ def experiment_rewards_by_bucket(
         .where(f.decision_id == d.decision_id, f.decision_created_at == d.created_at)
         .lateral("fb")
     )
-    base = case(
-        (o.event_id.is_(None), None),
-        (o.error != "", 0.0),
-        (o.quality.is_not(None), o.quality),
-        (o.success.is_not(None), cast(cast(o.success, Integer), Float)),
-        else_=None,
-    ).label("base")
+    base = outcome_quality(o).label("base")
     on = [o.decision_id == d.decision_id, o.decision_created_at == d.created_at]
     if started is not None:
         # No decision of the experiment predates it (a day of margin for clock skew between
@@ -390,21 +381,8 @@ def experiment_rewards_by_bucket(
         .where(d.experiment == experiment, d.experiment != "")
         .subquery()
     )
-    fw, cw, lw = weights.feedback_weight, weights.cost_weight, weights.latency_weight
-    merged = case(
-        (inner.c.rating.is_(None), inner.c.base),
-        (inner.c.base.is_(None), inner.c.rating),
-        else_=(1 - fw) * inner.c.base + fw * inner.c.rating,
-    )
-    reward = func.greatest(
-        weights.reward_min,
-        func.least(
-            weights.reward_max,
-            func.coalesce(merged, 0.0)
-            - cw * func.coalesce(inner.c.cost_usd, 0.0)
-            - lw * func.coalesce(inner.c.latency_ms, 0.0) / 1000.0,
-        ),
-    )
+    i = inner.c
+    scored = reward(i.base, i.rating, i.cost_usd, i.latency_ms, weights)
     bucket = case(
         (inner.c.created_at < since, None),
         else_=func.date_bin(stride, inner.c.created_at, literal(_EPOCH)),
@@ -414,8 +392,8 @@ def experiment_rewards_by_bucket(
             bucket,
             inner.c.variant,
             func.count(),
-            func.sum(reward),
-            func.sum(reward * reward),
+            func.sum(scored),
+            func.sum(scored * scored),
         )
         .where(inner.c.outcome_id.is_not(None) | inner.c.rating.is_not(None))
         .group_by(bucket, inner.c.variant)
