@@ -208,6 +208,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Rows that may wait for a commit; beyond it writes get RESOURCE_EXHAUSTED.",
     )
+    durable_decisions: bool = Field(
+        False,
+        description="Answer Route only after its decision committed (one group-commit window "
+        "plus the commit added to every Route). Off: Route answers once the policy chose and "
+        "the decision is group-committed right after; a crash (kill -9) loses at most the "
+        "decisions of the last window. Outcomes and feedback are always answered after commit.",
+    )
     db_connect_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one database connection attempt."
     )
