@@ -198,7 +198,10 @@ async def create_server(
         on_db_error=metrics.db_error,
     )
     await writer.start()
-    store = SqlStore(engine, writer, metrics=metrics)
+    # Off the request path, an outcome may name a decision some process has not committed yet:
+    # its lookup waits for it while the decision is younger than a generous commit delay.
+    decision_wait_s = 0.0 if settings.durable_decisions else max(1.0, settings.write_flush_ms / 4)
+    store = SqlStore(engine, writer, metrics=metrics, decision_wait_s=decision_wait_s)
     registry = PolicyRegistry(settings.feature_dim)
     follower = EventFollower(
         engine,
@@ -213,7 +216,11 @@ async def create_server(
         resolver = _experiment_resolver(engine, follower)
     await follower.start()
     decisions = BufferedDecisionStore(
-        store, capacity=settings.outage_buffer_decisions, registry=metrics.registry
+        store,
+        capacity=settings.outage_buffer_decisions,
+        registry=metrics.registry,
+        durable=settings.durable_decisions,
+        max_unsettled=settings.write_batch_max_rows,
     )
     router = RouterCore(
         registry,

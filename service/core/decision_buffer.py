@@ -1,11 +1,19 @@
-"""Route keeps answering while PostgreSQL is unreachable: a bounded outage buffer of decisions.
+"""Route's decision store: decisions logged off the request path, and a bounded outage buffer.
 
-Normally Route answers only after its decision row committed. When the write fails with
-:class:`~banditroute.service.errors.Unavailable` (the database is down),
-:class:`BufferedDecisionStore` keeps the row in memory instead and Route answers from the in-memory
-policies as usual. While rows are held, later decisions queue behind them (so the log keeps their
-order and no call waits on a dead database); a background task retries with backoff and writes them,
-in order, once the database is back.
+**Off the request path** (the default, ``durable_decisions = false``): Route hands its decision
+row to the group-commit writer and answers at once; the row commits with the next group commit
+(``write_flush_ms``). A kill -9 loses the decisions answered in the last window and the batch
+being committed, and never more than ``max_unsettled`` (``write_batch_max_rows``): when that many
+decisions wait for their commit, Route waits for its own, as in durable mode. An outcome for a
+decision not committed yet waits for it (:meth:`SqlStore.load_decisions`). A Route with a
+``request_id`` always waits for its commit (another process may hold the same id). With
+``durable = True`` every Route answers only after its decision committed.
+
+**Outage**: when the write fails with :class:`~banditroute.service.errors.Unavailable` (the database
+is down), before or after Route answered, :class:`BufferedDecisionStore` keeps the row in memory
+instead and Route answers from the in-memory policies as usual. While rows are held, later
+decisions queue behind them (so the log keeps their order and no call waits on a dead database); a
+background task retries with backoff and writes them, in order, once the database is back.
 
 * Rows written from the buffer carry ``logged = false``: they were answered before they were
   durable, and their ``event_id`` is later than their ``created_at`` suggests.
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -71,6 +80,11 @@ class DecisionWriter(Protocol):
         """The stored decision row of ``(tenant, request_id)``, or None."""
         ...
 
+    def submit_decision(self, row: Mapping[str, Any]) -> asyncio.Future[int | None]:
+        """Queue one row; the future of its event id (raises ``Unavailable`` at once when the
+        database is known to be down)."""
+        ...
+
 
 class BufferedDecisionStore:
     """A :class:`DecisionWriter` that holds decisions in memory while the database is down.
@@ -85,6 +99,10 @@ class BufferedDecisionStore:
         First pause before writing held rows again; doubles up to ``max_retry_interval_s``.
     registry
         Prometheus registry for the buffer's metrics (a private one when None).
+    durable
+        Answer only after the decision committed (else: see the module docstring).
+    max_unsettled
+        Most decisions answered and not yet committed; beyond it Route waits for the commit.
     """
 
     def __init__(
@@ -95,10 +113,16 @@ class BufferedDecisionStore:
         retry_interval_s: float = 0.2,
         max_retry_interval_s: float = 1.0,
         registry: CollectorRegistry | None = None,
+        durable: bool = True,
+        max_unsettled: int = 1000,
     ) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.inner = inner
+        self.durable = durable
+        self.max_unsettled = max_unsettled
+        #: Decisions answered whose commit is still running.
+        self.unsettled = 0
         self.capacity = capacity
         self.retry_interval_s = retry_interval_s
         self.max_retry_interval_s = max_retry_interval_s
@@ -128,13 +152,36 @@ class BufferedDecisionStore:
 
     # ------------------------------------------------------------------ DecisionWriter
     async def write_decision(self, row: Mapping[str, Any]) -> int | None:
-        """Write ``row``; during an outage hold it and return 0 (no event id yet)."""
+        """Write ``row``; its event id once committed, or 0 when it is answered before (not
+        durable yet: queued off the request path, or held during an outage)."""
         if self._rows:
             return self._hold(row)
+        if self.durable or row.get("request_id"):
+            try:
+                return await self.inner.write_decision(row)
+            except Unavailable:
+                return self._hold(row)
         try:
-            return await self.inner.write_decision(row)
+            future = self.inner.submit_decision(row)
         except Unavailable:
             return self._hold(row)
+        self.unsettled += 1
+        future.add_done_callback(functools.partial(self._settled, row))
+        if self.unsettled > self.max_unsettled:  # the writer is behind: bound what a crash loses
+            await asyncio.wait([future])
+        return 0
+
+    def _settled(self, row: Mapping[str, Any], future: asyncio.Future[int | None]) -> None:
+        """A decision answered before its commit: committed, or held when the database is down."""
+        self.unsettled -= 1
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            return
+        if isinstance(error, Unavailable):
+            self._hold(row)
+        else:
+            log.error("decision %s not stored: %s", row["decision_id"], error)
+            self._drop(f"write failed: {type(error).__name__}")
 
     async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         """The decision of ``(tenant, request_id)`` from the buffer or the database.

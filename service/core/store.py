@@ -3,16 +3,26 @@
 :class:`SqlStore` implements :class:`~banditroute.service.core.router.DecisionStore` and
 :class:`~banditroute.service.core.outcomes.OutcomeStore`. Writes go through the group-commit writer
 (:class:`banditroute.service.storage.writer.GroupCommitWriter`: many rows per transaction, event ids
-allocated under the event-log advisory lock, NOTIFY after commit); each call returns only after
-its rows committed. Reads run in a worker thread on the
-SQLAlchemy engine. Database failures become :class:`~banditroute.service.errors.Unavailable`.
+allocated from the event-log sequence, NOTIFY after commit); each call returns only after its
+rows committed, except :meth:`SqlStore.submit_decision`, which queues a decision and returns the
+future of its commit (Route's default: see :mod:`banditroute.service.core.decision_buffer`).
+
+A decision Route answered before it committed may be looked up by an outcome right away, in
+this process or in another one. :meth:`SqlStore.load_decisions` therefore first waits for the
+decisions this process's writer still holds (:meth:`GroupCommitWriter.settle`), and then, for an
+id not found whose UUIDv7 timestamp is younger than ``decision_wait_s`` (another process may not
+have committed it yet), reads again every few milliseconds until it appears or is that old.
+
+Reads run in a worker thread on the SQLAlchemy engine. Database failures become
+:class:`~banditroute.service.errors.Unavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -76,6 +86,14 @@ class EventWriter(Protocol):
         mapping of its columns) and its request id; event id, or None on a request-id clash."""
         ...
 
+    def submit_decision(self, row: Mapping[str, Any]) -> asyncio.Future[int | None]:
+        """Queue a decision; the future of :meth:`write_decision`'s result."""
+        ...
+
+    async def settle(self, decision_ids: Iterable[uuid.UUID], timeout_s: float) -> None:
+        """Wait until those of ``decision_ids`` still queued here are committed or failed."""
+        ...
+
     async def write_outcomes(self, rows: Sequence[dict[str, Any]]) -> list[WriteResult]:
         """Insert outcomes (re-checked in the write transaction); one result per row."""
         ...
@@ -90,12 +108,26 @@ def _unavailable(exc: Exception) -> Unavailable:
 
 
 class SqlStore:
-    """Reads on ``engine``, writes through ``writer``."""
+    """Reads on ``engine``, writes through ``writer``.
 
-    def __init__(self, engine: Engine, writer: EventWriter, metrics: Any = None) -> None:
+    ``decision_wait_s``: how long after its creation a decision not found is looked up again
+    (0: never; the module docstring says why); ``decision_poll_s``: the pause between lookups.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        writer: EventWriter,
+        metrics: Any = None,
+        *,
+        decision_wait_s: float = 0.0,
+        decision_poll_s: float = 0.005,
+    ) -> None:
         self.engine = engine
         self.writer = writer
         self.metrics = metrics
+        self.decision_wait_s = decision_wait_s
+        self.decision_poll_s = decision_poll_s
 
     async def _read(self, op: str, fn: Any, *args: Any) -> Any:
         check_deadline(0.0, f"the database read ({op})")  # nobody waits for a late answer
@@ -126,6 +158,10 @@ class SqlStore:
         """See :class:`EventWriter`."""
         return await self._write("write_decision", self.writer.write_decision(row))
 
+    def submit_decision(self, row: Mapping[str, Any]) -> asyncio.Future[int | None]:
+        """See :class:`EventWriter` (raises ``Unavailable`` or ``ResourceExhausted`` at once)."""
+        return self.writer.submit_decision(row)
+
     async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         """The stored decision of ``(tenant, request_id)``."""
         return await self._read("find_request", self._find_request, tenant, request_id)  # type: ignore[no-any-return]
@@ -141,8 +177,26 @@ class SqlStore:
     async def load_decisions(
         self, keys: Sequence[tuple[uuid.UUID, datetime]]
     ) -> dict[uuid.UUID, StoredDecision]:
-        """Decisions by id with their outcome and feedback."""
-        return await self._read("load_decisions", self._load_decisions, keys)  # type: ignore[no-any-return]
+        """Decisions by id with their outcome and feedback (waiting for recent ones: see the
+        module docstring)."""
+        if self.decision_wait_s > 0:
+            await self.writer.settle([k for k, _ in keys], self.decision_wait_s)
+        found: dict[uuid.UUID, StoredDecision] = await self._read(
+            "load_decisions", self._load_decisions, keys
+        )
+        if self.decision_wait_s <= 0 or len(found) == len(keys):
+            return found
+        while True:
+            now = time.time()
+            young = [
+                (d, c)
+                for d, c in keys
+                if d not in found and now - c.timestamp() < self.decision_wait_s
+            ]
+            if not young:
+                return found
+            await asyncio.sleep(self.decision_poll_s)
+            found.update(await self._read("load_decisions", self._load_decisions, young))
 
     def _load_decisions(
         self, keys: Sequence[tuple[uuid.UUID, datetime]]

@@ -1,12 +1,18 @@
 """One batch of the group-commit writer as one transaction on the event log.
 
-:func:`commit_batch` writes any mix of decisions, outcomes and feedback: under
-``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)`` (held until COMMIT, so event ids of every writer
-process become visible in id order) it allocates one id per item, claims request ids, runs the
-outcome/feedback checks of :mod:`banditroute.service.storage.row_checks`, copies the accepted rows
-and queues ``pg_notify('banditroute_events', <largest id>)`` when the batch teaches something.
-:func:`commit_plain_decisions` is the Route hot path: decisions without request ids, in one round
-trip.
+:func:`commit_batch` writes any mix of decisions, outcomes and feedback: it allocates one id per
+item, claims request ids, runs the outcome/feedback checks of
+:mod:`banditroute.service.storage.row_checks`, copies the accepted rows and queues
+``pg_notify('banditroute_events', <largest id>)`` when the batch teaches something.
+
+Only a batch holding outcomes or feedback takes ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``
+before its ids (held until COMMIT), so the events followers read (outcomes and feedback, in
+``event_id`` order) become visible in id order. Decisions are no events a follower reads by id
+(an event joins its decision, which committed before it or in the same transaction), so a
+batch of decisions alone takes no lock: its ids are plain ``nextval`` calls and writer
+processes commit decisions side by side instead of one after the other.
+:func:`commit_plain_decisions` is the Route hot path: decisions without request ids, one
+statement.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = ["BatchItem", "commit_batch", "commit_plain_decisions", "is_plain_deci
 BatchItem = tuple[str, Any]
 
 _DECISION_INSERT = ("event_id", *DECISION_COLUMNS)
+_DECISION_INSERT_SQL = ", ".join(_DECISION_INSERT)
 _OUTCOME_INSERT = (
     "event_id",
     "decision_id",
@@ -71,38 +78,29 @@ async def commit_plain_decisions(
 ) -> list[Any]:
     """Write decisions without request ids in ONE round trip; their event ids, in order.
 
-    The whole transaction is one simple-protocol query: ``BEGIN``, the event-log lock, the id
-    allocation, one multi-row ``INSERT`` whose rows compute their ids from ``currval`` (row
-    ``i`` of ``n`` gets ``first + i``, as in :func:`commit_batch`), ``COMMIT``. Values are
-    rendered as SQL literals (:mod:`banditroute.service.storage.sql_literals`).
-    :func:`commit_batch` takes three or four round trips, each several event-loop waits in
-    psycopg; on Route load (about ten decisions per batch) that difference is a large share of
-    the server's CPU.
+    One simple-protocol statement on the autocommit connection (so its own transaction): a
+    multi-row ``INSERT`` whose rows take their ids from ``nextval('event_ids')``, ``RETURNING``
+    them in row order. No event-log lock (see the module docstring). Values are rendered as
+    SQL literals (:mod:`banditroute.service.storage.sql_literals`). :func:`commit_batch` takes
+    three or four round trips, each several event-loop waits in psycopg; on Route load (about
+    ten decisions per batch) that difference is a large share of the server's CPU.
     """
-    n = len(batch)
     try:
-        rows = ",".join([decision_literals(n - 1 - i, row) for i, (_, row) in enumerate(batch)])
+        rows = ",".join([decision_literals(row) for _, row in batch])
     except TypeError:  # a value the literals do not know: let psycopg adapt it
         return await commit_batch(conn, batch)
-    query = (
-        f"BEGIN;SELECT pg_advisory_xact_lock({int(EVENT_LOG_LOCK_KEY)});"
-        f"SELECT setval('event_ids', nextval('event_ids') + {n - 1});"
-        f"INSERT INTO decisions ({', '.join(_DECISION_INSERT)}) VALUES {rows};COMMIT"
-    )
+    query = f"INSERT INTO decisions ({_DECISION_INSERT_SQL}) VALUES {rows} RETURNING event_id"
     try:
         async with conn.cursor() as cur:
             await cur.execute(query.encode(), prepare=False)  # type: ignore[call-overload]
-            cur.nextset()  # BEGIN, then the lock
-            cur.nextset()  # then setval
-            row = await cur.fetchone()
-        if row is None or conn.info.transaction_status != TransactionStatus.IDLE:
+            ids = [int(r[0]) for r in await cur.fetchall()]
+        if len(ids) != len(batch) or conn.info.transaction_status != TransactionStatus.IDLE:
             raise psycopg.OperationalError("the decision batch did not commit")
     except BaseException:
         with contextlib.suppress(Exception):
             await conn.rollback()
         raise
-    first_id = int(row[0]) - n + 1
-    return [first_id + i for i in range(n)]
+    return ids
 
 
 async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[BatchItem]) -> list[Any]:
@@ -110,10 +108,11 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
     decision's event id (None when its request id already had a decision), an outcome's or
     feedback's :class:`~banditroute.service.storage.row_checks.WriteResult`.
 
-    Round trips are few: one pipeline takes the advisory lock, allocates one event id per item
-    (item ``i`` gets the ``i``-th id, so ids follow arrival order; ids of rows not written are
-    skipped), claims request ids, looks up decisions and stored outcomes/feedback and queues
-    the NOTIFY (delivered at commit); then one COPY per table and the COMMIT.
+    Round trips are few: one pipeline takes the advisory lock (only when the batch holds an
+    outcome or feedback), allocates one event id per item (ascending in item order, so ids
+    follow arrival order; ids of rows not written are skipped), claims request ids, looks up
+    decisions and stored outcomes/feedback and queues the NOTIFY (delivered at commit); then
+    one COPY per table and the COMMIT.
     """
     decisions = [(i, row) for i, (kind, row) in enumerate(batch) if kind == "d"]
     outcomes = [(i, row) for i, (kind, row) in enumerate(batch) if kind == "o"]
@@ -123,9 +122,11 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
         lock, ids, claim, known_cur, outcome_cur, feedback_cur = (conn.cursor() for _ in range(6))
         async with conn.pipeline() as pipeline:
             await conn.execute("BEGIN")  # autocommit connection: the transaction is explicit
-            await lock.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
+            if events:  # followers read outcomes and feedback in id order: see the docstring
+                await lock.execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOG_LOCK_KEY,))
             await ids.execute(
-                "SELECT setval('event_ids', nextval('event_ids') + %s - 1)", (len(batch),)
+                "SELECT nextval('event_ids') FROM generate_series(1, %s) ORDER BY 1",
+                (len(batch),),
             )
             keyed = first_request_ids(decisions)
             if keyed:
@@ -141,25 +142,24 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
                     "SELECT pg_notify(%s, currval('event_ids')::text)", (EVENTS_CHANNEL,)
                 )
             await pipeline.sync()
-            row = await ids.fetchone()
-            assert row is not None
-            first_id = int(row[0]) - len(batch) + 1
+            event_ids = [int(r[0]) for r in await ids.fetchall()]
+            assert len(event_ids) == len(batch)
             claimed = {(t, r) for t, r in await claim.fetchall()} if keyed else set()
             known = dict(await known_cur.fetchall()) if events else {}
             stored_o = await outcome_cur.fetchall() if outcomes else []
             stored_f = await feedback_cur.fetchall() if feedback else []
 
         results: list[Any] = [None] * len(batch)
-        accepted = _accepted_decisions(decisions, keyed, claimed, first_id, results)
-        in_batch = {row.decision_id: (eid - first_id, row.tenant) for eid, row in accepted}
+        accepted = _accepted_decisions(decisions, keyed, claimed, event_ids, results)
+        in_batch = {row.decision_id: (i, row.tenant) for i, row in accepted}
         to_insert_o = classify(OUTCOMES, outcomes, stored_o, known, in_batch, results)
         to_insert_f = classify(FEEDBACK, feedback, stored_f, known, in_batch, results)
         for i, _, tenant in [*to_insert_o, *to_insert_f]:
-            results[i] = WriteResult(WriteStatus.INSERTED, first_id + i, None, tenant)
+            results[i] = WriteResult(WriteStatus.INSERTED, event_ids[i], None, tenant)
         for i, result in enumerate(results):
             # a repeat of a row written earlier in this batch pointed at it by -1 - index
             if isinstance(result, WriteResult) and result.event_id < 0:
-                event_id = first_id + (-1 - result.event_id)
+                event_id = event_ids[-1 - result.event_id]
                 results[i] = WriteResult(result.status, event_id, result.stored, result.tenant)
 
         async with conn.cursor() as cur:
@@ -168,7 +168,7 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
                     cur,
                     "decisions",
                     _DECISION_INSERT,
-                    (decision_copy_values(event_id, row) for event_id, row in accepted),
+                    (decision_copy_values(event_ids[i], row) for i, row in accepted),
                 )
             if to_insert_o:
                 await _copy(
@@ -177,7 +177,7 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
                     _OUTCOME_INSERT,
                     (
                         (
-                            first_id + i,
+                            event_ids[i],
                             row["decision_id"],
                             row["decision_created_at"],
                             tenant,
@@ -195,7 +195,7 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
                     _FEEDBACK_INSERT,
                     (
                         (
-                            first_id + i,
+                            event_ids[i],
                             row["decision_id"],
                             row["decision_created_at"],
                             tenant,
@@ -219,18 +219,18 @@ def _accepted_decisions(
     decisions: list[tuple[int, DecisionRow]],
     keyed: dict[tuple[str, str], DecisionRow],
     claimed: set[tuple[str, str]],
-    first_id: int,
+    event_ids: list[int],
     results: list[Any],
 ) -> list[tuple[int, DecisionRow]]:
-    """Decisions to insert with their event ids (``results`` gets the ids); a decision whose
-    request id already had one, stored or earlier in the batch, gets None."""
+    """Decisions to insert with their batch positions (``results`` gets their event ids); a
+    decision whose request id already had one, stored or earlier in the batch, gets None."""
     accepted = []
     for i, row in decisions:
         key = (row.tenant, row.request_id)
         if row.request_id and (keyed.get(key) is not row or key not in claimed):
             continue  # the key already had a decision: result None
-        results[i] = first_id + i
-        accepted.append((first_id + i, row))
+        results[i] = event_ids[i]
+        accepted.append((i, row))
     return accepted
 
 

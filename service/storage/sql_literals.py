@@ -171,8 +171,8 @@ def decision_copy_values(event_id: int, row: DecisionRow) -> list[Any]:
     return values
 
 
-def decision_literals(back: int, row: DecisionRow) -> str:
-    """``(...)`` of one decision for a ``VALUES`` list; its id is ``currval('event_ids') -
-    back``. Raises ``TypeError`` for a value :func:`literal` does not know."""
+def decision_literals(row: DecisionRow) -> str:
+    """``(...)`` of one decision for a ``VALUES`` list; its id is ``nextval('event_ids')``.
+    Raises ``TypeError`` for a value :func:`literal` does not know."""
     values = decision_copy_values(0, row)
-    return f"(currval('event_ids')-{back}," + ",".join([literal(v) for v in values[1:]]) + ")"
+    return "(nextval('event_ids')," + ",".join([literal(v) for v in values[1:]]) + ")"

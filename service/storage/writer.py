@@ -30,7 +30,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,8 @@ class GroupCommitWriter:
         self._on_batch = on_batch
         self._on_db_error = on_db_error
         self._pending: collections.deque[_Item] = collections.deque()
+        #: Decisions queued or being committed, by id: outcomes wait for them.
+        self._unsettled: dict[Any, asyncio.Future[Any]] = {}
         self._has_rows = asyncio.Event()
         self._full = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -195,6 +197,21 @@ class GroupCommitWriter:
         result: int | None = await self._submit("d", DecisionRow.from_mapping(row))
         return result
 
+    def submit_decision(self, row: DecisionRow | Mapping[str, Any]) -> asyncio.Future[int | None]:
+        """Queue a decision and return at once the future of :meth:`write_decision`'s result.
+
+        Raises ``Unavailable`` or ``ResourceExhausted`` now when the write cannot be queued.
+        """
+        (future,) = self._enqueue([("d", DecisionRow.from_mapping(row))])
+        return future
+
+    async def settle(self, decision_ids: Iterable[Any], timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until those of ``decision_ids`` queued in this writer
+        are committed or failed; return at once when none is."""
+        waiting = [f for d in decision_ids if (f := self._unsettled.get(d)) is not None]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout_s)
+
     async def write_outcome(self, row: Mapping[str, Any]) -> WriteResult:
         """Write an outcome once committed; see :class:`WriteStatus` for what can happen.
 
@@ -238,6 +255,8 @@ class GroupCommitWriter:
             future: asyncio.Future[Any] = loop.create_future()
             self._pending.append(_Item(kind, row, future))
             futures.append(future)
+            if kind == "d":
+                self._unsettled[row.decision_id] = future
         self._has_rows.set()
         if len(self._pending) >= self.batch_max_rows:
             self._full.set()
@@ -311,9 +330,20 @@ class GroupCommitWriter:
             item = self._pending.popleft()
             if not item.future.done():
                 item.future.set_exception(error)
+            if item.kind == "d":
+                self._unsettled.pop(item.row.decision_id, None)
         self._full.clear()
 
     async def _flush(self, batch: list[_Item]) -> None:
+        try:
+            await self._flush_batch(batch)
+        finally:
+            unsettled = self._unsettled
+            for item in batch:
+                if item.kind == "d":
+                    unsettled.pop(item.row.decision_id, None)
+
+    async def _flush_batch(self, batch: list[_Item]) -> None:
         conn = self._conn
         assert conn is not None
         started = time.perf_counter()
@@ -355,7 +385,7 @@ class GroupCommitWriter:
                     with contextlib.suppress(OSError, psycopg.Error):
                         self._conn = await self._connect()
                 if self._conn is not None:
-                    await self._flush([item])
+                    await self._flush_batch([item])
                 if self._conn is None:  # the connection died meanwhile: fail the rest
                     for rest in batch:
                         if not rest.future.done():
