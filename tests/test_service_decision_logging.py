@@ -1,0 +1,155 @@
+"""Route logs its decision off the request path (the default) or before answering (durable mode).
+
+An outcome or feedback sent right after Route, to the same process or to another one on the
+same database, is accepted even when the decision has not committed yet; the durable mode
+answers Route only after its decision committed, as before.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import psycopg
+import pytest
+
+from banditroute.service.config import libpq_url
+from banditroute.service.storage.ids import new_decision_id
+from banditroute.v1 import router_pb2, router_pb2_grpc
+from tests.helpers import InProcessServer, register_demo
+
+#: A group-commit window long enough that a decision surely has not committed when the next
+#: call arrives.
+SLOW_FLUSH_MS = 300.0
+
+
+def _stored(db_url: str, decision_id: str) -> bool:
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM decisions WHERE decision_id = %s", (uuid.UUID(decision_id),)
+        ).fetchone()
+    return row is not None
+
+
+def _stub(server: InProcessServer) -> tuple[grpc.Channel, router_pb2_grpc.RouterStub]:
+    channel = grpc.insecure_channel(server.address)
+    return channel, router_pb2_grpc.RouterStub(channel)
+
+
+@pytest.fixture
+def two_servers(fresh_db_url: str) -> Iterator[tuple[InProcessServer, InProcessServer]]:
+    """Two processes' worth of server on one database; the first commits decisions slowly."""
+    register_demo(fresh_db_url)
+    first = InProcessServer(fresh_db_url, write_flush_ms=SLOW_FLUSH_MS)
+    try:
+        second = InProcessServer(fresh_db_url)
+        try:
+            yield first, second
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def test_route_answers_before_its_decision_commits(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    first, _ = two_servers
+    channel, stub = _stub(first)
+    with channel:
+        reply = stub.Route(router_pb2.RouteRequest(prompt="hello"), timeout=10)
+        assert not _stored(first.db_url, reply.decision_id)
+        deadline = time.monotonic() + 10
+        while not _stored(first.db_url, reply.decision_id):
+            assert time.monotonic() < deadline, "the decision never committed"
+            time.sleep(0.02)
+
+
+def test_outcome_right_after_route_same_worker_is_accepted(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    first, _ = two_servers
+    channel, stub = _stub(first)
+    with channel:
+        for i in range(5):
+            reply = stub.Route(router_pb2.RouteRequest(prompt=f"question {i}"), timeout=10)
+            outcome = stub.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=0.5),
+                timeout=10,
+            )
+            assert outcome.event_id > 0
+            assert _stored(first.db_url, reply.decision_id)
+            feedback = stub.SubmitFeedback(
+                router_pb2.SubmitFeedbackRequest(decision_id=reply.decision_id, rating=1.0),
+                timeout=10,
+            )
+            assert feedback.event_id > outcome.event_id
+
+
+def test_outcome_right_after_route_other_worker_is_accepted(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    first, second = two_servers
+    channel1, stub1 = _stub(first)
+    channel2, stub2 = _stub(second)
+    with channel1, channel2:
+        replies = [
+            stub1.Route(router_pb2.RouteRequest(prompt=f"question {i}"), timeout=10)
+            for i in range(5)
+        ]
+        batch = stub2.RecordOutcomes(
+            router_pb2.RecordOutcomesRequest(
+                outcomes=[
+                    router_pb2.RecordOutcomeRequest(decision_id=r.decision_id, success=True)
+                    for r in replies[:4]
+                ]
+            ),
+            timeout=10,
+        )
+        assert batch.accepted == 4, [r.message for r in batch.results]
+        feedback = stub2.SubmitFeedback(
+            router_pb2.SubmitFeedbackRequest(decision_id=replies[4].decision_id, rating=1.0),
+            timeout=10,
+        )
+        assert feedback.event_id > 0
+
+
+def test_outcome_for_unknown_decision_is_not_found_without_waiting_when_old(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    _, second = two_servers
+    channel, stub = _stub(second)
+    old = str(new_decision_id(datetime.now(UTC) - timedelta(hours=1)))
+    with channel:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=old, quality=0.5), timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert time.monotonic() - started < 0.5
+        # a young unknown id is looked up again for a while, then NOT_FOUND too
+        young = str(new_decision_id(datetime.now(UTC)))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=young, quality=0.5), timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_durable_mode_answers_after_the_decision_committed(fresh_db_url: str) -> None:
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url, durable_decisions=True, write_flush_ms=SLOW_FLUSH_MS)
+    try:
+        channel, stub = _stub(server)
+        with channel:
+            started = time.monotonic()
+            reply = stub.Route(router_pb2.RouteRequest(prompt="hello"), timeout=10)
+            assert time.monotonic() - started >= SLOW_FLUSH_MS / 1000 * 0.9
+            assert _stored(fresh_db_url, reply.decision_id)
+            assert server.app.outcomes.store.decision_wait_s == 0.0  # type: ignore[attr-defined]
+    finally:
+        server.stop()
