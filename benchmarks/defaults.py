@@ -50,8 +50,8 @@ GRID: dict[str, list[dict[str, float]]] = {
 }
 #: What the code ships (learners/linear.py); checked by tests/test_learners_defaults.py.
 DEFAULTS: dict[str, dict[str, float]] = {
-    "linucb": {"alpha": 0.5, "context_ridge": 1.0},
-    "thompson": {"v": 0.25, "context_ridge": 1.0},
+    "linucb": {"alpha": 0.5, "context_ridge": 4.0},
+    "thompson": {"v": 0.1, "context_ridge": 1.0},
 }
 FEATURE_DIM = 64
 
