@@ -46,6 +46,7 @@ from banditroute.service.core.outcomes import OutcomeCore
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.core.router import RouterCore
 from banditroute.service.core.store import SqlStore
+from banditroute.service.dashboard import Dashboard
 from banditroute.service.errors import FailedPrecondition
 from banditroute.service.experiments.guardrails import guardrail_loop
 from banditroute.service.experiments.manager import ExperimentManager
@@ -289,6 +290,7 @@ async def create_server(
     )
     port = add_port(server, f"{settings.host}:{settings.port}", settings)
     metrics.serve(metrics_port_for_worker(settings.metrics_port, worker_index), settings.host)
+    metrics.mount(Dashboard(engine, registry=registry, admin_token=admin_token))
     app = BanditrouteServer(
         grpc_server=server,
         port=port,
