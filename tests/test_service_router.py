@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from banditroute.service.config import libpq_url
+from banditroute.service.core.admin import DEMO_MODELS
 from banditroute.v1 import router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer
 
@@ -145,6 +146,64 @@ def test_request_id_is_idempotent_across_processes(grpc_server: InProcessServer)
             first = router_pb2_grpc.RouterStub(a).Route(req)
             replay = router_pb2_grpc.RouterStub(b).Route(req)
         assert replay.replayed and replay.decision_id == first.decision_id
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"prompt": "something else"},
+        {"route": "other"},
+        {"numeric_context": {"n": 2.0}},
+        {"categorical_context": {"lang": "fr"}},
+    ],
+    ids=["prompt", "route", "numeric-context", "categorical-context"],
+)
+def test_request_id_reused_with_another_payload_is_already_exists(
+    grpc_server: InProcessServer, changed: dict[str, Any]
+) -> None:
+    base: dict[str, Any] = {
+        "prompt": "hello",
+        "numeric_context": {"n": 1.0},
+        "categorical_context": {"lang": "en"},
+    }
+    rid = f"reuse-{uuid.uuid4().hex}"
+    second = InProcessServer(grpc_server.db_url)  # the stored row answers, not the cache
+    try:
+        with (
+            grpc.insecure_channel(grpc_server.address) as a,
+            grpc.insecure_channel(second.address) as b,
+        ):
+            first = router_pb2_grpc.RouterStub(a)
+            other = router_pb2_grpc.RouterStub(b)
+            first.Route(router_pb2.RouteRequest(request_id=rid, **base))
+            for stub in (first, other):
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.Route(router_pb2.RouteRequest(request_id=rid, **{**base, **changed}))
+                assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+                assert rid in (err.value.details() or "")
+            again = other.Route(router_pb2.RouteRequest(request_id=rid, **base))
+            assert again.replayed
+    finally:
+        second.stop()
+
+
+def test_request_id_reused_with_other_candidates_never_answers_outside_them(
+    grpc_server: InProcessServer, router: Any
+) -> None:
+    rid = f"cands-{uuid.uuid4().hex}"
+    first = router.Route(router_pb2.RouteRequest(prompt="hi", request_id=rid))
+    others = [m for m, *_ in DEMO_MODELS if m != first.model]
+    second = InProcessServer(grpc_server.db_url)
+    try:
+        with grpc.insecure_channel(second.address) as b:
+            for stub in (router, router_pb2_grpc.RouterStub(b)):
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.Route(
+                        router_pb2.RouteRequest(prompt="hi", request_id=rid, candidates=others)
+                    )
+                assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     finally:
         second.stop()
 

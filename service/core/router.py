@@ -8,7 +8,10 @@ group-commit writer and the call is answered once its batch committed.
 Idempotency: a Route with a ``request_id`` answers the stored decision of ``(tenant,
 request_id)`` when there is one (``replayed = true``): from a per-process cache, else from the
 ``request_ids`` table (so it holds across processes), and concurrent calls with the same id in
-one process share one decision.
+one process share one decision. Only an identical retry is answered so: a reused
+``request_id`` whose payload differs (another prompt, by its SHA-256; another route, unit or
+context; candidates that do not hold the stored ones; in this process, any field) is
+``ALREADY_EXISTS`` (:func:`_check_same_request`).
 
 Exploration randomness comes from a per-process generator passed as ``rng=`` to the policies,
 so a policy's state depends only on the event log. Models added to the pool after a policy
@@ -34,7 +37,7 @@ from banditroute.learners.features import FeatureExtractor, estimate_tokens
 from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyResolver
 from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
-from banditroute.service.errors import FailedPrecondition, InvalidArgument, NotFound
+from banditroute.service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from banditroute.service.storage.ids import new_decision_id
 from banditroute.service.storage.rows import DecisionRow
 
@@ -173,9 +176,10 @@ class RouterCore:
         self.store_prompts = store_prompts
         self.rng = rng if rng is not None else np.random.default_rng()
         self.metrics = metrics
-        self._replays: OrderedDict[tuple[str, str], RouteResult] = OrderedDict()
+        #: (tenant, request_id) -> (payload fingerprint, answer)
+        self._replays: OrderedDict[tuple[str, str], tuple[bytes, RouteResult]] = OrderedDict()
         self._replay_cache_size = replay_cache_size
-        self._pending: dict[tuple[str, str], asyncio.Future[RouteResult]] = {}
+        self._pending: dict[tuple[str, str], tuple[bytes, asyncio.Future[RouteResult]]] = {}
 
     @property
     def config(self) -> ConfigSnapshot:
@@ -247,21 +251,25 @@ class RouterCore:
         if not req.request_id:
             return await self._decide(req)
         key = (req.tenant, req.request_id)
+        fingerprint = _fingerprint(req)
         cached = self._replays.get(key)
         if cached is not None:
-            return _replayed(cached)
+            _check_fingerprint(req, cached[0], fingerprint)
+            return self._replay(cached[1])
         pending = self._pending.get(key)
         if pending is not None:
-            return _replayed(await asyncio.shield(pending))
+            _check_fingerprint(req, pending[0], fingerprint)
+            return self._replay(await asyncio.shield(pending[1]))
         future: asyncio.Future[RouteResult] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        self._pending[key] = (fingerprint, future)
         try:
             stored = await self.store.find_request(req.tenant, req.request_id)
             if stored is not None:
-                result = _replayed(self._from_row(stored, req))
+                _check_same_request(req, stored)
+                result = self._replay(self._from_row(stored, req))
             else:
                 result = await self._decide(req)
-            self._remember(key, result)
+            self._remember(key, fingerprint, result)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -271,8 +279,13 @@ class RouterCore:
         finally:
             del self._pending[key]
 
-    def _remember(self, key: tuple[str, str], result: RouteResult) -> None:
-        self._replays[key] = result
+    def _replay(self, result: RouteResult) -> RouteResult:
+        if self.metrics is not None:
+            self.metrics.replays.inc()
+        return _replayed(result)
+
+    def _remember(self, key: tuple[str, str], fingerprint: bytes, result: RouteResult) -> None:
+        self._replays[key] = (fingerprint, result)
         if len(self._replays) > self._replay_cache_size:
             self._replays.popitem(last=False)
 
@@ -344,7 +357,8 @@ class RouterCore:
             stored = await self.store.find_request(req.tenant, req.request_id)
             if stored is None:
                 raise FailedPrecondition("request_id conflict could not be resolved; retry")
-            return _replayed(self._from_row(stored, req))
+            _check_same_request(req, stored)
+            return self._replay(self._from_row(stored, req))
         if self.metrics is not None:
             self.metrics.decision(decision.arm)
         return RouteResult(
@@ -427,3 +441,57 @@ class RouterCore:
 
 def _replayed(result: RouteResult) -> RouteResult:
     return result if result.replayed else replace(result, replayed=True)
+
+
+def _fingerprint(req: RouteRequest) -> bytes:
+    """SHA-256 of every field of a Route request (the per-process idempotency check)."""
+    h = hashlib.sha256()
+    for part in (
+        req.prompt,
+        "\x00".join(req.candidates),
+        req.route,
+        req.unit_id,
+        repr(sorted(req.numeric_context.items())),
+        repr(sorted(req.categorical_context.items())),
+        repr(req.max_cost_usd),
+    ):
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.digest()
+
+
+def _reused(req: RouteRequest, what: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"request_id {req.request_id[:128]!r} was already used for a different request "
+        f"({what} differs); use a new request_id for a new request"
+    )
+
+
+def _check_fingerprint(req: RouteRequest, stored: bytes, fingerprint: bytes) -> None:
+    if stored != fingerprint:
+        raise _reused(req, "the payload")
+
+
+def _check_same_request(req: RouteRequest, row: Mapping[str, Any]) -> None:
+    """Refuse a stored decision of ``req.request_id`` that answered another request.
+
+    Compares what the decision row keeps: the prompt's SHA-256, the route, the unit, the
+    contexts, and the candidates (the stored ranking must be among the requested ones)."""
+    stored_hash = row.get("prompt_hash")
+    if stored_hash is not None:
+        digest = hashlib.sha256(req.prompt.encode("utf-8", "surrogatepass")).digest()
+        if bytes(stored_hash) != digest:
+            raise _reused(req, "the prompt")
+    if (row.get("route") or DEFAULT_ROUTE) != req.route:
+        raise _reused(req, "the route")
+    if "unit_id" in row and (row["unit_id"] or "") != req.unit_id:
+        raise _reused(req, "unit_id")
+    if "numeric_context" in row and dict(row["numeric_context"] or {}) != dict(req.numeric_context):
+        raise _reused(req, "numeric_context")
+    if "categorical_context" in row and dict(row["categorical_context"] or {}) != dict(
+        req.categorical_context
+    ):
+        raise _reused(req, "categorical_context")
+    if req.candidates and not set(row.get("candidates") or ()) <= set(req.candidates):
+        raise _reused(req, "the candidates")

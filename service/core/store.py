@@ -38,11 +38,16 @@ from banditroute.service.storage.rows import DECISION_COLUMNS, OUTCOME_COLUMNS
 
 __all__ = ["EventWriter", "SqlStore"]
 
-#: Decision columns a replayed Route answers from (``RouterCore._from_row``).
+#: Decision columns a replayed Route answers from (``RouterCore._from_row``) and compares the
+#: retried request with (``router._check_same_request``).
 _REPLAY_COLUMNS = (
     "decision_id",
     "created_at",
     "route",
+    "unit_id",
+    "prompt_hash",
+    "numeric_context",
+    "categorical_context",
     "model",
     "propensity",
     "candidates",
