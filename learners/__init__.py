@@ -7,6 +7,7 @@ from banditroute.learners.base import Decision, Policy
 from banditroute.learners.cost import CostModel
 from banditroute.learners.features import FeatureExtractor, estimate_tokens
 from banditroute.learners.linear import LinearThompson, LinUCB
+from banditroute.learners.pacing import BudgetPacer
 from banditroute.learners.registry import ALGORITHMS, make_policy
 from banditroute.learners.reward import RewardWeights, compute_reward, merge_quality
 from banditroute.learners.river_compat import AsRiverPolicy
@@ -17,6 +18,7 @@ from banditroute.learners.state import StateFormatError, dumps, loads
 __all__ = [
     "ALGORITHMS",
     "AsRiverPolicy",
+    "BudgetPacer",
     "CostModel",
     "Decision",
     "EpsilonGreedy",
