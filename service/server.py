@@ -35,7 +35,11 @@ from sqlalchemy import Engine
 from banditroute.learners.features import FeatureExtractor
 from banditroute.service.api.admin import AdminServicer
 from banditroute.service.api.interceptors import Authenticator, ServiceInterceptor
-from banditroute.service.api.limits import LimitsInterceptor, server_options
+from banditroute.service.api.limits import (
+    LimitsInterceptor,
+    request_limit_bytes,
+    server_options,
+)
 from banditroute.service.api.registration import add_intercepted
 from banditroute.service.api.router import RouterServicer
 from banditroute.service.config import Settings, libpq_url
@@ -262,7 +266,11 @@ async def create_server(
     ]
     # Applied once per method at registration (banditroute.service.api.registration), not per call.
     interceptors = [
-        LimitsInterceptor(settings.max_in_flight, registry=metrics.registry),
+        LimitsInterceptor(
+            settings.max_in_flight,
+            registry=metrics.registry,
+            max_message_bytes=request_limit_bytes(settings.max_prompt_bytes),
+        ),
         ServiceInterceptor(auth, observer=metrics),
     ]
     server = grpc.aio.server(options=options)

@@ -13,8 +13,10 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from banditroute.service.api.limits import (
+    TRANSPORT_MAX_BYTES,
     LimitsInterceptor,
     check_deadline,
+    request_limit_bytes,
     server_options,
     time_remaining,
 )
@@ -44,7 +46,9 @@ Scenario = Callable[[grpc.aio.Channel, _Router, LimitsInterceptor], Awaitable[No
 
 def _run(scenario: Scenario, **options: Any) -> None:
     async def main() -> None:
-        limits = LimitsInterceptor(CAP)
+        limits = LimitsInterceptor(
+            CAP, max_message_bytes=request_limit_bytes(**options) if options else None
+        )
         server = grpc.aio.server(
             interceptors=[limits], options=server_options(**options) if options else None
         )
@@ -94,15 +98,28 @@ def test_calls_over_the_cap_are_refused_and_capacity_returns() -> None:
     _run(scenario)
 
 
-def test_message_over_the_size_cap_is_resource_exhausted() -> None:
+def test_message_over_the_size_limit_is_invalid_argument_naming_the_limit() -> None:
     async def scenario(channel: Any, router: _Router, limits: LimitsInterceptor) -> None:
         stub = router_pb2_grpc.RouterStub(channel)
         assert await _code(stub.Route(router_pb2.RouteRequest(prompt="a" * 1500))) == (
             grpc.StatusCode.OK
         )
         big = router_pb2.RouteRequest(prompt="a" * 5000)
-        assert await _code(stub.Route(big)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Route(big)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "2000 bytes" in (info.value.details() or "")
         assert router.entered == 1
+
+    _run(scenario, max_prompt_bytes=1000, overhead_bytes=1000)
+
+
+def test_message_over_the_transport_cap_is_still_refused_by_grpc() -> None:
+    async def scenario(channel: Any, router: _Router, limits: LimitsInterceptor) -> None:
+        stub = router_pb2_grpc.RouterStub(channel)
+        huge = router_pb2.RouteRequest(prompt="a" * (TRANSPORT_MAX_BYTES + 10))
+        assert await _code(stub.Route(huge)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert router.entered == 0
 
     _run(scenario, max_prompt_bytes=1000, overhead_bytes=1000)
 

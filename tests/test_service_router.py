@@ -277,6 +277,13 @@ def _uuid7() -> uuid.UUID:
     return new_decision_id()
 
 
+def test_three_megabyte_prompt_is_invalid_argument_naming_the_limit(router: Any) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        router.Route(router_pb2.RouteRequest(prompt="a" * (3 << 20)))
+    assert err.value.code() == IA
+    assert f"{(1 << 20) + (1 << 20)} bytes" in (err.value.details() or "")
+
+
 def test_record_outcome_rejects_bad_input(router: Any) -> None:
     did = router.Route(router_pb2.RouteRequest(prompt="p")).decision_id
     for name, fields, code in _outcome_errors(did):

@@ -6,6 +6,9 @@ checks and reflection it
 * rejects the call at once with ``RESOURCE_EXHAUSTED`` when ``max_in_flight`` calls of this
   process are already running, instead of queueing it until its deadline passes;
 * rejects it with ``DEADLINE_EXCEEDED`` when its deadline has already passed on arrival;
+* refuses a request message larger than ``max_message_bytes`` (``max_prompt_bytes`` + 1 MiB
+  for the other fields: :func:`request_limit_bytes`) with ``INVALID_ARGUMENT`` naming the limit,
+  before parsing it: an oversized request is the client's mistake, not a retryable overload;
 * turns a message that does not parse (for example invalid UTF-8 in a string field, which
   grpc's Python deserializer refuses) into ``INVALID_ARGUMENT`` instead of ``UNKNOWN``;
 * refuses a message with a NUL character (U+0000) in any string, at any depth, with
@@ -16,14 +19,18 @@ checks and reflection it
 * publishes the request's prompt and credentials for log redaction
   (:func:`banditroute.service.security.guard_request`).
 
-Request size is capped by the transport: :func:`server_options` sets
-``grpc.max_receive_message_length``, and grpc answers a larger message with
-``RESOURCE_EXHAUSTED`` before any Python code runs.
+Request size: the documented limit is :func:`request_limit_bytes`, enforced here with
+``INVALID_ARGUMENT``. grpc's own cap (``grpc.max_receive_message_length``, set by
+:func:`server_options`) answers ``RESOURCE_EXHAUSTED`` before any Python code runs, so it is set
+well above the documented limit (:data:`TRANSPORT_MAX_BYTES`, or 4 times the limit if larger):
+only a message over that hard cap still gets grpc's ``RESOURCE_EXHAUSTED``.
 
 Examples
 --------
->>> dict(server_options(max_prompt_bytes=1 << 20))["grpc.max_receive_message_length"]
+>>> request_limit_bytes(1 << 20)
 2097152
+>>> dict(server_options(max_prompt_bytes=1 << 20))["grpc.max_receive_message_length"]
+67108864
 >>> time_remaining() is None  # outside an RPC there is no deadline
 True
 >>> check_deadline()  # and nothing to miss
@@ -48,10 +55,12 @@ from banditroute.service.security import guard_request
 __all__ = [
     "EXEMPT_PREFIXES",
     "REQUEST_OVERHEAD_BYTES",
+    "TRANSPORT_MAX_BYTES",
     "DeadlineExceeded",
     "LimitsInterceptor",
     "check_deadline",
     "nul_field",
+    "request_limit_bytes",
     "server_options",
     "time_remaining",
 ]
@@ -62,18 +71,32 @@ EXEMPT_PREFIXES: tuple[str, ...] = ("/grpc.health.v1.Health/", "/grpc.reflection
 #: Bytes a request may carry beyond the largest prompt (context maps, candidate lists, batches).
 REQUEST_OVERHEAD_BYTES = 1 << 20
 
+#: grpc's hard cap on a received message (at least): above the documented limit, so that an
+#: oversized request reaches :class:`LimitsInterceptor` and gets ``INVALID_ARGUMENT``.
+TRANSPORT_MAX_BYTES = 64 << 20
+
+
+def request_limit_bytes(
+    max_prompt_bytes: int, *, overhead_bytes: int = REQUEST_OVERHEAD_BYTES
+) -> int:
+    """The documented size limit of one request message: the largest prompt plus
+    ``overhead_bytes`` for the other fields (``INVALID_ARGUMENT`` beyond it)."""
+    return max_prompt_bytes + overhead_bytes
+
 
 def server_options(
     max_prompt_bytes: int, *, overhead_bytes: int = REQUEST_OVERHEAD_BYTES
 ) -> list[tuple[str, Any]]:
-    """grpc server options capping the size of one request message.
+    """grpc server options: the transport's cap on one request message.
 
-    A prompt up to ``max_prompt_bytes`` plus ``overhead_bytes`` of other fields passes the
-    transport; a prompt over ``max_prompt_bytes`` but under the cap reaches the servicer, which
-    answers ``INVALID_ARGUMENT`` naming the limit; a larger message is refused by grpc with
-    ``RESOURCE_EXHAUSTED`` without being read into Python objects.
+    The cap is far above :func:`request_limit_bytes` (pass that to :class:`LimitsInterceptor`
+    as ``max_message_bytes``): a message between the two is refused with ``INVALID_ARGUMENT``
+    naming the limit; only one over the cap is refused by grpc itself (``RESOURCE_EXHAUSTED``).
+    A prompt over ``max_prompt_bytes`` in a message under the limit reaches the servicer, which
+    answers ``INVALID_ARGUMENT`` naming ``max_prompt_bytes``.
     """
-    return [("grpc.max_receive_message_length", max_prompt_bytes + overhead_bytes)]
+    limit = request_limit_bytes(max_prompt_bytes, overhead_bytes=overhead_bytes)
+    return [("grpc.max_receive_message_length", max(TRANSPORT_MAX_BYTES, 4 * limit))]
 
 
 _NulCheck = Callable[[Any], "str | None"]
@@ -167,19 +190,26 @@ _MALFORMED_DETAILS = "request message could not be parsed (invalid UTF-8 or malf
 class _Malformed:
     """Stands in for a request whose bytes did not parse; the call is then refused."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("label", "reason")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, label: str = "malformed") -> None:
         self.reason = reason
+        self.label = label
 
 
 def _safe_deserializer(
-    deserializer: Callable[[bytes], Any] | None,
+    deserializer: Callable[[bytes], Any] | None, max_bytes: int | None = None
 ) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
     def deserialize(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            return _Malformed(
+                f"request message is {len(data)} bytes, over the limit of {max_bytes} bytes "
+                "(max_prompt_bytes plus 1 MiB for the other fields); send a smaller request",
+                "too_large",
+            )
         try:
             message = deserializer(data)
         except (DecodeError, UnicodeDecodeError, ValueError):
@@ -209,6 +239,9 @@ class LimitsInterceptor(aio.ServerInterceptor):
     registry
         Prometheus registry for ``banditroute_limits_in_flight`` and
         ``banditroute_rejected_requests_total{reason}`` (a private one when None).
+    max_message_bytes
+        Largest request message (:func:`request_limit_bytes`); a larger one is refused with
+        ``INVALID_ARGUMENT`` naming the limit. None: no limit here (the transport's only).
 
     Examples
     --------
@@ -227,11 +260,13 @@ class LimitsInterceptor(aio.ServerInterceptor):
         *,
         exempt_prefixes: Sequence[str] = EXEMPT_PREFIXES,
         registry: CollectorRegistry | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.max_in_flight = max_in_flight
         self.exempt_prefixes = tuple(exempt_prefixes)
+        self.max_message_bytes = max_message_bytes
         #: RPCs currently running (the event loop is single-threaded: a plain int suffices).
         self.in_flight = 0
         #: RPCs refused for the in-flight cap since start.
@@ -271,13 +306,17 @@ class LimitsInterceptor(aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
-                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                request_deserializer=_safe_deserializer(
+                    handler.request_deserializer, self.max_message_bytes
+                ),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_unary_stream(handler.unary_stream),
-                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                request_deserializer=_safe_deserializer(
+                    handler.request_deserializer, self.max_message_bytes
+                ),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
@@ -305,7 +344,7 @@ class LimitsInterceptor(aio.ServerInterceptor):
                 f"server is over its in-flight cap ({self.max_in_flight}); retry with backoff",
             )
         if isinstance(request, _Malformed):
-            self._refused.labels("malformed").inc()
+            self._refused.labels(request.label).inc()
             return grpc.StatusCode.INVALID_ARGUMENT, request.reason
         remaining = context.time_remaining()
         if remaining is not None:
