@@ -1,4 +1,4 @@
-"""The policy base class and the decision it returns.
+"""The policy base class (:class:`Decision` and its probability helpers: learners/decision.py).
 
 A :class:`Policy` owns the public methods (``select``, ``update``, ``correct``, arm
 management, ``summary``); algorithms fill private hooks (``_select``, ``_learn``,
@@ -21,7 +21,6 @@ from __future__ import annotations
 import abc
 import inspect
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,43 +35,13 @@ from banditroute.learners._validation import (
     check_rng,
     check_vector,
 )
+from banditroute.learners.decision import Decision, epsilon_greedy_probabilities, sample_index
 
-__all__ = ["Decision", "Policy"]
+# Decision and the probability helpers live in learners/decision.py; re-exported here, where
+# the algorithms and the service import them from.
+__all__ = ["Decision", "Policy", "epsilon_greedy_probabilities", "sample_index"]
 
 _BASE_HYPERPARAMETERS = ("scaling", "scale_clip", "scale_freeze_after")
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One routing decision and the probabilities it was drawn with.
-
-    Parameters
-    ----------
-    arm
-        The chosen arm.
-    propensity
-        Probability that the policy chooses ``arm`` for this context and candidate set
-        (always > 0), equal to ``probabilities[arm]``.
-    scores
-        The policy's score per candidate (higher is better; e.g. the upper confidence bound for
-        LinUCB, the posterior mean reward for Thompson sampling).
-    probabilities
-        Selection probability per candidate; sums to 1.
-    ranking
-        All candidates best first, ``arm`` first (a fallback order).
-
-    Examples
-    --------
-    >>> d = Decision("a", 0.9, {"a": 1.0, "b": 0.5}, {"a": 0.9, "b": 0.1}, ["a", "b"])
-    >>> d.arm, d.propensity, d.ranking[1]
-    ('a', 0.9, 'b')
-    """
-
-    arm: str
-    propensity: float
-    scores: dict[str, float]
-    probabilities: dict[str, float]
-    ranking: list[str]
 
 
 class Policy(abc.ABC):
@@ -254,8 +223,7 @@ class Policy(abc.ABC):
         Policy
             ``self``.
         """
-        xv = check_vector(x, self._dim)
-        i = self._known_index(arm)
+        xv, i = self._event(x, arm)
         r = check_reward(reward)
         if self._uses_features:
             self._scale_learn(xv)
@@ -275,8 +243,7 @@ class Policy(abc.ABC):
         Policy
             ``self``.
         """
-        xv = check_vector(x, self._dim)
-        i = self._known_index(arm)
+        xv, i = self._event(x, arm)
         old = check_reward(old_reward, "old_reward")
         new = check_reward(new_reward, "new_reward")
         self._relearn(xv, i, old, new)
@@ -394,6 +361,10 @@ class Policy(abc.ABC):
         self._active_names = [self._arm_names[i] for i in self._active_idx.tolist()]
         self._candidate_cache = {}
 
+    def _event(self, x: Any, arm: Any) -> tuple[np.ndarray, int]:
+        """The checked context vector and the known index of ``arm`` of one event."""
+        return check_vector(x, self._dim), self._known_index(arm)
+
     def _known_index(self, arm: Any) -> int:
         if not isinstance(arm, str):
             raise TypeError(f"arm must be a str, got {type(arm).__name__}")
@@ -502,34 +473,3 @@ def _array(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     if arr.shape != shape:
         raise ValueError(f"state array has shape {arr.shape}, expected {shape}")
     return arr
-
-
-def epsilon_greedy_probabilities(k: int, best: int, epsilon: float) -> np.ndarray:
-    """Probabilities of epsilon-greedy over ``k`` candidates with greedy choice ``best``.
-
-    Examples
-    --------
-    >>> epsilon_greedy_probabilities(4, 1, 0.2).tolist()
-    [0.05, 0.85, 0.05, 0.05]
-    """
-    probs = np.full(k, epsilon / k)
-    probs[best] = 1.0 - (k - 1) * (epsilon / k)
-    return probs
-
-
-def sample_index(probs: np.ndarray, rng: np.random.Generator) -> int:
-    """Draw an index with probabilities ``probs`` using one uniform number from ``rng``.
-
-    An index whose probability is 0 is never drawn.
-
-    Examples
-    --------
-    >>> sample_index(np.array([0.0, 1.0, 0.0]), np.random.default_rng(0))
-    1
-    """
-    cumulative = np.cumsum(probs)
-    u = rng.random() * float(cumulative[-1])
-    pos = int(np.searchsorted(cumulative, u, side="right"))
-    if pos >= len(probs) or probs[pos] <= 0.0:
-        pos = int(np.flatnonzero(probs > 0.0)[-1])
-    return pos
