@@ -203,3 +203,28 @@ def test_replay_command_with_server_reports_grpc_results(request: pytest.Fixture
     assert report["results"][0]["per_seed"][0]["seed"] == 0
     assert report["results"][0]["late_hull_gap"] == pytest.approx(
         report["results"][0]["per_seed"][0]["late_hull_gap"])
+
+
+def test_replay_budget_per_request_paces_mean_cost_to_the_budget(app: typer.Typer,
+                                                                 traffic: Path) -> None:
+    budget = 0.0008  # between always-small (0.0001) and always-large (0.002)
+    result = CliRunner().invoke(app, [
+        "replay", "--dataset", str(traffic), "--split", "test", "--policy", "linucb",
+        "--seeds", "2", "--warm-start", "--budget-per-request", str(budget),
+        "--pacing-step", "0.05", "--json", "--feature-dim", "32"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (entry,) = report["results"]
+    assert report["budget_per_request"] == budget
+    assert 0.85 <= entry["cost_over_budget"] <= 1.1
+    assert len(entry["windows_cost_over_budget"]) == 5
+    assert all(s["final_lambda"] > 0 for s in entry["per_seed"])
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"], ids=["negative", "nan", "inf"])
+def test_replay_budget_per_request_rejects_bad_values(app: typer.Typer, traffic: Path,
+                                                      value: str) -> None:
+    result = CliRunner().invoke(app, ["replay", "--dataset", str(traffic),
+                                      "--budget-per-request", value])
+    assert result.exit_code == 1
+    assert "budget_per_request_usd" in result.output

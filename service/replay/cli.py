@@ -94,8 +94,29 @@ def replay_command(
         help="write the first policy's decisions (seed 0, operating lambda) as JSONL for "
              "`banditroute evaluate --log`")] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="skip PNG plots")] = False,
+    budget_per_request: Annotated[float | None, typer.Option(
+        help="pace each policy to this mean spend per request (USD) with the service's "
+             "budget controller (BudgetPacer) instead of a fixed cost weight; reports spend "
+             "against the budget over windows of the pass")] = None,
+    pacing_step: Annotated[float, typer.Option(
+        help="the pacing controller's dual step size (with --budget-per-request)")] = 0.01,
 ) -> None:
     """Replay a routing dataset through bandit policies and report cost vs quality."""
+    if budget_per_request is not None:
+        try:
+            report = _replay_budget(dataset, split, policy or ["linucb"], seeds,
+                                    budget_per_request, pacing_step, _resolve_root(data_root),
+                                    warm_start, warm_mode, feature_dim)
+        except (ValueError, FileNotFoundError, TypeError) as exc:
+            raise _fail(str(exc)) from exc
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "budget.json").write_text(json.dumps(report, indent=2) + "\n")
+        if json_output:
+            typer.echo(json.dumps(report))
+        else:
+            typer.echo(_budget_table(report))
+        return
     try:
         report = _replay(dataset, split, policy or ["linucb", "thompson", "epsilon_greedy"],
                          seeds, cost_weight, _resolve_root(data_root), server,
@@ -155,6 +176,86 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
                     "candidates": list(data.models),
                 }) + "\n")
     return report
+
+
+def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: int,
+                   budget: float, step: float, data_root: Path | None, warm: bool,
+                   warm_mode: str, feature_dim: int, windows: int = 5) -> dict[str, Any]:
+    """Budget-paced passes (:func:`~banditroute.service.replay.runner.run_budgeted`): the
+    policy learns quality, the pacer prices each model's estimated cost (its mean cost on
+    the train split) and is corrected by the realised cost."""
+    from banditroute.learners.pacing import BudgetPacer
+    from banditroute.service.replay.runner import (
+        default_featurizer,
+        estimated_costs,
+        run_budgeted,
+        warm_start,
+    )
+
+    BudgetPacer(budget_per_request_usd=budget, step=step)  # validates before any work
+    data = load_dataset(dataset_name, split, data_root)
+    if data.n == 0:
+        raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
+    history = None
+    if warm:
+        if split == "train":
+            raise ValueError("split: warm start fits on the train split; evaluate on test")
+        history = load_dataset(dataset_name, "train", data_root)
+    featurize = default_featurizer(feature_dim)
+    features = featurize(data.prompts)
+    hist_features = featurize(history.prompts) if history is not None else None
+    costs = estimated_costs(history, data)
+    results: list[dict[str, Any]] = []
+    for text in policies:
+        spec = PolicySpec.parse(text)
+        rows: list[dict[str, Any]] = []
+        for seed in range(n_seeds):
+            policy = spec.build(data.models, features.shape[1], seed)
+            if history is not None and hist_features is not None:
+                warm_start(policy, history, hist_features, 0.0, seed, warm_mode)
+            pacer = BudgetPacer(budget_per_request_usd=budget, step=step)
+            run = run_budgeted(policy, data, features, pacer, costs, seed,
+                               warm_features=hist_features)
+            rows.append({"seed": seed, "accuracy": run.accuracy,
+                         "cost_per_query": run.cost_per_query,
+                         "windows": run.spend_windows(windows), "final_lambda": pacer.lam,
+                         "final_cost_weight": pacer.cost_weight(float(data.n)),
+                         "paced_share": float(np.mean(run.paced)) if run.paced is not None
+                         else 0.0})
+        results.append({
+            "policy": spec.label,
+            "accuracy": float(np.mean([r["accuracy"] for r in rows])),
+            "cost_per_query": float(np.mean([r["cost_per_query"] for r in rows])),
+            "cost_over_budget": float(np.mean([r["cost_per_query"] for r in rows])) / budget,
+            "windows_cost_over_budget": [
+                float(np.mean([r["windows"][w] for r in rows])) / budget
+                for w in range(windows)],
+            "per_seed": rows,
+        })
+    quality, cost = data.mean_quality(), data.mean_cost()
+    return {"dataset": data.name, "split": data.split, "n_prompts": data.n,
+            "warm_start": warm, "budget_per_request": budget, "pacing_step": step,
+            "seeds": list(range(n_seeds)),
+            "single_models": {m: {"accuracy": float(quality[j]),
+                                  "cost_per_query": float(cost[j])}
+                              for j, m in enumerate(data.models)},
+            "results": results}
+
+
+def _budget_table(report: dict[str, Any]) -> str:
+    budget = report["budget_per_request"]
+    lines = [f"{report['dataset']} {report['split']} ({report['n_prompts']} prompts), "
+             f"budget ${budget:.6f}/request, "
+             f"{'warm' if report['warm_start'] else 'cold'} start, "
+             f"{len(report['seeds'])} seeds",
+             "",
+             "| policy | accuracy | cost/query | cost/budget | spend/budget by fifth of the pass |",
+             "|---|---|---|---|---|"]
+    for r in report["results"]:
+        fifths = " ".join(f"{w:.2f}" for w in r["windows_cost_over_budget"])
+        lines.append(f"| {r['policy']} | {r['accuracy']:.4f} | {r['cost_per_query']:.6f} | "
+                     f"{r['cost_over_budget']:.3f} | {fifths} |")
+    return "\n".join(lines)
 
 
 def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weight: float,

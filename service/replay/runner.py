@@ -27,15 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from banditroute.learners.pacing import BudgetPacer
 from banditroute.service.core.policies import PolicySpec
 from banditroute.service.replay.dataset import ReplayDataset
 
 __all__ = [
+    "BudgetRun",
     "Featurizer",
     "PolicySpec",
     "RunResult",
     "default_featurizer",
+    "estimated_costs",
     "reward_matrix",
+    "run_budgeted",
     "run_online",
     "warm_start",
 ]
@@ -165,4 +169,87 @@ def run_online(policy: Any, dataset: ReplayDataset, features: np.ndarray, cost_w
         cost=dataset.cost[order, choices],
         reward=got,
         regret=best[order] - got,
+    )
+
+
+@dataclass
+class BudgetRun(RunResult):
+    """A budget-paced pass: also the cost weight (USD^-1) each decision used and whether
+    pacing changed its choice."""
+
+    cost_weights: np.ndarray | None = None
+    paced: np.ndarray | None = None
+
+    def spend_windows(self, windows: int) -> list[float]:
+        """Mean cost per query in ``windows`` consecutive slices of the pass."""
+        return [float(part.mean()) for part in np.array_split(self.cost, windows) if part.size]
+
+
+def estimated_costs(history: ReplayDataset | None, dataset: ReplayDataset) -> dict[str, float]:
+    """Each model's cost estimate at decision time: its mean cost on ``history`` (the train
+    split, a price list a user has) or, without one, on ``dataset`` itself."""
+    source = history if history is not None else dataset
+    means = source.mean_cost()
+    return {model: float(means[j]) for j, model in enumerate(source.models)}
+
+
+def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
+                 pacer: BudgetPacer, costs: dict[str, float], seed: int,
+                 warm_features: np.ndarray | None = None) -> BudgetRun:
+    """Stream ``dataset`` through ``policy`` paced by ``pacer`` (see
+    :mod:`banditroute.learners.pacing`).
+
+    The policy learns quality alone (reward ``clip(quality, -1, 1)``); each decision takes
+    ``pacer.choose`` on the policy's scores and the models' estimated ``costs``, the pacer
+    accounts the estimate at the decision and the realised cost at its outcome (the next
+    step: the run is sequential). Time is the step index. ``warm_features``: a pass over
+    these contexts (no learning by the policy, no outcome) sets the pacer's starting cost
+    weight, as a route that has been running would have it.
+
+    Examples
+    --------
+    >>> from banditroute.learners.registry import make_policy
+    >>> ds = ReplayDataset("toy", ["p"] * 50, ["cheap", "dear"],
+    ...                    np.array([[0.5, 1.0]] * 50), np.array([[0.0, 0.1]] * 50))
+    >>> pol = make_policy("linucb", ds.models, dim=1)
+    >>> run = run_budgeted(pol, ds, np.zeros((50, 1)), BudgetPacer(budget_per_request_usd=0.05,
+    ...                    step=0.1), {"cheap": 0.0, "dear": 0.1}, seed=0)
+    >>> 0.03 < run.cost_per_query < 0.07
+    True
+    """
+    if features.shape[0] != dataset.n:
+        raise ValueError("features: need one row per prompt")
+    index = {model: j for j, model in enumerate(dataset.models)}
+    if warm_features is not None:
+        rng_w = np.random.default_rng([seed, 4])
+        for t, x in enumerate(warm_features):
+            decision = policy.select(x, rng=rng_w)
+            choice = pacer.choose(decision.scores, costs, decision.arm, t=float(t))
+            pacer.on_decision(float(t), costs[choice.arm])
+    order = np.random.default_rng(seed).permutation(dataset.n)
+    rng = np.random.default_rng([seed, 1])
+    n = dataset.n
+    choices = np.empty(n, dtype=np.int64)
+    props = np.empty(n)
+    weights = np.empty(n)
+    paced = np.zeros(n, dtype=bool)
+    for t, i in enumerate(order):
+        x = features[i]
+        decision = policy.select(x, rng=rng)
+        choice = pacer.choose(decision.scores, costs, decision.arm, t=float(t))
+        j = index[choice.arm]
+        choices[t] = j
+        props[t] = decision.propensity if not choice.reason else 1.0
+        weights[t] = choice.cost_weight
+        paced[t] = bool(choice.reason)
+        pacer.on_decision(float(t), costs[choice.arm])
+        quality = float(dataset.quality[i, j])
+        policy.update(x, choice.arm, min(max(quality, REWARD_MIN), REWARD_MAX))
+        pacer.on_outcome(float(t), costs[choice.arm], float(dataset.cost[i, j]))
+    got = dataset.quality[order, choices]
+    best = dataset.quality[order].max(axis=1)
+    return BudgetRun(
+        order=order, choices=choices, propensities=props, quality=got,
+        cost=dataset.cost[order, choices], reward=got, regret=best - got,
+        cost_weights=weights, paced=paced,
     )

@@ -1,0 +1,176 @@
+"""Budgets in money (issue #12): budget-paced replay against fixed-lambda replay.
+
+For a dataset's test split, warm-started on its train split (``--warm-start`` in
+``banditroute replay``), one policy runs
+
+* paced by :class:`banditroute.learners.pacing.BudgetPacer` at budgets per request given as
+  fractions of GPT-4's mean cost per query (the policy learns quality; the pacer prices
+  cost), and
+* with fixed cost weights lambda (the policy learns ``clip(quality - lambda * cost)``),
+
+over several seeds. Each budget run is compared with the fixed-lambda curve at the same
+cost (the upper envelope of the fixed-lambda points, linearly interpolated). Prints one JSON
+object and writes ``benchmarks/results/budgets_<dataset>.{json,png}``.
+
+    python benchmarks/budgets.py --dataset routerbench --headline 0.3
+    python benchmarks/budgets.py --dataset routellm-gsm8k --headline half
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banditroute.learners.pacing import BudgetPacer
+from banditroute.service.replay.loaders import load_dataset
+from banditroute.service.replay.runner import (
+    PolicySpec,
+    default_featurizer,
+    estimated_costs,
+    run_budgeted,
+    run_online,
+    warm_start,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GPT4 = "gpt-4-1106-preview"
+
+
+def _envelope_at(points: list[tuple[float, float]], cost: float) -> float:
+    """The best accuracy the fixed-lambda points reach at ``cost`` (upper envelope, linear
+    between points; beyond the ends the end value)."""
+    pts = sorted(points)
+    best: list[tuple[float, float]] = []
+    for c, a in pts:
+        if not best or a > best[-1][1]:
+            best.append((c, a))
+    xs, ys = [p[0] for p in best], [p[1] for p in best]
+    return float(np.interp(cost, xs, ys))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="routerbench")
+    parser.add_argument("--policy", default="linucb")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--step", type=float, default=0.01)
+    parser.add_argument("--headline", default="0.3",
+                        help="headline budget: a fraction of GPT-4's cost, or 'half' (the cost "
+                             "of sending half the calls to GPT-4 and half to the other model)")
+    parser.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.8")
+    args = parser.parse_args()
+
+    test = load_dataset(args.dataset, "test", None)
+    train = load_dataset(args.dataset, "train", None)
+    featurize = default_featurizer(64)
+    feats, hist_feats = featurize(test.prompts), featurize(train.prompts)
+    spec = PolicySpec.parse(args.policy)
+    g = test.models.index(GPT4)
+    gpt4_cost = float(test.mean_cost()[g])
+    gpt4_acc = float(test.mean_quality()[g])
+    costs = estimated_costs(train, test)
+    if args.headline == "half":
+        other = min(costs, key=costs.__getitem__)
+        headline = 0.5 * (float(test.mean_cost()[g])
+                          + float(test.mean_cost()[test.models.index(other)]))
+    else:
+        headline = float(args.headline) * gpt4_cost
+    budgets = sorted({round(float(f) * gpt4_cost, 9) for f in args.fractions.split(",")}
+                     | {round(headline, 9)})
+    seeds = list(range(args.seeds))
+
+    def paced(budget: float, seed: int) -> dict[str, Any]:
+        policy = spec.build(test.models, feats.shape[1], seed)
+        warm_start(policy, train, hist_feats, 0.0, seed)
+        pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step)
+        run = run_budgeted(policy, test, feats, pacer, costs, seed, warm_features=hist_feats)
+        return {"accuracy": run.accuracy, "cost": run.cost_per_query,
+                "windows": run.spend_windows(5), "final_lambda": pacer.lam,
+                "paced_share": float(run.paced.mean()) if run.paced is not None else 0.0}
+
+    def fixed(weight: float, seed: int) -> dict[str, Any]:
+        policy = spec.build(test.models, feats.shape[1], seed)
+        warm_start(policy, train, hist_feats, weight, seed)
+        run = run_online(policy, test, feats, weight, seed)
+        return {"accuracy": run.accuracy, "cost": run.cost_per_query}
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float:
+        return float(np.mean([r[key] for r in rows]))
+
+    scale = 1.0 / gpt4_cost
+    fixed_rows = []
+    for f in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0):
+        runs = [fixed(f * scale, s) for s in seeds]
+        fixed_rows.append({"cost_weight": f * scale, "accuracy": mean(runs, "accuracy"),
+                           "cost": mean(runs, "cost")})
+    points = [(r["cost"], r["accuracy"]) for r in fixed_rows]
+    budget_rows = []
+    for b in budgets:
+        runs = [paced(b, s) for s in seeds]
+        acc, cost = mean(runs, "accuracy"), mean(runs, "cost")
+        fixed_acc = _envelope_at(points, cost)
+        budget_rows.append({
+            "budget_per_request": b, "budget_fraction_of_gpt4": b / gpt4_cost,
+            "accuracy": acc, "cost": cost, "cost_over_budget": cost / b,
+            "max_seed_cost_over_budget": max(r["cost"] / b for r in runs),
+            "min_seed_cost_over_budget": min(r["cost"] / b for r in runs),
+            "fixed_lambda_accuracy_at_same_cost": fixed_acc,
+            "accuracy_minus_fixed": acc - fixed_acc,
+            "windows_cost_over_budget": [float(np.mean([r["windows"][w] for r in runs])) / b
+                                         for w in range(5)],
+            "final_lambda": mean(runs, "final_lambda"), "paced_share": mean(runs, "paced_share"),
+        })
+    head = min(budget_rows, key=lambda r: abs(r["budget_per_request"] - headline))
+    report = {
+        "dataset": test.name, "split": "test", "n_prompts": test.n, "policy": spec.label,
+        "warm_start": True, "seeds": seeds, "step": args.step,
+        "gpt4_cost_per_query": gpt4_cost, "gpt4_accuracy": gpt4_acc,
+        "headline": {
+            "budget_per_request": headline, "cost": head["cost"],
+            "cost_over_budget": head["cost_over_budget"],
+            "cost_within_5pct": abs(head["cost_over_budget"] - 1.0) <= 0.05,
+            "accuracy": head["accuracy"], "accuracy_over_gpt4": head["accuracy"] / gpt4_acc,
+            "accuracy_at_least_95pct_gpt4": head["accuracy"] >= 0.95 * gpt4_acc,
+        },
+        "paced_at_least_fixed_everywhere": all(r["accuracy_minus_fixed"] >= 0
+                                               for r in budget_rows),
+        "budgets": budget_rows, "fixed_lambda": fixed_rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = f"budgets_{args.dataset}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot(report, RESULTS / f"{stem}.png")
+    print(json.dumps(report))
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fixed = sorted(report["fixed_lambda"], key=lambda r: r["cost"])
+    ax.plot([r["cost"] for r in fixed], [r["accuracy"] for r in fixed], "o-",
+            label="fixed cost weight lambda")
+    paced = report["budgets"]
+    ax.plot([r["cost"] for r in paced], [r["accuracy"] for r in paced], "s-",
+            label="budget-paced (BudgetPacer)")
+    for r in paced:
+        ax.axvline(r["budget_per_request"], color="grey", lw=0.4, alpha=0.5)
+    ax.axhline(report["gpt4_accuracy"], color="black", ls="--", lw=0.8, label="GPT-4")
+    ax.set_xlabel("mean cost per query (USD)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{report['dataset']} test, {report['policy']}, warm start")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
