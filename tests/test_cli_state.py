@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 from banditroute.service import supervisor
 from banditroute.service.cli import app
 from banditroute.service.config import Settings
+from banditroute.service.experiments.cli import DEFAULT_MAX_REWARD_DROP
 from banditroute.service.storage.database import open_database
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer, free_port
+from tests.helpers import InProcessServer, free_port, mtls_server
 from tests.tls_certs import make_pki
 
 runner = CliRunner()
@@ -130,6 +131,9 @@ def test_experiments_on_the_database_with_numbers_in_json(fresh_db_url: str) -> 
     variants_json = json.loads(status.stdout)["variants"]
     assert {v["variant"] for v in variants_json} == {"base", "new"}
     assert all(type(v["decisions"]) is int and type(v["outcomes"]) is int for v in variants_json)
+    guardrail = json.loads(status.stdout)["experiment"]["guardrail"]
+    assert guardrail["max_reward_drop"] == DEFAULT_MAX_REWARD_DROP  # on by default (control)
+    assert guardrail.get("max_cost_increase", 0) == 0
     bad = invoke("experiments", "ramp", "e1", "base=80", *db)
     assert bad.exit_code == 1 and bad.stderr.startswith("error: ")
     ramped = invoke("experiments", "ramp", "e1", "base=90", "new=10", *db)
@@ -168,12 +172,7 @@ def test_commands_start_quietly() -> None:
 
 def test_experiments_over_grpc_with_mtls_and_admin_token(fresh_db_url: str, tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
-    server = InProcessServer(
-        fresh_db_url,
-        tls_cert_file=pki.server.cert,
-        tls_key_file=pki.server.key,
-        tls_client_ca_file=pki.ca.cert,
-    )
+    server = mtls_server(fresh_db_url, pki)
     try:
         remote = ("--address", server.address, "--admin-token", server.admin_token)
         tls = ("--tls-ca-file", str(pki.ca.cert))

@@ -15,6 +15,14 @@ server's Admin API instead, with ``--admin-token`` and the TLS options. Variants
     banditroute experiments promote lin-vs-ts treatment
     banditroute experiments rollback lin-vs-ts --reason "p95 regression"
 
+Guardrails (``experiments create``): on by default from this CLI. When a variant is marked
+``control``, a variant whose mean reward is below control's by more than
+:data:`DEFAULT_MAX_REWARD_DROP` (0.05 on the reward scale) at the 95% confidence level, with at
+least 100 outcomes a side, is stopped and its traffic goes to control. ``--max-reward-drop 0``
+turns that rule off; ``--max-cost-increase`` is off unless given (0 means off). Without a
+control variant there is nothing to compare against, and guardrails are off. The Admin API
+itself keeps 0 = off (a proto3 number cannot tell "unset" from 0).
+
 Errors print one line (``error: <message>``; over gRPC ``error: <STATUS>: <message>``) and exit
 with code 1.
 """
@@ -45,7 +53,12 @@ from banditroute.service.experiments.formatting import (
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.v1 import admin_pb2
 
-__all__ = ["experiments_app", "parse_variant"]
+__all__ = ["DEFAULT_MAX_REWARD_DROP", "experiments_app", "parse_variant"]
+
+#: Reward margin of the guardrail ``experiments create`` sets when a variant is marked control
+#: and ``--max-reward-drop`` is not given: a tenth of a "good vs. bad" gap on the [0, 1] quality
+#: scale, well above noise at 95% confidence once both sides have 100 outcomes.
+DEFAULT_MAX_REWARD_DROP = 0.05
 
 experiments_app = typer.Typer(
     name="experiments",
@@ -55,6 +68,19 @@ experiments_app = typer.Typer(
 
 Actor = Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _reward_drop(given: float | None, variants: list[admin_pb2.Variant]) -> float:
+    """The reward margin sent: as given, else the default when a control exists, else 0 (off).
+
+    >>> _reward_drop(None, [admin_pb2.Variant(name="a", control=True)])
+    0.05
+    >>> _reward_drop(None, [admin_pb2.Variant(name="a")]), _reward_drop(0.0, [])
+    (0.0, 0.0)
+    """
+    if given is not None:
+        return given
+    return DEFAULT_MAX_REWARD_DROP if any(v.control for v in variants) else 0.0
 
 
 def parse_variant(text: str) -> admin_pb2.Variant:
@@ -161,10 +187,21 @@ def create(
     route: Annotated[str, typer.Option(help="Route the experiment runs on.")] = "default",
     tenant: Annotated[str, typer.Option(help="Tenant of the route ('' = shared).")] = "",
     max_reward_drop: Annotated[
-        float, typer.Option(help="Stop a variant whose reward is this much below control.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Guardrail: stop a variant whose mean reward is below control's by more than "
+            "this (absolute, on the reward scale) at --confidence. 0 turns the rule off. "
+            f"Default: {DEFAULT_MAX_REWARD_DROP} when a variant is marked control, "
+            "else off.",
+            show_default=False,
+        ),
+    ] = None,
     max_cost_increase: Annotated[
-        float, typer.Option(help="Stop a variant whose cost exceeds control by this fraction.")
+        float,
+        typer.Option(
+            help="Guardrail: stop a variant whose mean cost exceeds control's by more than this "
+            "fraction (0.2 = 20%) at --confidence. 0 (the default) turns the rule off."
+        ),
     ] = 0.0,
     confidence: Annotated[float, typer.Option(help="Guardrail confidence level.")] = 0.95,
     min_samples: Annotated[int, typer.Option(help="Outcomes per side before guardrails.")] = 100,
@@ -176,13 +213,14 @@ def create(
     target: Target,
 ) -> None:
     """Create an experiment (draft unless --start)."""
+    variants = [parse_variant(v) for v in variant]
     request = admin_pb2.CreateExperimentRequest(
         name=name,
         tenant=tenant,
         route=route,
-        variants=[parse_variant(v) for v in variant],
+        variants=variants,
         guardrail=admin_pb2.Guardrail(
-            max_reward_drop=max_reward_drop,
+            max_reward_drop=_reward_drop(max_reward_drop, variants),
             max_cost_increase=max_cost_increase,
             confidence=confidence,
             min_samples=min_samples,
