@@ -126,13 +126,47 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
-    """Cost-quality plot: policy sweeps, single models, random, oracle, convex hull."""
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported when plotting)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path, rect: tuple[float, ...] | None = None) -> Path:
+    """Lay ``fig`` out (within ``rect``), write it to ``path`` as a 120 dpi PNG and close it."""
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _mean_std_band(ax: Any, r: dict[str, Any], curve: dict[str, Any]) -> None:
+    """One result's mean curve (solid: warm start, dotted: cold) and its +- one std band."""
+    mean, std = curve["mean"], curve["std"]
+    line = ax.plot(curve["rounds"], mean, label=f"{r['policy']} ({r['start']})",
+                   linestyle="-" if r["start"] == "warm" else ":")
+    ax.fill_between(curve["rounds"], [m - s for m, s in zip(mean, std, strict=True)],
+                    [m + s for m, s in zip(mean, std, strict=True)],
+                    color=line[0].get_color(), alpha=0.15)
+
+
+def _save_round_plot(plt: Any, fig: Any, ax: Any, path: Path, ylabel: str, title: str) -> Path:
+    """Label a curves-over-rounds plot, add its grid and legend, and :func:`_save` it."""
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
+    """Cost-quality plot: policy sweeps, single models, random, oracle, convex hull."""
+    plt = _pyplot()
     base = report["baselines"]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for s in base["single_models"]:
@@ -159,47 +193,24 @@ def plot_cost_quality(report: dict[str, Any], path: Path) -> Path:
                  f"(lambda sweep, mean of {len(report['seeds'])} seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_regret(report: dict[str, Any], path: Path) -> Path:
     """Cumulative regret vs rounds at the operating cost weight, mean +- std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in report["results"]:
         curve = r["regret_curve"]
-        mean, std = curve["mean"], curve["std"]
-        line = ax.plot(curve["rounds"], mean, label=f"{r['policy']} ({r['start']})",
-                       linestyle="-" if r["start"] == "warm" else ":")
-        ax.fill_between(curve["rounds"], [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)],
-                        color=line[0].get_color(), alpha=0.15)
-    ax.set_xlabel("round")
-    ax.set_ylabel("cumulative regret (vs best reward per prompt)")
-    ax.set_title(f"{report['dataset']} {report['split']}: cumulative regret at each "
-                 "policy's operating cost weight")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        _mean_std_band(ax, r, curve)
+    return _save_round_plot(plt, fig, ax, path, "cumulative regret (vs best reward per prompt)",
+                            f"{report['dataset']} {report['split']}: cumulative regret at each "
+                            "policy's operating cost weight")
 
 
 def plot_regret_vs_best_fixed(report: dict[str, Any], path: Path) -> Path:
     """Learning curves: cumulative regret against the best fixed model in hindsight."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     best = None
     for r in report["results"]:
@@ -207,33 +218,18 @@ def plot_regret_vs_best_fixed(report: dict[str, Any], path: Path) -> Path:
         if not curve:
             continue
         best = r.get("best_fixed_model", best)
-        mean, std = curve["mean"], curve["std"]
-        line = ax.plot(curve["rounds"], mean, label=f"{r['policy']} ({r['start']})",
-                       linestyle="-" if r["start"] == "warm" else ":")
-        ax.fill_between(curve["rounds"], [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)],
-                        color=line[0].get_color(), alpha=0.15)
+        _mean_std_band(ax, r, curve)
     ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("round")
-    ax.set_ylabel(f"cumulative regret vs always {best}" if best else
-                  "cumulative regret vs best fixed model")
-    ax.set_title(f"{report['dataset']} {report['split']}: regret against the best fixed "
-                 "model in hindsight (operating cost weight)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_round_plot(plt, fig, ax, path,
+                            f"cumulative regret vs always {best}" if best else
+                            "cumulative regret vs best fixed model",
+                            f"{report['dataset']} {report['split']}: regret against the best "
+                            "fixed model in hindsight (operating cost weight)")
 
 
 def plot_share_curves(report: dict[str, Any], path: Path) -> Path:
     """Stacked model shares over the pass, one panel per policy and start."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     results = [r for r in report["results"] if r.get("share_curve")]
     cols = min(2, max(len(results), 1))
     rows = max(1, math.ceil(len(results) / cols))
@@ -264,10 +260,7 @@ def plot_share_curves(report: dict[str, Any], path: Path) -> Path:
                    ncol=min(len(labels), 6))
     fig.suptitle(f"{report['dataset']} {report['split']}: model shares over the pass "
                  "(mean over seeds, operating cost weight)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, rect=(0, 0.08, 1, 0.95))
 
 
 def write_report(report: dict[str, Any], out_dir: Path, stem: str | None = None,
