@@ -15,7 +15,6 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 from alembic.runtime.migration import MigrationContext
@@ -145,12 +144,7 @@ class Database:
     def __enter__(self) -> Database:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

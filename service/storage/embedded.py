@@ -26,7 +26,6 @@ import os
 import time
 import warnings
 from pathlib import Path
-from types import TracebackType
 
 import psutil
 import psycopg
@@ -163,12 +162,7 @@ class EmbeddedPostgres:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     # -- helpers -----------------------------------------------------------------------------
