@@ -19,8 +19,9 @@ Method
 private
   embedded PostgreSQL under /tmp, or a temporary database on the server ``--database-url``
   names, dropped afterwards), with 1 worker and then 2
-  workers (``--workers 2``, SO_REUSEPORT). Every Route is answered after its decision row
-  committed (group commit).
+  workers (``--workers 2``, SO_REUSEPORT), with the default settings: Route answers once the
+  policy chose and its decision row is group-committed right after (``durable_decisions``
+  off).
 * **Client**: a separate process (multiprocessing, spawn) running a grpc.aio client that keeps
   ``--concurrency`` (32) unary calls in flight on ``--channels`` channels for ``--seconds`` after
   a warm-up; latencies are measured per call in the client. The same client code and settings
@@ -38,6 +39,10 @@ private
   ``..._2workers``): user + system CPU of the server process (all threads; with workers, all
   worker processes) during the measured window, divided by the calls answered. It moves less
   between runs than requests/s; ``benchmarks/instructions.py`` is the repeatable version.
+  ``route_cpu_vs_echo`` is Route's over echo's, at ``--concurrency`` in flight.
+* **Added latency** (``route_added_p50_ms_c1``): Route's p50 minus echo's p50 with ONE call in
+  flight (``echo_p50_ms_c1``, ``route_p50_ms_c1``): what Route adds to each LLM call of an
+  unloaded server.
 
 The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
 machine only and are what the README reports.
@@ -357,12 +362,20 @@ def _run_client(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
-def _measure(port: int, server_pid: int, args: argparse.Namespace, channels: int) -> dict[str, Any]:
-    """Closed-loop Route load on ``port`` (see :func:`_client`), plus the server's CPU seconds
-    (all its threads and worker processes) per call over the measured window."""
+def _measure(
+    port: int,
+    server_pid: int,
+    args: argparse.Namespace,
+    channels: int,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
+    """Closed-loop Route load on ``port`` (see :func:`_client`; ``concurrency`` in flight,
+    default ``--concurrency``), plus the server's CPU seconds (all its threads and worker
+    processes) per call over the measured window."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
-    client_args = (f"127.0.0.1:{port}", args.seconds, args.concurrency, channels, args.warmup, q)
+    in_flight = concurrency or args.concurrency
+    client_args = (f"127.0.0.1:{port}", args.seconds, in_flight, channels, args.warmup, q)
     p = ctx.Process(target=_client, args=client_args)
     p.start()
     time.sleep(args.warmup)
@@ -509,9 +522,11 @@ def main() -> None:
     ready.wait(30)
     try:
         r = _measure(port, int(echo.pid or 0), args, args.channels)
+        c1 = _measure(port, int(echo.pid or 0), args, 1, concurrency=1)
     finally:
         echo.terminate()
         echo.join(10)
+    result.update(echo_p50_ms_c1=c1["p50_ms"], echo_p99_ms_c1=c1["p99_ms"])
     result.update(
         echo_rps=r["rps"],
         echo_p50_ms=r["p50_ms"],
@@ -556,6 +571,8 @@ def main() -> None:
                 route_errors=r["errors"],
                 route_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
             )
+            c1 = _measure(port, server.pid, args, 1, concurrency=1)
+            result.update(route_p50_ms_c1=c1["p50_ms"], route_p99_ms_c1=c1["p99_ms"])
             # 4. outcome ingest
             o = _run_client(
                 _outcome_client, f"127.0.0.1:{port}", args.outcome_decisions, args.batch
@@ -583,6 +600,10 @@ def main() -> None:
     finally:
         _drop_database(db_url, embedded)
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
+    result["route_added_p50_ms_c1"] = result["route_p50_ms_c1"] - result["echo_p50_ms_c1"]
+    result["route_cpu_vs_echo"] = (
+        result["route_server_cpu_us_per_call"] / result["echo_server_cpu_us_per_call"]
+    )
     result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
     result["echo_commit_vs_echo"] = result["echo_commit_rps"] / result["echo_rps"]
     result["echo_learners_vs_echo"] = result["echo_learners_rps"] / result["echo_rps"]
