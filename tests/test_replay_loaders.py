@@ -170,6 +170,79 @@ def test_generic_rejects_quality_outside_unit_interval(tmp_path: Path) -> None:
         load_generic(path)
 
 
+_GOOD_CSV_ROW = ["hi", "0.5", "1", "0.001", "0.01", "train"]
+_CSV_HEADER = ["prompt", "quality:small", "quality:large", "cost:small", "cost:large", "split"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("quality:small", "Yes", "1/0"),
+        ("quality:large", "No", "1/0"),
+        ("quality:small", "1.5", "out of range"),
+        ("cost:small", "$0.01", "$0.01"),
+        ("cost:large", "-1", "out of range"),
+        ("cost:small", "", "missing cost"),
+        ("quality:large", "nan", "[0, 1]"),
+        ("split", "Test", "lower case"),
+        ("prompt", "", "prompt"),
+    ],
+    ids=["quality-yes", "quality-no", "quality-1.5", "cost-dollar", "cost-negative",
+         "cost-missing", "quality-nan", "split-Test", "prompt-empty"],
+)
+def test_generic_csv_refuses_what_it_cannot_parse_naming_file_line_column(
+    tmp_path: Path, column: str, value: str, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    bad = list(_GOOD_CSV_ROW)
+    bad[_CSV_HEADER.index(column)] = value
+    _write_csv(path, _CSV_HEADER, [_GOOD_CSV_ROW, _GOOD_CSV_ROW, bad])
+    with pytest.raises(ValueError) as err:
+        load_generic(path, "all")
+    text = str(err.value)
+    assert text.startswith(f"{path}:4: column {column!r}"), text  # line 1 is the header
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    ("changed", "column", "message"),
+    [
+        ({"quality": {"m": "Yes"}}, "quality.m", "1/0"),
+        ({"quality": {"m": True}}, "quality.m", "1/0"),
+        ({"cost": {"m": "$0.01"}}, "cost.m", "$0.01"),
+        ({"quality": {"m": 3}}, "quality.m", "out of range"),
+        ({"split": "Test"}, "split", "lower case"),
+        ({"cost": {}}, "cost:m", "missing cost"),
+    ],
+    ids=["quality-yes", "quality-true", "cost-dollar", "quality-3", "split-Test", "no-cost"],
+)
+def test_generic_jsonl_refuses_what_it_cannot_parse_naming_file_line_column(
+    tmp_path: Path, changed: dict[str, object], column: str, message: str
+) -> None:
+    good = {"prompt": "p", "quality": {"m": 1}, "cost": {"m": 0.01}, "split": "train"}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, **changed}) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_generic(path, "all")
+    assert str(err.value).startswith(f"{path}:3: column {column!r}"), str(err.value)
+    assert message in str(err.value)
+
+
+def test_generic_model_with_only_cost_columns_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cost_only.csv"
+    _write_csv(path, ["prompt", "quality:a", "cost:a", "cost:b"], [["hi", "1", "0.1", "0.2"]])
+    with pytest.raises(ValueError, match=r"cost_only.csv:2: column 'cost:b': .* no quality"):
+        load_generic(path, "all")
+
+
+def test_generic_split_keeps_every_row_in_exactly_one_part(tmp_path: Path) -> None:
+    path = tmp_path / "split.csv"
+    rows = [[f"p{i}", "1", "0", "0.1", "0.2", s] for i, s in enumerate(["train", "test", ""])]
+    _write_csv(path, _CSV_HEADER, rows)
+    parts = [load_generic(path, s).prompts for s in ("train", "test")]
+    assert sorted(parts[0] + parts[1]) == ["p0", "p1", "p2"]
+
+
 def test_generic_reports_the_line_of_invalid_json(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "p", "quality": {"m": 1}}\n{oops\n')

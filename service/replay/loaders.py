@@ -333,91 +333,202 @@ def load_routellm_mtbench(root: Path, split: str = "all") -> ReplayDataset:
     )
 
 
-def _generic_rows(path: Path) -> list[dict[str, object]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows: list[dict[str, object]] = []
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-        return rows
-    flat: list[dict[str, object]] = []
-    for row in _open_csv(path):
-        record: dict[str, object] = {"quality": {}, "cost": {}, "latency": {}}
-        for key, value in row.items():
-            if key is None:
+#: Row fields of the generic format besides the per-model tables.
+_GENERIC_FIELDS = ("prompt", "task", "id", "split")
+_GENERIC_TABLES = ("quality", "cost", "latency")
+
+
+class _GenericRow:
+    """One parsed row of a generic file; ``where`` locates it (``path:line``)."""
+
+    __slots__ = ("cells", "fields", "line")
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        self.fields: dict[str, str] = {}
+        #: kind -> model -> value
+        self.cells: dict[str, dict[str, float]] = {kind: {} for kind in _GENERIC_TABLES}
+
+
+def _generic_error(path: Path, line: int, column: str, problem: str) -> ValueError:
+    return ValueError(f"{path}:{line}: column {column!r}: {problem}")
+
+
+def _generic_number(path: Path, line: int, column: str, kind: str, raw: object) -> float:
+    """A quality, cost or latency cell: a finite number in the kind's range, else an error."""
+    hint = {
+        "quality": "a number in [0, 1] (write 1/0, not yes/no or true/false)",
+        "cost": "a number of US dollars >= 0, without a currency sign (0.01, not $0.01)",
+        "latency": "a number of seconds >= 0, without a unit",
+    }[kind]
+    value: float | None = None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+            value = float(text)
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    if value is None or not math.isfinite(value):
+        raise _generic_error(path, line, column, f"expected {hint}, got {raw!r}")
+    if value < 0 or (kind == "quality" and value > 1):
+        raise _generic_error(path, line, column, f"{value:g} is out of range: expected {hint}")
+    return value
+
+
+def _generic_field(path: Path, line: int, name: str, raw: object) -> str:
+    if raw is None:
+        return ""
+    if name in ("id", "task") and isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    if not isinstance(raw, str):
+        raise _generic_error(path, line, name, f"expected a string, got {raw!r}")
+    if name == "split" and raw not in ("", "train", "test"):
+        raise _generic_error(
+            path, line, name, f"expected 'train' or 'test' (lower case) or empty, got {raw!r}"
+        )
+    return raw
+
+
+def _generic_jsonl(path: Path) -> list[_GenericRow]:
+    rows: list[_GenericRow] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
                 continue
-            kind, sep, model = key.partition(":")
-            if sep and kind in ("quality", "cost", "latency"):
-                if value not in (None, ""):
-                    record[kind][model] = _to_float(value)  # type: ignore[index]
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            row = _GenericRow(number)
+            for key, raw in obj.items():
+                if key in _GENERIC_TABLES:
+                    if raw is None:
+                        continue
+                    if not isinstance(raw, dict):
+                        raise _generic_error(
+                            path, number, key, f"expected an object {{model: number}}, got {raw!r}"
+                        )
+                    for model, value in raw.items():
+                        row.cells[key][model] = _generic_number(
+                            path, number, f"{key}.{model}", key, value
+                        )
+                elif key in _GENERIC_FIELDS:
+                    row.fields[key] = _generic_field(path, number, key, raw)
+            rows.append(row)
+    return rows
+
+
+def _generic_csv(path: Path) -> list[_GenericRow]:
+    csv.field_size_limit(1 << 30)
+    rows: list[_GenericRow] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return rows
+        columns: list[tuple[str, str, str]] = []  # (kind or field or "", model, column)
+        for name in header:
+            kind, sep, model = name.partition(":")
+            if sep:
+                if kind not in _GENERIC_TABLES or not model:
+                    raise _generic_error(
+                        path, 1, name, "expected quality:<model>, cost:<model> or latency:<model>"
+                    )
+                columns.append((kind, model, name))
             else:
-                record[key] = value
-        flat.append(record)
-    return flat
+                columns.append((name if name in _GENERIC_FIELDS else "", "", name))
+        line = reader.line_num + 1
+        for values in reader:
+            if values:
+                if len(values) > len(header):
+                    raise ValueError(
+                        f"{path}:{line}: {len(values)} cells but {len(header)} columns"
+                    )
+                row = _GenericRow(line)
+                for (kind, model, name), raw in zip(columns, values, strict=False):
+                    if kind in _GENERIC_TABLES:
+                        if raw.strip():
+                            row.cells[kind][model] = _generic_number(path, line, name, kind, raw)
+                    elif kind:
+                        row.fields[kind] = _generic_field(path, line, name, raw)
+                rows.append(row)
+            line = reader.line_num + 1
+    return rows
 
 
 def load_generic(path: Path, split: str = "all") -> ReplayDataset:
     """Load the generic replay format from a ``.csv`` or ``.jsonl`` file.
 
     CSV: columns ``prompt``, ``quality:<model>`` and ``cost:<model>`` for every model,
-    optional ``latency:<model>`` (seconds), ``task``, ``id`` and ``split``
-    (``train``/``test``). JSONL: one object per line,
-    ``{"prompt": ..., "quality": {model: q}, "cost": {model: usd}, "latency": {...},
-    "task": ..., "id": ..., "split": ...}``. Quality must lie in ``[0, 1]``; a missing
-    quality counts as 0, a missing cost as 0. Without a ``split`` field the train/test
-    split is :func:`hash_split` of the prompt.
+    optional ``latency:<model>`` (seconds), ``task``, ``id`` and ``split``. JSONL: one object
+    per line, ``{"prompt": ..., "quality": {model: q}, "cost": {model: usd},
+    "latency": {...}, "task": ..., "id": ..., "split": ...}``.
+
+    Nothing is guessed and nothing is dropped: every row needs a prompt and, for every model,
+    a quality (a plain number in [0, 1]) and a cost (a plain number of USD >= 0); a latency
+    (seconds >= 0) is optional and 0 where missing. ``split`` is ``train``, ``test`` (lower
+    case) or empty; without one the split is :func:`hash_split` of the prompt. Anything else
+    (``Yes``, ``$0.01``, ``Test``, a model with cost but no quality) raises ``ValueError``
+    naming the file, the line and the column. Other CSV columns and JSON keys are ignored.
     """
     _check_split(split)
-    rows = _generic_rows(path)
+    rows = (
+        _generic_jsonl(path)
+        if path.suffix.lower() in (".jsonl", ".ndjson")
+        else (_generic_csv(path))
+    )
     if not rows:
         raise ValueError(f"{path}: no rows")
     models: list[str] = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row.get("prompt"), str) or not row["prompt"]:
-            raise ValueError(f"{path}: row {number} has no prompt")
-        q = row.get("quality")
-        if not isinstance(q, dict) or not q:
-            raise ValueError(f"{path}: row {number} has no per-model quality")
-        for model in q:
+    for row in rows:
+        for model in row.cells["quality"]:
             if model not in models:
                 models.append(model)
-    kept = []
     for row in rows:
-        row_split = row.get("split") or hash_split(str(row["prompt"]))
-        if split == "all" or row_split == split:
-            kept.append(row)
+        for kind in ("cost", "latency"):
+            for model in row.cells[kind]:
+                if model not in models:
+                    raise _generic_error(
+                        path,
+                        row.line,
+                        f"{kind}:{model}",
+                        f"model {model!r} has a {kind} but no quality anywhere in the file",
+                    )
+    for row in rows:
+        if not row.fields.get("prompt"):
+            raise _generic_error(path, row.line, "prompt", "every row needs a non-empty prompt")
+        for kind in ("quality", "cost"):
+            for model in models:
+                if model not in row.cells[kind]:
+                    raise _generic_error(
+                        path,
+                        row.line,
+                        f"{kind}:{model}",
+                        f"missing {kind} of model {model!r} (every row gives one per model)",
+                    )
+    kept = [
+        row
+        for row in rows
+        if split == "all" or (row.fields.get("split") or hash_split(row.fields["prompt"])) == split
+    ]
     n, k = len(kept), len(models)
-    quality = np.zeros((n, k))
-    cost = np.zeros((n, k))
-    latency = np.zeros((n, k))
-    has_latency = False
+    tables = {kind: np.zeros((n, k)) for kind in _GENERIC_TABLES}
     for i, row in enumerate(kept):
-        for j, model in enumerate(models):
-            for arr, kind in ((quality, "quality"), (cost, "cost"), (latency, "latency")):
-                table = row.get(kind) or {}
-                assert isinstance(table, dict)
-                value = table.get(model)
-                if value is None:
-                    continue
-                cell = float(value)
-                if math.isnan(cell):
-                    continue
-                arr[i, j] = cell
-                has_latency = has_latency or kind == "latency"
+        for kind, table in tables.items():
+            for j, model in enumerate(models):
+                table[i, j] = row.cells[kind].get(model, 0.0)
+    has_latency = any(row.cells["latency"] for row in rows)
     return ReplayDataset(
         name=path.stem,
-        prompts=[str(r["prompt"]) for r in kept],
+        prompts=[row.fields["prompt"] for row in kept],
         models=models,
-        quality=quality,
-        cost=cost,
-        latency=latency if has_latency else None,
-        tasks=[str(r["task"]) for r in kept] if all(r.get("task") for r in kept) else None,
-        ids=[str(r.get("id", i)) for i, r in enumerate(kept)],
+        quality=tables["quality"],
+        cost=tables["cost"],
+        latency=tables["latency"] if has_latency else None,
+        tasks=[r.fields["task"] for r in kept] if all(r.fields.get("task") for r in kept) else None,
+        ids=[r.fields.get("id") or str(i) for i, r in enumerate(kept)],
         split=split,
         notes={"source": str(path), "format": "banditroute generic replay format"},
     )
