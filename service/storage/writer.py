@@ -1,10 +1,13 @@
 """The group-commit writer: the only way decisions, outcomes and feedback enter the event log.
 
-Callers ``await`` a write; a background task gathers the writes of the last ``flush_ms``
-milliseconds (or ``batch_max_rows`` of them) and commits them in ONE transaction:
+Callers ``await`` a write (or, for Route's decisions, take its future from
+:meth:`GroupCommitWriter.submit_decision` without waiting); a background task gathers the writes
+of the last ``flush_ms`` milliseconds (or ``batch_max_rows`` of them) and commits them in ONE
+transaction:
 
-1. ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``, held until commit, so event ids of all writer
-   processes become visible in id order (see :mod:`banditroute.service.storage.models.event_log`);
+1. when the batch holds outcomes or feedback, ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``,
+   held until commit, so their event ids become visible in id order across writer processes
+   (see :mod:`banditroute.service.storage.models.event_log`; decisions alone take no lock);
 2. decisions: their ``(tenant, request_id)`` idempotency keys, then the rows (COPY);
 3. outcomes and feedback: checked in the same transaction against their decision (it must
    exist and, when the caller names a tenant, belong to it) and against rows already stored
