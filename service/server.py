@@ -238,6 +238,7 @@ async def create_server(
         store_prompts=settings.store_prompts,
         rng=np.random.default_rng(seed),
         metrics=metrics,
+        budgets=follower.budgets,
     )
     outcomes = OutcomeCore(
         store,

@@ -23,6 +23,7 @@ from banditroute.service.core import admin as core
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.core.route_budget import RouteBudget
 from banditroute.service.errors import InvalidArgument, NotFound
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.service.experiments.resolver import active_experiments
@@ -81,6 +82,21 @@ def _route_config(r: core.RouteInfo, active: dict[tuple[str, str], str]) -> admi
         policy_version=r.policy_version,
         models=list(r.models),
         experiment=active.get((r.tenant, r.name), ""),
+        budget_per_request_usd=r.budget_per_request_usd,
+        budget_usd=r.budget_usd,
+        budget_period=r.budget_period or "",
+        budget_hard_cap=r.budget_hard_cap,
+    )
+
+
+def _route_budget(r: Any) -> RouteBudget:
+    """The budget fields of a ``RouteConfig`` (checked by ``core.put_route``)."""
+    return RouteBudget(
+        budget_per_request_usd=(r.budget_per_request_usd
+                                if r.HasField("budget_per_request_usd") else None),
+        budget_usd=r.budget_usd if r.HasField("budget_usd") else None,
+        budget_period=r.budget_period or None,
+        budget_hard_cap=r.budget_hard_cap,
     )
 
 
@@ -204,6 +220,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             tenant=r.tenant,
             policy_version=int(r.policy_version),
             models=list(r.models),
+            budget=_route_budget(r),
             actor="admin",
         )
         await self._changed()

@@ -99,6 +99,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             variant=result.variant,
             replayed=result.replayed,
             route=result.route,
+            pacing=result.pacing,
+            pacing_cost_weight=result.pacing_cost_weight,
         )
 
     async def RecordOutcome(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

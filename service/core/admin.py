@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from banditroute.learners.registry import ALGORITHMS, make_policy
+from banditroute.service.core.route_budget import RouteBudget, check_budget
 from banditroute.service.errors import (
     BanditrouteError,
     InvalidArgument,
@@ -136,10 +137,19 @@ class RouteInfo:
     policy: str
     policy_version: int
     models: list[str] = field(default_factory=list)
+    budget_per_request_usd: float | None = None
+    budget_usd: float | None = None
+    budget_period: str | None = None
+    budget_hard_cap: bool = False
 
     @classmethod
     def of(cls, r: Route) -> RouteInfo:
         return _from_row(cls, r, policy=r.policy_name, models=list(r.models or []))
+
+    @property
+    def budget(self) -> RouteBudget | None:
+        """The route's budget (None when it has none)."""
+        return RouteBudget.of(self)
 
 
 @dataclass(frozen=True)
@@ -358,10 +368,15 @@ def put_route(
     tenant: str = "",
     policy_version: int = 0,
     models: Sequence[str] = (),
+    budget: RouteBudget | None = None,
     actor: str = "",
 ) -> RouteInfo:
-    """Create or update a route; its policy (and pinned version) and models must exist."""
+    """Create or update a route; its policy (and pinned version) and models must exist.
+
+    ``budget`` (checked with :func:`~banditroute.service.core.budgets.check_budget`) replaces
+    the route's budget; None removes it."""
     validate_name("route", name)
+    budget = check_budget(budget)
     _tenant(tenant)
     validate_name("policy name", policy)
     if isinstance(policy_version, bool) or not isinstance(policy_version, int):
@@ -376,7 +391,7 @@ def put_route(
     if missing:
         raise NotFound(f"unknown models: {', '.join(missing)}")
     route, created = RouteRepository(session).upsert(
-        tenant, name, policy, policy_version, model_list
+        tenant, name, policy, policy_version, model_list, budget
     )
     info = RouteInfo.of(route)
     action = "create" if created else "update"

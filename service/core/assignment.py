@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from banditroute.learners.base import Policy
+from banditroute.service.core.route_budget import RouteBudget
 
 __all__ = [
     "Assignment",
@@ -51,6 +52,7 @@ class RouteEntry:
     policy: PolicyKey
     models: tuple[str, ...]
     experiment: str = ""
+    budget: RouteBudget | None = None
 
 
 @dataclass(frozen=True, slots=True)

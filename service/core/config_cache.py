@@ -25,6 +25,7 @@ from sqlalchemy import Connection, func, select
 from banditroute.learners.reward import RewardWeights
 from banditroute.service.core.assignment import PolicyKey, RouteEntry
 from banditroute.service.core.policies import PolicySpec
+from banditroute.service.core.route_budget import RouteBudget
 from banditroute.service.storage.models import ApiKey, ConfigChange, Model, Policy, Route
 
 __all__ = ["ConfigSnapshot", "ModelEntry", "config_version", "load_config"]
@@ -162,6 +163,7 @@ def load_config(conn: Connection) -> ConfigSnapshot:
             name=row.name,
             policy=PolicyKey(row.policy_name, version),
             models=tuple(row.models or ()),
+            budget=RouteBudget.of(row),
         )
     keys = conn.execute(
         select(ApiKey.key_hash, ApiKey.key_id, ApiKey.tenant).where(ApiKey.revoked_at.is_(None))

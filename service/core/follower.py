@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from banditroute.learners.cost import CostModel
+from banditroute.service.core.budgets import BudgetBook
 from banditroute.service.core.config_cache import ConfigSnapshot, config_version, load_config
 from banditroute.service.core.cost_learning import CostLearner
 from banditroute.service.core.log_events import apply_event, decision_of, seed_rewards
@@ -41,7 +42,7 @@ from banditroute.service.core.policy_install import install_policies, lowest_pos
 from banditroute.service.core.rebuild import rebuild_policy
 from banditroute.service.core.snapshots import PolicySnapshots
 from banditroute.service.metrics import Metrics
-from banditroute.service.storage.events import LearningEvent, Listener, read_events
+from banditroute.service.storage.events import LearningEvent, Listener, iter_events, read_events
 from banditroute.service.storage.models import EVENTS_CHANNEL
 
 __all__ = ["EventFollower", "rebuild_policy"]
@@ -121,6 +122,8 @@ class EventFollower:
         self.config_hooks: list[Callable[[Connection], None]] = []
         #: Output-token and latency predictors, learned from the outcomes of the log.
         self.cost = CostLearner(registry.dim, cost_learn_every)
+        #: The routes' budget controllers, computed from the log (see core.budgets).
+        self.budgets = BudgetBook()
         self.snapshots = PolicySnapshots(
             engine, registry, self.cost, every=snapshot_every, keep=keep_snapshots
         )
@@ -146,6 +149,7 @@ class EventFollower:
         install_policies(self.registry, config, self.position, restored)
         self.position = lowest_position(self.registry)
         self._set_config(config)
+        await self._configure_budgets(config)
         await self.catch_up()
         self._tasks.append(asyncio.create_task(self._run(), name="banditroute-follower"))
         if self.listen_url:
@@ -265,6 +269,7 @@ class EventFollower:
                 if batch.config is not None:
                     install_policies(self.registry, batch.config, self.position)
                     self._set_config(batch.config)
+                    await self._configure_budgets(batch.config)
                 learned += await self._apply(batch)
                 if len(batch.events) < self.batch_size:
                     break
@@ -272,6 +277,17 @@ class EventFollower:
                 self.metrics.follower_last.set(self.position)
             await self.snapshots.save_due(self.position)
         return learned
+
+    async def _configure_budgets(self, config: ConfigSnapshot) -> None:
+        """Adopt the config's route budgets; a new or changed one is rebuilt from the log up
+        to this follower's position (the events after it are applied as they come)."""
+        fresh = self.budgets.configure(config)
+        if fresh and self.position > 0:
+            await asyncio.to_thread(self._rebuild_budgets, fresh, self.position)
+
+    def _rebuild_budgets(self, keys: list[tuple[str, str]], upto: int) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            self.budgets.rebuild(keys, iter_events(conn, 0, upto))
 
     async def _apply(self, batch: _Batch) -> int:
         learned = 0
@@ -289,6 +305,7 @@ class EventFollower:
                 self.decisions.put(ev.decision_id, item)
             changed = apply_event(self.registry, item, ev)
             self.cost.learn(item, ev)
+            self.budgets.apply(ev)
             learned += 1 if changed else 0
             self.position = ev.event_id
         if batch.events:

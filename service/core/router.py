@@ -35,6 +35,7 @@ from banditroute.learners.base import Decision, Policy
 from banditroute.learners.cost import CostModel
 from banditroute.learners.features import FeatureExtractor, estimate_tokens
 from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyResolver
+from banditroute.service.core.budgets import BudgetBook, paced_decision
 from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -81,6 +82,10 @@ class RouteResult:
     variant: str
     route: str
     replayed: bool = False
+    #: "" when the policy's choice stood; "pacing" or "cap" when the route's budget moved it.
+    pacing: str = ""
+    #: The budget controller's cost weight (USD^-1) the decision used (0: no budget).
+    pacing_cost_weight: float = 0.0
 
 
 @dataclass(slots=True)
@@ -165,6 +170,7 @@ class RouterCore:
         rng: np.random.Generator | None = None,
         metrics: Any = None,
         replay_cache_size: int = 50_000,
+        budgets: BudgetBook | None = None,
     ) -> None:
         self.registry = registry
         self._config = config
@@ -176,6 +182,8 @@ class RouterCore:
         self.store_prompts = store_prompts
         self.rng = rng if rng is not None else np.random.default_rng()
         self.metrics = metrics
+        #: The routes' budget controllers (the follower's; None: no pacing).
+        self.budgets = budgets
         #: (tenant, request_id) -> (payload fingerprint, answer)
         self._replays: OrderedDict[tuple[str, str], tuple[bytes, RouteResult]] = OrderedDict()
         self._replay_cache_size = replay_cache_size
@@ -321,6 +329,8 @@ class RouterCore:
         now = datetime.now(UTC)
         created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # id precision
         decision_id = new_decision_id(created_at)
+        decision, pacing, pacing_weight = paced_decision(self.budgets, route, decision, costs,
+                                                         created_at)
         ranking = decision.ranking
         scores = decision.scores
         probabilities = decision.probabilities
@@ -351,6 +361,8 @@ class RouterCore:
             prompt_hash=hashlib.sha256(prompt_bytes).digest(),
             prompt=req.prompt if self.store_prompts else None,
             shadow=shadow,
+            pacing_cost_weight=pacing_weight,
+            pacing=pacing,
         )
         event_id = await self.store.write_decision(row)
         if event_id is None:  # another process stored this request id first
@@ -360,7 +372,12 @@ class RouterCore:
             _check_same_request(req, stored)
             return self._replay(self._from_row(stored, req))
         if self.metrics is not None:
-            self.metrics.decision(decision.arm)
+            self.metrics.decision(
+                decision.arm,
+                route=req.route,
+                policy=assignment.policy.name,
+                variant=assignment.variant,
+            )
         return RouteResult(
             decision_id=str(decision_id),
             model=decision.arm,
@@ -376,6 +393,8 @@ class RouterCore:
             experiment=assignment.experiment,
             variant=assignment.variant,
             route=req.route,
+            pacing=pacing,
+            pacing_cost_weight=pacing_weight,
         )
 
     def _select(self, policy: Policy, x: np.ndarray, names: list[str]) -> Decision:

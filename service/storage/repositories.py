@@ -165,8 +165,11 @@ class RouteRepository:
         return self.session.scalars(self.select_all(tenant)).all()
 
     def upsert(
-        self, tenant: str, name: str, policy_name: str, policy_version: int, models: list[str]
+        self, tenant: str, name: str, policy_name: str, policy_version: int, models: list[str],
+        budget: Any = None,
     ) -> tuple[Route, bool]:
+        """``budget``: a ``RouteBudget`` (its four fields become the route's budget columns)
+        or None (no budget)."""
         return _upsert(
             self.session,
             self.get(tenant, name),
@@ -174,6 +177,10 @@ class RouteRepository:
             policy_name=policy_name,
             policy_version=policy_version,
             models=models,
+            budget_per_request_usd=getattr(budget, "budget_per_request_usd", None),
+            budget_usd=getattr(budget, "budget_usd", None),
+            budget_period=getattr(budget, "budget_period", None),
+            budget_hard_cap=bool(getattr(budget, "budget_hard_cap", False)),
         )
 
 

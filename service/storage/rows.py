@@ -78,6 +78,10 @@ class DecisionRow(Mapping[str, Any]):
     shadow: dict[str, Any] | None = None
     #: False for a row written late from the outage buffer.
     logged: bool = True
+    #: The budget controller's cost weight (USD^-1) the decision used (0: no budget).
+    pacing_cost_weight: float = 0.0
+    #: "" when the policy's choice stood, "pacing" or "cap" when the budget changed it.
+    pacing: str = ""
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> DecisionRow:

@@ -141,20 +141,28 @@ class PolicyState(_message.Message):
     def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ..., last_event_id: _Optional[int] = ..., updates: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmState, _Mapping]]] = ...) -> None: ...
 
 class RouteConfig(_message.Message):
-    __slots__ = ("tenant", "name", "policy", "policy_version", "models", "experiment")
+    __slots__ = ("tenant", "name", "policy", "policy_version", "models", "experiment", "budget_per_request_usd", "budget_usd", "budget_period", "budget_hard_cap")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_REQUEST_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_HARD_CAP_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     name: str
     policy: str
     policy_version: int
     models: _containers.RepeatedScalarFieldContainer[str]
     experiment: str
-    def __init__(self, tenant: _Optional[str] = ..., name: _Optional[str] = ..., policy: _Optional[str] = ..., policy_version: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., experiment: _Optional[str] = ...) -> None: ...
+    budget_per_request_usd: float
+    budget_usd: float
+    budget_period: str
+    budget_hard_cap: bool
+    def __init__(self, tenant: _Optional[str] = ..., name: _Optional[str] = ..., policy: _Optional[str] = ..., policy_version: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., experiment: _Optional[str] = ..., budget_per_request_usd: _Optional[float] = ..., budget_usd: _Optional[float] = ..., budget_period: _Optional[str] = ..., budget_hard_cap: _Optional[bool] = ...) -> None: ...
 
 class PutRouteRequest(_message.Message):
     __slots__ = ("route",)

@@ -55,7 +55,7 @@ class RankedModel(_message.Message):
     def __init__(self, model: _Optional[str] = ..., score: _Optional[float] = ..., probability: _Optional[float] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class RouteResponse(_message.Message):
-    __slots__ = ("decision_id", "model", "propensity", "fallbacks", "score", "estimated_cost_usd", "policy", "policy_version", "experiment", "variant", "replayed", "route")
+    __slots__ = ("decision_id", "model", "propensity", "fallbacks", "score", "estimated_cost_usd", "policy", "policy_version", "experiment", "variant", "replayed", "route", "pacing", "pacing_cost_weight")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class RouteResponse(_message.Message):
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    PACING_FIELD_NUMBER: _ClassVar[int]
+    PACING_COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     model: str
     propensity: float
@@ -80,7 +82,9 @@ class RouteResponse(_message.Message):
     variant: str
     replayed: bool
     route: str
-    def __init__(self, decision_id: _Optional[str] = ..., model: _Optional[str] = ..., propensity: _Optional[float] = ..., fallbacks: _Optional[_Iterable[_Union[RankedModel, _Mapping]]] = ..., score: _Optional[float] = ..., estimated_cost_usd: _Optional[float] = ..., policy: _Optional[str] = ..., policy_version: _Optional[int] = ..., experiment: _Optional[str] = ..., variant: _Optional[str] = ..., replayed: _Optional[bool] = ..., route: _Optional[str] = ...) -> None: ...
+    pacing: str
+    pacing_cost_weight: float
+    def __init__(self, decision_id: _Optional[str] = ..., model: _Optional[str] = ..., propensity: _Optional[float] = ..., fallbacks: _Optional[_Iterable[_Union[RankedModel, _Mapping]]] = ..., score: _Optional[float] = ..., estimated_cost_usd: _Optional[float] = ..., policy: _Optional[str] = ..., policy_version: _Optional[int] = ..., experiment: _Optional[str] = ..., variant: _Optional[str] = ..., replayed: _Optional[bool] = ..., route: _Optional[str] = ..., pacing: _Optional[str] = ..., pacing_cost_weight: _Optional[float] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
     __slots__ = ("decision_id", "quality", "success", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "error")

@@ -66,3 +66,7 @@ class Decision(Base):
     prompt: Mapped[str | None]
     shadow: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     logged: Mapped[bool] = mapped_column(server_default=text("true"))
+    #: The budget controller's cost weight (USD^-1) this decision used; 0 without a budget.
+    pacing_cost_weight: Mapped[float] = mapped_column(server_default=text("0"))
+    #: "" when the policy's choice stood, "pacing" or "cap" when the budget changed it.
+    pacing: Mapped[str] = mapped_column(String, server_default="")

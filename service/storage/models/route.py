@@ -21,3 +21,9 @@ class Route(TimestampedMixin, Base):
     policy_name: Mapped[str] = mapped_column(String)
     policy_version: Mapped[int] = mapped_column(server_default=text("0"))
     models: Mapped[list[str]] = mapped_column(ARRAY(String), server_default=text("'{}'::text[]"))
+    #: Money budgets (issue #12; see ``banditroute.learners.pacing``): None = no budget.
+    budget_per_request_usd: Mapped[float | None]
+    budget_usd: Mapped[float | None]
+    #: ``hour``, ``day`` or ``month`` (with ``budget_usd``).
+    budget_period: Mapped[str | None] = mapped_column(String)
+    budget_hard_cap: Mapped[bool] = mapped_column(server_default=text("false"))

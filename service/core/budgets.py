@@ -1,0 +1,122 @@
+"""Every route's budget controller, computed from the event log.
+
+:class:`BudgetBook` holds one :class:`~banditroute.learners.pacing.BudgetPacer` per route that
+has a budget. The follower applies each outcome event to it in log order (time = the
+decision's ``created_at``, spend = the outcome's ``cost_usd``): the pacer's estimate at
+decision time and its correction at the outcome sum to one dual step on the realised cost, so
+the controller needs outcomes only. A pacer is a pure function of its route's budget and the
+ordered outcomes of its route; when a route gains or changes a budget (and when a process
+starts) it is rebuilt by folding the log up to the follower's position, so every process and
+every restart computes the same cost weight.
+
+Route asks :meth:`BudgetBook.choose` for the paced arm; the decision logs the cost weight it
+used (``decisions.pacing_cost_weight``) and whether pacing or the cap changed the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from banditroute.learners.base import Decision
+from banditroute.learners.pacing import BudgetPacer, PacedChoice, PacingStatus
+from banditroute.service.core.route_budget import RouteBudget
+from banditroute.service.storage.events import LearningEvent
+
+__all__ = ["BudgetBook", "paced_decision"]
+
+RouteKey = tuple[str, str]
+
+
+class BudgetBook:
+    """The pacers of one process's routes (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[RouteKey, RouteBudget] = {}
+        self._pacers: dict[RouteKey, BudgetPacer] = {}
+        self._resolve: Any = None
+
+    def configure(self, config: Any) -> list[RouteKey]:
+        """Adopt ``config``'s route budgets; returns the routes whose pacer is new (to be
+        rebuilt from the log with :meth:`rebuild`)."""
+        self._resolve = config.route
+        budgets = {key: entry.budget for key, entry in config.routes.items()
+                   if entry.budget is not None}
+        fresh = [key for key, budget in budgets.items() if self._budgets.get(key) != budget]
+        self._budgets = budgets
+        self._pacers = {key: pacer for key, pacer in self._pacers.items() if key in budgets
+                        and key not in fresh}
+        for key in fresh:
+            self._pacers[key] = budgets[key].pacer()
+        return fresh
+
+    def rebuild(self, keys: Iterable[RouteKey], events: Iterable[LearningEvent]) -> None:
+        """Fold ``events`` (the log up to the follower's position, in order) into the pacers
+        of ``keys`` (just created by :meth:`configure`)."""
+        wanted = set(keys)
+        if not wanted:
+            return
+        for ev in events:
+            key = self._key_of(ev)
+            if key in wanted:
+                self._step(self._pacers[key], ev)
+
+    def apply(self, ev: LearningEvent) -> None:
+        """Apply one event of the log (the follower calls this in log order)."""
+        if not self._pacers:
+            return
+        key = self._key_of(ev)
+        pacer = self._pacers.get(key) if key is not None else None
+        if pacer is not None:
+            self._step(pacer, ev)
+
+    def choose(self, tenant: str, route: str, scores: Mapping[str, float],
+               costs: Mapping[str, float], chosen: str, now: datetime) -> PacedChoice | None:
+        """The paced choice for a decision of ``route`` (None: the route has no budget)."""
+        pacer = self._pacers.get((tenant, route))
+        if pacer is None:
+            return None
+        return pacer.choose(scores, costs, chosen, t=now.timestamp())
+
+    def status(self, tenant: str, route: str, now: datetime) -> PacingStatus | None:
+        """Where ``route``'s budget stands (None: no budget)."""
+        pacer = self._pacers.get((tenant, route))
+        return None if pacer is None else pacer.status(now.timestamp())
+
+    def statuses(self, now: datetime) -> dict[RouteKey, PacingStatus]:
+        """Every budgeted route's status."""
+        t = now.timestamp()
+        return {key: pacer.status(t) for key, pacer in self._pacers.items()}
+
+    def _key_of(self, ev: LearningEvent) -> RouteKey | None:
+        if ev.kind != "outcome" or ev.route is None or self._resolve is None:
+            return None
+        entry = self._resolve(ev.tenant or "", ev.route)
+        return None if entry is None else (entry.tenant, entry.name)
+
+    @staticmethod
+    def _step(pacer: BudgetPacer, ev: LearningEvent) -> None:
+        cost = ev.cost_usd if ev.cost_usd is not None and ev.cost_usd >= 0 else 0.0
+        pacer.on_decision(ev.decision_created_at.timestamp(), float(cost))
+
+
+def paced_decision(book: BudgetBook | None, route: Any, decision: Decision,
+                   costs: Mapping[str, float], now: datetime) -> tuple[Decision, str, float]:
+    """``decision`` after ``route``'s budget: ``(decision, reason, cost_weight)``.
+
+    Without a budget the decision is unchanged (reason "", weight 0). When pacing or the cap
+    moves the choice, the new arm leads the ranking and its propensity is 1.0: given the
+    policy's scores and the logged cost weight the paced choice is deterministic.
+    """
+    if book is None:
+        return decision, "", 0.0
+    paced = book.choose(route.tenant, route.name, decision.scores, costs, decision.arm, now)
+    if paced is None:
+        return decision, "", 0.0
+    if not paced.reason or paced.arm == decision.arm:
+        return decision, "", paced.cost_weight
+    ranking = [paced.arm, *(a for a in decision.ranking if a != paced.arm)]
+    probabilities = {a: (1.0 if a == paced.arm else 0.0) for a in decision.probabilities}
+    moved = Decision(paced.arm, 1.0, decision.scores, probabilities, ranking)
+    return moved, paced.reason, paced.cost_weight

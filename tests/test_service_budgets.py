@@ -1,0 +1,137 @@
+"""Route budgets through the public API (issue #12): pacing, consistency, bad input."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import grpc
+import pytest
+
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
+from tests.helpers import InProcessServer, register_demo
+
+#: Mean quality per demo model: dearer models answer better.
+TRAFFIC = {
+    "gpt-4o": 0.92,
+    "gpt-4o-mini": 0.72,
+    "llama-3.1-8b-instruct": 0.5,
+}
+PRICES = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "llama-3.1-8b-instruct": (0.18, 0.18)}
+IN_TOKENS, OUT_TOKENS = 500, 300
+
+
+def _cost(model: str) -> float:
+    price_in, price_out = PRICES[model]
+    return (IN_TOKENS * price_in + OUT_TOKENS * price_out) / 1e6
+
+
+def _put_route(server: InProcessServer, name: str = "paced", **budget: object) -> object:
+    with grpc.insecure_channel(server.address) as channel:
+        admin = admin_pb2_grpc.AdminStub(channel)
+        md = server.admin_metadata
+        admin.PutPolicy(admin_pb2.PutPolicyRequest(name="quality", algorithm="linucb", seed=1),
+                        metadata=md)
+        return admin.PutRoute(admin_pb2.PutRouteRequest(route=admin_pb2.RouteConfig(
+            name=name, policy="quality", models=list(TRAFFIC), **budget)), metadata=md)
+
+
+def _traffic(address: str, n: int, seed: int,
+             route: str = "paced") -> list[router_pb2.RouteResponse]:
+    rng = random.Random(seed)
+    replies = []
+    with grpc.insecure_channel(address) as channel:
+        router = router_pb2_grpc.RouterStub(channel)
+        for i in range(n):
+            reply = router.Route(router_pb2.RouteRequest(
+                prompt=f"question {i % 40}: " + "word " * rng.randrange(20, 60), route=route))
+            replies.append(reply)
+            quality = min(1.0, max(0.0, TRAFFIC[reply.model] + rng.gauss(0, 0.1)))
+            router.RecordOutcome(router_pb2.RecordOutcomeRequest(
+                decision_id=reply.decision_id, quality=quality, input_tokens=IN_TOKENS,
+                output_tokens=OUT_TOKENS, cost_usd=_cost(reply.model)))
+    return replies
+
+
+def _lam(server: InProcessServer, route: str = "paced") -> float:
+    from datetime import UTC, datetime
+
+    server.sync()
+    status = server.app.follower.budgets.status("", route, datetime.now(UTC))
+    assert status is not None
+    return float(status.lam)
+
+
+def test_budget_per_request_paces_mean_cost_of_late_decisions(fresh_db_url: str) -> None:
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url)
+    try:
+        budget = 0.0015  # about a third of always-gpt-4o
+        config = _put_route(server, budget_per_request_usd=budget)
+        assert config.budget_per_request_usd == budget  # type: ignore[attr-defined]
+        replies = _traffic(server.address, 600, seed=0)
+        late = [_cost(r.model) for r in replies[300:]]
+        mean = sum(late) / len(late)
+        print(f"budget {budget}, mean cost of decisions 301-600 {mean:.6f} "
+              f"({mean / budget:.3f} B), paced {sum(bool(r.pacing) for r in replies)}")
+        assert 0.85 * budget <= mean <= 1.05 * budget
+        assert any(r.pacing == "pacing" for r in replies)
+        assert replies[-1].pacing_cost_weight > 0
+    finally:
+        server.stop()
+
+
+def test_budget_lambda_identical_across_workers_and_after_restart(fresh_db_url: str) -> None:
+    register_demo(fresh_db_url)
+    first = InProcessServer(fresh_db_url, snapshot_every_events=50)
+    second = InProcessServer(fresh_db_url)
+    try:
+        _put_route(first, budget_per_request_usd=0.001)
+        _traffic(first.address, 120, seed=1)
+        _traffic(second.address, 120, seed=2)
+        lam_first, lam_second = _lam(first), _lam(second)
+        assert lam_first > 0
+        assert lam_first == lam_second
+    finally:
+        second.stop()
+        first.stop()
+    restarted = InProcessServer(fresh_db_url)
+    try:
+        assert _lam(restarted) == lam_first
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.parametrize(
+    ("budget", "field"),
+    [
+        ({"budget_per_request_usd": -0.01}, "budget_per_request_usd"),
+        ({"budget_per_request_usd": math.nan}, "budget_per_request_usd"),
+        ({"budget_usd": math.inf, "budget_period": "day"}, "budget_usd"),
+        ({"budget_usd": -5.0, "budget_period": "day"}, "budget_usd"),
+        ({"budget_usd": 5.0, "budget_period": "week"}, "budget_period"),
+        ({"budget_usd": 5.0}, "budget_period"),
+        ({"budget_hard_cap": True}, "budget_hard_cap"),
+    ],
+    ids=["negative-per-request", "nan-per-request", "inf-budget", "negative-budget",
+         "unknown-period", "no-period", "cap-without-budget"],
+)
+def test_put_route_bad_budget_is_invalid_argument_and_changes_nothing(
+        fresh_db_url: str, budget: dict, field: str) -> None:
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url)
+    try:
+        _put_route(server, budget_per_request_usd=0.002)
+        with grpc.insecure_channel(server.address) as channel:
+            admin = admin_pb2_grpc.AdminStub(channel)
+            before = admin.ListRoutes(admin_pb2.ListRoutesRequest(), metadata=server.admin_metadata)
+            with pytest.raises(grpc.RpcError) as err:
+                admin.PutRoute(admin_pb2.PutRouteRequest(route=admin_pb2.RouteConfig(
+                    name="paced", policy="quality", models=["gpt-4o"], **budget)),
+                    metadata=server.admin_metadata)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert field in (err.value.details() or "")
+            after = admin.ListRoutes(admin_pb2.ListRoutesRequest(), metadata=server.admin_metadata)
+            assert after == before
+    finally:
+        server.stop()
