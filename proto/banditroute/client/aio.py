@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -18,9 +18,8 @@ from banditroute.client.calls import (
     route_request,
     score,
 )
-from banditroute.client.connection import Metadata, PemSource, connection
+from banditroute.client.connection import ClientBase, Metadata
 from banditroute.client.retry import RetryPolicy
-from banditroute.v1 import admin_pb2_grpc, router_pb2_grpc
 
 __all__ = ["AsyncRouter"]
 
@@ -64,7 +63,7 @@ class AsyncRetryingStub:
         return invoke
 
 
-class AsyncRouter:
+class AsyncRouter(ClientBase):
     """An asyncio client of a banditroute server; open it inside a running event loop.
 
     The arguments are :class:`~banditroute.client.Router`'s; every method is a coroutine, and
@@ -84,44 +83,11 @@ class AsyncRouter:
     True
     """
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:50051",
-        *,
-        tls: bool = False,
-        root_certificates: PemSource | None = None,
-        client_cert: PemSource | None = None,
-        client_key: PemSource | None = None,
-        api_key: str | None = None,
-        admin_token: str | None = None,
-        timeout: float | None = 10.0,
-        retry: RetryPolicy | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = connection(
-            address,
-            tls=tls,
-            root_certificates=root_certificates,
-            client_cert=client_cert,
-            client_key=client_key,
-            api_key=api_key,
-            admin_token=admin_token,
-            options=options,
-        )
-        conn = self.connection
-        if conn.credentials is None:
-            self.channel = grpc.aio.insecure_channel(address, options=conn.options)
-        else:
-            self.channel = grpc.aio.secure_channel(address, conn.credentials, options=conn.options)
-        retry = RetryPolicy() if retry is None else retry
-        #: The Router RPCs with the API key, default deadline and retries.
-        self.stub = AsyncRetryingStub(
-            router_pb2_grpc.RouterStub(self.channel), conn.router_metadata, timeout, retry
-        )
-        #: The Admin RPCs with the admin token, e.g. ``await router.admin.ListModels(request)``.
-        self.admin = AsyncRetryingStub(
-            admin_pb2_grpc.AdminStub(self.channel), conn.admin_metadata, timeout, retry
-        )
+    _channels = grpc.aio
+    _retrying_stub = AsyncRetryingStub
+    channel: grpc.aio.Channel
+    stub: AsyncRetryingStub
+    admin: AsyncRetryingStub
 
     async def route(self, prompt: str, *, timeout: float | None = None, **fields: Any) -> Any:
         """:meth:`Router.route <banditroute.client.Router.route>`."""

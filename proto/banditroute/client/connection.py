@@ -1,7 +1,8 @@
 """Where the server is and how to authenticate: TLS, mutual TLS, API key and admin token.
 
 Shared by :class:`~banditroute.client.Router` and :class:`~banditroute.client.AsyncRouter`,
-which open a grpc channel (sync or asyncio) from the same :class:`Connection`.
+which open a grpc channel (sync or asyncio) from the same :class:`Connection` in the
+constructor they share (:class:`ClientBase`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 
-__all__ = ["Connection", "Metadata", "PemSource", "connection", "read_pem"]
+from banditroute.client.retry import RetryPolicy
+from banditroute.v1 import admin_pb2_grpc, router_pb2_grpc
+
+__all__ = ["ClientBase", "Connection", "Metadata", "PemSource", "connection", "read_pem"]
 
 #: PEM as bytes, PEM text, or the path of a PEM file.
 PemSource = bytes | str | os.PathLike[str]
@@ -92,3 +96,59 @@ def connection(
         admin_metadata=(("authorization", f"Bearer {admin_token}"),) if admin_token else (),
         options=tuple(options),
     )
+
+
+class ClientBase:
+    """The constructor of :class:`~banditroute.client.Router` and its asyncio twin.
+
+    Builds the :class:`Connection`, opens ``channel`` with ``_channels`` (``grpc`` or
+    ``grpc.aio``) and wraps the Router and Admin stubs in ``_retrying_stub``.
+    """
+
+    #: The module whose ``insecure_channel``/``secure_channel`` open the channel.
+    _channels: ClassVar[Any]
+    #: The stub wrapper adding metadata, the default deadline and retries.
+    _retrying_stub: ClassVar[type]
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        *,
+        tls: bool = False,
+        root_certificates: PemSource | None = None,
+        client_cert: PemSource | None = None,
+        client_key: PemSource | None = None,
+        api_key: str | None = None,
+        admin_token: str | None = None,
+        timeout: float | None = 10.0,
+        retry: RetryPolicy | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.connection = connection(
+            address,
+            tls=tls,
+            root_certificates=root_certificates,
+            client_cert=client_cert,
+            client_key=client_key,
+            api_key=api_key,
+            admin_token=admin_token,
+            options=options,
+        )
+        conn = self.connection
+        if conn.credentials is None:
+            self.channel = self._channels.insecure_channel(address, options=conn.options)
+        else:
+            self.channel = self._channels.secure_channel(
+                address, conn.credentials, options=conn.options
+            )
+        retry = RetryPolicy() if retry is None else retry
+        #: The Router RPCs (``Route``, ``RecordOutcome(s)``, ``SubmitFeedback``) with the API
+        #: key, default deadline and retries.
+        self.stub = self._retrying_stub(
+            router_pb2_grpc.RouterStub(self.channel), conn.router_metadata, timeout, retry
+        )
+        #: The Admin RPCs, with the admin token, e.g. ``router.admin.ListModels(request)``
+        #: (awaited with :class:`~banditroute.client.AsyncRouter`).
+        self.admin = self._retrying_stub(
+            admin_pb2_grpc.AdminStub(self.channel), conn.admin_metadata, timeout, retry
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -17,9 +17,8 @@ from banditroute.client.calls import (
     route_request,
     score,
 )
-from banditroute.client.connection import Metadata, PemSource, connection
+from banditroute.client.connection import ClientBase, Metadata
 from banditroute.client.retry import RetryPolicy
-from banditroute.v1 import admin_pb2_grpc, router_pb2_grpc
 
 __all__ = ["Router"]
 
@@ -66,7 +65,7 @@ class RetryingStub:
         return invoke
 
 
-class Router:
+class Router(ClientBase):
     """A blocking client of a banditroute server.
 
     Parameters
@@ -114,45 +113,11 @@ class Router:
     False
     """
 
-    def __init__(
-        self,
-        address: str = "127.0.0.1:50051",
-        *,
-        tls: bool = False,
-        root_certificates: PemSource | None = None,
-        client_cert: PemSource | None = None,
-        client_key: PemSource | None = None,
-        api_key: str | None = None,
-        admin_token: str | None = None,
-        timeout: float | None = 10.0,
-        retry: RetryPolicy | None = None,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = connection(
-            address,
-            tls=tls,
-            root_certificates=root_certificates,
-            client_cert=client_cert,
-            client_key=client_key,
-            api_key=api_key,
-            admin_token=admin_token,
-            options=options,
-        )
-        conn = self.connection
-        if conn.credentials is None:
-            self.channel = grpc.insecure_channel(address, options=conn.options)
-        else:
-            self.channel = grpc.secure_channel(address, conn.credentials, options=conn.options)
-        retry = RetryPolicy() if retry is None else retry
-        #: The Router RPCs (``Route``, ``RecordOutcome(s)``, ``SubmitFeedback``) with the API
-        #: key, default deadline and retries.
-        self.stub = RetryingStub(
-            router_pb2_grpc.RouterStub(self.channel), conn.router_metadata, timeout, retry
-        )
-        #: The Admin RPCs, with the admin token, e.g. ``router.admin.ListModels(request)``.
-        self.admin = RetryingStub(
-            admin_pb2_grpc.AdminStub(self.channel), conn.admin_metadata, timeout, retry
-        )
+    _channels = grpc
+    _retrying_stub = RetryingStub
+    channel: grpc.Channel
+    stub: RetryingStub
+    admin: RetryingStub
 
     def route(self, prompt: str, *, timeout: float | None = None, **fields: Any) -> Any:
         """Ask which model should answer ``prompt``: a ``RouteResponse``.
