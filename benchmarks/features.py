@@ -24,13 +24,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from replay import print_json  # benchmarks/replay.py: this script's folder is on sys.path
 
 from banditroute.learners.features import FeatureExtractor
 from banditroute.learners.metrics import aiq, cpt
@@ -137,11 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             }
         report["datasets"][name] = rows
     report["seconds"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(report, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print_json(report, args.out)
     return report
 
 

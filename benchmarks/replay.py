@@ -96,6 +96,15 @@ def hyperparameter_grid(algorithm: str, quick: bool, dims: Sequence[int] = (64, 
             for (scaling, ridge), dim in itertools.product(pairs, dims)]
 
 
+def print_json(report: dict[str, Any], out: Path | None) -> None:
+    """Print ``report`` as indented JSON and, with ``out``, write it there too."""
+    text = json.dumps(report, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def split_fit_validation(train: ReplayDataset) -> tuple[ReplayDataset, ReplayDataset]:
     """Stable 50/50 cut of the train split by a hash of each prompt id."""
     ids = train.ids or [str(i) for i in range(train.n)]
