@@ -13,11 +13,12 @@ without one, every path answers the metrics as ``prometheus_client`` does.
 Exported series (prefix ``banditroute_``):
 
 ========================================  =====================================================
-``decisions_total{model}``                Route decisions answered (replays excluded)
+``decisions_total{route,policy,variant,model}``  Route decisions answered (replays excluded)
 ``route_replays_total``                   Route calls answered from a stored request_id
 ``outcomes_total{result}``                outcomes by result: accepted, duplicate, rejected
 ``feedback_total{result}``                feedback by result: accepted, duplicate, rejected
-``reward``                                histogram of rewards of accepted outcomes/feedback
+``reward{route,policy,variant}``          histogram of rewards of accepted outcomes/feedback
+``spend_usd_total{route,model,variant}``  USD spent: the cost of each accepted outcome
 ``rpc_duration_seconds{method,code}``     histogram of RPC latency by method and status code
 ``write_batch_rows``                      histogram of rows per group commit
 ``db_errors_total{op}``                   database errors by operation
@@ -28,13 +29,22 @@ Exported series (prefix ``banditroute_``):
 
 ========================================  =====================================================
 
+Label sets are bounded (:class:`LabelCap`): each of ``route``, ``policy``, ``variant`` and
+``model`` takes at most ``max_label_values`` (default 50) distinct values per process; later
+values are counted under ``other``. A decision outside an experiment has ``variant="none"``.
+Other modules adding series keep these label names (``route``, ``model``, ``variant``).
+
 Examples
 --------
 >>> m = Metrics()
 >>> m.observe_rpc("Route", "OK", 0.002)
->>> m.decision("gpt-4o-mini")
->>> m.value("banditroute_decisions_total", model="gpt-4o-mini")
+>>> m.decision("gpt-4o-mini", route="default", policy="default")
+>>> m.value("banditroute_decisions_total", model="gpt-4o-mini", route="default",
+...         policy="default", variant="none")
 1.0
+>>> m.spend(0.25, route="default", model="gpt-4o-mini")
+>>> m.value("banditroute_spend_usd_total", route="default", model="gpt-4o-mini", variant="none")
+0.25
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ from prometheus_client.exposition import (  # what start_http_server uses
     _SilentHandler,
 )
 
-__all__ = ["Metrics", "WsgiApp", "metrics_port_for_worker"]
+__all__ = ["OTHER", "LabelCap", "Metrics", "WsgiApp", "metrics_port_for_worker"]
 
 #: A WSGI application (``app(environ, start_response) -> iterable of bytes``).
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -82,6 +92,37 @@ _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 _REWARD_BUCKETS = (-1.0, -0.5, -0.25, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
+#: The label value standing for every value past a :class:`LabelCap`'s limit.
+OTHER = "other"
+
+
+class LabelCap:
+    """Bounds the distinct values of one label: the first ``limit`` pass, later ones are
+    :data:`OTHER`; ``""`` becomes ``empty`` (e.g. ``"none"`` for the variant outside an
+    experiment).
+
+    >>> cap = LabelCap(2)
+    >>> [cap("a"), cap("b"), cap("c"), cap("a"), cap("")]
+    ['a', 'b', 'other', 'a', 'other']
+    >>> LabelCap(5, empty="none")("")
+    'none'
+    """
+
+    def __init__(self, limit: int, *, empty: str = "") -> None:
+        self.limit = limit
+        self.empty = empty
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        value = value or self.empty
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
 def metrics_port_for_worker(base_port: int, worker_index: int) -> int:
     """Metrics port of worker ``worker_index``: ``base_port + worker_index`` (0 = disabled).
 
@@ -92,16 +133,41 @@ def metrics_port_for_worker(base_port: int, worker_index: int) -> int:
 
 
 class Metrics:
-    """The metrics of one process, in a private registry (so tests can build many)."""
+    """The metrics of one process, in a private registry (so tests can build many).
 
-    def __init__(self) -> None:
+    ``max_label_values`` bounds each of the labels route, policy, variant and model
+    (:class:`LabelCap`).
+    """
+
+    def __init__(self, max_label_values: int = 50) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         p = "banditroute_"
-        self.decisions = Counter(p + "decisions", "Route decisions", ["model"], registry=r)
+        self._route = LabelCap(max_label_values, empty="default")
+        self._policy = LabelCap(max_label_values, empty="none")
+        self._variant = LabelCap(max_label_values, empty="none")
+        self._model = LabelCap(max_label_values, empty="none")
+        self.decisions = Counter(
+            p + "decisions",
+            "Route decisions by route, policy, experiment variant and model",
+            ["route", "policy", "variant", "model"],
+            registry=r,
+        )
+        self.spend_usd = Counter(
+            p + "spend_usd",
+            "USD spent (cost of accepted outcomes) by route, model and experiment variant",
+            ["route", "model", "variant"],
+            registry=r,
+        )
         self.replays = Counter(p + "route_replays", "Route calls replayed", registry=r)
         self.outcomes = Counter(p + "outcomes", "Outcomes by result", ["result"], registry=r)
         self.feedback = Counter(p + "feedback", "Feedback by result", ["result"], registry=r)
-        self.reward = Histogram(p + "reward", "Rewards", buckets=_REWARD_BUCKETS, registry=r)
+        self.reward = Histogram(
+            p + "reward",
+            "Rewards of accepted outcomes and feedback by route, policy and variant",
+            ["route", "policy", "variant"],
+            buckets=_REWARD_BUCKETS,
+            registry=r,
+        )
         self.rpc_duration = Histogram(
             p + "rpc_duration_seconds",
             "RPC latency",
@@ -117,7 +183,7 @@ class Metrics:
         self.follower_applied = Counter(p + "follower_applied_events", "Events applied", registry=r)
         self.follower_last = Gauge(p + "follower_last_event_id", "Last applied id", registry=r)
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
-        self._decision_children: dict[str, Counter] = {}
+        self._decision_children: dict[tuple[str, str, str, str], Counter] = {}
         self._mounted: WsgiApp | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
@@ -128,12 +194,32 @@ class Metrics:
             child = self._rpc_children[key] = self.rpc_duration.labels(method, code)
         child.observe(seconds)
 
-    def decision(self, model: str) -> None:
-        """Count one decision for ``model``."""
-        child = self._decision_children.get(model)
+    def decision(self, model: str, *, route: str = "", policy: str = "", variant: str = "") -> None:
+        """Count one decision for ``model`` on ``route`` by ``policy`` (experiment ``variant``)."""
+        key = (route, policy, variant, model)
+        child = self._decision_children.get(key)
         if child is None:
-            child = self._decision_children[model] = self.decisions.labels(model)
+            child = self._decision_children[key] = self.decisions.labels(
+                route=self._route(route),
+                policy=self._policy(policy),
+                variant=self._variant(variant),
+                model=self._model(model),
+            )
         child.inc()
+
+    def observe_reward(
+        self, value: float, *, route: str = "", policy: str = "", variant: str = ""
+    ) -> None:
+        """Observe one reward of an accepted outcome or piece of feedback."""
+        self.reward.labels(
+            route=self._route(route), policy=self._policy(policy), variant=self._variant(variant)
+        ).observe(value)
+
+    def spend(self, usd: float, *, route: str = "", model: str = "", variant: str = "") -> None:
+        """Add ``usd`` (the cost of an accepted outcome) to the spend of its decision."""
+        self.spend_usd.labels(
+            route=self._route(route), model=self._model(model), variant=self._variant(variant)
+        ).inc(max(usd, 0.0))
 
     def db_error(self, op: str) -> None:
         """Count one database error during ``op``."""

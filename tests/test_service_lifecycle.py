@@ -63,17 +63,26 @@ def test_metrics_are_exported(fresh_db_url: str) -> None:
     try:
         with grpc.insecure_channel(server.address) as channel:
             router = router_pb2_grpc.RouterStub(channel)
-            reply = router.Route(router_pb2.RouteRequest(prompt="count me"))
+            request = router_pb2.RouteRequest(prompt="count me", request_id="count-me")
+            reply = router.Route(request)
+            assert router.Route(request).replayed
             router.RecordOutcome(
-                router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=1.0)
+                router_pb2.RecordOutcomeRequest(
+                    decision_id=reply.decision_id, quality=1.0, cost_usd=0.125
+                )
             )
         server.sync()
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         body = text.decode()
     finally:
         server.stop()
-    assert f'banditroute_decisions_total{{model="{reply.model}"}} 1.0' in body
+    labels = f'model="{reply.model}",policy="default",route="default",variant="none"'
+    assert f"banditroute_decisions_total{{{labels}}} 1.0" in body
+    assert "banditroute_route_replays_total 1.0" in body
+    spend = f'banditroute_spend_usd_total{{model="{reply.model}",route="default",variant="none"}}'
+    assert f"{spend} 0.125" in body
+    assert 'banditroute_reward_count{policy="default",route="default",variant="none"} 1.0' in body
     assert 'banditroute_outcomes_total{result="ok"} 1.0' in body
-    assert 'banditroute_rpc_duration_seconds_count{code="OK",method="Route"} 1.0' in body
+    assert 'banditroute_rpc_duration_seconds_count{code="OK",method="Route"} 2.0' in body
     assert "banditroute_follower_last_event_id" in body
     assert "banditroute_write_batch_rows_count" in body

@@ -119,6 +119,9 @@ class StoredDecision:
     outcome: dict[str, Any] | None = None
     #: Stored feedback: feedback_key -> row dict.
     feedback: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The decision's route and experiment variant (metric labels).
+    route: str = ""
+    variant: str = ""
 
 
 class OutcomeStore(Protocol):
@@ -282,6 +285,7 @@ class OutcomeCore:
         decisions = await self.store.load_decisions([(d, c) for _, _, d, c in parsed])
         rows: list[dict[str, Any]] = []
         row_of: list[int] = []
+        spent: dict[int, tuple[StoredDecision, float]] = {}  # item -> (decision, cost) written
         in_batch: dict[uuid.UUID, dict[str, Any]] = {}
         for n, item, did, _created in parsed:
             decision = decisions.get(did)
@@ -317,6 +321,7 @@ class OutcomeCore:
                 if w.status is WriteStatus.INSERTED:
                     results[n].event_id = w.event_id
                     results[n].reward = float(row["reward"])
+                    spent[n] = (decisions[row["decision_id"]], float(row["cost_usd"]))
                 elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write
                     results[n].duplicate = True
                     results[n].event_id = max(w.event_id, 0)
@@ -333,12 +338,21 @@ class OutcomeCore:
                 if did in by_decision:
                     results[m].event_id, results[m].reward = by_decision[did]
         if self.metrics is not None:
-            for r in results:
+            for n, r in enumerate(results):
                 result = "rejected" if r.code != "OK" else "duplicate" if r.duplicate else "ok"
                 self.metrics.outcomes.labels(result).inc()
-                if result == "ok":
-                    self.metrics.reward.observe(r.reward)
+                if n in spent:
+                    decision, cost = spent[n]
+                    self._observe(decision, r.reward)
+                    self.metrics.spend(
+                        cost, route=decision.route, model=decision.model, variant=decision.variant
+                    )
         return results
+
+    def _observe(self, decision: StoredDecision, reward: float) -> None:
+        self.metrics.observe_reward(
+            reward, route=decision.route, policy=decision.policy.name, variant=decision.variant
+        )
 
     def _outcome_row(self, item: OutcomeInput, decision: StoredDecision) -> dict[str, Any]:
         cost = self._cost(item, decision)
@@ -412,7 +426,7 @@ class OutcomeCore:
             return FeedbackResult(value, written.event_id, duplicate=True)
         self._count_feedback("ok")
         if self.metrics is not None:
-            self.metrics.reward.observe(value)
+            self._observe(decision, value)
         return FeedbackResult(value, written.event_id)
 
     def _count_feedback(self, result: str) -> None:

@@ -70,7 +70,7 @@ _OUTCOME_FIELDS = (*OUTCOME_COLUMNS, "reward")
 _DECISIONS_SQL = text(
     f"""
     SELECT d.decision_id, d.created_at, d.tenant, d.model, d.policy_name, d.policy_version,
-           d.estimated_cost_usd, o.event_id AS o_event_id,
+           d.estimated_cost_usd, d.route, d.variant, o.event_id AS o_event_id,
            {", ".join(f"o.{c}" for c in _OUTCOME_FIELDS)},
            (SELECT json_agg(json_build_object(
                        'event_id', f.event_id, 'feedback_key', f.feedback_key,
@@ -219,6 +219,8 @@ class SqlStore:
                 model=r.model,
                 policy=PolicyKey(r.policy_name, int(r.policy_version)),
                 estimated_cost_usd=float(r.estimated_cost_usd),
+                route=r.route or "",
+                variant=r.variant or "",
             )
             if r.o_event_id is not None:
                 item.outcome = {k: getattr(r, k) for k in _OUTCOME_FIELDS}
