@@ -23,14 +23,15 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from replay import print_json  # benchmarks/replay.py: this script's folder is on sys.path
+from replay import (  # benchmarks/replay.py: this script's folder is on sys.path
+    dataset_parser,
+    print_json,
+)
 
 from banditroute.learners.features import FeatureExtractor
 from banditroute.learners.metrics import aiq, cpt
@@ -109,12 +110,7 @@ def _static(train: ReplayDataset, test: ReplayDataset, xtr: np.ndarray,
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="routerbench,routellm-gsm8k,routellm-mmlu")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = dataset_parser(__doc__.splitlines()[0]).parse_args(argv)
     root = args.data_root or default_data_root()
     featurizers = _featurizers()
     report: dict[str, Any] = {

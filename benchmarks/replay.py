@@ -96,6 +96,17 @@ def hyperparameter_grid(algorithm: str, quick: bool, dims: Sequence[int] = (64, 
             for (scaling, ridge), dim in itertools.product(pairs, dims)]
 
 
+def dataset_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the validation benchmarks' ``--datasets``, ``--seeds``, ``--data-root``
+    and ``--out`` (add a benchmark's own options to it)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", default="routerbench,routellm-gsm8k,routellm-mmlu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    return parser
+
+
 def print_json(report: dict[str, Any], out: Path | None) -> None:
     """Print ``report`` as indented JSON and, with ``out``, write it there too."""
     text = json.dumps(report, indent=2)
