@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -33,7 +34,8 @@ from banditroute.service.core import admin
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
-from banditroute.service.errors import InvalidArgument
+from banditroute.service.core.route_budget import RouteBudget, check_budget
+from banditroute.service.errors import InvalidArgument, NotFound
 
 __all__ = ["keys_app", "models_app", "policies_app", "routes_app"]
 
@@ -323,10 +325,21 @@ def routes_put(
         typer.Option("--model", help="A model the route may choose (repeat; none = all enabled)."),
     ] = None,
     tenant: Annotated[str, typer.Option(help="Owning tenant; empty = shared.")] = "",
+    budget_per_request: Annotated[float | None, typer.Option(
+        help="Budget: target mean spend per request, USD (pacing shifts the cost/quality "
+             "trade-off; requests are never refused).")] = None,
+    budget: Annotated[float | None, typer.Option(
+        help="Budget: USD per --budget-period.")] = None,
+    budget_period: Annotated[str | None, typer.Option(
+        help="hour | day | month (calendar-aligned UTC), with --budget.")] = None,
+    hard_cap: Annotated[bool, typer.Option(
+        "--hard-cap", help="With --budget: once the period's money is gone, only the "
+                           "cheapest eligible model.")] = False,
     *,
     target: Target,
 ) -> None:
-    """Create or update a route."""
+    """Create or update a route (the budget options replace its budget; none = no budget)."""
+    route_budget = RouteBudget(budget_per_request, budget, budget_period, hard_cap)
     run_command(
         lambda: _routes_put(
             target.settings(),
@@ -335,13 +348,16 @@ def routes_put(
             policy_version,
             model or [],
             tenant,
+            route_budget,
         )
     )
 
 
 def _routes_put(
-    settings: Settings, name: str, policy: str, version: int, models: list[str], tenant: str
+    settings: Settings, name: str, policy: str, version: int, models: list[str], tenant: str,
+    budget: RouteBudget | None = None,
 ) -> None:
+    checked = check_budget(budget)  # before opening the database: bad input changes nothing
     with admin_session(settings) as session:
         route = admin.put_route(
             session,
@@ -350,13 +366,92 @@ def _routes_put(
             tenant=tenant,
             policy_version=version,
             models=models,
+            budget=checked,
             actor="cli",
         )
     typer.echo(
         f"route {route.tenant or '(shared)'}/{route.name}: policy {route.policy}"
         f"{'@' + str(route.policy_version) if route.policy_version else ' (latest)'}, "
-        f"models {cell(route.models)}"
+        f"models {cell(route.models)}{_budget_text(route.budget)}"
     )
+
+
+def _budget_text(budget: RouteBudget | None) -> str:
+    if budget is None:
+        return ""
+    parts = []
+    if budget.budget_per_request_usd is not None:
+        parts.append(f"${budget.budget_per_request_usd:g}/request")
+    if budget.budget_usd is not None:
+        parts.append(f"${budget.budget_usd:g}/{budget.budget_period}"
+                     + (" (hard cap)" if budget.budget_hard_cap else ""))
+    return ", budget " + " and ".join(parts)
+
+
+@routes_app.command("status")
+@with_target()
+def routes_status(
+    name: Annotated[str, typer.Argument(help="Route name.")],
+    tenant: Annotated[str, typer.Option(help="Owning tenant; empty = shared.")] = "",
+    as_json: JsonOpt = False,
+    *,
+    target: Target,
+) -> None:
+    """A route's budget: this period's spend, target, pace, current lambda, projection."""
+    run_command(lambda: _routes_status(target.settings(), name, tenant, as_json))
+
+
+def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) -> None:
+    with database_engine(settings) as engine:
+        follower = asyncio.run(_followed(engine, settings.feature_dim))
+    entry = follower.config.route(tenant, name)
+    if entry is None:
+        raise NotFound(f"route {name[:128]!r} not found")
+    now = datetime.now(UTC)
+    status = follower.budgets.status(entry.tenant, entry.name, now)
+    row: dict[str, Any] = {"tenant": entry.tenant, "route": entry.name,
+                           "budget": None if entry.budget is None else {
+                               "budget_per_request_usd": entry.budget.budget_per_request_usd,
+                               "budget_usd": entry.budget.budget_usd,
+                               "budget_period": entry.budget.budget_period,
+                               "budget_hard_cap": entry.budget.budget_hard_cap}}
+    if status is not None:
+        row.update({
+            "period_start": _iso(status.period_start), "period_end": _iso(status.period_end),
+            "period_spend_usd": status.period_spend_usd,
+            "period_requests": status.period_requests,
+            "remaining_usd": status.remaining_usd,
+            "target_per_request_usd": status.target_per_request_usd,
+            "pace": status.pace, "lambda": status.lam, "cost_weight": status.cost_weight,
+            "projected_spend_usd": status.projected_spend_usd,
+            "total_spend_usd": status.total_spend_usd,
+            "total_requests": status.total_requests,
+            "mean_spend_per_request_usd": (status.total_spend_usd / status.total_requests
+                                           if status.total_requests else None)})
+    if as_json:
+        print_json(row)
+        return
+    if status is None:
+        typer.echo(f"route {entry.tenant or '(shared)'}/{entry.name}: no budget")
+        return
+    typer.echo(f"route {entry.tenant or '(shared)'}/{entry.name}{_budget_text(entry.budget)}")
+    for key, value in row.items():
+        if key in ("tenant", "route", "budget"):
+            continue
+        shown = f"{value:.6g}" if isinstance(value, float) else value
+        typer.echo(f"  {key:28s} {'-' if value is None else shown}")
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+async def _followed(engine: Engine, dim: int) -> EventFollower:
+    """A follower that has read the whole log (read-only: no snapshots), then stopped."""
+    follower = EventFollower(engine, PolicyRegistry(dim), snapshot_every=0)
+    await follower.start()
+    await follower.stop()
+    return follower
 
 
 @routes_app.command("list")

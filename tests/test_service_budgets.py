@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 
+from banditroute.service.cli import app
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, register_demo
 
@@ -77,6 +80,14 @@ def test_budget_per_request_paces_mean_cost_of_late_decisions(fresh_db_url: str)
         assert 0.85 * budget <= mean <= 1.05 * budget
         assert any(r.pacing == "pacing" for r in replies)
         assert replies[-1].pacing_cost_weight > 0
+        lam = _lam(server)
+        status = CliRunner().invoke(app, ["routes", "status", "paced", "--json",
+                                          "--database-url", fresh_db_url])
+        assert status.exit_code == 0, status.output
+        row = json.loads(status.stdout)
+        assert row["lambda"] == lam and row["total_requests"] == 600
+        assert row["mean_spend_per_request_usd"] == pytest.approx(
+            sum(_cost(r.model) for r in replies) / 600)
     finally:
         server.stop()
 
@@ -135,3 +146,31 @@ def test_put_route_bad_budget_is_invalid_argument_and_changes_nothing(
             assert after == before
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("--budget-per-request", "-1"), "budget_per_request_usd"),
+        (("--budget-per-request", "nan"), "budget_per_request_usd"),
+        (("--budget", "inf", "--budget-period", "day"), "budget_usd"),
+        (("--budget", "10", "--budget-period", "fortnight"), "budget_period"),
+        (("--hard-cap",), "budget_hard_cap"),
+    ],
+    ids=["negative", "nan", "inf", "unknown-period", "cap-alone"],
+)
+def test_cli_routes_put_bad_budget_exits_1_naming_the_field(fresh_db_url: str,
+                                                            args: tuple[str, ...],
+                                                            field: str) -> None:
+    register_demo(fresh_db_url)
+    db = ("--database-url", fresh_db_url)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["routes", "put", "paced", "--policy", "default", "--budget",
+                             "10", "--budget-period", "day", "--hard-cap", *db])
+    assert ok.exit_code == 0, ok.output
+    assert "budget $10/day (hard cap)" in ok.stdout
+    before = runner.invoke(app, ["routes", "list", "--json", *db]).stdout
+    bad = runner.invoke(app, ["routes", "put", "paced", "--policy", "default", *args, *db])
+    assert bad.exit_code == 1
+    assert field in bad.output
+    assert runner.invoke(app, ["routes", "list", "--json", *db]).stdout == before
