@@ -18,8 +18,6 @@ banditroute.service.errors.InvalidArgument: route 'bad name' must be 1-200 chara
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,8 +29,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from banditroute.learners.registry import ALGORITHMS, make_policy
 from banditroute.service.core.route_budget import RouteBudget, check_budget
+from banditroute.service.core.validation import (
+    check_hyperparameters,
+    check_label,
+    check_number,
+    check_tenant,
+    json_value,
+    validate_name,
+)
 from banditroute.service.errors import (
     BanditrouteError,
     InvalidArgument,
@@ -75,11 +80,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_NAME = re.compile(r"^[A-Za-z0-9._:/@-]{1,200}$")
-_TENANT = re.compile(r"^[A-Za-z0-9._:/@-]{0,200}$")
 _MAX_SEED = 2**63 - 1
-#: Feature dimension used to validate hyperparameters (any valid dim works for validation).
-_VALIDATION_DIM = 8
 
 #: The demo pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens), list prices.
 DEMO_MODELS: tuple[tuple[str, str, float, float], ...] = (
@@ -199,78 +200,6 @@ def transaction(engine: Engine) -> Iterator[Session]:
         raise
 
 
-# -- validation -------------------------------------------------------------------------------
-
-
-def validate_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is a valid name of ``kind`` (route, policy, model id)."""
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise InvalidArgument(
-            f"{kind} {value!r} must be 1-200 characters of letters, digits and ._-:/@"
-        )
-    return value
-
-
-def _tenant(value: object) -> str:
-    if not isinstance(value, str) or not _TENANT.match(value):
-        raise InvalidArgument(
-            f"tenant {value!r} must be at most 200 characters of letters, digits and ._-:/@"
-        )
-    return value
-
-
-def _number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(f"{name} must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        upper = "" if high == math.inf else f" and <= {high:g}"
-        raise InvalidArgument(f"{name} must be finite, >= {low:g}{upper}; got {value!r}")
-    return number
-
-
-def _label(name: str, value: object, limit: int = 200) -> str:
-    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
-        raise InvalidArgument(f"{name} must be printable text of at most {limit} characters")
-    return value
-
-
-def _validate_hyperparameters(
-    algorithm: str, hyperparameters: Mapping[str, Any], seed: int
-) -> None:
-    if algorithm not in ALGORITHMS:
-        known = ", ".join(sorted(ALGORITHMS))
-        raise InvalidArgument(f"unknown algorithm {algorithm!r}; known algorithms: {known}")
-    arms = ["model-a", "model-b"]
-    params = dict(hyperparameters)
-    if (
-        algorithm == "fixed"
-        and isinstance(params.get("model"), str)
-        and params["model"] not in arms
-    ):
-        arms.append(params["model"])
-    try:
-        make_policy(algorithm, arms, dim=_VALIDATION_DIM, seed=seed, **params)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"invalid hyperparameters for {algorithm}: {exc}") from None
-
-
-def _json_value(name: str, value: Any, depth: int = 0) -> Any:
-    if depth > 8:
-        raise InvalidArgument(f"{name} is nested too deeply")
-    if value is None or isinstance(value, bool | str | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgument(f"{name} must be finite, got {value!r}")
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(f"{name}.{k}", v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(f"{name}[]", v, depth + 1) for v in value]
-    raise InvalidArgument(f"{name} has an unsupported value of type {type(value).__name__}")
-
-
 # -- models ---------------------------------------------------------------------------------
 
 
@@ -286,9 +215,9 @@ def put_model(
 ) -> ModelInfo:
     """Create or update a model of the pool (idempotent)."""
     validate_name("model id", model_id)
-    provider = _label("provider", provider)
-    price_in = _number("input_usd_per_mtok", input_usd_per_mtok, 0.0, 1e6)
-    price_out = _number("output_usd_per_mtok", output_usd_per_mtok, 0.0, 1e6)
+    provider = check_label("provider", provider)
+    price_in = check_number("input_usd_per_mtok", input_usd_per_mtok, 0.0, 1e6)
+    price_out = check_number("output_usd_per_mtok", output_usd_per_mtok, 0.0, 1e6)
     model, created = ModelRepository(session).upsert(
         model_id, provider, price_in, price_out, bool(enabled)
     )
@@ -325,13 +254,13 @@ def put_policy(
         raise InvalidArgument("algorithm is required")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
         raise InvalidArgument(f"seed must be an integer in [0, 2^63 - 1], got {seed!r}")
-    hp = _json_value("hyperparameters", dict(hyperparameters or {}))
+    hp = json_value("hyperparameters", dict(hyperparameters or {}))
     weights = {
-        "cost_weight": _number("reward.cost_weight", cost_weight, 0.0, 1e9),
-        "latency_weight": _number("reward.latency_weight", latency_weight, 0.0, 1e9),
-        "feedback_weight": _number("reward.feedback_weight", feedback_weight, 0.0, 1.0),
+        "cost_weight": check_number("reward.cost_weight", cost_weight, 0.0, 1e9),
+        "latency_weight": check_number("reward.latency_weight", latency_weight, 0.0, 1e9),
+        "feedback_weight": check_number("reward.feedback_weight", feedback_weight, 0.0, 1.0),
     }
-    _validate_hyperparameters(algorithm, hp, seed)
+    check_hyperparameters(algorithm, hp, seed)
     policy = PolicyRepository(session).add_version(
         name, algorithm=algorithm, hyperparameters=hp, seed=seed, **weights
     )
@@ -377,7 +306,7 @@ def put_route(
     the route's budget; None removes it."""
     validate_name("route", name)
     budget = check_budget(budget)
-    _tenant(tenant)
+    check_tenant(tenant)
     validate_name("policy name", policy)
     if isinstance(policy_version, bool) or not isinstance(policy_version, int):
         raise InvalidArgument("policy_version must be an integer")
@@ -402,7 +331,7 @@ def put_route(
 def list_routes(session: Session, tenant: str | None = None) -> list[RouteInfo]:
     """Routes of ``tenant`` (None = every tenant)."""
     if tenant is not None:
-        _tenant(tenant)
+        check_tenant(tenant)
     return [RouteInfo.of(r) for r in RouteRepository(session).all(tenant)]
 
 
@@ -422,8 +351,8 @@ def create_api_key(
     session: Session, tenant: str, label: str = "", actor: str = ""
 ) -> CreatedApiKey:
     """Issue a key for ``tenant``; the raw key is returned once and never stored."""
-    _tenant(tenant)
-    _label("label", label)
+    check_tenant(tenant)
+    check_label("label", label)
     key_id = "key_" + secrets.token_hex(8)
     raw = "br_" + secrets.token_urlsafe(32)
     ApiKeyRepository(session).add(key_id, tenant, label, hash_api_key(raw))
