@@ -16,17 +16,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from banditroute.service.config import libpq_url
 from banditroute.service.core.admin import DEMO_MODELS
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer
+from tests.helpers import InProcessServer, rpc_code
 
 IA = grpc.StatusCode.INVALID_ARGUMENT
-
-
-def _code(call: Any) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 @pytest.fixture
@@ -215,7 +207,7 @@ def test_duplicate_outcome_is_acknowledged_and_conflict_rejected(router: Any) ->
     again = router.RecordOutcome(req)
     assert again.duplicate and again.event_id == first.event_id and again.reward == first.reward
     different = router_pb2.RecordOutcomeRequest(decision_id=did, quality=0.9)
-    assert _code(lambda: router.RecordOutcome(different)) == grpc.StatusCode.ALREADY_EXISTS
+    assert rpc_code(lambda: router.RecordOutcome(different)) == grpc.StatusCode.ALREADY_EXISTS
 
 
 def test_feedback_id_reuse(router: Any) -> None:
@@ -225,7 +217,26 @@ def test_feedback_id_reuse(router: Any) -> None:
     again = router.SubmitFeedback(req)
     assert again.duplicate and again.event_id == first.event_id
     changed = router_pb2.SubmitFeedbackRequest(decision_id=did, rating=0.0, feedback_id="fb-1")
-    assert _code(lambda: router.SubmitFeedback(changed)) == grpc.StatusCode.ALREADY_EXISTS
+    assert rpc_code(lambda: router.SubmitFeedback(changed)) == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_a_later_different_rating_from_the_same_source_is_refused_and_changes_nothing(
+    router: Any,
+) -> None:
+    did = router.Route(router_pb2.RouteRequest(prompt="rate me")).decision_id
+    first = router.SubmitFeedback(
+        router_pb2.SubmitFeedbackRequest(decision_id=did, rating=1.0, source="user")
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        router.SubmitFeedback(
+            router_pb2.SubmitFeedbackRequest(decision_id=did, rating=0.0, source="user")
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "Changing a rating" in (err.value.details() or "")  # points at the documented way
+    same = router.SubmitFeedback(
+        router_pb2.SubmitFeedbackRequest(decision_id=did, rating=1.0, source="user")
+    )
+    assert same.duplicate and same.reward == first.reward
 
 
 # -- every error path ---------------------------------------------------------------------
@@ -251,7 +262,7 @@ ROUTE_ERRORS = [
     ("fields", "code"), [(f, c) for _, f, c in ROUTE_ERRORS], ids=[i for i, _, _ in ROUTE_ERRORS]
 )
 def test_route_rejects_bad_input(router: Any, fields: dict[str, Any], code: Any) -> None:
-    assert _code(lambda: router.Route(router_pb2.RouteRequest(**fields))) == code
+    assert rpc_code(lambda: router.Route(router_pb2.RouteRequest(**fields))) == code
 
 
 def _outcome_errors(did: str) -> list[tuple[str, dict[str, Any], grpc.StatusCode]]:
@@ -287,7 +298,7 @@ def test_three_megabyte_prompt_is_invalid_argument_naming_the_limit(router: Any)
 def test_record_outcome_rejects_bad_input(router: Any) -> None:
     did = router.Route(router_pb2.RouteRequest(prompt="p")).decision_id
     for name, fields, code in _outcome_errors(did):
-        got = _code(lambda f=fields: router.RecordOutcome(router_pb2.RecordOutcomeRequest(**f)))
+        got = rpc_code(lambda f=fields: router.RecordOutcome(router_pb2.RecordOutcomeRequest(**f)))
         assert got == code, name
 
 
@@ -302,7 +313,7 @@ def test_submit_feedback_rejects_bad_input(router: Any) -> None:
     ]
     for fields, code in cases:
         req = router_pb2.SubmitFeedbackRequest(**fields)
-        assert _code(lambda r=req: router.SubmitFeedback(r)) == code, fields
+        assert rpc_code(lambda r=req: router.SubmitFeedback(r)) == code, fields
 
 
 def test_health_and_reflection_are_served(grpc_server: InProcessServer) -> None:

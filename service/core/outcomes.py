@@ -16,7 +16,9 @@ writes race).
 
 Duplicates: an identical repeat of a recorded outcome (or of feedback with the same
 ``feedback_id``) is answered OK with ``duplicate = true`` and the stored values; a different
-one is ``ALREADY_EXISTS``.
+one is ``ALREADY_EXISTS``. Ratings are final: a later, different rating from the same source (or
+with the same ``feedback_id``) is ``ALREADY_EXISTS`` and changes nothing (docs/service.md,
+"Changing a rating", says why and what a client does instead).
 """
 
 from __future__ import annotations
@@ -399,7 +401,11 @@ class OutcomeCore:
         existing = decision.feedback.get(key)
         if existing is not None:
             if float(existing["rating"]) != rating or existing.get("comment") != item.comment:
-                raise AlreadyExists(f"feedback {key!r} already exists with different content")
+                raise AlreadyExists(
+                    f"feedback {key!r} already exists with different content: a rating is final "
+                    "(one per source, or per feedback_id); see 'Changing a rating' in "
+                    "docs/service.md"
+                )
             reward = reward_of(weights, outcome, self._ratings(decision))
             self._count_feedback("duplicate")
             return FeedbackResult(
