@@ -19,6 +19,9 @@ Exported series (prefix ``banditroute_``):
 ``feedback_total{result}``                feedback by result: accepted, duplicate, rejected
 ``reward{route,policy,variant}``          histogram of rewards of accepted outcomes/feedback
 ``spend_usd_total{route,model,variant}``  USD spent: the cost of each accepted outcome
+``budget_remaining_usd{route}``           money left in the route's budget period (issue #12)
+``pacing_lambda{route}``                  the route's budget controller lambda (dimensionless)
+``pacing_cost_weight{route}``             its cost weight, USD^-1, as decisions use it
 ``rpc_duration_seconds{method,code}``     histogram of RPC latency by method and status code
 ``write_batch_rows``                      histogram of rows per group commit
 ``db_errors_total{op}``                   database errors by operation
@@ -182,6 +185,13 @@ class Metrics:
         self.follower_lag = Gauge(p + "follower_lag_events", "Events not yet applied", registry=r)
         self.follower_applied = Counter(p + "follower_applied_events", "Events applied", registry=r)
         self.follower_last = Gauge(p + "follower_last_event_id", "Last applied id", registry=r)
+        self.budget_remaining = Gauge(p + "budget_remaining_usd", "Money left this budget period",
+                                      ["route"], registry=r)
+        self.pacing_lambda = Gauge(p + "pacing_lambda", "Budget controller lambda", ["route"],
+                                   registry=r)
+        self.pacing_cost_weight = Gauge(p + "pacing_cost_weight",
+                                        "Budget controller cost weight (USD^-1)", ["route"],
+                                        registry=r)
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
         self._decision_children: dict[tuple[str, str, str, str], Counter] = {}
         self._mounted: WsgiApp | None = None
@@ -220,6 +230,15 @@ class Metrics:
         self.spend_usd.labels(
             route=self._route(route), model=self._model(model), variant=self._variant(variant)
         ).inc(max(usd, 0.0))
+
+    def budget(self, route: str, *, lam: float, cost_weight: float,
+               remaining_usd: float | None) -> None:
+        """Set a budgeted route's controller gauges (the follower, after applying events)."""
+        label = self._route(route)
+        self.pacing_lambda.labels(route=label).set(lam)
+        self.pacing_cost_weight.labels(route=label).set(cost_weight)
+        if remaining_usd is not None:
+            self.budget_remaining.labels(route=label).set(remaining_usd)
 
     def db_error(self, op: str) -> None:
         """Count one database error during ``op``."""

@@ -81,6 +81,11 @@ def test_budget_per_request_paces_mean_cost_of_late_decisions(fresh_db_url: str)
         assert any(r.pacing == "pacing" for r in replies)
         assert replies[-1].pacing_cost_weight > 0
         lam = _lam(server)
+        metrics = server.app.metrics
+        assert metrics.value("banditroute_pacing_lambda", route="paced") == lam
+        spent = sum(metrics.value("banditroute_spend_usd_total", route="paced", model=m,
+                                  variant="none") for m in TRAFFIC)
+        assert spent == pytest.approx(sum(_cost(r.model) for r in replies))
         status = CliRunner().invoke(app, ["routes", "status", "paced", "--json",
                                           "--database-url", fresh_db_url])
         assert status.exit_code == 0, status.output

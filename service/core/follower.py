@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 
@@ -275,6 +276,9 @@ class EventFollower:
                     break
             if self.metrics is not None:
                 self.metrics.follower_last.set(self.position)
+                for (_, route), status in self.budgets.statuses(datetime.now(UTC)).items():
+                    self.metrics.budget(route, lam=status.lam, cost_weight=status.cost_weight,
+                                        remaining_usd=status.remaining_usd)
             await self.snapshots.save_due(self.position)
         return learned
 
