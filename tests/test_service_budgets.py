@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 
 import grpc
 import pytest
@@ -39,13 +40,15 @@ def _put_route(server: InProcessServer, name: str = "paced", **budget: object) -
             name=name, policy="quality", models=list(TRAFFIC), **budget)), metadata=md)
 
 
-def _traffic(address: str, n: int, seed: int,
-             route: str = "paced") -> list[router_pb2.RouteResponse]:
+def _traffic(address: str, n: int, seed: int, route: str = "paced",
+             until: float | None = None) -> list[router_pb2.RouteResponse]:
     rng = random.Random(seed)
     replies = []
     with grpc.insecure_channel(address) as channel:
         router = router_pb2_grpc.RouterStub(channel)
         for i in range(n):
+            if until is not None and time.time() >= until:
+                break
             reply = router.Route(router_pb2.RouteRequest(
                 prompt=f"question {i % 40}: " + "word " * rng.randrange(20, 60), route=route))
             replies.append(reply)
@@ -179,3 +182,50 @@ def test_cli_routes_put_bad_budget_exits_1_naming_the_field(fresh_db_url: str,
     assert bad.exit_code == 1
     assert field in bad.output
     assert runner.invoke(app, ["routes", "list", "--json", *db]).stdout == before
+
+
+@pytest.mark.parametrize("hard_cap", [False, True], ids=["paced", "hard-cap"])
+def test_period_budget_compressed_hour_ends_on_budget(fresh_db_url: str, hard_cap: bool) -> None:
+    """A budget hour compressed into 12 s of wall clock (the book's clock). Paced: the hour
+    ends within +-5% of its budget. Hard cap with a budget near the all-cheapest spend: the
+    hour never overspends by more than a few requests' cost (the in-flight ones)."""
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url)
+    try:
+        _put_route(server, name="warm")
+        start = time.time()
+        warmup = _traffic(server.address, 10**6, seed=5, route="warm", until=start + 2.0)
+        rate = len(warmup) / (time.time() - start)
+        seconds = 12.0
+        expected = rate * seconds
+        share = 0.05 if hard_cap else 0.3
+        budget = share * expected * _cost("gpt-4o")
+        budget_args: dict[str, object] = {"budget_usd": budget, "budget_period": "hour"}
+        if hard_cap:
+            budget_args["budget_hard_cap"] = True
+        _put_route(server, **budget_args)
+        hour = 1_700_000_000.0 - 1_700_000_000.0 % 3600
+        t0 = time.time() + 0.2
+        server.app.follower.budgets.clock = lambda t: hour + (t - t0) * 3600.0 / seconds
+        time.sleep(0.2)
+        replies = _traffic(server.address, 10**6, seed=6, until=t0 + seconds)
+        costs = [_cost(r.model) for r in replies]
+        spend = sum(costs)
+        cheapest = _cost("llama-3.1-8b-instruct")
+        print(f"hard_cap={hard_cap} requests {len(replies)} (expected {expected:.0f}), "
+              f"budget {budget:.4f}, spend {spend:.4f} ({spend / budget:.3f})")
+        if not hard_cap:
+            assert 0.95 * budget <= spend <= 1.05 * budget
+        else:
+            running, crossed = 0.0, len(costs)
+            for i, c in enumerate(costs):
+                running += c
+                if running >= budget:
+                    crossed = i + 1
+                    break
+            overspend = spend - budget - (len(costs) - crossed) * cheapest
+            print(f"overspend beyond the cheapest model: {overspend:.5f} "
+                  f"= {overspend / _cost('gpt-4o'):.2f} gpt-4o requests")
+            assert overspend <= 3 * _cost("gpt-4o")
+    finally:
+        server.stop()

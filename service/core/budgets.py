@@ -15,7 +15,7 @@ used (``decisions.pacing_cost_weight``) and whether pacing or the cap changed th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,10 +32,17 @@ RouteKey = tuple[str, str]
 class BudgetBook:
     """The pacers of one process's routes (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[float], float] | None = None) -> None:
         self._budgets: dict[RouteKey, RouteBudget] = {}
         self._pacers: dict[RouteKey, BudgetPacer] = {}
         self._resolve: Any = None
+        #: Maps a wall-clock time (epoch seconds) to budget time; None = identity. Tests
+        #: compress a period with it (every process of a deployment must use the same one).
+        self.clock = clock
+
+    def _t(self, when: datetime) -> float:
+        t = when.timestamp()
+        return t if self.clock is None else float(self.clock(t))
 
     def configure(self, config: Any) -> list[RouteKey]:
         """Adopt ``config``'s route budgets; returns the routes whose pacer is new (to be
@@ -77,16 +84,16 @@ class BudgetBook:
         pacer = self._pacers.get((tenant, route))
         if pacer is None:
             return None
-        return pacer.choose(scores, costs, chosen, t=now.timestamp())
+        return pacer.choose(scores, costs, chosen, t=self._t(now))
 
     def status(self, tenant: str, route: str, now: datetime) -> PacingStatus | None:
         """Where ``route``'s budget stands (None: no budget)."""
         pacer = self._pacers.get((tenant, route))
-        return None if pacer is None else pacer.status(now.timestamp())
+        return None if pacer is None else pacer.status(self._t(now))
 
     def statuses(self, now: datetime) -> dict[RouteKey, PacingStatus]:
         """Every budgeted route's status."""
-        t = now.timestamp()
+        t = self._t(now)
         return {key: pacer.status(t) for key, pacer in self._pacers.items()}
 
     def _key_of(self, ev: LearningEvent) -> RouteKey | None:
@@ -95,10 +102,9 @@ class BudgetBook:
         entry = self._resolve(ev.tenant or "", ev.route)
         return None if entry is None else (entry.tenant, entry.name)
 
-    @staticmethod
-    def _step(pacer: BudgetPacer, ev: LearningEvent) -> None:
+    def _step(self, pacer: BudgetPacer, ev: LearningEvent) -> None:
         cost = ev.cost_usd if ev.cost_usd is not None and ev.cost_usd >= 0 else 0.0
-        pacer.on_decision(ev.decision_created_at.timestamp(), float(cost))
+        pacer.on_decision(self._t(ev.decision_created_at), float(cost))
 
 
 def paced_decision(book: BudgetBook | None, route: Any, decision: Decision,
