@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from banditroute.service.storage import migrate
-from tests.helpers import create_database, database_name, drop_database, url_for_database
+from tests.helpers import database_name, temporary_database, url_for_database
 
 TEST_DATABASE_URL_ENV = "BANDITROUTE_TEST_DATABASE_URL"
 TEST_DATA_DIR_ENV = "BANDITROUTE_TEST_DATA_DIR"
@@ -51,43 +51,30 @@ def pg_server_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_db(pg_server_url: str) -> Iterator[str]:
     """Name of a database migrated to head, used as the template of test databases."""
-    url = create_database(pg_server_url, prefix="br_template")
-    name = database_name(url)
-    try:
+    with temporary_database(pg_server_url, "br_template") as url:
         migrate.upgrade(url)
-        yield name
-    finally:
-        drop_database(pg_server_url, name)
+        yield database_name(url)
 
 
 @pytest.fixture(scope="session")
 def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
     """URL of a fresh, migrated database shared by the whole test session."""
-    url = create_database(pg_server_url, prefix="br_session", template=template_db)
-    try:
+    with temporary_database(pg_server_url, "br_session", template=template_db) as url:
         yield url
-    finally:
-        drop_database(pg_server_url, database_name(url))
 
 
 @pytest.fixture
 def fresh_db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
     """URL of a new, empty, migrated database for one test."""
-    url = create_database(pg_server_url, prefix="br_test", template=template_db)
-    try:
+    with temporary_database(pg_server_url, "br_test", template=template_db) as url:
         yield url
-    finally:
-        drop_database(pg_server_url, database_name(url))
 
 
 @pytest.fixture
 def empty_db_url(pg_server_url: str) -> Iterator[str]:
     """URL of a new database with no schema at all (for migration tests)."""
-    url = create_database(pg_server_url, prefix="br_empty")
-    try:
+    with temporary_database(pg_server_url, "br_empty") as url:
         yield url
-    finally:
-        drop_database(pg_server_url, database_name(url))
 
 
 @pytest.fixture

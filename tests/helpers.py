@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+import grpc
 import numpy as np
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from banditroute.service.config import libpq_url, sqlalchemy_url
+
+if TYPE_CHECKING:
+    from tests.tls_certs import Pki
 
 __all__ = [
     "TEST_ADMIN_TOKEN",
@@ -25,9 +29,15 @@ __all__ = [
     "drop_database",
     "feedback_row",
     "free_port",
+    "migrated_database",
+    "mtls_server",
     "outcome_row",
+    "put_models",
     "register_demo",
+    "rpc_code",
+    "run_environment",
     "spawn_server",
+    "temporary_database",
     "url_for_database",
     "wait_for_health",
 ]
@@ -71,6 +81,66 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+@contextlib.contextmanager
+def temporary_database(server_url: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """:func:`create_database`, dropped again when the block ends; yields its URL."""
+    url = create_database(server_url, prefix=prefix, template=template)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, database_name(url))
+
+
+@contextlib.contextmanager
+def migrated_database(
+    server_url: str | None, prefix: str, data_prefix: str = "banditroute-bench-"
+) -> Iterator[tuple[str, str]]:
+    """A :func:`temporary_database` migrated to head; yields ``(url, mode)``.
+
+    On ``server_url``'s server (``mode`` "external"), or, when it is None, on an embedded
+    PostgreSQL started for the block in a new ``/tmp/<data_prefix>*`` folder ("embedded"),
+    stopped and removed afterwards. For benchmarks.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from banditroute.service.storage import migrate
+
+    server = data_dir = None
+    mode = "external"
+    if server_url is None:
+        from banditroute.service.storage.embedded import EmbeddedPostgres
+
+        data_dir = Path(tempfile.mkdtemp(prefix=data_prefix, dir="/tmp"))
+        server = EmbeddedPostgres(data_dir, database="postgres")
+        server_url, mode = server.start(), "embedded"
+    try:
+        with temporary_database(server_url, prefix) as url:
+            migrate.upgrade(url)
+            yield url, mode
+    finally:
+        if server is not None:
+            server.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_environment(url: str, mode: str) -> dict[str, Any]:
+    """Where a benchmark ran: ``database`` (``mode``), the PostgreSQL major version of ``url``'s
+    server and the Python version."""
+    import platform
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')").fetchone()
+    assert row is not None
+    return {
+        "database": mode,
+        "postgres_version": int(row[0]) // 10000,
+        "python": platform.python_version(),
+    }
+
+
 def decision_row(**overrides: Any) -> dict[str, Any]:
     """A complete decision row for
     :class:`~banditroute.service.storage.writer.GroupCommitWriter`."""
@@ -110,10 +180,7 @@ def decision_row(**overrides: Any) -> dict[str, Any]:
 
 def outcome_row(decision: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """An outcome row for ``decision`` (a :func:`decision_row`)."""
-    row: dict[str, Any] = {
-        "decision_id": decision["decision_id"],
-        "decision_created_at": decision["created_at"],
-        "tenant": None,
+    fields = {
         "quality": 0.75,
         "success": True,
         "input_tokens": 100,
@@ -123,20 +190,24 @@ def outcome_row(decision: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "error": "",
         "reward": 0.7,
     }
-    row.update(overrides)
-    return row
+    return _event_row(decision, fields, overrides)
 
 
 def feedback_row(decision: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """A feedback row for ``decision`` (a :func:`decision_row`)."""
+    fields = {"feedback_key": "source:user", "rating": 1.0, "comment": None, "source": "user"}
+    return _event_row(decision, fields, overrides)
+
+
+def _event_row(
+    decision: dict[str, Any], fields: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """A row naming ``decision`` (id, creation time, no tenant), then ``fields``, overridden."""
     row: dict[str, Any] = {
         "decision_id": decision["decision_id"],
         "decision_created_at": decision["created_at"],
         "tenant": None,
-        "feedback_key": "source:user",
-        "rating": 1.0,
-        "comment": None,
-        "source": "user",
+        **fields,
     }
     row.update(overrides)
     return row
@@ -347,3 +418,45 @@ def register_demo(db_url: str) -> None:
         register_demo_pool(engine)
     finally:
         engine.dispose()
+
+
+def rpc_code(call: Callable[[], Any]) -> grpc.StatusCode:
+    """The status code ``call()`` (one gRPC call) ends with: ``OK`` when it raises nothing."""
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return exc.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK
+
+
+def mtls_server(db_url: str, pki: Pki) -> InProcessServer:
+    """An :class:`InProcessServer` serving ``pki``'s server pair, requiring its clients' certs."""
+    return InProcessServer(
+        db_url,
+        tls_cert_file=pki.server.cert,
+        tls_key_file=pki.server.key,
+        tls_client_ca_file=pki.ca.cert,
+    )
+
+
+def put_models(
+    admin: Any,
+    ids: Iterable[str],
+    metadata: Any,
+    *,
+    provider: str = "test",
+    input_usd_per_mtok: float = 1.0,
+    output_usd_per_mtok: float = 1.0,
+) -> None:
+    """Register enabled models ``ids`` with one price through the Admin stub ``admin``."""
+    from banditroute.v1 import admin_pb2
+
+    for model_id in ids:
+        model = admin_pb2.Model(
+            id=model_id,
+            provider=provider,
+            input_usd_per_mtok=input_usd_per_mtok,
+            output_usd_per_mtok=output_usd_per_mtok,
+            enabled=True,
+        )
+        admin.PutModel(admin_pb2.PutModelRequest(model=model), metadata=metadata)

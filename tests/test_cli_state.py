@@ -24,7 +24,7 @@ from banditroute.service.config import Settings
 from banditroute.service.experiments.cli import DEFAULT_MAX_REWARD_DROP
 from banditroute.service.storage.database import open_database
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer, free_port
+from tests.helpers import InProcessServer, free_port, mtls_server
 from tests.tls_certs import make_pki
 
 runner = CliRunner()
@@ -172,12 +172,7 @@ def test_commands_start_quietly() -> None:
 
 def test_experiments_over_grpc_with_mtls_and_admin_token(fresh_db_url: str, tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
-    server = InProcessServer(
-        fresh_db_url,
-        tls_cert_file=pki.server.cert,
-        tls_key_file=pki.server.key,
-        tls_client_ca_file=pki.ca.cert,
-    )
+    server = mtls_server(fresh_db_url, pki)
     try:
         remote = ("--address", server.address, "--admin-token", server.admin_token)
         tls = ("--tls-ca-file", str(pki.ca.cert))

@@ -12,7 +12,7 @@ import pytest
 
 from banditroute.client import NO_RETRY, AllModelsFailed, AsyncRouter, Router
 from banditroute.v1 import admin_pb2
-from tests.helpers import TEST_ADMIN_TOKEN, InProcessServer, register_demo
+from tests.helpers import TEST_ADMIN_TOKEN, InProcessServer, mtls_server, register_demo
 from tests.tls_certs import make_pki
 
 PROMPT = "Write a haiku about routing."
@@ -197,12 +197,7 @@ def test_router_sends_the_api_key_and_the_admin_token(keyed_server: InProcessSer
 def test_router_connects_with_mutual_tls(fresh_db_url: str, tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     register_demo(fresh_db_url)
-    server = InProcessServer(
-        fresh_db_url,
-        tls_cert_file=pki.server.cert,
-        tls_key_file=pki.server.key,
-        tls_client_ca_file=pki.ca.cert,
-    )
+    server = mtls_server(fresh_db_url, pki)
     try:
         with Router(
             server.address,

@@ -35,6 +35,7 @@ from tests.helpers import (
     database_name,
     drop_database,
     free_port,
+    put_models,
     register_demo,
 )
 
@@ -56,19 +57,7 @@ class Seeded:
 
 
 def _setup(admin: admin_pb2_grpc.AdminStub) -> None:
-    for m in MODELS:
-        admin.PutModel(
-            admin_pb2.PutModelRequest(
-                model=admin_pb2.Model(
-                    id=m,
-                    provider="t",
-                    input_usd_per_mtok=1.0,
-                    output_usd_per_mtok=2.0,
-                    enabled=True,
-                )
-            ),
-            metadata=ADMIN,
-        )
+    put_models(admin, MODELS, ADMIN, provider="t", output_usd_per_mtok=2.0)
     for name, algorithm in (("lin", "linucb"), ("eps", "epsilon_greedy")):
         admin.PutPolicy(
             admin_pb2.PutPolicyRequest(name=name, algorithm=algorithm, seed=1), metadata=ADMIN

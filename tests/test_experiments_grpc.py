@@ -19,7 +19,7 @@ from banditroute.service.config import libpq_url
 from banditroute.service.experiments.assignment import bucket_of, initial_allocation, rebalance
 from banditroute.service.experiments.cli import experiments_app
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
-from tests.helpers import free_port, spawn_server
+from tests.helpers import free_port, put_models, spawn_server
 
 TOKEN = "experiments-test-token"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
@@ -38,19 +38,7 @@ def _fresh_channel(address: str) -> grpc.Channel:
 
 
 def _setup(admin: admin_pb2_grpc.AdminStub) -> None:
-    for m in MODELS:
-        admin.PutModel(
-            admin_pb2.PutModelRequest(
-                model=admin_pb2.Model(
-                    id=m,
-                    provider="test",
-                    input_usd_per_mtok=1.0,
-                    output_usd_per_mtok=1.0,
-                    enabled=True,
-                )
-            ),
-            metadata=ADMIN,
-        )
+    put_models(admin, MODELS, ADMIN)
     for name, algorithm, hp in [
         ("lin", "linucb", {}),
         ("ts", "thompson", {}),

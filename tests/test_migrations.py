@@ -73,29 +73,31 @@ def test_downgrade_to_base_and_upgrade_again(empty_db_url: str) -> None:
     assert migrate.current(empty_db_url) == migrate.head()
 
 
-def test_check_schema_on_empty_database_says_run_db_upgrade(empty_db_url: str) -> None:
-    engine = create_engine(empty_db_url)
+def _schema_refusal(url: str, statement: str | None = None) -> str:
+    """The message check_schema refuses ``url``'s database with (after ``statement``)."""
+    engine = create_engine(url)
     try:
+        if statement is not None:
+            with engine.begin() as conn:
+                conn.execute(text(statement))
         with pytest.raises(FailedPrecondition) as caught:
             check_schema(engine)
     finally:
         engine.dispose()
-    message = str(caught.value)
+    return str(caught.value)
+
+
+def test_check_schema_on_empty_database_says_run_db_upgrade(empty_db_url: str) -> None:
+    message = _schema_refusal(empty_db_url)
     assert "database schema is at none" in message
     assert f"needs {migrate.head()}" in message
     assert "banditroute db upgrade" in message
 
 
 def test_check_schema_on_newer_schema_says_upgrade_banditroute(fresh_db_url: str) -> None:
-    engine = create_engine(fresh_db_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
-        with pytest.raises(FailedPrecondition) as caught:
-            check_schema(engine)
-    finally:
-        engine.dispose()
-    message = str(caught.value)
+    message = _schema_refusal(
+        fresh_db_url, "UPDATE alembic_version SET version_num = '9999_from_the_future'"
+    )
     assert "9999_from_the_future" in message
     assert "newer than this banditroute" in message
 

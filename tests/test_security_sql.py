@@ -14,6 +14,7 @@ from banditroute.service.config import libpq_url
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.fault.fuzzing import count
 from tests.fault.strategies import INJECTION_STRINGS
+from tests.helpers import rpc_code
 
 TABLES = ("models", "policies", "routes", "api_keys", "decisions", "outcomes", "feedback")
 
@@ -31,14 +32,6 @@ def _tables(db_url: str) -> set[str]:
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             )
         }
-
-
-def _code(call: Any) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 _REFUSED = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
@@ -84,8 +77,8 @@ def test_injection_looking_values_round_trip_or_are_refused(grpc_server: Any, ev
             ),
         ]
         for number, lookup in enumerate(lookups):
-            assert _code(lookup) in _REFUSED, f"lookup {number}"
-        listed_routes = _code(
+            assert rpc_code(lookup) in _REFUSED, f"lookup {number}"
+        listed_routes = rpc_code(
             lambda: admin.ListRoutes(admin_pb2.ListRoutesRequest(tenant=evil), metadata=md)
         )
         assert listed_routes == grpc.StatusCode.INVALID_ARGUMENT

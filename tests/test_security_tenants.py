@@ -17,7 +17,7 @@ import pytest
 
 from banditroute.service.config import libpq_url
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
-from tests.helpers import spawn_server
+from tests.helpers import rpc_code, spawn_server
 
 ADMIN_TOKEN = "admin-secret-for-tenant-tests"
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
@@ -38,14 +38,6 @@ def keyed_server(fresh_db_url: str) -> Iterator[Any]:
             yield server, fresh_db_url, channel
     finally:
         server.stop()
-
-
-def _code(call: Any) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def _setup_tenants(admin: admin_pb2_grpc.AdminStub) -> dict[str, str]:
@@ -84,39 +76,45 @@ def test_admin_rpcs_need_the_admin_token(keyed_server: Any) -> None:
     _, _, channel = keyed_server
     admin = admin_pb2_grpc.AdminStub(channel)
     request = admin_pb2.ListModelsRequest()
-    assert _code(lambda: admin.ListModels(request)) == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_code(lambda: admin.ListModels(request)) == grpc.StatusCode.UNAUTHENTICATED
     for metadata in (
         (("authorization", "Bearer wrong"),),
         (("authorization", ADMIN_TOKEN),),  # no scheme
         (("authorization", f"Basic {ADMIN_TOKEN}"),),
         (("x-api-key", ADMIN_TOKEN),),
     ):
-        code = _code(lambda metadata=metadata: admin.ListModels(request, metadata=metadata))
+        code = rpc_code(lambda metadata=metadata: admin.ListModels(request, metadata=metadata))
         assert code == grpc.StatusCode.UNAUTHENTICATED, metadata
     assert admin.ListModels(request, metadata=ADMIN).models
 
 
-def test_router_rpcs_need_a_valid_key_and_stay_within_the_tenant(keyed_server: Any) -> None:
+def _tenant_stubs(
+    keyed_server: Any,
+) -> tuple[str, admin_pb2_grpc.AdminStub, router_pb2_grpc.RouterStub, dict[str, str]]:
+    """(database URL, admin stub, router stub, keys of the two tenants set up)."""
     _, db_url, channel = keyed_server
     admin = admin_pb2_grpc.AdminStub(channel)
-    router = router_pb2_grpc.RouterStub(channel)
-    keys = _setup_tenants(admin)
+    return db_url, admin, router_pb2_grpc.RouterStub(channel), _setup_tenants(admin)
+
+
+def test_router_rpcs_need_a_valid_key_and_stay_within_the_tenant(keyed_server: Any) -> None:
+    db_url, _, router, keys = _tenant_stubs(keyed_server)
     acme = (("x-api-key", keys["acme"]),)
     globex = (("x-api-key", keys["globex"]),)
 
     route = router_pb2.RouteRequest(prompt="hello", route="acme-chat")
-    assert _code(lambda: router.Route(route)) == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_code(lambda: router.Route(route)) == grpc.StatusCode.UNAUTHENTICATED
     bogus = (("x-api-key", "brk_not_a_real_key"),)
-    assert _code(lambda: router.Route(route, metadata=bogus)) == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_code(lambda: router.Route(route, metadata=bogus)) == grpc.StatusCode.UNAUTHENTICATED
     # The admin token is not a tenant key.
-    assert _code(lambda: router.Route(route, metadata=ADMIN)) == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_code(lambda: router.Route(route, metadata=ADMIN)) == grpc.StatusCode.UNAUTHENTICATED
 
     decision = router.Route(route, metadata=acme)
     assert decision.decision_id
     # Another tenant's route does not exist for globex; naming acme as tenant is refused.
-    assert _code(lambda: router.Route(route, metadata=globex)) == grpc.StatusCode.NOT_FOUND
+    assert rpc_code(lambda: router.Route(route, metadata=globex)) == grpc.StatusCode.NOT_FOUND
     as_acme = router_pb2.RouteRequest(prompt="hello", route="acme-chat", tenant="acme")
-    assert _code(lambda: router.Route(as_acme, metadata=globex)) == (
+    assert rpc_code(lambda: router.Route(as_acme, metadata=globex)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
 
@@ -124,8 +122,8 @@ def test_router_rpcs_need_a_valid_key_and_stay_within_the_tenant(keyed_server: A
     outcome = router_pb2.RecordOutcomeRequest(decision_id=decision.decision_id, quality=0.0)
     feedback = router_pb2.SubmitFeedbackRequest(decision_id=decision.decision_id, rating=0.0)
     denied = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
-    assert _code(lambda: router.RecordOutcome(outcome, metadata=globex)) in denied
-    assert _code(lambda: router.SubmitFeedback(feedback, metadata=globex)) in denied
+    assert rpc_code(lambda: router.RecordOutcome(outcome, metadata=globex)) in denied
+    assert rpc_code(lambda: router.SubmitFeedback(feedback, metadata=globex)) in denied
     batch = router.RecordOutcomes(
         router_pb2.RecordOutcomesRequest(outcomes=[outcome]), metadata=globex
     )
@@ -146,10 +144,7 @@ def test_router_rpcs_need_a_valid_key_and_stay_within_the_tenant(keyed_server: A
 
 
 def test_keys_are_stored_hashed_and_revocation_locks_the_tenant_out(keyed_server: Any) -> None:
-    _, db_url, channel = keyed_server
-    admin = admin_pb2_grpc.AdminStub(channel)
-    router = router_pb2_grpc.RouterStub(channel)
-    keys = _setup_tenants(admin)
+    db_url, admin, router, keys = _tenant_stubs(keyed_server)
     acme = (("x-api-key", keys["acme"]),)
     route = router_pb2.RouteRequest(prompt="hello", route="acme-chat")
     assert router.Route(route, metadata=acme).decision_id
@@ -163,27 +158,29 @@ def test_keys_are_stored_hashed_and_revocation_locks_the_tenant_out(keyed_server
 
     admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(key_id=keys["acme-id"]), metadata=ADMIN)
     assert _eventually(
-        lambda: _code(lambda: router.Route(route, metadata=acme)) == grpc.StatusCode.UNAUTHENTICATED
+        lambda: (
+            rpc_code(lambda: router.Route(route, metadata=acme)) == grpc.StatusCode.UNAUTHENTICATED
+        )
     ), "revoked key still accepted"
     # Revoking one tenant's key leaves the other's working.
     globex = (("x-api-key", keys["globex"]),)
     other = router_pb2.RouteRequest(prompt="hello", route="globex-chat")
     assert router.Route(other, metadata=globex).decision_id
     unknown = admin_pb2.RevokeApiKeyRequest(key_id="no-such-key")
-    assert _code(lambda: admin.RevokeApiKey(unknown, metadata=ADMIN)) == (grpc.StatusCode.NOT_FOUND)
+    assert rpc_code(lambda: admin.RevokeApiKey(unknown, metadata=ADMIN)) == (
+        grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
     """Random outcomes, batches and feedback from one tenant on another's decisions."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
+    from tests.fault.fuzzing import fuzz_settings
     from tests.fault.strategies import nasty_floats, nasty_text
 
-    _, db_url, channel = keyed_server
-    admin = admin_pb2_grpc.AdminStub(channel)
-    router = router_pb2_grpc.RouterStub(channel)
-    keys = _setup_tenants(admin)
+    db_url, _, router, keys = _tenant_stubs(keyed_server)
     acme = (("x-api-key", keys["acme"]),)
     globex = (("x-api-key", keys["globex"]),)
     victims = [
@@ -199,13 +196,7 @@ def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
     }
     allowed_numbers = {code.value[0] for code in allowed}
 
-    @settings(
-        max_examples=60,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(60)
     @given(
         victim=st.sampled_from(victims),
         value=st.one_of(st.floats(0.0, 1.0), nasty_floats()),
@@ -215,7 +206,7 @@ def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
     def check(victim: str, value: float, text: str, kind: str) -> None:
         if kind == "outcome":
             request = router_pb2.RecordOutcomeRequest(decision_id=victim, quality=value)
-            assert _code(lambda: router.RecordOutcome(request, metadata=globex)) in allowed
+            assert rpc_code(lambda: router.RecordOutcome(request, metadata=globex)) in allowed
         elif kind == "batch":
             batch = router_pb2.RecordOutcomesRequest(
                 outcomes=[router_pb2.RecordOutcomeRequest(decision_id=victim, success=True)]
@@ -226,7 +217,7 @@ def test_fuzz_cross_tenant_writes_never_succeed(keyed_server: Any) -> None:
             rating = router_pb2.SubmitFeedbackRequest(
                 decision_id=victim, rating=value, comment=text, feedback_id=text
             )
-            assert _code(lambda: router.SubmitFeedback(rating, metadata=globex)) in allowed
+            assert rpc_code(lambda: router.SubmitFeedback(rating, metadata=globex)) in allowed
 
     check()
     with psycopg.connect(libpq_url(db_url)) as conn:

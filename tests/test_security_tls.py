@@ -62,48 +62,44 @@ def _client_credentials(pki: Pki, client: tuple[bytes, bytes] | None) -> grpc.Ch
     )
 
 
-def test_tls_handshake_succeeds_with_trusted_ca(pki: Pki) -> None:
-    async def run() -> int:
-        server, port = await _serve(_settings(pki, mtls=False))
+def _health(pki: Pki, *, mtls: bool, creds: grpc.ChannelCredentials | None) -> object:
+    """A health check against a health-only TLS server (``creds`` None: a plaintext channel).
+
+    Returns the serving status, or the status code the check failed with.
+    """
+
+    async def run() -> object:
+        server, port = await _serve(_settings(pki, mtls=mtls))
         try:
-            creds = _client_credentials(pki, None)
-            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
-                return await _check(channel)
+            target = f"127.0.0.1:{port}"
+            if creds is None:
+                channel = grpc.aio.insecure_channel(target)
+            else:
+                channel = grpc.aio.secure_channel(target, creds)
+            async with channel:
+                try:
+                    return await _check(channel)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code()
         finally:
             await server.stop(None)
 
-    assert asyncio.run(run()) == health_pb2.HealthCheckResponse.SERVING
+    return asyncio.run(run())
+
+
+def test_tls_handshake_succeeds_with_trusted_ca(pki: Pki) -> None:
+    creds = _client_credentials(pki, None)
+    assert _health(pki, mtls=False, creds=creds) == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_tls_port_refuses_plaintext_clients(pki: Pki) -> None:
-    async def run() -> grpc.StatusCode:
-        server, port = await _serve(_settings(pki, mtls=False))
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await _check(channel)
-                return info.value.code()
-        finally:
-            await server.stop(None)
-
-    assert asyncio.run(run()) == grpc.StatusCode.UNAVAILABLE
+    assert _health(pki, mtls=False, creds=None) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_tls_client_rejects_server_from_untrusted_ca(pki: Pki, tmp_path: Path) -> None:
     other = make_pki(tmp_path / "other")
-
-    async def run() -> grpc.StatusCode:
-        server, port = await _serve(_settings(pki, mtls=False))
-        try:
-            creds = grpc.ssl_channel_credentials(root_certificates=other.ca.cert.read_bytes())
-            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await _check(channel)
-                return info.value.code()
-        finally:
-            await server.stop(None)
-
-    assert asyncio.run(run()) == grpc.StatusCode.UNAVAILABLE
+    creds = grpc.ssl_channel_credentials(root_certificates=other.ca.cert.read_bytes())
+    assert _health(pki, mtls=False, creds=creds) == grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.parametrize(
@@ -115,22 +111,11 @@ def test_mtls_requires_a_client_certificate_from_the_configured_ca(
     pki: Pki, client: str, expected_ok: bool
 ) -> None:
     pair = None if client == "none" else getattr(pki, client).read()
-
-    async def run() -> bool:
-        server, port = await _serve(_settings(pki, mtls=True))
-        try:
-            creds = _client_credentials(pki, pair)
-            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as channel:
-                try:
-                    await _check(channel)
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.UNAVAILABLE
-                    return False
-                return True
-        finally:
-            await server.stop(None)
-
-    assert asyncio.run(run()) is expected_ok
+    result = _health(pki, mtls=True, creds=_client_credentials(pki, pair))
+    if expected_ok:
+        assert not isinstance(result, grpc.StatusCode), result
+    else:
+        assert result == grpc.StatusCode.UNAVAILABLE
 
 
 def test_server_credentials_none_without_tls_settings() -> None:
@@ -157,15 +142,10 @@ def test_server_credentials_name_a_missing_or_non_pem_file(pki: Pki, tmp_path: P
 def test_service_answers_route_only_over_mtls(fresh_db_url: str, pki: Pki) -> None:
     """The real service (create_server) with TLS settings: Route works over mutual TLS only."""
     from banditroute.v1 import router_pb2, router_pb2_grpc
-    from tests.helpers import InProcessServer, register_demo
+    from tests.helpers import mtls_server, register_demo
 
     register_demo(fresh_db_url)
-    server = InProcessServer(
-        fresh_db_url,
-        tls_cert_file=pki.server.cert,
-        tls_key_file=pki.server.key,
-        tls_client_ca_file=pki.ca.cert,
-    )
+    server = mtls_server(fresh_db_url, pki)
     try:
         request = router_pb2.RouteRequest(prompt="over mutual TLS")
         creds = _client_credentials(pki, pki.client.read())

@@ -10,17 +10,9 @@ import grpc
 import pytest
 
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer
+from tests.helpers import InProcessServer, rpc_code
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
-
-
-def _code(call: Callable[[], Any]) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def _eventually(check: Callable[[], bool], polls: int = 200) -> bool:
@@ -44,11 +36,11 @@ def stubs(grpc_server: InProcessServer) -> Any:
 def test_admin_requires_the_token(stubs: Any) -> None:
     admin, _, md = stubs
     req = admin_pb2.ListModelsRequest()
-    assert _code(lambda: admin.ListModels(req)) == UNAUTH
-    assert _code(lambda: admin.ListModels(req, metadata=(("authorization", "Bearer no"),))) == (
+    assert rpc_code(lambda: admin.ListModels(req)) == UNAUTH
+    assert rpc_code(lambda: admin.ListModels(req, metadata=(("authorization", "Bearer no"),))) == (
         UNAUTH
     )
-    assert _code(lambda: admin.ListModels(req, metadata=(("authorization", "Basic x"),))) == (
+    assert rpc_code(lambda: admin.ListModels(req, metadata=(("authorization", "Basic x"),))) == (
         UNAUTH
     )
     assert len(admin.ListModels(req, metadata=md).models) >= 2
@@ -141,7 +133,7 @@ ADMIN_ERRORS = [
 )
 def test_admin_rejects_bad_requests(stubs: Any, call: Any, code: grpc.StatusCode) -> None:
     admin, _, md = stubs
-    assert _code(lambda: call(admin, md)) == code
+    assert rpc_code(lambda: call(admin, md)) == code
 
 
 def test_api_keys_bind_the_tenant(fresh_db_url: str) -> None:
@@ -160,23 +152,26 @@ def test_api_keys_bind_the_tenant(fresh_db_url: str) -> None:
             )
             as_acme = (("x-api-key", key.key),)
             req = router_pb2.RouteRequest(prompt="hi")
-            assert _code(lambda: router.Route(req)) == UNAUTH
+            assert rpc_code(lambda: router.Route(req)) == UNAUTH
             assert (
-                _code(lambda: router.Route(req, metadata=(("x-api-key", "br_forged"),))) == UNAUTH
+                rpc_code(lambda: router.Route(req, metadata=(("x-api-key", "br_forged"),)))
+                == UNAUTH
             )
             reply = router.Route(req, metadata=as_acme)  # shared route "default", tenant acme
             wrong = router_pb2.RouteRequest(prompt="hi", tenant="umbrella")
-            assert _code(lambda: router.Route(wrong, metadata=as_acme)) == (
+            assert rpc_code(lambda: router.Route(wrong, metadata=as_acme)) == (
                 grpc.StatusCode.PERMISSION_DENIED
             )
             outcome = router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=1.0)
             assert (
-                _code(lambda: router.RecordOutcome(outcome, metadata=(("x-api-key", other.key),)))
+                rpc_code(
+                    lambda: router.RecordOutcome(outcome, metadata=(("x-api-key", other.key),))
+                )
                 == grpc.StatusCode.PERMISSION_DENIED
             )
             assert router.RecordOutcome(outcome, metadata=as_acme).event_id > 0
             admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(key_id=key.key_id), metadata=md)
-            assert _code(lambda: router.Route(req, metadata=as_acme)) == UNAUTH
+            assert rpc_code(lambda: router.Route(req, metadata=as_acme)) == UNAUTH
     finally:
         server.stop()
 
@@ -199,7 +194,7 @@ def test_config_changes_reach_another_process(grpc_server: InProcessServer) -> N
             req = router_pb2.RouteRequest(prompt="hi", candidates=["fresh-model"])
 
             def served() -> bool:
-                return _code(lambda: router_b.Route(req)) == grpc.StatusCode.OK
+                return rpc_code(lambda: router_b.Route(req)) == grpc.StatusCode.OK
 
             assert _eventually(served)
     finally:
@@ -220,4 +215,4 @@ def test_disabled_models_are_never_routed(stubs: Any) -> None:
         reply = router.Route(router_pb2.RouteRequest(prompt=f"q{i}"))
         assert reply.model != off and off not in {f.model for f in reply.fallbacks}
     only_off = router_pb2.RouteRequest(prompt="q", candidates=[off])
-    assert _code(lambda: router.Route(only_off)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert rpc_code(lambda: router.Route(only_off)) == grpc.StatusCode.FAILED_PRECONDITION

@@ -16,17 +16,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from banditroute.service.config import libpq_url
 from banditroute.service.core.admin import DEMO_MODELS
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer
+from tests.helpers import InProcessServer, rpc_code
 
 IA = grpc.StatusCode.INVALID_ARGUMENT
-
-
-def rpc_code(call: Any) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 @pytest.fixture

@@ -80,19 +80,27 @@ def _write(directory: Path, stem: str, cert: Any, key: Any) -> CertPair:
     return CertPair(cert_path, key_path)
 
 
-def _ca(common_name: str) -> tuple[Any, Any]:
+def _builder(common_name: str, issuer: Any, key: Any, *, ca: bool) -> Any:
+    """A certificate builder for ``key`` valid from 5 minutes ago for a day, CA or not."""
     c = _crypto()
-    key = c.ec.generate_private_key(c.ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    return (
         c.x509.CertificateBuilder()
         .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(c.x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(c.x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(c.x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+
+
+def _ca(common_name: str) -> tuple[Any, Any]:
+    c = _crypto()
+    key = c.ec.generate_private_key(c.ec.SECP256R1())
+    cert = (
+        _builder(common_name, _name(common_name), key, ca=True)
         .add_extension(
             c.x509.KeyUsage(
                 digital_signature=True,
@@ -121,22 +129,11 @@ def _leaf(
 ) -> tuple[Any, Any]:
     c = _crypto()
     key = c.ec.generate_private_key(c.ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        c.x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(c.x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(c.x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            c.x509.ExtendedKeyUsage(
-                [c.ExtendedKeyUsageOID.SERVER_AUTH if server else c.ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
+    builder = _builder(common_name, ca_cert.subject, key, ca=False).add_extension(
+        c.x509.ExtendedKeyUsage(
+            [c.ExtendedKeyUsageOID.SERVER_AUTH if server else c.ExtendedKeyUsageOID.CLIENT_AUTH]
+        ),
+        critical=False,
     )
     if server:
         builder = builder.add_extension(

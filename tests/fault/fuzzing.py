@@ -24,6 +24,7 @@ __all__ = [
     "assert_serving",
     "count",
     "db_counts",
+    "fuzz_settings",
 ]
 
 #: A server must never answer these to a client's input.
@@ -77,6 +78,22 @@ class RawCaller:
         except grpc.RpcError as exc:
             return exc.code(), None, exc.details() or ""
         return grpc.StatusCode.OK, response, ""
+
+
+def fuzz_settings(examples: int) -> Any:
+    """Hypothesis settings of the fuzzers: ``examples`` examples, the same ones every run.
+
+    No deadline (calls cross a network), no example database, no health checks.
+    """
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def assert_serving(channel: grpc.Channel) -> None:

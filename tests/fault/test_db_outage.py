@@ -89,22 +89,10 @@ def test_outage_route_keeps_answering_writes_unavailable_then_resume(
             codes: Counter[grpc.StatusCode] = Counter()
             for i in range(OUTAGE_WRITES):
                 did = before[10 + i % 10]
-                codes[
-                    _code_of(
-                        lambda did=did: stub.RecordOutcome(
-                            router_pb2.RecordOutcomeRequest(decision_id=did, quality=0.5),
-                            timeout=60,
-                        )
-                    )
-                ] += 1
-                codes[
-                    _code_of(
-                        lambda did=did: stub.SubmitFeedback(
-                            router_pb2.SubmitFeedbackRequest(decision_id=did, rating=1.0),
-                            timeout=60,
-                        )
-                    )
-                ] += 1
+                outcome = router_pb2.RecordOutcomeRequest(decision_id=did, quality=0.5)
+                feedback = router_pb2.SubmitFeedbackRequest(decision_id=did, rating=1.0)
+                codes[_code_of(lambda o=outcome: stub.RecordOutcome(o, timeout=60))] += 1
+                codes[_code_of(lambda f=feedback: stub.SubmitFeedback(f, timeout=60))] += 1
                 batch = router_pb2.RecordOutcomesRequest(
                     outcomes=[router_pb2.RecordOutcomeRequest(decision_id=did, quality=0.5)]
                 )
@@ -148,9 +136,12 @@ def test_outage_route_keeps_answering_writes_unavailable_then_resume(
                     )
                 )
                 assert code == grpc.StatusCode.NOT_FOUND
-            # And Route is back to answering after commit.
+            # And Route is back to logging its decisions: an outcome right after it is accepted.
             after = _route(stub, "after outage")
-            assert after.decision_id
+            stub.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=after.decision_id, quality=1),
+                timeout=60,
+            )
 
         with psycopg.connect(libpq_url(dedicated_pg.url)) as conn:
             late = {
@@ -162,6 +153,6 @@ def test_outage_route_keeps_answering_writes_unavailable_then_resume(
         assert late == {r.decision_id for r in during[:BUFFER]}
         assert not stored & {r.decision_id for r in during[BUFFER:]}
         assert set(before) | {after.decision_id} <= stored
-        assert outcomes is not None and outcomes[0] == 20 + BUFFER
+        assert outcomes is not None and outcomes[0] == 20 + BUFFER + 1
     finally:
         server.stop()

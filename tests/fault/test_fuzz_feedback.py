@@ -12,13 +12,13 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from banditroute.service.config import libpq_url
 from banditroute.service.storage.ids import new_decision_id
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.fault.fuzzing import BAD_CODES, assert_db_invariants, assert_serving
+from tests.fault.fuzzing import BAD_CODES, assert_db_invariants, assert_serving, fuzz_settings
 from tests.fault.strategies import INJECTION_STRINGS, nasty_floats, nasty_text
 
 pytestmark = pytest.mark.fault
@@ -26,13 +26,7 @@ pytestmark = pytest.mark.fault
 EXAMPLES = 300
 DECISIONS = 6
 
-_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+_SETTINGS = fuzz_settings(EXAMPLES)
 
 _BAD_NUMBERS = {code.value[0] for code in BAD_CODES}
 _ALLOWED = {
@@ -108,8 +102,16 @@ def _feedback(known: list[str]) -> st.SearchStrategy[router_pb2.SubmitFeedbackRe
     )
 
 
-def _code(exc: grpc.RpcError | None) -> grpc.StatusCode:
-    return grpc.StatusCode.OK if exc is None else exc.code()
+def _checked_call(rpc: Any, request: Any) -> tuple[Any, grpc.StatusCode]:
+    """(reply or None, status code) of ``rpc(request)``; the code must be an allowed one."""
+    try:
+        reply, code = rpc(request, timeout=30), grpc.StatusCode.OK
+        error = None
+    except grpc.RpcError as exc:
+        reply, code, error = None, exc.code(), exc
+    assert code not in BAD_CODES, f"{code} {error and error.details()!r} for {request!r}"
+    assert code in _ALLOWED, f"unexpected {code} for {request!r}"
+    return reply, code
 
 
 def _canon(decision_id: str) -> str:
@@ -153,14 +155,7 @@ def test_fuzz_outcomes_acknowledged_exactly_as_stored(router: Any) -> None:
     sent: list[router_pb2.RecordOutcomeRequest] = []
 
     def record(request: router_pb2.RecordOutcomeRequest) -> None:
-        try:
-            reply = stub.RecordOutcome(request, timeout=30)
-            error = None
-        except grpc.RpcError as exc:
-            reply, error = None, exc
-        code = _code(error)
-        assert code not in BAD_CODES, f"{code} {error and error.details()!r} for {request!r}"
-        assert code in _ALLOWED, f"unexpected {code} for {request!r}"
+        reply, code = _checked_call(stub.RecordOutcome, request)
         did = _canon(request.decision_id)
         if code == grpc.StatusCode.OK:
             assert did in known, "outcome accepted for an unknown decision"
@@ -257,14 +252,7 @@ def test_fuzz_feedback_acknowledged_exactly_as_stored(router: Any) -> None:
     @given(request=_feedback(known), repeat=st.booleans())
     def check(request: router_pb2.SubmitFeedbackRequest, repeat: bool) -> None:
         for _ in range(2 if repeat else 1):
-            try:
-                reply = stub.SubmitFeedback(request, timeout=30)
-                error = None
-            except grpc.RpcError as exc:
-                reply, error = None, exc
-            code = _code(error)
-            assert code not in BAD_CODES, f"{code} {error and error.details()!r} for {request!r}"
-            assert code in _ALLOWED, f"unexpected {code} for {request!r}"
+            reply, code = _checked_call(stub.SubmitFeedback, request)
             did = _canon(request.decision_id)
             key = (did, request.feedback_id or f"source:{request.source}")
             if code == grpc.StatusCode.OK:

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from banditroute.v1 import router_pb2
@@ -23,6 +23,7 @@ from tests.fault.fuzzing import (
     assert_db_invariants,
     assert_serving,
     db_counts,
+    fuzz_settings,
 )
 from tests.fault.strategies import invalid_utf8_field, message_strategy, mutated_bytes, nasty_text
 
@@ -31,13 +32,7 @@ pytestmark = pytest.mark.fault
 #: Examples per RPC; 20 RPCs, so 800 calls per fuzzer.
 EXAMPLES_PER_RPC = 40
 
-_FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES_PER_RPC,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+_FUZZ_SETTINGS = fuzz_settings(EXAMPLES_PER_RPC)
 
 
 def _admin_metadata(server: Any) -> tuple[tuple[str, str], ...]:
