@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -46,15 +44,9 @@ from banditroute.service.experiments.assignment import VariantSpec  # noqa: E402
 from banditroute.service.experiments.manager import ExperimentManager  # noqa: E402
 from banditroute.service.experiments.stats import experiment_status, yardstick  # noqa: E402
 from banditroute.service.metrics import Metrics  # noqa: E402
-from banditroute.service.storage import migrate  # noqa: E402
 from banditroute.service.storage.database import create_engine  # noqa: E402
 from banditroute.service.storage.partitions import ensure_decision_partitions  # noqa: E402
-from tests.helpers import (  # noqa: E402
-    create_database,
-    database_name,
-    drop_database,
-    free_port,
-)
+from tests.helpers import free_port, migrated_database, run_environment  # noqa: E402
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "claude-3-haiku", "llama-3.1-8b-instruct")
 
@@ -249,136 +241,134 @@ def _real_run(out_dir: Path, minutes: float, rate: float) -> None:
     import grpc
     from playwright.sync_api import sync_playwright
 
-    from banditroute.service.storage.embedded import EmbeddedPostgres
     from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
     from tests.helpers import TEST_ADMIN_TOKEN, InProcessServer, register_demo
 
     admin_md = (("authorization", f"Bearer {TEST_ADMIN_TOKEN}"),)
-    data_dir = Path(tempfile.mkdtemp(prefix="banditroute-shots-", dir="/tmp"))
-    pg = EmbeddedPostgres(data_dir, database="postgres")
-    server_url = pg.start()
-    url = create_database(server_url, prefix="br_shots")
-    server = None
-    try:
-        migrate.upgrade(url)
-        register_demo(url)
-        port = free_port()
-        server = InProcessServer(url, metrics_port=port)
-        app = server.app
-        app.metrics.mount(
-            Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
-        )
-        rng = random.Random(7)
-        support = ["gpt-4o", "claude-3-haiku", "llama-3.1-8b-instruct"]
-        with grpc.insecure_channel(server.address) as ch:
-            admin = admin_pb2_grpc.AdminStub(ch)
-            router = router_pb2_grpc.RouterStub(ch)
-            admin.PutPolicy(
-                admin_pb2.PutPolicyRequest(name="support-ts", algorithm="thompson", seed=1),
-                metadata=admin_md,
+    with migrated_database(None, "br_shots", "banditroute-shots-") as (url, _):
+        server = None
+        try:
+            register_demo(url)
+            port = free_port()
+            server = InProcessServer(url, metrics_port=port)
+            app = server.app
+            app.metrics.mount(
+                Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
             )
-            admin.PutPolicy(
-                admin_pb2.PutPolicyRequest(name="support-eps", algorithm="epsilon_greedy", seed=1),
-                metadata=admin_md,
-            )
-            admin.PutRoute(
-                admin_pb2.PutRouteRequest(
-                    route=admin_pb2.RouteConfig(name="support", policy="support-ts", models=support)
-                ),
-                metadata=admin_md,
-            )
-            t0 = time.monotonic()
-            end = t0 + minutes * 60
-            started = bumped = False
-            i = 0
-            while time.monotonic() < end:
-                frac = (time.monotonic() - t0) / (minutes * 60)
-                if not started and frac > 0.3:
-                    admin.CreateExperiment(
-                        admin_pb2.CreateExperimentRequest(
-                            name="support-ts-vs-eps",
-                            route="support",
-                            variants=[
-                                admin_pb2.Variant(
-                                    name="control", policy="support-ts", weight=50, control=True
-                                ),
-                                admin_pb2.Variant(
-                                    name="treatment", policy="support-eps", weight=50
-                                ),
-                            ],
-                            guardrail=admin_pb2.Guardrail(max_reward_drop=0.2),
-                            start=True,
-                            actor="operator",
-                        ),
-                        metadata=admin_md,
-                    )
-                    started = True
-                if not bumped and frac > 0.6:
-                    admin.PutPolicy(
-                        admin_pb2.PutPolicyRequest(
-                            name="default",
-                            algorithm="linucb",
-                            reward=admin_pb2.RewardWeights(cost_weight=40.0, feedback_weight=0.5),
-                        ),
-                        metadata=admin_md,
-                    )
-                    bumped = True
-                route = "support" if i % 3 == 0 else "default"
-                resp = router.Route(
-                    router_pb2.RouteRequest(
-                        prompt=f"question {i}: " + "lorem ipsum " * rng.randint(5, 60),
-                        route=route,
-                        unit_id=f"user-{rng.randint(1, 500)}",
-                    )
+            rng = random.Random(7)
+            support = ["gpt-4o", "claude-3-haiku", "llama-3.1-8b-instruct"]
+            with grpc.insecure_channel(server.address) as ch:
+                admin = admin_pb2_grpc.AdminStub(ch)
+                router = router_pb2_grpc.RouterStub(ch)
+                admin.PutPolicy(
+                    admin_pb2.PutPolicyRequest(name="support-ts", algorithm="thompson", seed=1),
+                    metadata=admin_md,
                 )
-                quality = min(1.0, max(0.0, _QUALITY[resp.model] + rng.gauss(0, 0.12)))
-                tokens_in, tokens_out = rng.randint(200, 1500), rng.randint(50, 600)
-                router.RecordOutcome(
-                    router_pb2.RecordOutcomeRequest(
-                        decision_id=resp.decision_id,
-                        quality=quality,
-                        input_tokens=tokens_in,
-                        output_tokens=tokens_out,
-                        latency_ms=rng.uniform(300, 2500),
-                    )
+                admin.PutPolicy(
+                    admin_pb2.PutPolicyRequest(
+                        name="support-eps", algorithm="epsilon_greedy", seed=1
+                    ),
+                    metadata=admin_md,
                 )
-                if i % 5 == 0:
-                    router.SubmitFeedback(
-                        router_pb2.SubmitFeedbackRequest(
-                            decision_id=resp.decision_id,
-                            rating=1.0 if quality > 0.7 else 0.0,
-                            source="user",
+                admin.PutRoute(
+                    admin_pb2.PutRouteRequest(
+                        route=admin_pb2.RouteConfig(
+                            name="support", policy="support-ts", models=support
+                        )
+                    ),
+                    metadata=admin_md,
+                )
+                t0 = time.monotonic()
+                end = t0 + minutes * 60
+                started = bumped = False
+                i = 0
+                while time.monotonic() < end:
+                    frac = (time.monotonic() - t0) / (minutes * 60)
+                    if not started and frac > 0.3:
+                        admin.CreateExperiment(
+                            admin_pb2.CreateExperimentRequest(
+                                name="support-ts-vs-eps",
+                                route="support",
+                                variants=[
+                                    admin_pb2.Variant(
+                                        name="control", policy="support-ts", weight=50, control=True
+                                    ),
+                                    admin_pb2.Variant(
+                                        name="treatment", policy="support-eps", weight=50
+                                    ),
+                                ],
+                                guardrail=admin_pb2.Guardrail(max_reward_drop=0.2),
+                                start=True,
+                                actor="operator",
+                            ),
+                            metadata=admin_md,
+                        )
+                        started = True
+                    if not bumped and frac > 0.6:
+                        admin.PutPolicy(
+                            admin_pb2.PutPolicyRequest(
+                                name="default",
+                                algorithm="linucb",
+                                reward=admin_pb2.RewardWeights(
+                                    cost_weight=40.0, feedback_weight=0.5
+                                ),
+                            ),
+                            metadata=admin_md,
+                        )
+                        bumped = True
+                    route = "support" if i % 3 == 0 else "default"
+                    resp = router.Route(
+                        router_pb2.RouteRequest(
+                            prompt=f"question {i}: " + "lorem ipsum " * rng.randint(5, 60),
+                            route=route,
+                            unit_id=f"user-{rng.randint(1, 500)}",
                         )
                     )
-                i += 1
-                time.sleep(max(0.0, 1.0 / rate - 0.005))
-        server.sync()
-        print(f"real run: {i} requests in {minutes} min", file=sys.stderr)
-        base = f"http://127.0.0.1:{port}"
-        shots = {
-            "dashboard-overview.png": "/?window=hour",
-            "dashboard-route.png": "/routes/default?window=hour",
-            "dashboard-route-support.png": "/routes/support?window=hour",
-            "dashboard-experiment.png": "/experiments/support-ts-vs-eps?window=hour",
-        }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or None, args=["--no-sandbox"]
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{base}/?token={TEST_ADMIN_TOKEN}")
-            for name, path in shots.items():
-                page.goto(base + path)
-                page.screenshot(path=str(out_dir / name), full_page=True)
-                print(f"wrote {out_dir / name}", file=sys.stderr)
-            browser.close()
-    finally:
-        if server is not None:
-            server.stop()
-        drop_database(server_url, database_name(url))
-        pg.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+                    quality = min(1.0, max(0.0, _QUALITY[resp.model] + rng.gauss(0, 0.12)))
+                    tokens_in, tokens_out = rng.randint(200, 1500), rng.randint(50, 600)
+                    router.RecordOutcome(
+                        router_pb2.RecordOutcomeRequest(
+                            decision_id=resp.decision_id,
+                            quality=quality,
+                            input_tokens=tokens_in,
+                            output_tokens=tokens_out,
+                            latency_ms=rng.uniform(300, 2500),
+                        )
+                    )
+                    if i % 5 == 0:
+                        router.SubmitFeedback(
+                            router_pb2.SubmitFeedbackRequest(
+                                decision_id=resp.decision_id,
+                                rating=1.0 if quality > 0.7 else 0.0,
+                                source="user",
+                            )
+                        )
+                    i += 1
+                    time.sleep(max(0.0, 1.0 / rate - 0.005))
+            server.sync()
+            print(f"real run: {i} requests in {minutes} min", file=sys.stderr)
+            base = f"http://127.0.0.1:{port}"
+            shots = {
+                "dashboard-overview.png": "/?window=hour",
+                "dashboard-route.png": "/routes/default?window=hour",
+                "dashboard-route-support.png": "/routes/support?window=hour",
+                "dashboard-experiment.png": "/experiments/support-ts-vs-eps?window=hour",
+            }
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(
+                    executable_path=shutil.which("chromium") or None, args=["--no-sandbox"]
+                )
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(f"{base}/?token={TEST_ADMIN_TOKEN}")
+                for name, path in shots.items():
+                    page.goto(base + path)
+                    page.screenshot(path=str(out_dir / name), full_page=True)
+                    print(f"wrote {out_dir / name}", file=sys.stderr)
+                browser.close()
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def main() -> None:
@@ -404,18 +394,10 @@ def main() -> None:
     if args.existing_database_url:
         print(json.dumps(_measure(args.existing_database_url, args.repeat)))
         return
-    server = data_dir = None
-    if args.database_url:
-        server_url, mode = args.database_url, "external"
-    else:
-        from banditroute.service.storage.embedded import EmbeddedPostgres
-
-        data_dir = Path(tempfile.mkdtemp(prefix="banditroute-dash-", dir="/tmp"))
-        server = EmbeddedPostgres(data_dir, database="postgres")
-        server_url, mode = server.start(), "embedded"
-    url = create_database(server_url, prefix="br_bench_dash")
-    try:
-        migrate.upgrade(url)
+    with migrated_database(args.database_url or None, "br_bench_dash", "banditroute-dash-") as (
+        url,
+        mode,
+    ):
         t0 = time.perf_counter()
         _seed(url, args.decisions)
         seed_s = time.perf_counter() - t0
@@ -423,10 +405,7 @@ def main() -> None:
         engine = create_engine(url)
         with engine.connect() as conn:
             counts = conn.execute(
-                text(
-                    "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM outcomes), "
-                    "current_setting('server_version_num')"
-                )
+                text("SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM outcomes)")
             ).one()
         engine.dispose()
         output = {
@@ -434,16 +413,8 @@ def main() -> None:
             "decisions": int(counts[0]),
             "outcomes": int(counts[1]),
             "seed_s": round(seed_s, 1),
-            "database": mode,
-            "postgres_version": int(counts[2]) // 10000,
-            "python": platform.python_version(),
+            **run_environment(url, mode),
         }
-    finally:
-        drop_database(server_url, database_name(url))
-        if server is not None:
-            server.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "dashboard.json").write_text(json.dumps(output, indent=2) + "\n")

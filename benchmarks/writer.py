@@ -24,10 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,14 +32,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from banditroute.service.storage import migrate  # noqa: E402
 from banditroute.service.storage.writer import GroupCommitWriter  # noqa: E402
 from tests.helpers import (  # noqa: E402
-    create_database,
-    database_name,
     decision_row,
-    drop_database,
+    migrated_database,
     outcome_row,
+    run_environment,
 )
 
 
@@ -102,46 +97,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    server = None
-    data_dir = None
-    if args.database_url:
-        server_url = args.database_url
-        mode = "external"
-    else:
-        from banditroute.service.storage.embedded import EmbeddedPostgres
-
-        data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
-        server = EmbeddedPostgres(data_dir, database="postgres")
-        server_url = server.start()
-        mode = "embedded"
-    url = create_database(server_url, prefix="br_bench")
-    try:
-        migrate.upgrade(url)
+    with migrated_database(args.database_url or None, "br_bench") as (url, mode):
         result = asyncio.run(_measure(url, args.events, args.batch, args.concurrency))
         assert _count(url, "outcomes") == 2 * args.events
         assert _count(url, "decisions") == 2 * args.events
-        import psycopg
-
-        from banditroute.service.config import libpq_url
-
-        with psycopg.connect(libpq_url(url)) as conn:
-            row = conn.execute("SELECT current_setting('server_version_num')").fetchone()
-        assert row is not None
         output = {
             **result,
             "events": args.events,
             "batch": args.batch,
             "concurrency": args.concurrency,
-            "database": mode,
-            "postgres_version": int(row[0]) // 10000,
-            "python": platform.python_version(),
+            **run_environment(url, mode),
         }
-    finally:
-        drop_database(server_url, database_name(url))
-        if server is not None:
-            server.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
     results_dir = ROOT / "benchmarks" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "writer.json").write_text(json.dumps(output, indent=2) + "\n")
