@@ -12,6 +12,12 @@ Procedure (the test splits are never read):
 4. The winner per algorithm is what ``learners/linear.py`` ships as its default; the test
    ``tests/test_learners_defaults.py`` checks that the code's defaults are the grid's
    ``DEFAULTS`` entries, and this script prints whether the winner equals them.
+5. Operating point (``--stage operating``): the shipped LinUCB runs cold on the same
+   validation cuts at every fraction of the replay's lambda grid; the operating fraction
+   is the one with the largest hull gap (accuracy minus the single-model hull at the same
+   cost, whole pass, mean over seeds and datasets): the point where routing adds the most
+   over choosing or mixing single models. ``replay``'s first lambda uses it
+   (:data:`~banditroute.service.replay.cli.DEFAULT_COST_FRACTIONS`).
 
 Usage::
 
@@ -22,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,13 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from replay import split_fit_validation
+from replay import print_json, split_fit_validation
 
 from banditroute.service.replay.baselines import baseline_report
-from banditroute.service.replay.cli import default_cost_weights
+from banditroute.service.replay.cli import DEFAULT_COST_FRACTIONS, default_cost_weights
 from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.hull import hull_gap
 from banditroute.service.replay.loaders import default_data_root, load_dataset
-from banditroute.service.replay.runner import PolicySpec, default_featurizer
+from banditroute.service.replay.runner import PolicySpec, default_featurizer, run_online
 
 #: Candidate hyperparameters per algorithm; ``context_ridge`` as a multiple of the dimension.
 GRID: dict[str, list[dict[str, float]]] = {
@@ -53,6 +59,8 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "linucb": {"alpha": 0.5, "context_ridge": 4.0},
     "thompson": {"v": 0.1, "context_ridge": 1.0},
 }
+#: The operating lambda fraction step 5 selects; ``replay`` ships it first in its grid.
+OPERATING_FRACTION = 0.15
 FEATURE_DIM = 64
 
 
@@ -69,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--stage", choices=("grid", "operating"), default="grid")
     args = parser.parse_args(argv)
     root = args.data_root or default_data_root()
     featurize = default_featurizer(FEATURE_DIM)
+    if args.stage == "operating":
+        return _operating(args, root, featurize)
     start = time.perf_counter()
     scores: dict[str, dict[str, float]] = {}
     for name in args.datasets.split(","):
@@ -100,11 +111,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         out["winners"][algorithm] = {"params": winner, "mean_aiq_minus_hull": best,
                                      "equals_shipped_default": winner == DEFAULTS[algorithm]}
     out["seconds"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(out, indent=2)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print_json(out, args.out)
+    return out
+
+
+def _operating(args: argparse.Namespace, root: Path | None, featurize: Any) -> dict[str, Any]:
+    """Step 5: the lambda fraction where the shipped LinUCB's hull gap is largest."""
+    start = time.perf_counter()
+    gaps: dict[float, list[float]] = {f: [] for f in DEFAULT_COST_FRACTIONS}
+    for name in args.datasets.split(","):
+        _, validation = split_fit_validation(load_dataset(name, "train", root))
+        features = featurize(validation.prompts)
+        weights = default_cost_weights(validation)
+        for fraction, weight in zip(DEFAULT_COST_FRACTIONS, weights, strict=True):
+            for seed in range(args.seeds):
+                policy = PolicySpec("linucb").build(validation.models, features.shape[1], seed)
+                run = run_online(policy, validation, features, weight, seed)
+                gaps[fraction].append(hull_gap(validation, run.order, run.choices))
+        print(f"{name}: validation {validation.n} prompts scored", file=sys.stderr)
+    means = {f: float(np.mean(v)) for f, v in gaps.items()}
+    best = max(means, key=lambda f: (means[f], -f))
+    out = {"benchmark": "defaults-operating", "seeds": args.seeds,
+           "datasets": args.datasets.split(","), "mean_hull_gap_by_fraction": means,
+           "operating_fraction": best, "shipped_fraction": DEFAULT_COST_FRACTIONS[0],
+           "equals_shipped_default": best == DEFAULT_COST_FRACTIONS[0],
+           "seconds": round(time.perf_counter() - start, 1)}
+    print_json(out, args.out)
     return out
 
 

@@ -46,3 +46,9 @@ def test_every_default_is_a_grid_candidate() -> None:
     module = _defaults_module()
     for algorithm, params in module.DEFAULTS.items():
         assert params in module.GRID[algorithm]
+
+
+def test_replay_operating_point_is_the_validation_selected_one() -> None:
+    from banditroute.service.replay.cli import DEFAULT_COST_FRACTIONS
+
+    assert DEFAULT_COST_FRACTIONS[0] == _defaults_module().OPERATING_FRACTION
