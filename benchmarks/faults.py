@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -65,9 +64,12 @@ from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grp
 from tests.fault.dedicated_pg import DedicatedPostgres  # noqa: E402
 from tests.fault.workload import (  # noqa: E402
     OutcomeStream,
+    kill_at_ack,
     make_decisions,
     outcome_for,
+    resend_unacknowledged,
     retry_until_recorded,
+    stream_until_killed,
 )
 from tests.helpers import (  # noqa: E402
     create_database,
@@ -149,16 +151,15 @@ def _policy_check(db_url: str, address: str) -> dict[str, Any]:
     }
 
 
-def _killer(pid: int, threshold: int) -> tuple[Any, list[int]]:
-    """An acknowledgement hook that SIGKILLs ``pid`` at the ``threshold``-th ack."""
-    fired: list[int] = []
-
-    def on_ack(count: int) -> None:
-        if count >= threshold and not fired:
-            fired.append(count)
-            os.kill(pid, signal.SIGKILL)
-
-    return on_ack, fired
+async def _outcome_code(stub: Any, did: str, *, quality: float, timeout: float) -> str:
+    """Name of the status code one RecordOutcome (``quality`` for ``did``) ends with."""
+    try:
+        await stub.RecordOutcome(
+            router_pb2.RecordOutcomeRequest(decision_id=did, quality=quality), timeout=timeout
+        )
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name
+    return "OK"
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -175,7 +176,7 @@ def crash(db: str, outcomes: int, kills: int) -> dict[str, Any]:
     for k in range(kills):
         todo = [r for r in requests if r.decision_id not in acknowledged]
         threshold = max(1, len(todo) // (kills - k + 1))
-        on_ack, fired = _killer(server.pid, threshold)
+        on_ack, fired = kill_at_ack(server.pid, threshold)
         stream = OutcomeStream(server.address, todo, on_ack=on_ack)
         asyncio.run(stream.run())
         server.kill()
@@ -223,7 +224,7 @@ def worker_crash(db: str, outcomes: int = 5000) -> dict[str, Any]:
         decisions = asyncio.run(make_decisions(server.address, outcomes))
         requests = [outcome_for(d, i) for i, d in enumerate(decisions)]
         workers = _workers(server.pid)
-        on_ack, fired = _killer(workers[0], outcomes // 3)
+        on_ack, fired = kill_at_ack(workers[0], outcomes // 3)
         stream = OutcomeStream(server.address, requests, on_ack=on_ack)
         asyncio.run(stream.run())
         rest = [r for r in requests if r.decision_id not in stream.acknowledged]
@@ -245,18 +246,11 @@ def embedded_crash() -> dict[str, Any]:
     env = {"BANDITROUTE_DATA_DIR": str(data_dir)}
     try:
         server = spawn_server("", env=env, args=("--demo",))
-        decisions = asyncio.run(make_decisions(server.address, 2000))
-        requests = [outcome_for(d, i) for i, d in enumerate(decisions)]
-        on_ack, fired = _killer(server.pid, 800)
-        stream = OutcomeStream(server.address, requests, batch_size=20, on_ack=on_ack)
-        asyncio.run(stream.run())
+        requests, stream, fired = stream_until_killed(
+            server.address, server.pid, 2000, 800, batch_size=20
+        )
         server.kill()
-        server = spawn_server("", env=env)
-        try:
-            rest = [r for r in requests if r.decision_id not in stream.acknowledged]
-            asyncio.run(retry_until_recorded(server.address, rest))
-        finally:
-            server.stop()
+        resend_unacknowledged(env, requests, stream.acknowledged)
         with EmbeddedPostgres(data_dir) as pg:
             lost = _lost(pg.url, stream.acknowledged)
             rows = len(_stored(pg.url))
@@ -311,14 +305,8 @@ def outage(pg: DedicatedPostgres, db: str, outage_s: float, concurrency: int) ->
                 stub = router_pb2_grpc.RouterStub(channel)
 
                 async def write(did: str) -> None:
-                    try:
-                        await stub.RecordOutcome(
-                            router_pb2.RecordOutcomeRequest(decision_id=did, quality=1.0),
-                            timeout=30,
-                        )
-                        writes.append((time.monotonic(), "OK"))
-                    except grpc.aio.AioRpcError as exc:
-                        writes.append((time.monotonic(), exc.code().name))
+                    code = await _outcome_code(stub, did, quality=1.0, timeout=30)
+                    writes.append((time.monotonic(), code))
 
                 await asyncio.sleep(2.0)
                 down = time.monotonic()
@@ -377,14 +365,7 @@ def flood(db: str, calls: int) -> dict[str, Any]:
                 stub = router_pb2_grpc.RouterStub(channel)
 
                 async def one(did: str) -> str:
-                    try:
-                        await stub.RecordOutcome(
-                            router_pb2.RecordOutcomeRequest(decision_id=did, quality=0.5),
-                            timeout=120,
-                        )
-                    except grpc.aio.AioRpcError as exc:
-                        return exc.code().name
-                    return "OK"
+                    return await _outcome_code(stub, did, quality=0.5, timeout=120)
 
                 # Waves of FLOOD_WAVE concurrent calls: with thousands at once grpc.aio itself
                 # cancels ~10% of them (seen without any interceptor), which is not ours to count.
@@ -417,10 +398,16 @@ def flood(db: str, calls: int) -> dict[str, Any]:
 
 
 def fuzz(db: str, examples: int) -> dict[str, Any]:
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given
     from hypothesis import strategies as st
 
-    from tests.fault.fuzzing import BAD_CODES, RPCS, RawCaller, assert_db_invariants
+    from tests.fault.fuzzing import (
+        BAD_CODES,
+        RPCS,
+        RawCaller,
+        assert_db_invariants,
+        fuzz_settings,
+    )
     from tests.fault.strategies import message_strategy, mutated_bytes, nasty_text
 
     server = spawn_server(db, args=("--demo",))
@@ -432,13 +419,7 @@ def fuzz(db: str, examples: int) -> dict[str, Any]:
             strings = st.one_of(
                 st.sampled_from(["default", "gpt-4o-mini", "default-linucb"]), nasty_text()
             )
-            conf = settings(
-                max_examples=examples,
-                derandomize=True,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
+            conf = fuzz_settings(examples)
 
             def fuzz_one(rpc: Any) -> None:
                 @conf

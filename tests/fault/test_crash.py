@@ -8,9 +8,7 @@ running as a stale server; the next start adopts it and nothing acknowledged is 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from banditroute.service.core.follower import rebuild_policy
 from banditroute.service.storage.database import create_engine
 from banditroute.service.storage.embedded import EmbeddedPostgres
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2
-from tests.fault.workload import OutcomeStream, make_decisions, outcome_for, retry_until_recorded
+from tests.fault.workload import resend_unacknowledged, retry_until_recorded, stream_until_killed
 from tests.helpers import spawn_server
 
 pytestmark = pytest.mark.fault
@@ -58,17 +56,6 @@ def _assert_acknowledged_are_stored(
     assert missing == [], f"{len(missing)} acknowledged outcomes lost"
     for did, request in acknowledged.items():
         assert stored[did] == (request.quality, request.success)
-
-
-def _kill_when(pid: int, threshold: int) -> Any:
-    fired: list[int] = []
-
-    def on_ack(count: int) -> None:
-        if count >= threshold and not fired:
-            fired.append(count)
-            os.kill(pid, signal.SIGKILL)
-
-    return on_ack, fired
 
 
 def _default_policy(address: str, metadata: Any) -> tuple[str, int]:
@@ -136,11 +123,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(fresh_db_url: str) -> 
     server = spawn_server(fresh_db_url, env=env, args=("--demo",))
     admin_md: Any = ()
     try:
-        decisions = asyncio.run(make_decisions(server.address, OUTCOMES))
-        requests = [outcome_for(did, i) for i, did in enumerate(decisions)]
-        on_ack, fired = _kill_when(server.pid, KILL_AFTER_ACKS)
-        stream = OutcomeStream(server.address, requests, on_ack=on_ack)
-        asyncio.run(stream.run())
+        requests, stream, fired = stream_until_killed(
+            server.address, server.pid, OUTCOMES, KILL_AFTER_ACKS
+        )
     finally:
         server.kill()
     assert fired, "the server was never killed"
@@ -172,23 +157,16 @@ def test_sigkill_of_service_on_embedded_database_recovers_stale_server() -> None
     try:
         server = spawn_server("", env=env, args=("--demo",))
         try:
-            decisions = asyncio.run(make_decisions(server.address, 400))
-            requests = [outcome_for(did, i) for i, did in enumerate(decisions)]
-            on_ack, fired = _kill_when(server.pid, 150)
-            stream = OutcomeStream(server.address, requests, batch_size=10, on_ack=on_ack)
-            asyncio.run(stream.run())
+            requests, stream, fired = stream_until_killed(
+                server.address, server.pid, 400, 150, batch_size=10
+            )
         finally:
             server.kill()
         assert fired
         pid_file = data_dir / "postgres" / "postmaster.pid"
         assert pid_file.exists(), "embedded PostgreSQL should survive its owner's SIGKILL"
 
-        server = spawn_server("", env=env)
-        try:
-            rest = [r for r in requests if r.decision_id not in stream.acknowledged]
-            asyncio.run(retry_until_recorded(server.address, rest))
-        finally:
-            server.stop()
+        resend_unacknowledged(env, requests, stream.acknowledged)
         # Read the result through a fresh handle on the same data dir.
         with EmbeddedPostgres(data_dir) as pg:
             _assert_acknowledged_are_stored(pg.url, stream.acknowledged)

@@ -7,14 +7,38 @@ Used by the fault tests and by ``benchmarks/faults.py``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import os
+import signal
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from banditroute.v1 import router_pb2, router_pb2_grpc
 
-__all__ = ["OutcomeStream", "make_decisions", "outcome_for", "retry_until_recorded"]
+__all__ = [
+    "OutcomeStream",
+    "kill_at_ack",
+    "make_decisions",
+    "outcome_for",
+    "resend_unacknowledged",
+    "retry_until_recorded",
+    "stream_until_killed",
+]
+
+
+def kill_at_ack(pid: int, threshold: int) -> tuple[Callable[[int], None], list[int]]:
+    """An acknowledgement hook that SIGKILLs ``pid`` at the ``threshold``-th ack, and the list
+    it appends that ack's count to (once) when it fires."""
+    fired: list[int] = []
+
+    def on_ack(count: int) -> None:
+        if count >= threshold and not fired:
+            fired.append(count)
+            os.kill(pid, signal.SIGKILL)
+
+    return on_ack, fired
 
 
 def outcome_for(decision_id: str, index: int) -> router_pb2.RecordOutcomeRequest:
@@ -171,3 +195,37 @@ async def retry_until_recorded(
             else:
                 raise AssertionError("outcomes still unrecorded after every retry")
     return out
+
+
+def resend_unacknowledged(
+    env: dict[str, str],
+    requests: Sequence[router_pb2.RecordOutcomeRequest],
+    acknowledged: Container[str],
+) -> None:
+    """Start a server on the embedded database (``env``) and record, retrying, every request
+    whose decision is not in ``acknowledged``; stop it again."""
+    from tests.helpers import spawn_server
+
+    server = spawn_server("", env=env)
+    try:
+        rest = [r for r in requests if r.decision_id not in acknowledged]
+        asyncio.run(retry_until_recorded(server.address, rest))
+    finally:
+        server.stop()
+
+
+def stream_until_killed(
+    address: str, pid: int, decisions: int, kill_after: int, **options: Any
+) -> tuple[list[router_pb2.RecordOutcomeRequest], OutcomeStream, list[int]]:
+    """Make ``decisions`` decisions on ``address`` and stream one outcome each
+    (:func:`outcome_for`) while ``pid`` is SIGKILLed at the ``kill_after``-th acknowledgement.
+
+    Returns the requests, the finished :class:`OutcomeStream` (``options`` are its keyword
+    arguments) and the list :func:`kill_at_ack` fills when it fired.
+    """
+    ids = asyncio.run(make_decisions(address, decisions))
+    requests = [outcome_for(did, i) for i, did in enumerate(ids)]
+    on_ack, fired = kill_at_ack(pid, kill_after)
+    stream = OutcomeStream(address, requests, on_ack=on_ack, **options)
+    asyncio.run(stream.run())
+    return requests, stream, fired
