@@ -394,7 +394,9 @@ class InProcessServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def sync(self) -> int:
-        """Let the server's follower apply every committed event; returns its position."""
+        """Let the server's writer commit the decisions Route answered before their commit,
+        and its follower apply every committed event; returns the follower's position."""
+        self.call(self.app.writer.settle(None, 30.0))
         self.call(self.app.follower.catch_up())
         return int(self.app.follower.position)
 

@@ -45,6 +45,7 @@ def test_route_answers_a_model_and_logs_the_decision(
     assert 0.0 < reply.propensity <= 1.0
     assert {f.model for f in reply.fallbacks} == models - {reply.model}
     assert reply.estimated_cost_usd > 0 and not reply.replayed
+    grpc_server.sync()  # the decision commits after the answer
     stored = _rows(
         grpc_server.db_url,
         "SELECT model, propensity, prompt, octet_length(prompt_hash) FROM decisions "

@@ -208,9 +208,11 @@ class GroupCommitWriter:
         (future,) = self._enqueue([("d", DecisionRow.from_mapping(row))])
         return future
 
-    async def settle(self, decision_ids: Iterable[Any], timeout_s: float) -> None:
-        """Wait (at most ``timeout_s``) until those of ``decision_ids`` queued in this writer
-        are committed or failed; return at once when none is."""
+    async def settle(self, decision_ids: Iterable[Any] | None, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until those of ``decision_ids`` (None: all) queued in
+        this writer are committed or failed; return at once when none is."""
+        if decision_ids is None:
+            decision_ids = list(self._unsettled)
         waiting = [f for d in decision_ids if (f := self._unsettled.get(d)) is not None]
         if waiting:
             await asyncio.wait(waiting, timeout=timeout_s)

@@ -157,4 +157,5 @@ def test_huge_prompts_get_clear_statuses(
     assert code == expected, details
     assert_serving(channel)
     written = 1 if expected == grpc.StatusCode.OK else 0
+    server.sync()  # Route's decision commits after its answer
     assert db_counts(server.db_url)["decisions"] == before + written
