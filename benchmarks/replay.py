@@ -24,7 +24,7 @@ Protocol (no choice is ever made on a test split):
 
 Usage: ``python benchmarks/replay.py [--quick] [--out DIR] [--data-root DIR]
 [--datasets NAME ...] [--cost-target PCT] [--cost-headroom PCT]``.
-Full JSON/Markdown/PNG reports are written to ``benchmarks/results/replay/``.
+Full JSON/Markdown/PNG reports are written to ``benchmarks/results/tuned/`` (``--out``).
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny grids (smoke run)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "replay")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tuned")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))

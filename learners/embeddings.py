@@ -8,8 +8,9 @@ error rather than a download. It costs about 20-60 us per prompt (``python
 benchmarks/features.py`` prints the measured figure).
 
 Measured on the shared routing data it does **not** beat the default hashed features (see
-docs/replay.md, "What was tried"), so it is off by default; try it on your own traffic with
-``banditroute replay --embedding wordllama``.
+docs/replay.md, "What was tried"), so it is off by default; measure it on your own
+traffic with ``FeatureExtractor(embedding_fn=wordllama_embedder(64), embedding_dim=64,
+dim=128)``.
 
 Examples
 --------
