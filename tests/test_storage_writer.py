@@ -322,8 +322,10 @@ def test_close_flushes_every_pending_write(fresh_db_url: str) -> None:
 
 
 def test_event_ids_become_visible_in_order_with_two_writers(fresh_db_url: str) -> None:
-    """A follower reading ``event_id > last seen`` while two writers commit misses nothing."""
+    """A follower reading outcomes ``event_id > last seen`` while two writers commit outcomes
+    (and decisions, which take their ids without the event-log lock) misses nothing."""
     decisions = [decision_row() for _ in range(400)]
+    fresh = [decision_row() for _ in range(400)]
     seen: set[int] = set()
 
     async def follower(stop: asyncio.Event) -> None:
@@ -334,7 +336,7 @@ def test_event_ids_become_visible_in_order_with_two_writers(fresh_db_url: str) -
             while True:
                 done = stop.is_set()
                 cursor = await conn.execute(
-                    "SELECT event_id FROM decisions WHERE event_id > %s ORDER BY event_id", (last,)
+                    "SELECT event_id FROM outcomes WHERE event_id > %s ORDER BY event_id", (last,)
                 )
                 ids = [r[0] for r in await cursor.fetchall()]
                 seen.update(ids)
@@ -343,23 +345,33 @@ def test_event_ids_become_visible_in_order_with_two_writers(fresh_db_url: str) -
                     return
                 await asyncio.sleep(0)
 
-    async def writer_task(rows: list[dict[str, Any]]) -> None:
+    async def writer_task(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
         async with GroupCommitWriter(fresh_db_url, flush_ms=0.5, batch_max_rows=7) as writer:
             for i in range(0, len(rows), 10):
-                await asyncio.gather(*(writer.write_decision(r) for r in rows[i : i + 10]))
+                await asyncio.gather(
+                    *(writer.write_outcome(outcome_row(r)) for r in rows[i : i + 10]),
+                    *(writer.write_decision(r) for r in more[i : i + 10]),
+                )
 
     async def scenario() -> None:
+        async with GroupCommitWriter(fresh_db_url) as writer:
+            await asyncio.gather(*(writer.write_decision(r) for r in decisions))
         stop = asyncio.Event()
         follow = asyncio.create_task(follower(stop))
-        await asyncio.gather(writer_task(decisions[::2]), writer_task(decisions[1::2]))
+        await asyncio.gather(
+            writer_task(decisions[::2], fresh[::2]), writer_task(decisions[1::2], fresh[1::2])
+        )
         stop.set()
         await follow
 
     run(scenario)
     with psycopg.connect(libpq_url(fresh_db_url)) as conn:
-        committed = {r[0] for r in conn.execute("SELECT event_id FROM decisions").fetchall()}
+        committed = {r[0] for r in conn.execute("SELECT event_id FROM outcomes").fetchall()}
+        decision_ids = {r[0] for r in conn.execute("SELECT event_id FROM decisions").fetchall()}
     assert len(committed) == len(decisions)
     assert seen == committed
+    assert len(decision_ids) == len(decisions) + len(fresh)
+    assert not decision_ids & committed  # one sequence: no id twice
 
 
 def test_outcome_writes_notify_the_events_channel(fresh_db_url: str) -> None:
