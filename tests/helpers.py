@@ -173,6 +173,8 @@ def decision_row(**overrides: Any) -> dict[str, Any]:
         "prompt": None,
         "shadow": None,
         "logged": True,
+        "pacing_cost_weight": 0.0,
+        "pacing": "",
     }
     row.update(overrides)
     return row
