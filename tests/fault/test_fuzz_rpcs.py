@@ -141,10 +141,12 @@ def test_invalid_utf8_in_any_string_field_is_invalid_argument(fuzz_target: Any) 
         (1 << 20, "a", grpc.StatusCode.OK),
         ((1 << 20) + 1, "a", grpc.StatusCode.INVALID_ARGUMENT),
         ((1 << 20) + 2, "é", grpc.StatusCode.INVALID_ARGUMENT),  # 2 bytes per character
-        (3 << 20, "a", grpc.StatusCode.RESOURCE_EXHAUSTED),  # over the transport's size cap
-        (3 << 20, "😀", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        # Over the request limit (max_prompt_bytes + 1 MiB): refused before parsing, still
+        # INVALID_ARGUMENT naming the limit, never the retryable RESOURCE_EXHAUSTED.
+        (3 << 20, "a", grpc.StatusCode.INVALID_ARGUMENT),
+        (3 << 20, "😀", grpc.StatusCode.INVALID_ARGUMENT),
     ],
-    ids=["at-limit", "one-byte-over", "multibyte-over", "over-size-cap", "emoji-over-size-cap"],
+    ids=["at-limit", "one-byte-over", "multibyte-over", "over-request-limit", "emoji-over-limit"],
 )
 def test_huge_prompts_get_clear_statuses(
     fuzz_target: Any, prompt_bytes: int, char: str, expected: grpc.StatusCode
