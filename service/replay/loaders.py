@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import math
 import os
@@ -33,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.generic import load_generic
 from banditroute.service.replay.prices import DEFAULT_OUTPUT_TOKENS, call_cost, estimate_tokens
+from banditroute.service.replay.splits import SPLITS, check_split, hash_split
 
 __all__ = [
     "DATASETS",
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 DATASETS = ("routerbench", "routellm-mmlu", "routellm-gsm8k", "routellm-mtbench")
-SPLITS = ("train", "test", "all")
 ROUTELLM_STRONG = "gpt-4-1106-preview"
 ROUTELLM_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 ROUTERBENCH_MODELS = (
@@ -68,7 +68,6 @@ ROUTERBENCH_MODELS = (
     "zero-one-ai/Yi-34B-Chat",
 )
 _ROUTERBENCH_FILE = re.compile(r"^(?P<task>.+)_(?P<split>train|test)\.csv$")
-_TRAIN_FRACTION = 0.5
 
 
 def default_data_root(start: Path | None = None) -> Path | None:
@@ -85,26 +84,6 @@ def default_data_root(start: Path | None = None) -> Path | None:
             candidate = parent.parent / "shared" / "data"
             return candidate if candidate.is_dir() else None
     return None
-
-
-def hash_split(text: str, train_fraction: float = _TRAIN_FRACTION) -> str:
-    """Stable ``"train"``/``"test"`` assignment from the SHA-256 of ``text``.
-
-    Examples
-    --------
-    >>> hash_split("What is 2+2?") in ("train", "test")
-    True
-    >>> hash_split("x") == hash_split("x")
-    True
-    """
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0**64
-    return "train" if u < train_fraction else "test"
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
 
 
 def _to_float(value: str | None) -> float:
@@ -145,7 +124,7 @@ def load_routerbench(root: Path, split: str = "all") -> ReplayDataset:
     NaN correctness counts as wrong (quality 0); NaN cost becomes 0. Rows come in file
     order (files sorted by name).
     """
-    _check_split(split)
+    check_split(split)
     files = sorted(p for p in root.glob("*.csv") if _ROUTERBENCH_FILE.match(p.name))
     if not files:
         raise FileNotFoundError(f"no <task>_<train|test>.csv files under {root}")
@@ -195,7 +174,7 @@ def _routellm_table(
     split: str,
     output_note: str,
 ) -> ReplayDataset:
-    _check_split(split)
+    check_split(split)
     keep = [i for i, p in enumerate(prompts) if split == "all" or hash_split(p) == split]
     models = [ROUTELLM_WEAK, ROUTELLM_STRONG]
     quality = np.zeros((len(keep), 2))
@@ -334,206 +313,6 @@ def load_routellm_mtbench(root: Path, split: str = "all") -> ReplayDataset:
 
 
 #: Row fields of the generic format besides the per-model tables.
-_GENERIC_FIELDS = ("prompt", "task", "id", "split")
-_GENERIC_TABLES = ("quality", "cost", "latency")
-
-
-class _GenericRow:
-    """One parsed row of a generic file; ``where`` locates it (``path:line``)."""
-
-    __slots__ = ("cells", "fields", "line")
-
-    def __init__(self, line: int) -> None:
-        self.line = line
-        self.fields: dict[str, str] = {}
-        #: kind -> model -> value
-        self.cells: dict[str, dict[str, float]] = {kind: {} for kind in _GENERIC_TABLES}
-
-
-def _generic_error(path: Path, line: int, column: str, problem: str) -> ValueError:
-    return ValueError(f"{path}:{line}: column {column!r}: {problem}")
-
-
-def _generic_number(path: Path, line: int, column: str, kind: str, raw: object) -> float:
-    """A quality, cost or latency cell: a finite number in the kind's range, else an error."""
-    hint = {
-        "quality": "a number in [0, 1] (write 1/0, not yes/no or true/false)",
-        "cost": "a number of US dollars >= 0, without a currency sign (0.01, not $0.01)",
-        "latency": "a number of seconds >= 0, without a unit",
-    }[kind]
-    value: float | None = None
-    if isinstance(raw, str):
-        text = raw.strip()
-        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
-            value = float(text)
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = float(raw)
-    if value is None or not math.isfinite(value):
-        raise _generic_error(path, line, column, f"expected {hint}, got {raw!r}")
-    if value < 0 or (kind == "quality" and value > 1):
-        raise _generic_error(path, line, column, f"{value:g} is out of range: expected {hint}")
-    return value
-
-
-def _generic_field(path: Path, line: int, name: str, raw: object) -> str:
-    if raw is None:
-        return ""
-    if name in ("id", "task") and isinstance(raw, int) and not isinstance(raw, bool):
-        return str(raw)
-    if not isinstance(raw, str):
-        raise _generic_error(path, line, name, f"expected a string, got {raw!r}")
-    if name == "split" and raw not in ("", "train", "test"):
-        raise _generic_error(
-            path, line, name, f"expected 'train' or 'test' (lower case) or empty, got {raw!r}"
-        )
-    return raw
-
-
-def _generic_jsonl(path: Path) -> list[_GenericRow]:
-    rows: list[_GenericRow] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            row = _GenericRow(number)
-            for key, raw in obj.items():
-                if key in _GENERIC_TABLES:
-                    if raw is None:
-                        continue
-                    if not isinstance(raw, dict):
-                        raise _generic_error(
-                            path, number, key, f"expected an object {{model: number}}, got {raw!r}"
-                        )
-                    for model, value in raw.items():
-                        row.cells[key][model] = _generic_number(
-                            path, number, f"{key}.{model}", key, value
-                        )
-                elif key in _GENERIC_FIELDS:
-                    row.fields[key] = _generic_field(path, number, key, raw)
-            rows.append(row)
-    return rows
-
-
-def _generic_csv(path: Path) -> list[_GenericRow]:
-    csv.field_size_limit(1 << 30)
-    rows: list[_GenericRow] = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return rows
-        columns: list[tuple[str, str, str]] = []  # (kind or field or "", model, column)
-        for name in header:
-            kind, sep, model = name.partition(":")
-            if sep:
-                if kind not in _GENERIC_TABLES or not model:
-                    raise _generic_error(
-                        path, 1, name, "expected quality:<model>, cost:<model> or latency:<model>"
-                    )
-                columns.append((kind, model, name))
-            else:
-                columns.append((name if name in _GENERIC_FIELDS else "", "", name))
-        line = reader.line_num + 1
-        for values in reader:
-            if values:
-                if len(values) > len(header):
-                    raise ValueError(
-                        f"{path}:{line}: {len(values)} cells but {len(header)} columns"
-                    )
-                row = _GenericRow(line)
-                for (kind, model, name), raw in zip(columns, values, strict=False):
-                    if kind in _GENERIC_TABLES:
-                        if raw.strip():
-                            row.cells[kind][model] = _generic_number(path, line, name, kind, raw)
-                    elif kind:
-                        row.fields[kind] = _generic_field(path, line, name, raw)
-                rows.append(row)
-            line = reader.line_num + 1
-    return rows
-
-
-def load_generic(path: Path, split: str = "all") -> ReplayDataset:
-    """Load the generic replay format from a ``.csv`` or ``.jsonl`` file.
-
-    CSV: columns ``prompt``, ``quality:<model>`` and ``cost:<model>`` for every model,
-    optional ``latency:<model>`` (seconds), ``task``, ``id`` and ``split``. JSONL: one object
-    per line, ``{"prompt": ..., "quality": {model: q}, "cost": {model: usd},
-    "latency": {...}, "task": ..., "id": ..., "split": ...}``.
-
-    Nothing is guessed and nothing is dropped: every row needs a prompt and, for every model,
-    a quality (a plain number in [0, 1]) and a cost (a plain number of USD >= 0); a latency
-    (seconds >= 0) is optional and 0 where missing. ``split`` is ``train``, ``test`` (lower
-    case) or empty; without one the split is :func:`hash_split` of the prompt. Anything else
-    (``Yes``, ``$0.01``, ``Test``, a model with cost but no quality) raises ``ValueError``
-    naming the file, the line and the column. Other CSV columns and JSON keys are ignored.
-    """
-    _check_split(split)
-    rows = (
-        _generic_jsonl(path)
-        if path.suffix.lower() in (".jsonl", ".ndjson")
-        else (_generic_csv(path))
-    )
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    models: list[str] = []
-    for row in rows:
-        for model in row.cells["quality"]:
-            if model not in models:
-                models.append(model)
-    for row in rows:
-        for kind in ("cost", "latency"):
-            for model in row.cells[kind]:
-                if model not in models:
-                    raise _generic_error(
-                        path,
-                        row.line,
-                        f"{kind}:{model}",
-                        f"model {model!r} has a {kind} but no quality anywhere in the file",
-                    )
-    for row in rows:
-        if not row.fields.get("prompt"):
-            raise _generic_error(path, row.line, "prompt", "every row needs a non-empty prompt")
-        for kind in ("quality", "cost"):
-            for model in models:
-                if model not in row.cells[kind]:
-                    raise _generic_error(
-                        path,
-                        row.line,
-                        f"{kind}:{model}",
-                        f"missing {kind} of model {model!r} (every row gives one per model)",
-                    )
-    kept = [
-        row
-        for row in rows
-        if split == "all" or (row.fields.get("split") or hash_split(row.fields["prompt"])) == split
-    ]
-    n, k = len(kept), len(models)
-    tables = {kind: np.zeros((n, k)) for kind in _GENERIC_TABLES}
-    for i, row in enumerate(kept):
-        for kind, table in tables.items():
-            for j, model in enumerate(models):
-                table[i, j] = row.cells[kind].get(model, 0.0)
-    has_latency = any(row.cells["latency"] for row in rows)
-    return ReplayDataset(
-        name=path.stem,
-        prompts=[row.fields["prompt"] for row in kept],
-        models=models,
-        quality=tables["quality"],
-        cost=tables["cost"],
-        latency=tables["latency"] if has_latency else None,
-        tasks=[r.fields["task"] for r in kept] if all(r.fields.get("task") for r in kept) else None,
-        ids=[r.fields.get("id") or str(i) for i, r in enumerate(kept)],
-        split=split,
-        notes={"source": str(path), "format": "banditroute generic replay format"},
-    )
-
-
 def load_dataset(dataset: str, split: str = "all", data_root: Path | None = None) -> ReplayDataset:
     """Load a named dataset (see :data:`DATASETS`) or a generic file path.
 
@@ -545,7 +324,7 @@ def load_dataset(dataset: str, split: str = "all", data_root: Path | None = None
     ValueError: dataset: expected one of routerbench, routellm-mmlu, routellm-gsm8k, \
 routellm-mtbench or an existing .csv/.jsonl file, got 'nope'
     """
-    _check_split(split)
+    check_split(split)
     if dataset in DATASETS:
         root = data_root or default_data_root()
         if root is None:
