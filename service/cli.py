@@ -25,7 +25,8 @@ from banditroute.service.cli_common import (
     run_command,
     with_target,
 )
-from banditroute.service.cli_config import keys_app, models_app, policies_app, routes_app
+from banditroute.service.cli_config import keys_app, models_app, policies_app
+from banditroute.service.cli_routes import routes_app
 from banditroute.service.config import Settings
 from banditroute.service.experiments.cli import experiments_app
 from banditroute.service.replay.cli import evaluate_command, replay_command

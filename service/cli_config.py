@@ -1,10 +1,11 @@
-"""``banditroute models|policies|routes|keys``: the routing configuration, on the database.
+"""``banditroute models|policies|keys``: the routing configuration, on the database.
 
 Every command works on the database the settings name (``--database-url``, ``--data-dir`` of the
 embedded PostgreSQL, ``--config``), through :mod:`banditroute.service.core.admin`, the code behind
-the Admin RPCs; changes are audited and reach running servers by ``NOTIFY``.
-``policies state`` shows what a policy has learnt, rebuilt from its snapshot and the event log as
-every server process does (:class:`~banditroute.service.core.follower.EventFollower`).
+the Admin RPCs; changes are audited and reach running servers by ``NOTIFY``. Routes and their
+budgets are in :mod:`banditroute.service.cli_routes`. ``policies state`` shows what a policy
+has learnt, rebuilt from its snapshot and the event log as every server process does
+(:class:`~banditroute.service.core.follower.EventFollower`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +22,6 @@ from banditroute.service.cli_common import (
     JsonOpt,
     Target,
     admin_session,
-    cell,
     database_engine,
     print_json,
     print_rows,
@@ -34,14 +33,12 @@ from banditroute.service.core import admin
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
-from banditroute.service.core.route_budget import RouteBudget, check_budget
-from banditroute.service.errors import InvalidArgument, NotFound
+from banditroute.service.errors import InvalidArgument
 
-__all__ = ["keys_app", "models_app", "policies_app", "routes_app"]
+__all__ = ["keys_app", "models_app", "policies_app"]
 
 models_app = typer.Typer(help="The model pool.", no_args_is_help=True)
 policies_app = typer.Typer(help="Versioned bandit policies.", no_args_is_help=True)
-routes_app = typer.Typer(help="Routes (named use cases).", no_args_is_help=True)
 keys_app = typer.Typer(help="Per-tenant API keys.", no_args_is_help=True)
 
 
@@ -309,167 +306,6 @@ def _state_header(state: dict[str, Any]) -> str:
     if not state["loaded"]:
         return f"{head}: cannot be built (see the server log)"
     return f"{head}: {state['updates']} updates, log position {state['last_event_id']}"
-
-
-# -- routes ------------------------------------------------------------------------------------
-
-
-@routes_app.command("put")
-@with_target()
-def routes_put(
-    name: Annotated[str, typer.Argument(help="Route name, e.g. default.")],
-    policy: Annotated[str, typer.Option(help="Policy serving the route.")],
-    policy_version: Annotated[int, typer.Option(help="Pinned version; 0 = latest.")] = 0,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="A model the route may choose (repeat; none = all enabled)."),
-    ] = None,
-    tenant: Annotated[str, typer.Option(help="Owning tenant; empty = shared.")] = "",
-    budget_per_request: Annotated[float | None, typer.Option(
-        help="Budget: target mean spend per request, USD (pacing shifts the cost/quality "
-             "trade-off; requests are never refused).")] = None,
-    budget: Annotated[float | None, typer.Option(
-        help="Budget: USD per --budget-period.")] = None,
-    budget_period: Annotated[str | None, typer.Option(
-        help="hour | day | month (calendar-aligned UTC), with --budget.")] = None,
-    hard_cap: Annotated[bool, typer.Option(
-        "--hard-cap", help="With --budget: once the period's money is gone, only the "
-                           "cheapest eligible model.")] = False,
-    *,
-    target: Target,
-) -> None:
-    """Create or update a route (the budget options replace its budget; none = no budget)."""
-    route_budget = RouteBudget(budget_per_request, budget, budget_period, hard_cap)
-    run_command(
-        lambda: _routes_put(
-            target.settings(),
-            name,
-            policy,
-            policy_version,
-            model or [],
-            tenant,
-            route_budget,
-        )
-    )
-
-
-def _routes_put(
-    settings: Settings, name: str, policy: str, version: int, models: list[str], tenant: str,
-    budget: RouteBudget | None = None,
-) -> None:
-    checked = check_budget(budget)  # before opening the database: bad input changes nothing
-    with admin_session(settings) as session:
-        route = admin.put_route(
-            session,
-            name,
-            policy,
-            tenant=tenant,
-            policy_version=version,
-            models=models,
-            budget=checked,
-            actor="cli",
-        )
-    typer.echo(
-        f"route {route.tenant or '(shared)'}/{route.name}: policy {route.policy}"
-        f"{'@' + str(route.policy_version) if route.policy_version else ' (latest)'}, "
-        f"models {cell(route.models)}{_budget_text(route.budget)}"
-    )
-
-
-def _budget_text(budget: RouteBudget | None) -> str:
-    if budget is None:
-        return ""
-    parts = []
-    if budget.budget_per_request_usd is not None:
-        parts.append(f"${budget.budget_per_request_usd:g}/request")
-    if budget.budget_usd is not None:
-        parts.append(f"${budget.budget_usd:g}/{budget.budget_period}"
-                     + (" (hard cap)" if budget.budget_hard_cap else ""))
-    return ", budget " + " and ".join(parts)
-
-
-@routes_app.command("status")
-@with_target()
-def routes_status(
-    name: Annotated[str, typer.Argument(help="Route name.")],
-    tenant: Annotated[str, typer.Option(help="Owning tenant; empty = shared.")] = "",
-    as_json: JsonOpt = False,
-    *,
-    target: Target,
-) -> None:
-    """A route's budget: this period's spend, target, pace, current lambda, projection."""
-    run_command(lambda: _routes_status(target.settings(), name, tenant, as_json))
-
-
-def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) -> None:
-    with database_engine(settings) as engine:
-        follower = asyncio.run(_followed(engine, settings.feature_dim))
-    entry = follower.config.route(tenant, name)
-    if entry is None:
-        raise NotFound(f"route {name[:128]!r} not found")
-    now = datetime.now(UTC)
-    status = follower.budgets.status(entry.tenant, entry.name, now)
-    row: dict[str, Any] = {"tenant": entry.tenant, "route": entry.name,
-                           "budget": None if entry.budget is None else {
-                               "budget_per_request_usd": entry.budget.budget_per_request_usd,
-                               "budget_usd": entry.budget.budget_usd,
-                               "budget_period": entry.budget.budget_period,
-                               "budget_hard_cap": entry.budget.budget_hard_cap}}
-    if status is not None:
-        row.update({
-            "period_start": _iso(status.period_start), "period_end": _iso(status.period_end),
-            "period_spend_usd": status.period_spend_usd,
-            "period_requests": status.period_requests,
-            "remaining_usd": status.remaining_usd,
-            "target_per_request_usd": status.target_per_request_usd,
-            "pace": status.pace, "lambda": status.lam, "cost_weight": status.cost_weight,
-            "projected_spend_usd": status.projected_spend_usd,
-            "total_spend_usd": status.total_spend_usd,
-            "total_requests": status.total_requests,
-            "mean_spend_per_request_usd": (status.total_spend_usd / status.total_requests
-                                           if status.total_requests else None)})
-    if as_json:
-        print_json(row)
-        return
-    if status is None:
-        typer.echo(f"route {entry.tenant or '(shared)'}/{entry.name}: no budget")
-        return
-    typer.echo(f"route {entry.tenant or '(shared)'}/{entry.name}{_budget_text(entry.budget)}")
-    for key, value in row.items():
-        if key in ("tenant", "route", "budget"):
-            continue
-        shown = f"{value:.6g}" if isinstance(value, float) else value
-        typer.echo(f"  {key:28s} {'-' if value is None else shown}")
-
-
-def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
-
-
-async def _followed(engine: Engine, dim: int) -> EventFollower:
-    """A follower that has read the whole log (read-only: no snapshots), then stopped."""
-    follower = EventFollower(engine, PolicyRegistry(dim), snapshot_every=0)
-    await follower.start()
-    await follower.stop()
-    return follower
-
-
-@routes_app.command("list")
-@with_target()
-def routes_list(
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant's routes.")] = None,
-    as_json: JsonOpt = False,
-    *,
-    target: Target,
-) -> None:
-    """List routes."""
-    run_command(lambda: _routes_list(target.settings(), tenant, as_json))
-
-
-def _routes_list(settings: Settings, tenant: str | None, as_json: bool) -> None:
-    with admin_session(settings) as session:
-        rows = admin.list_routes(session, tenant)
-    print_rows(rows, as_json, ["tenant", "name", "policy", "policy_version", "models"])
 
 
 # -- keys --------------------------------------------------------------------------------------
