@@ -135,6 +135,16 @@ def replay_command(
         typer.echo(markdown_table(report))
 
 
+def _warm_history(dataset_name: str, split: str, data_root: Path | None,
+                  warm: bool) -> ReplayDataset | None:
+    """The train split a warm start fits on (None without ``warm``); refuses ``split='train'``."""
+    if not warm:
+        return None
+    if split == "train":
+        raise ValueError("split: warm start fits on the train split; evaluate on test")
+    return load_dataset(dataset_name, "train", data_root)
+
+
 def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
             cost_weights: list[float] | None, data_root: Path | None, server: str | None,
             admin_token: str | None, api_key: str | None, warm: bool, warm_mode: str,
@@ -151,11 +161,7 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
     if server is not None:
         return _replay_grpc(server, data, specs, weights[0], seeds, admin_token, api_key,
                             quiet)
-    history = None
-    if warm:
-        if split == "train":
-            raise ValueError("split: warm start fits on the train split; evaluate on test")
-        history = load_dataset(dataset_name, "train", data_root)
+    history = _warm_history(dataset_name, split, data_root, warm)
     featurize = default_featurizer(feature_dim)
     config = ReplayConfig(specs, weights, seeds=seeds, warm_start=warm, warm_mode=warm_mode)
 
@@ -197,11 +203,7 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
     data = load_dataset(dataset_name, split, data_root)
     if data.n == 0:
         raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
-    history = None
-    if warm:
-        if split == "train":
-            raise ValueError("split: warm start fits on the train split; evaluate on test")
-        history = load_dataset(dataset_name, "train", data_root)
+    history = _warm_history(dataset_name, split, data_root, warm)
     featurize = default_featurizer(feature_dim)
     features = featurize(data.prompts)
     hist_features = featurize(history.prompts) if history is not None else None
