@@ -23,6 +23,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "error_class",
 ]
 
 
@@ -95,3 +96,17 @@ class ResourceExhausted(BanditrouteError):
 
     code = "RESOURCE_EXHAUSTED"
     retryable = True
+
+
+def error_class(code: str) -> type[BanditrouteError]:
+    """The domain error whose ``code`` is ``code`` (KeyError when none is).
+
+    >>> error_class("NOT_FOUND") is NotFound
+    True
+    """
+    return _BY_CODE[code]
+
+
+_BY_CODE: dict[str, type[BanditrouteError]] = {
+    cls.code: cls for cls in BanditrouteError.__subclasses__()
+}

@@ -37,12 +37,11 @@ from banditroute.service.core.policies import OutcomeFacts, reward_of
 from banditroute.service.errors import (
     AlreadyExists,
     BanditrouteError,
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    ResourceExhausted,
     Unavailable,
+    error_class,
 )
 from banditroute.service.storage.ids import parse_decision_id
 from banditroute.service.storage.writer import WriteResult, WriteStatus
@@ -262,7 +261,7 @@ class OutcomeCore:
         """Record one outcome; raises the domain error that rejects it."""
         result = (await self.record_outcomes([item], tenant, batch=False))[0]
         if result.code != "OK":
-            raise _ERRORS[result.code](result.message)
+            raise error_class(result.code)(result.message)
         return result
 
     async def record_outcomes(
@@ -455,17 +454,3 @@ class OutcomeCore:
 def _reject(result: OutcomeResult, exc: BanditrouteError) -> None:
     result.code = exc.code
     result.message = exc.message
-
-
-_ERRORS: dict[str, type[BanditrouteError]] = {
-    cls.code: cls
-    for cls in (
-        AlreadyExists,
-        FailedPrecondition,
-        InvalidArgument,
-        NotFound,
-        PermissionDenied,
-        ResourceExhausted,
-        Unavailable,
-    )
-}
