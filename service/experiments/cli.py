@@ -268,30 +268,31 @@ def _set_state(
     _run(target, "SetExperimentState", request, as_json, format_experiment)
 
 
-@experiments_app.command("start")
-@with_target(server=True)
-def start_(
-    name: Annotated[str, typer.Argument(help="Experiment name.")],
-    actor: Actor = "",
-    as_json: AsJson = False,
-    *,
-    target: Target,
-) -> None:
-    """Start a draft experiment, or resume a paused one."""
-    _set_state(target, name, admin_pb2.EXPERIMENT_STATE_RUNNING, "", actor, as_json)
+def _state_command(command: str, state: int, doc: str) -> None:
+    """Register ``experiments <command> NAME``, which moves the experiment to ``state``."""
+
+    def change(
+        name: Annotated[str, typer.Argument(help="Experiment name.")],
+        actor: Actor = "",
+        as_json: AsJson = False,
+        *,
+        target: Target,
+    ) -> None:
+        _set_state(target, name, state, "", actor, as_json)
+
+    change.__name__ = change.__qualname__ = command
+    change.__doc__ = doc
+    experiments_app.command(command)(with_target(server=True)(change))
 
 
-@experiments_app.command("pause")
-@with_target(server=True)
-def pause(
-    name: Annotated[str, typer.Argument(help="Experiment name.")],
-    actor: Actor = "",
-    as_json: AsJson = False,
-    *,
-    target: Target,
-) -> None:
-    """Pause: every unit is served by the route's own policy until resumed."""
-    _set_state(target, name, admin_pb2.EXPERIMENT_STATE_PAUSED, "", actor, as_json)
+_state_command(
+    "start", admin_pb2.EXPERIMENT_STATE_RUNNING, "Start a draft experiment, or resume a paused one."
+)
+_state_command(
+    "pause",
+    admin_pb2.EXPERIMENT_STATE_PAUSED,
+    "Pause: every unit is served by the route's own policy until resumed.",
+)
 
 
 @experiments_app.command("stop")
