@@ -141,6 +141,19 @@ def run_environment(url: str, mode: str) -> dict[str, Any]:
     }
 
 
+def write_benchmark_result(name: str, output: dict[str, Any], url: str, mode: str) -> None:
+    """Add where the benchmark ran (:func:`run_environment`) to ``output``, write it to
+    ``benchmarks/results/<name>.json`` and print it as one JSON line."""
+    import json
+    from pathlib import Path
+
+    output = {**output, **run_environment(url, mode)}
+    results_dir = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(json.dumps(output, indent=2) + "\n")
+    print(json.dumps(output))
+
+
 def decision_row(**overrides: Any) -> dict[str, Any]:
     """A complete decision row for
     :class:`~banditroute.service.storage.writer.GroupCommitWriter`."""
@@ -422,6 +435,32 @@ def register_demo(db_url: str) -> None:
         register_demo_pool(engine)
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def demo_router_with_metrics(db_url: str) -> Iterator[tuple[Any, Callable[[], str]]]:
+    """Register the demo pool and serve it in process with a metrics port.
+
+    Yields a ``RouterStub`` on an open channel and ``scrape()``, which syncs the server and
+    returns its ``/metrics`` text; the server stops on exit."""
+    import urllib.request
+
+    from banditroute.v1 import router_pb2_grpc
+
+    register_demo(db_url)
+    port = free_port()
+    server = InProcessServer(db_url, metrics_port=port)
+
+    def scrape() -> str:
+        server.sync()
+        url = f"http://127.0.0.1:{port}/metrics"
+        return urllib.request.urlopen(url, timeout=10).read().decode()  # type: ignore[no-any-return]
+
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            yield router_pb2_grpc.RouterStub(channel), scrape
+    finally:
+        server.stop()
 
 
 def rpc_code(call: Callable[[], Any]) -> grpc.StatusCode:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer, free_port, register_demo
+from banditroute.v1 import router_pb2
+from tests.helpers import demo_router_with_metrics
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "banditroute.json"
 #: Series that only get a sample after a fault (a database error); their family must exist.
@@ -50,30 +49,21 @@ def test_dashboard_json_is_a_grafana_dashboard_with_queries() -> None:
 
 @pytest.mark.slow
 def test_every_metric_the_dashboard_queries_exists_after_traffic(fresh_db_url: str) -> None:
-    register_demo(fresh_db_url)
-    port = free_port()
-    server = InProcessServer(fresh_db_url, metrics_port=port)
-    try:
-        with grpc.insecure_channel(server.address) as channel:
-            router = router_pb2_grpc.RouterStub(channel)
-            request = router_pb2.RouteRequest(prompt="dashboard traffic", request_id="dash-1")
-            reply = router.Route(request)
-            router.Route(request)  # a replay
-            router.RecordOutcome(
-                router_pb2.RecordOutcomeRequest(
-                    decision_id=reply.decision_id, quality=0.8, cost_usd=0.01, latency_ms=120
-                )
+    with demo_router_with_metrics(fresh_db_url) as (router, scrape):
+        request = router_pb2.RouteRequest(prompt="dashboard traffic", request_id="dash-1")
+        reply = router.Route(request)
+        router.Route(request)  # a replay
+        router.RecordOutcome(
+            router_pb2.RecordOutcomeRequest(
+                decision_id=reply.decision_id, quality=0.8, cost_usd=0.01, latency_ms=120
             )
-            router.SubmitFeedback(
-                router_pb2.SubmitFeedbackRequest(decision_id=reply.decision_id, rating=1.0)
-            )
-            with pytest.raises(grpc.RpcError):  # refused before the servicer: a rejection
-                router.Route(router_pb2.RouteRequest(prompt="x" * (3 << 20)))
-        server.sync()
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-        text = body.decode()
-    finally:
-        server.stop()
+        )
+        router.SubmitFeedback(
+            router_pb2.SubmitFeedbackRequest(decision_id=reply.decision_id, rating=1.0)
+        )
+        with pytest.raises(grpc.RpcError):  # refused before the servicer: a rejection
+            router.Route(router_pb2.RouteRequest(prompt="x" * (3 << 20)))
+        text = scrape()
     dashboard = json.loads(DASHBOARD.read_text())
     names = {n for q in _queries(dashboard) for n in re.findall(r"banditroute_\w+", q)}
     samples = {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines() if line}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import urllib.request
 import uuid
 
 import grpc
@@ -11,7 +10,7 @@ import psycopg
 
 from banditroute.service.config import libpq_url
 from banditroute.v1 import router_pb2, router_pb2_grpc
-from tests.helpers import InProcessServer, free_port, register_demo, spawn_server
+from tests.helpers import demo_router_with_metrics, register_demo, spawn_server
 
 
 def test_sigterm_keeps_every_acknowledged_outcome(fresh_db_url: str) -> None:
@@ -57,25 +56,16 @@ def test_sigterm_keeps_every_acknowledged_outcome(fresh_db_url: str) -> None:
 
 
 def test_metrics_are_exported(fresh_db_url: str) -> None:
-    register_demo(fresh_db_url)
-    port = free_port()
-    server = InProcessServer(fresh_db_url, metrics_port=port)
-    try:
-        with grpc.insecure_channel(server.address) as channel:
-            router = router_pb2_grpc.RouterStub(channel)
-            request = router_pb2.RouteRequest(prompt="count me", request_id="count-me")
-            reply = router.Route(request)
-            assert router.Route(request).replayed
-            router.RecordOutcome(
-                router_pb2.RecordOutcomeRequest(
-                    decision_id=reply.decision_id, quality=1.0, cost_usd=0.125
-                )
+    with demo_router_with_metrics(fresh_db_url) as (router, scrape):
+        request = router_pb2.RouteRequest(prompt="count me", request_id="count-me")
+        reply = router.Route(request)
+        assert router.Route(request).replayed
+        router.RecordOutcome(
+            router_pb2.RecordOutcomeRequest(
+                decision_id=reply.decision_id, quality=1.0, cost_usd=0.125
             )
-        server.sync()
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-        body = text.decode()
-    finally:
-        server.stop()
+        )
+        body = scrape()
     labels = f'model="{reply.model}",policy="default",route="default",variant="none"'
     assert f"banditroute_decisions_total{{{labels}}} 1.0" in body
     assert "banditroute_route_replays_total 1.0" in body
