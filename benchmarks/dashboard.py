@@ -46,7 +46,7 @@ from banditroute.service.experiments.stats import experiment_status, yardstick  
 from banditroute.service.metrics import Metrics  # noqa: E402
 from banditroute.service.storage.database import create_engine  # noqa: E402
 from banditroute.service.storage.partitions import ensure_decision_partitions  # noqa: E402
-from tests.helpers import free_port, migrated_database, run_environment  # noqa: E402
+from tests.helpers import free_port, migrated_database, write_benchmark_result  # noqa: E402
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "claude-3-haiku", "llama-3.1-8b-instruct")
 
@@ -413,12 +413,8 @@ def main() -> None:
             "decisions": int(counts[0]),
             "outcomes": int(counts[1]),
             "seed_s": round(seed_s, 1),
-            **run_environment(url, mode),
         }
-    results_dir = ROOT / "benchmarks" / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "dashboard.json").write_text(json.dumps(output, indent=2) + "\n")
-    print(json.dumps(output))
+        write_benchmark_result("dashboard", output, url, mode)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from tests.helpers import (  # noqa: E402
     decision_row,
     migrated_database,
     outcome_row,
-    run_environment,
+    write_benchmark_result,
 )
 
 
@@ -106,12 +105,8 @@ def main() -> None:
             "events": args.events,
             "batch": args.batch,
             "concurrency": args.concurrency,
-            **run_environment(url, mode),
         }
-    results_dir = ROOT / "benchmarks" / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "writer.json").write_text(json.dumps(output, indent=2) + "\n")
-    print(json.dumps(output))
+        write_benchmark_result("writer", output, url, mode)
 
 
 if __name__ == "__main__":
