@@ -8,11 +8,22 @@ sees the chosen model's outcome; baselines and the oracle read the full table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ReplayDataset"]
+__all__ = ["ReplayDataset", "jsonl_lines"]
+
+
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a UTF-8 JSONL file with their line numbers (from 1), for errors
+    that name ``path:number``."""
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                yield number, line
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from banditroute.service.replay.dataset import ReplayDataset
+from banditroute.service.replay.dataset import ReplayDataset, jsonl_lines
 from banditroute.service.replay.splits import check_split, hash_split
 
 __all__ = ["load_generic"]
@@ -79,32 +79,29 @@ def _generic_field(path: Path, line: int, name: str, raw: object) -> str:
 
 def _generic_jsonl(path: Path) -> list[_GenericRow]:
     rows: list[_GenericRow] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            row = _GenericRow(number)
-            for key, raw in obj.items():
-                if key in _GENERIC_TABLES:
-                    if raw is None:
-                        continue
-                    if not isinstance(raw, dict):
-                        raise _generic_error(
-                            path, number, key, f"expected an object {{model: number}}, got {raw!r}"
-                        )
-                    for model, value in raw.items():
-                        row.cells[key][model] = _generic_number(
-                            path, number, f"{key}.{model}", key, value
-                        )
-                elif key in _GENERIC_FIELDS:
-                    row.fields[key] = _generic_field(path, number, key, raw)
-            rows.append(row)
+    for number, text in jsonl_lines(path):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object")
+        row = _GenericRow(number)
+        for key, raw in obj.items():
+            if key in _GENERIC_TABLES:
+                if raw is None:
+                    continue
+                if not isinstance(raw, dict):
+                    raise _generic_error(
+                        path, number, key, f"expected an object {{model: number}}, got {raw!r}"
+                    )
+                for model, value in raw.items():
+                    row.cells[key][model] = _generic_number(
+                        path, number, f"{key}.{model}", key, value
+                    )
+            elif key in _GENERIC_FIELDS:
+                row.fields[key] = _generic_field(path, number, key, raw)
+        rows.append(row)
     return rows
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from banditroute.learners.evaluation import LoggedEvent, evaluate_policy
+from banditroute.service.replay.dataset import jsonl_lines
 from banditroute.service.replay.runner import PolicySpec
 
 __all__ = ["evaluate_candidate", "load_events_from_db", "load_events_from_file"]
@@ -37,26 +38,23 @@ def load_events_from_file(path: Path, feature_dim: int = 64) -> list[LoggedEvent
     """Read a JSONL replay log (see the module docstring)."""
     extractor: Any = None
     events: list[LoggedEvent] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if "features" in rec:
-                    x = np.asarray(rec["features"], dtype=np.float64)
-                else:
-                    if extractor is None:
-                        from banditroute.learners.features import FeatureExtractor
+    for number, line in jsonl_lines(path):
+        try:
+            rec = json.loads(line)
+            if "features" in rec:
+                x = np.asarray(rec["features"], dtype=np.float64)
+            else:
+                if extractor is None:
+                    from banditroute.learners.features import FeatureExtractor
 
-                        extractor = FeatureExtractor(dim=feature_dim)
-                    x = extractor.extract(str(rec["prompt"]))
-                cands = rec.get("candidates")
-                events.append(LoggedEvent(x, str(rec["model"]), float(rec["reward"]),
-                                          float(rec["propensity"]),
-                                          tuple(cands) if cands else None))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{number}: bad log record ({exc})") from exc
+                    extractor = FeatureExtractor(dim=feature_dim)
+                x = extractor.extract(str(rec["prompt"]))
+            cands = rec.get("candidates")
+            events.append(LoggedEvent(x, str(rec["model"]), float(rec["reward"]),
+                                      float(rec["propensity"]),
+                                      tuple(cands) if cands else None))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: bad log record ({exc})") from exc
     return events
 
 
