@@ -303,20 +303,18 @@ class LimitsInterceptor(aio.ServerInterceptor):
         return wrapped
 
     def _wrap_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        # A unary request is deserialized whole: the size limit and malformed checks apply.
+        safe = _safe_deserializer(handler.request_deserializer, self.max_message_bytes)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary),
-                request_deserializer=_safe_deserializer(
-                    handler.request_deserializer, self.max_message_bytes
-                ),
+                request_deserializer=safe,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_unary_stream(handler.unary_stream),
-                request_deserializer=_safe_deserializer(
-                    handler.request_deserializer, self.max_message_bytes
-                ),
+                request_deserializer=safe,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
