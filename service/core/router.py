@@ -11,7 +11,7 @@ request_id)`` when there is one (``replayed = true``): from a per-process cache,
 one process share one decision. Only an identical retry is answered so: a reused
 ``request_id`` whose payload differs (another prompt, by its SHA-256; another route, unit or
 context; candidates that do not hold the stored ones; in this process, any field) is
-``ALREADY_EXISTS`` (:func:`_check_same_request`).
+``ALREADY_EXISTS`` (:mod:`banditroute.service.core.idempotency`).
 
 Exploration randomness comes from a per-process generator passed as ``rng=`` to the policies,
 so a policy's state depends only on the event log. Models added to the pool after a policy
@@ -34,11 +34,12 @@ import numpy as np
 from banditroute.learners.base import Decision, Policy
 from banditroute.learners.cost import CostModel
 from banditroute.learners.features import FeatureExtractor, estimate_tokens
+from banditroute.service.core import idempotency
 from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyResolver
 from banditroute.service.core.budgets import BudgetBook, paced_decision
 from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
-from banditroute.service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from banditroute.service.errors import FailedPrecondition, InvalidArgument, NotFound
 from banditroute.service.storage.ids import new_decision_id
 from banditroute.service.storage.rows import DecisionRow
 
@@ -259,21 +260,21 @@ class RouterCore:
         if not req.request_id:
             return await self._decide(req)
         key = (req.tenant, req.request_id)
-        fingerprint = _fingerprint(req)
+        fingerprint = idempotency.fingerprint(req)
         cached = self._replays.get(key)
         if cached is not None:
-            _check_fingerprint(req, cached[0], fingerprint)
+            idempotency.check_fingerprint(req, cached[0], fingerprint)
             return self._replay(cached[1])
         pending = self._pending.get(key)
         if pending is not None:
-            _check_fingerprint(req, pending[0], fingerprint)
+            idempotency.check_fingerprint(req, pending[0], fingerprint)
             return self._replay(await asyncio.shield(pending[1]))
         future: asyncio.Future[RouteResult] = asyncio.get_running_loop().create_future()
         self._pending[key] = (fingerprint, future)
         try:
             stored = await self.store.find_request(req.tenant, req.request_id)
             if stored is not None:
-                _check_same_request(req, stored)
+                idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
                 result = self._replay(self._from_row(stored, req))
             else:
                 result = await self._decide(req)
@@ -369,7 +370,7 @@ class RouterCore:
             stored = await self.store.find_request(req.tenant, req.request_id)
             if stored is None:
                 raise FailedPrecondition("request_id conflict could not be resolved; retry")
-            _check_same_request(req, stored)
+            idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
             return self._replay(self._from_row(stored, req))
         if self.metrics is not None:
             self.metrics.decision(
@@ -460,57 +461,3 @@ class RouterCore:
 
 def _replayed(result: RouteResult) -> RouteResult:
     return result if result.replayed else replace(result, replayed=True)
-
-
-def _fingerprint(req: RouteRequest) -> bytes:
-    """SHA-256 of every field of a Route request (the per-process idempotency check)."""
-    h = hashlib.sha256()
-    for part in (
-        req.prompt,
-        "\x00".join(req.candidates),
-        req.route,
-        req.unit_id,
-        repr(sorted(req.numeric_context.items())),
-        repr(sorted(req.categorical_context.items())),
-        repr(req.max_cost_usd),
-    ):
-        data = part.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.digest()
-
-
-def _reused(req: RouteRequest, what: str) -> AlreadyExists:
-    return AlreadyExists(
-        f"request_id {req.request_id[:128]!r} was already used for a different request "
-        f"({what} differs); use a new request_id for a new request"
-    )
-
-
-def _check_fingerprint(req: RouteRequest, stored: bytes, fingerprint: bytes) -> None:
-    if stored != fingerprint:
-        raise _reused(req, "the payload")
-
-
-def _check_same_request(req: RouteRequest, row: Mapping[str, Any]) -> None:
-    """Refuse a stored decision of ``req.request_id`` that answered another request.
-
-    Compares what the decision row keeps: the prompt's SHA-256, the route, the unit, the
-    contexts, and the candidates (the stored ranking must be among the requested ones)."""
-    stored_hash = row.get("prompt_hash")
-    if stored_hash is not None:
-        digest = hashlib.sha256(req.prompt.encode("utf-8", "surrogatepass")).digest()
-        if bytes(stored_hash) != digest:
-            raise _reused(req, "the prompt")
-    if (row.get("route") or DEFAULT_ROUTE) != req.route:
-        raise _reused(req, "the route")
-    if "unit_id" in row and (row["unit_id"] or "") != req.unit_id:
-        raise _reused(req, "unit_id")
-    if "numeric_context" in row and dict(row["numeric_context"] or {}) != dict(req.numeric_context):
-        raise _reused(req, "numeric_context")
-    if "categorical_context" in row and dict(row["categorical_context"] or {}) != dict(
-        req.categorical_context
-    ):
-        raise _reused(req, "categorical_context")
-    if req.candidates and not set(row.get("candidates") or ()) <= set(req.candidates):
-        raise _reused(req, "the candidates")
