@@ -248,10 +248,16 @@ def test_experiments_shadow_variants_never_serve(server: Any, fresh_db_url: str)
         responses = [_route(stub, f"s{i}") for i in range(100)]
     assert {r.model for r in responses} == {GOOD}
     assert {(r.variant, r.policy) for r in responses} == {("control", "always-good")}
-    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
-        shadows = conn.execute(
-            "SELECT model, shadow FROM decisions WHERE experiment = 'shadowed'"
-        ).fetchall()
+    # Route answers before its decision commits (durable_decisions = false): wait for them.
+    deadline = time.monotonic() + 20.0
+    while True:
+        with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+            shadows = conn.execute(
+                "SELECT model, shadow FROM decisions WHERE experiment = 'shadowed'"
+            ).fetchall()
+        if len(shadows) >= 100 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     key = f"always-bad@{shadow_version}"
     assert len(shadows) >= 100
     for model, shadow in shadows:
