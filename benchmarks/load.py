@@ -424,7 +424,9 @@ def _wait_health(address: str, proc: subprocess.Popen[Any], timeout: float = 120
     raise TimeoutError("server not healthy")
 
 
-def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]:
+def _start_server(
+    db_url: str, port: int, workers: int, *, durable_decisions: bool = False
+) -> subprocess.Popen[Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITROUTE_")}
     env.update(
         {
@@ -434,6 +436,7 @@ def _start_server(db_url: str, port: int, workers: int) -> subprocess.Popen[Any]
             "BANDITROUTE_METRICS_PORT": "0",
             "BANDITROUTE_LOG_LEVEL": "WARNING",
             "BANDITROUTE_MAX_IN_FLIGHT": "4096",
+            "BANDITROUTE_DURABLE_DECISIONS": "true" if durable_decisions else "false",
         }
     )
     proc = subprocess.Popen(
@@ -505,10 +508,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument(
+        "--durable-decisions",
+        action="store_true",
+        help="Route servers answer only after the decision committed (durable_decisions=true)",
+    )
     args = parser.parse_args()
 
     result: dict[str, Any] = {
         "concurrency": args.concurrency,
+        "durable_decisions": args.durable_decisions,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -561,7 +570,7 @@ def main() -> None:
             )
         # 3. Route, one worker
         port = _free_port()
-        server = _start_server(db_url, port, 1)
+        server = _start_server(db_url, port, 1, durable_decisions=args.durable_decisions)
         try:
             r = _measure(port, server.pid, args, args.channels)
             result.update(
@@ -586,7 +595,7 @@ def main() -> None:
             _stop(server)
         # 5. Route, two workers on one port
         port = _free_port()
-        server = _start_server(db_url, port, 2)
+        server = _start_server(db_url, port, 2, durable_decisions=args.durable_decisions)
         try:
             r = _measure(port, server.pid, args, max(args.channels, 8))
             result.update(
