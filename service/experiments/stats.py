@@ -13,7 +13,15 @@ is the decision's own propensity when the variant served it, or the probability 
 logged in ``decisions.shadow``. So shadow variants are estimated on *all* the traffic; a served
 variant (which learns only from its own traffic, keeping the A/B comparison clean) is
 estimated on its own randomized slice, which is unbiased for the whole population because
-assignment is random. DR uses a per-model mean-reward model.
+assignment is random. DR uses a per-model mean-reward model. Every scored decision of the
+experiment counts (before, the estimates read at most the 200,000 newest into Python).
+
+Speed: these are all sums (the estimators' too, see
+:class:`banditroute.service.experiments.live.OffPolicySums`), so each process keeps them per
+experiment in :mod:`banditroute.service.experiments.live`, built once from the decisions and
+advanced by the outcomes and ratings logged since; a status reads only what changed.
+:func:`off_policy_estimates` and :func:`_scored` are the row-by-row definitions the tests
+check the sums against.
 
 Reward: every variant's outcomes are scored with one yardstick, the reward weights of the
 control's policy version (:func:`yardstick`), by the rule of :mod:`banditroute.learners.reward`
@@ -31,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import CTE, Engine, and_, case, func, select, text, true
+from sqlalchemy import CTE, Engine, and_, case, func, select, true
 
 from banditroute.learners.evaluation import Estimate, doubly_robust, ips, snips
 from banditroute.learners.reward import RewardWeights
@@ -42,6 +50,12 @@ from banditroute.learners.sequential import (
     mean_interval,
 )
 from banditroute.service.experiments.guardrails import Observed
+from banditroute.service.experiments.live import (
+    ExperimentSums,
+    VariantSums,
+    live_sums,
+    percentile_cont,
+)
 from banditroute.service.experiments.scoring import outcome_quality, reward
 from banditroute.service.experiments.shadow import shadow_key
 from banditroute.service.experiments.views import (
@@ -69,9 +83,6 @@ METHOD = (
     f"n={DEFAULT_TARGET_N} per arm; intervals and p-values stay valid under continuous "
     "monitoring. Off-policy: IPS, SNIPS, DR on logged propensities (normal intervals)."
 )
-
-#: At most this many most recent outcomes feed the off-policy estimates.
-OFF_POLICY_ROWS = 200_000
 
 
 def _scored(experiment: str, weights: RewardWeights) -> CTE:
@@ -112,19 +123,6 @@ def _scored(experiment: str, weights: RewardWeights) -> CTE:
     return select(joined, scored.label("reward")).cte("scored")
 
 
-_SHADOW_COUNTS = text(
-    """
-    SELECT k.key AS key, count(*) AS decisions, count(o.event_id) AS outcomes
-    FROM decisions d
-    CROSS JOIN LATERAL jsonb_object_keys(coalesce(d.shadow, '{}'::jsonb)) AS k(key)
-    LEFT JOIN outcomes o
-      ON o.decision_id = d.decision_id AND o.decision_created_at = d.created_at
-    WHERE d.experiment = :name
-    GROUP BY k.key
-    """
-)
-
-
 @dataclass(frozen=True)
 class LoggedRow:
     """One logged decision with its outcome's reward (input of the off-policy estimates)."""
@@ -148,10 +146,6 @@ class _Aggregate:
     p95: float
 
 
-def _f(x: Any) -> float:
-    return math.nan if x is None else float(x)
-
-
 def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
     """Reward weights every variant is scored with: the control's policy version's (else the
     first served variant's), so variants that differ in reward weights stay comparable."""
@@ -171,80 +165,38 @@ def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
     )
 
 
-def _aggregates(engine: Engine, experiment: str, weights: RewardWeights) -> dict[str, _Aggregate]:
-    sc = _scored(experiment, weights).c
-
-    def sums(x: Any, name: str) -> list[Any]:
-        return [
-            func.count(x).label(f"{name}_n"),
-            func.sum(x).label(f"{name}_sum"),
-            func.sum(x * x).label(f"{name}_sq"),
-        ]
-
-    query = select(
-        sc.variant,
-        func.count().label("decisions"),
-        func.count(sc.outcome_id).label("outcomes"),
-        *sums(sc.reward, "r"),
-        *sums(sc.base, "q"),
-        *sums(sc.cost_usd, "c"),
-        func.percentile_cont(0.5).within_group(sc.latency_ms).label("p50"),
-        func.percentile_cont(0.95).within_group(sc.latency_ms).label("p95"),
-    ).group_by(sc.variant)
+def _aggregates_of(sums: ExperimentSums) -> dict[str, _Aggregate]:
+    """Per served variant with decisions: its :class:`_Aggregate` from the live sums (call
+    with ``sums.lock`` held, after a refresh)."""
     out: dict[str, _Aggregate] = {}
-    with engine.connect() as conn:
-        for r in conn.execute(query).mappings():
-            out[r["variant"]] = _Aggregate(
-                decisions=int(r["decisions"]),
-                outcomes=int(r["outcomes"]),
-                reward=MeanSummary.from_sums(int(r["r_n"]), _f(r["r_sum"]), _f(r["r_sq"])),
-                quality=MeanSummary.from_sums(int(r["q_n"]), _f(r["q_sum"]), _f(r["q_sq"])),
-                cost=MeanSummary.from_sums(int(r["c_n"]), _f(r["c_sum"]), _f(r["c_sq"])),
-                p50=_f(r["p50"]),
-                p95=_f(r["p95"]),
-            )
+    for name, decisions in sums.decisions.items():
+        v = sums.variants.get(name) or VariantSums()
+        lat = v.sorted_latencies()
+        out[name] = _Aggregate(
+            decisions=decisions,
+            outcomes=v.outcomes,
+            reward=v.reward.summary,
+            quality=v.quality.summary,
+            cost=v.cost.summary,
+            p50=percentile_cont(lat, 0.5),
+            p95=percentile_cont(lat, 0.95),
+        )
     return out
+
+
+def _refreshed(engine: Engine, view: ExperimentView, weights: RewardWeights) -> ExperimentSums:
+    sums = live_sums(engine, view, weights)
+    sums.refresh()
+    return sums
 
 
 def observed_by_variant(engine: Engine, view: ExperimentView) -> dict[str, Observed]:
     """Reward (under the :func:`yardstick`) and cost summaries of each served variant's
     outcomes: the guardrail's input."""
-    aggregates = _aggregates(engine, view.name, yardstick(engine, view))
+    sums = _refreshed(engine, view, yardstick(engine, view))
+    with sums.lock:
+        aggregates = _aggregates_of(sums)
     return {v: Observed(a.reward, a.cost) for v, a in aggregates.items()}
-
-
-def _logged_rows(
-    engine: Engine, experiment: str, weights: RewardWeights, limit: int = OFF_POLICY_ROWS
-) -> list[LoggedRow]:
-    sc = _scored(experiment, weights).c
-    query = (
-        select(
-            sc.variant,
-            sc.model,
-            sc.propensity,
-            sc.reward,
-            sc.shadow,
-            sc.candidates,
-            sc.probabilities,
-        )
-        .where(sc.reward.is_not(None))
-        .order_by(sc.event_id.desc())
-        .limit(limit)
-    )
-    rows = []
-    with engine.connect() as conn:
-        for variant, model, prop, reward_, shadow, cands, probs in conn.execute(query):
-            rows.append(
-                LoggedRow(
-                    variant,
-                    model,
-                    float(prop),
-                    float(reward_),
-                    shadow,
-                    dict(zip(cands or [], probs or [], strict=False)),
-                )
-            )
-    return rows
 
 
 def off_policy_estimates(
@@ -307,9 +259,10 @@ def compute_status(
     view: ExperimentView,
     aggregates: Mapping[str, _Aggregate],
     shadow_counts: Mapping[str, tuple[int, int]],
-    rows: Sequence[LoggedRow],
+    estimates: Mapping[str, tuple[Estimate, Estimate, Estimate] | None],
 ) -> ExperimentStatusView:
-    """Assemble the status from per-variant aggregates and logged rows (pure)."""
+    """Assemble the status from per-variant aggregates, shadow counts and off-policy estimates
+    (IPS, SNIPS, DR per variant name) (pure)."""
     alpha = view.guardrail.alpha
     control = view.control
     base = aggregates.get(control.name) if control is not None else None
@@ -326,7 +279,7 @@ def compute_status(
         diff = None
         if base is not None and control is not None and v.name != control.name and not v.shadow:
             diff = difference(agg.reward, base.reward, alpha)
-        est = off_policy_estimates(rows, v, 1.0 - alpha)
+        est = estimates.get(v.name)
         out.append(
             VariantStatusView(
                 variant=v,
@@ -347,13 +300,13 @@ def compute_status(
 
 
 def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
-    """Read the experiment's decisions and outcomes and compute its status."""
-    weights = yardstick(engine, view)
-    aggregates = _aggregates(engine, view.name, weights)
-    with engine.connect() as conn:
-        shadow_counts = {
-            r.key: (int(r.decisions), int(r.outcomes))
-            for r in conn.execute(_SHADOW_COUNTS, {"name": view.name})
-        }
-    rows = _logged_rows(engine, view.name, weights)
-    return compute_status(view, aggregates, shadow_counts, rows)
+    """The experiment's status from its live sums (:mod:`banditroute.service.experiments.live`:
+    built from its decisions once per process, then advanced by the outcomes and ratings logged
+    since the last call)."""
+    sums = _refreshed(engine, view, yardstick(engine, view))
+    confidence = 1.0 - view.guardrail.alpha
+    with sums.lock:
+        aggregates = _aggregates_of(sums)
+        shadow_counts = sums.shadow_counts()
+        estimates = {v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants}
+    return compute_status(view, aggregates, shadow_counts, estimates)
