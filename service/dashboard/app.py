@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -39,6 +40,9 @@ from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import pages, views
 from banditroute.service.dashboard.rollup import HourlyRollup
 from banditroute.service.dashboard.windows import BadWindow, parse_window
+from banditroute.service.experiments.live import MAX_EXPERIMENTS
+from banditroute.service.experiments.manager import ExperimentManager
+from banditroute.service.experiments.stats import experiment_status
 
 __all__ = ["COOKIE", "Dashboard"]
 
@@ -110,6 +114,27 @@ class Dashboard:
         )
         self._clock = clock or (lambda: datetime.now(UTC))
         self.rollup = HourlyRollup(engine, clock=self._clock) if rollup else None
+        self._warm_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
+
+    def warm_experiments(self) -> None:
+        """Build the live sums of the newest experiments in a background thread, once (with the
+        rollup on), so that their pages answer from the sums at once
+        (:mod:`banditroute.service.experiments.live`)."""
+        with self._warm_lock:
+            if self._warming is not None or self.rollup is None:
+                return
+            self._warming = threading.Thread(
+                target=self._warm, name="dashboard-experiments", daemon=True
+            )
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            for view in ExperimentManager(self.engine).list_experiments()[:MAX_EXPERIMENTS]:
+                experiment_status(self.engine, view)
+        except Exception:
+            log.warning("dashboard: building the experiments' live sums failed", exc_info=True)
 
     # -- WSGI -----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -159,6 +184,7 @@ class Dashboard:
                 return self._redirect(path + (f"?{rest}" if rest else ""))
             if not self._authorized(environ):
                 raise _Answer(HTTPStatus.UNAUTHORIZED, "This dashboard needs the admin token.")
+        self.warm_experiments()
         window = parse_window(_one(query, "window"))
         now = self._clock()
         if path == "/":

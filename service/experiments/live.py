@@ -788,7 +788,11 @@ class ExperimentSums:
 
     def reward_cells(self) -> list[tuple[str, datetime, Moments]]:
         """Reward moments per served variant and :data:`CELL` of decision time."""
-        return [(v, t, m) for (v, t), m in sorted(self.cells.items()) if m.n]
+        return [
+            (v, t, Moments(m.n, m.total, m.total_sq))
+            for (v, t), m in sorted(self.cells.items())
+            if m.n
+        ]
 
 
 def _identity(engine: Engine, view: ExperimentView, weights: RewardWeights) -> tuple[Any, ...]:

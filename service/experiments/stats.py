@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ from banditroute.learners.sequential import (
 from banditroute.service.experiments.guardrails import Observed
 from banditroute.service.experiments.live import (
     ExperimentSums,
+    Moments,
     VariantSums,
     live_sums,
     percentile_cont,
@@ -71,6 +73,7 @@ __all__ = [
     "LoggedRow",
     "compute_status",
     "experiment_status",
+    "experiment_status_and_rewards",
     "observed_by_variant",
     "off_policy_estimates",
     "yardstick",
@@ -303,10 +306,22 @@ def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusV
     """The experiment's status from its live sums (:mod:`banditroute.service.experiments.live`:
     built from its decisions once per process, then advanced by the outcomes and ratings logged
     since the last call)."""
+    return experiment_status_and_rewards(engine, view)[0]
+
+
+def experiment_status_and_rewards(
+    engine: Engine, view: ExperimentView
+) -> tuple[ExperimentStatusView, list[tuple[str, datetime, Moments]]]:
+    """:func:`experiment_status` and, from the same sums, the reward moments (under the
+    :func:`yardstick`) per served variant and :data:`~banditroute.service.experiments.live.CELL`
+    of decision time: what the dashboard charts the difference over time from."""
     sums = _refreshed(engine, view, yardstick(engine, view))
     confidence = 1.0 - view.guardrail.alpha
     with sums.lock:
         aggregates = _aggregates_of(sums)
         shadow_counts = sums.shadow_counts()
-        estimates = {v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants}
-    return compute_status(view, aggregates, shadow_counts, estimates)
+        estimates = {
+            v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants
+        }
+        cells = sums.reward_cells()
+    return compute_status(view, aggregates, shadow_counts, estimates), cells
