@@ -21,9 +21,9 @@ import hashlib
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -46,6 +46,7 @@ from banditroute.service.errors import (
     Unavailable,
 )
 from banditroute.service.storage.models import ApiKey, Model, Policy, Route
+from banditroute.service.storage.models.base import row_view
 from banditroute.service.storage.repositories import (
     ApiKeyRepository,
     ModelRepository,
@@ -79,7 +80,7 @@ __all__ = [
     "validate_name",
 ]
 
-T = TypeVar("T")
+R = TypeVar("R")
 _MAX_SEED = 2**63 - 1
 
 #: The demo pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens), list prices.
@@ -95,27 +96,26 @@ DEMO_MODELS: tuple[tuple[str, str, float, float], ...] = (
 # -- results ---------------------------------------------------------------------------------
 
 
-def _from_row(cls: type[T], row: Any, **computed: Any) -> T:
-    """``cls`` with every field not ``computed`` read from the ORM row's attribute of that name."""
-    names = (f.name for f in fields(cls) if f.name not in computed)  # type: ignore[arg-type]
-    return cls(**{name: getattr(row, name) for name in names}, **computed)
+class _RowResult(Generic[R]):
+    """A result dataclass read from an ORM row ``R`` whose attributes have its fields' names; a
+    result with computed fields overrides :meth:`of`."""
+
+    @classmethod
+    def of(cls, row: R) -> Self:
+        return row_view(cls, row)
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(_RowResult[Model]):
     id: str
     provider: str
     input_usd_per_mtok: float
     output_usd_per_mtok: float
     enabled: bool
 
-    @classmethod
-    def of(cls, m: Model) -> ModelInfo:
-        return _from_row(cls, m)
-
 
 @dataclass(frozen=True)
-class PolicyInfo:
+class PolicyInfo(_RowResult[Policy]):
     name: str
     version: int
     algorithm: str
@@ -127,12 +127,12 @@ class PolicyInfo:
     created_at: datetime | None = None
 
     @classmethod
-    def of(cls, p: Policy) -> PolicyInfo:
-        return _from_row(cls, p, hyperparameters=dict(p.hyperparameters or {}))
+    def of(cls, p: Policy) -> Self:
+        return row_view(cls, p, hyperparameters=dict(p.hyperparameters or {}))
 
 
 @dataclass(frozen=True)
-class RouteInfo:
+class RouteInfo(_RowResult[Route]):
     tenant: str
     name: str
     policy: str
@@ -144,8 +144,8 @@ class RouteInfo:
     budget_hard_cap: bool = False
 
     @classmethod
-    def of(cls, r: Route) -> RouteInfo:
-        return _from_row(cls, r, policy=r.policy_name, models=list(r.models or []))
+    def of(cls, r: Route) -> Self:
+        return row_view(cls, r, policy=r.policy_name, models=list(r.models or []))
 
     @property
     def budget(self) -> RouteBudget | None:
@@ -154,16 +154,12 @@ class RouteInfo:
 
 
 @dataclass(frozen=True)
-class ApiKeyInfo:
+class ApiKeyInfo(_RowResult[ApiKey]):
     key_id: str
     tenant: str
     label: str
     created_at: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, k: ApiKey) -> ApiKeyInfo:
-        return _from_row(cls, k)
 
 
 @dataclass(frozen=True)

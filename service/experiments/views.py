@@ -29,6 +29,7 @@ from banditroute.learners.sequential import Difference, Interval
 from banditroute.service.errors import NotFound
 from banditroute.service.experiments.assignment import Allocation
 from banditroute.service.experiments.guardrails import GuardrailConfig
+from banditroute.service.storage.models.base import row_view
 from banditroute.service.storage.models.experiment import Experiment
 from banditroute.service.storage.models.experiment_event import ExperimentEvent
 from banditroute.service.storage.models.experiment_variant import ExperimentVariant
@@ -146,35 +147,19 @@ def _events(session: Session, exp: Experiment) -> tuple[dict[str, Any], ...]:
 def experiment_view(session: Session, exp: Experiment, *, events: bool = False) -> ExperimentView:
     """The view of a stored experiment (with its audit log when ``events``)."""
     variants = tuple(
-        VariantView(
-            v.name,
-            v.policy_name,
-            v.policy_version,
-            v.weight,
-            v.shadow,
-            v.control,
-            v.stopped,
-            v.stop_reason,
-        )
-        for v in stored_variants(session, exp)
+        row_view(VariantView, v, policy=v.policy_name) for v in stored_variants(session, exp)
     )
     prev = (
         (exp.previous_policy_name, exp.previous_policy_version or 0)
         if exp.previous_policy_name is not None
         else None
     )
-    return ExperimentView(
-        name=exp.name,
-        tenant=exp.tenant,
-        route=exp.route,
-        state=exp.state,
-        salt=exp.salt,
+    return row_view(
+        ExperimentView,
+        exp,
         variants=variants,
         guardrail=GuardrailConfig.from_json(exp.guardrail),
         allocation=Allocation.from_json(exp.allocation) if exp.allocation else None,
-        stop_reason=exp.stop_reason,
-        promoted_variant=exp.promoted_variant,
         previous_policy=prev,
-        created_at=exp.created_at,
         events=_events(session, exp) if events else (),
     )

@@ -1,13 +1,18 @@
-"""Declarative base of every table, with a naming convention so constraint names are stable."""
+"""Declarative base of every table, with a naming convention so constraint names are stable;
+:func:`row_view` copies a row into a read model detached from its session."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["NAMING_CONVENTION", "Base", "CreatedAtMixin", "TimestampedMixin"]
+__all__ = ["NAMING_CONVENTION", "Base", "CreatedAtMixin", "TimestampedMixin", "row_view"]
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -34,3 +39,21 @@ class TimestampedMixin(CreatedAtMixin):
     """Adds ``created_at`` and ``updated_at`` (set by the database on insert)."""
 
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def row_view(cls: type[T], row: Any, **computed: Any) -> T:
+    """The dataclass ``cls`` with every field not ``computed`` read from the row's attribute of
+    that name.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class View:
+    ...     name: str
+    ...     policy: str
+    >>> class Row:
+    ...     name, policy_name = "r", "lin"
+    >>> row_view(View, Row(), policy=Row.policy_name)
+    View(name='r', policy='lin')
+    """
+    names = (f.name for f in fields(cls) if f.name not in computed)  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in names}, **computed)
