@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from banditroute.learners.registry import make_policy
 from banditroute.service.core.assignment import Assignment, PolicyKey, RouteEntry
-from banditroute.service.experiments.assignment import bucket_of, initial_allocation
-from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
+from banditroute.service.experiments.assignment import bucket_of
 from banditroute.service.experiments.shadow import score_shadows
+from tests.helpers import experiment_cache
 
 
 def _us_per_call(fn: Callable[[int], object], n: int) -> float:
@@ -41,18 +41,9 @@ def _us_per_call(fn: Callable[[int], object], n: int) -> float:
 
 
 def main() -> None:
-    cache = ExperimentCache()
-    cache.load(
-        [
-            CompiledExperiment.build(
-                name="e",
-                tenant="",
-                route="with",
-                salt="e",
-                allocation=initial_allocation({"a": 50, "b": 30, "c": 20}),
-                policies={"a": PolicyKey("p", 1), "b": PolicyKey("q", 1), "c": PolicyKey("r", 1)},
-            )
-        ]
+    cache = experiment_cache(
+        "with",
+        {"a": (50, PolicyKey("p", 1)), "b": (30, PolicyKey("q", 1)), "c": (20, PolicyKey("r", 1))},
     )
     with_exp = RouteEntry("", "with", PolicyKey("p", 1), ())
     without = RouteEntry("", "without", PolicyKey("p", 1), ())

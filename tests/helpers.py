@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from banditroute.service.config import libpq_url, sqlalchemy_url
 
 if TYPE_CHECKING:
+    from banditroute.service.core.assignment import PolicyKey
+    from banditroute.service.experiments.resolver import ExperimentCache
     from tests.tls_certs import Pki
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "database_name",
     "decision_row",
     "drop_database",
+    "experiment_cache",
     "feedback_row",
     "free_port",
     "migrated_database",
@@ -503,3 +506,28 @@ def put_models(
             enabled=True,
         )
         admin.PutModel(admin_pb2.PutModelRequest(model=model), metadata=metadata)
+
+
+def experiment_cache(
+    route: str,
+    variants: dict[str, tuple[float, PolicyKey]],
+    shadows: tuple[PolicyKey, ...] = (),
+) -> ExperimentCache:
+    """An ``ExperimentCache`` holding one running experiment, ``"e"`` (salt ``"e"``), on the
+    shared tenant's ``route``: ``variants`` maps each variant to its weight (percent) and the
+    policy version it serves; ``shadows`` are scored next to every variant."""
+    from banditroute.service.experiments.assignment import initial_allocation
+    from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
+
+    experiment = CompiledExperiment.build(
+        name="e",
+        tenant="",
+        route=route,
+        salt="e",
+        allocation=initial_allocation({v: weight for v, (weight, _) in variants.items()}),
+        policies={v: policy for v, (_, policy) in variants.items()},
+        shadows=shadows,
+    )
+    cache = ExperimentCache()
+    cache.load([experiment])
+    return cache

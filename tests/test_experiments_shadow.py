@@ -7,11 +7,10 @@ import pytest
 
 from banditroute.learners.registry import make_policy
 from banditroute.service.core.assignment import Assignment, PolicyKey, RouteEntry
-from banditroute.service.experiments.assignment import initial_allocation
-from banditroute.service.experiments.resolver import CompiledExperiment, ExperimentCache
 from banditroute.service.experiments.shadow import score_shadows, shadow_key
 from banditroute.service.experiments.stats import LoggedRow, off_policy_estimates
 from banditroute.service.experiments.views import VariantView
+from tests.helpers import experiment_cache
 
 ARMS = ["a", "b", "c"]
 
@@ -42,19 +41,10 @@ def test_shadow_none_without_shadows_or_usable_candidates() -> None:
 
 
 def test_shadow_resolver_never_serves_shadow_policies() -> None:
-    cache = ExperimentCache()
-    cache.load(
-        [
-            CompiledExperiment.build(
-                name="e",
-                tenant="",
-                route="r",
-                salt="e",
-                allocation=initial_allocation({"control": 50, "treatment": 50}),
-                policies={"control": PolicyKey("p", 1), "treatment": PolicyKey("q", 1)},
-                shadows=(PolicyKey("s", 1),),
-            )
-        ]
+    cache = experiment_cache(
+        "r",
+        {"control": (50, PolicyKey("p", 1)), "treatment": (50, PolicyKey("q", 1))},
+        shadows=(PolicyKey("s", 1),),
     )
     route = RouteEntry("", "r", PolicyKey("p", 1), ())
     served = {cache.resolve("", route, f"u{i}").policy for i in range(500)}
