@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -40,7 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "instructions.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load import PROMPTS, _database, _drop_database, _free_port, _stop  # noqa: E402
+from load import PROMPTS, _free_port, _stop, _write_result  # noqa: E402
+
+from tests.helpers import migrated_database  # noqa: E402
 
 
 def _valgrind(out_dir: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
@@ -165,18 +166,12 @@ def main() -> None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     result: dict[str, Any] = {"calls": args.calls, "concurrency": args.concurrency}
     result.update(measure("echo", "", args))
-    db_url, embedded = _database(args.database_url)
-    try:
+    with migrated_database(args.database_url, "br_instructions") as (db_url, _mode):
         result.update(measure("route", db_url, args))
-    finally:
-        _drop_database(db_url, embedded)
     result["route_vs_echo_instructions"] = (
         result["echo_instructions_per_call"] / result["route_instructions_per_call"]
     )
-    result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    _write_result(result, args.output)
 
 
 if __name__ == "__main__":

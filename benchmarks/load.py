@@ -57,13 +57,11 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -460,25 +458,6 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
             proc.wait(10)
 
 
-def _database(url: str | None) -> tuple[str, Any]:
-    """A fresh migrated database: a temporary one on the server ``url`` names (dropped by
-    :func:`_drop_database`), or a private embedded PostgreSQL under /tmp."""
-    from banditroute.service.storage import migrate
-    from tests.helpers import create_database
-
-    if url:
-        db_url = create_database(url, prefix="br_load")
-        migrate.upgrade(db_url)
-        return db_url, ("external", url)
-    from banditroute.service.storage.embedded import EmbeddedPostgres
-
-    data_dir = Path(tempfile.mkdtemp(prefix="banditroute-bench-", dir="/tmp"))
-    pg = EmbeddedPostgres(data_dir)
-    db_url = pg.start()
-    migrate.upgrade(db_url)
-    return db_url, ("embedded", (pg, data_dir))
-
-
 def _default_flush_ms() -> float:
     """Route's group-commit window as the server started by :func:`_start_server` uses it."""
     from banditroute.service.config import Settings
@@ -486,19 +465,17 @@ def _default_flush_ms() -> float:
     return float(Settings.model_fields["write_flush_ms"].default)
 
 
-def _drop_database(db_url: str, handle: Any) -> None:
-    from tests.helpers import database_name, drop_database
-
-    kind, value = handle
-    if kind == "external":
-        drop_database(value, database_name(db_url))
-    else:
-        pg, data_dir = value
-        pg.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+def _write_result(result: dict[str, Any], output: str) -> None:
+    """Write ``result`` (floats to 3 decimals) to ``output`` as JSON and print it on one line."""
+    result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
 
 
 def main() -> None:
+    from tests.helpers import migrated_database
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -543,8 +520,7 @@ def main() -> None:
         echo_server_cpu_us_per_call=r.get("server_cpu_us_per_call", 0.0),
     )
 
-    db_url, embedded = _database(args.database_url)
-    try:
+    with migrated_database(args.database_url, "br_load") as (db_url, _mode):
         # 2. the floors: echo + a durable row per call, then + Route's learner calls
         flush_ms = _default_flush_ms()  # the Route server below runs with the default
         for name, learners in (("echo_commit", False), ("echo_learners", True)):
@@ -606,8 +582,6 @@ def main() -> None:
             )
         finally:
             _stop(server)
-    finally:
-        _drop_database(db_url, embedded)
     result["route_vs_echo"] = result["route_rps"] / result["echo_rps"]
     result["route_added_p50_ms_c1"] = result["route_p50_ms_c1"] - result["echo_p50_ms_c1"]
     result["route_cpu_vs_echo"] = (
@@ -618,10 +592,7 @@ def main() -> None:
     result["echo_learners_vs_echo"] = result["echo_learners_rps"] / result["echo_rps"]
     result["route_vs_echo_commit"] = result["route_rps"] / result["echo_commit_rps"]
     result["route_vs_echo_learners"] = result["route_rps"] / result["echo_learners_rps"]
-    result = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    _write_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import multiprocessing
 import os
@@ -41,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # load.py, importable by the spawned clients too
 import load  # noqa: E402
+
+from tests.helpers import migrated_database  # noqa: E402
 
 
 def _groups(cores: int) -> dict[str, set[int]] | None:
@@ -329,10 +332,10 @@ def main() -> None:
         "concurrency_per_client": args.concurrency,
         "seconds": args.seconds,
     }
-    db_url, handle = (None, None)
-    if "route" in targets or "writers" in targets:
-        db_url, handle = load._database(args.database_url)
-    try:
+    with contextlib.ExitStack() as stack:
+        db_url = None
+        if "route" in targets or "writers" in targets:
+            db_url, _mode = stack.enter_context(migrated_database(args.database_url, "br_scale"))
         for target in targets:
             if target == "writers":
                 assert db_url is not None
@@ -343,10 +346,6 @@ def main() -> None:
             for r in runs:
                 r["x_one_worker"] = r["rps"] / base
             result[target] = runs
-    finally:
-        if handle is not None:
-            assert db_url is not None
-            load._drop_database(db_url, handle)
     result = json.loads(json.dumps(result, default=float), parse_float=lambda s: round(float(s), 3))
     output = Path(args.output or ROOT / "benchmarks" / "results" / f"scale_{cores}cores.json")
     output.parent.mkdir(parents=True, exist_ok=True)
