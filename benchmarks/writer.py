@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from banditroute.service.storage.writer import GroupCommitWriter  # noqa: E402
+from banditroute.service.storage.writer import GroupCommitWriter, WriterLimits  # noqa: E402
 from tests.helpers import (  # noqa: E402
     decision_row,
     migrated_database,
@@ -49,7 +49,8 @@ async def _measure(url: str, events: int, batch: int, concurrency: int) -> dict[
         async with in_flight:
             return await call
 
-    async with GroupCommitWriter(url, max_pending_rows=10 * concurrency * batch) as writer:
+    limits = WriterLimits(max_pending_rows=10 * concurrency * batch)
+    async with GroupCommitWriter(url, limits) as writer:
         started = time.perf_counter()
         await asyncio.gather(*(one(writer.write_decision(d)) for d in decisions))
         decision_s = time.perf_counter() - started

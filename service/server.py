@@ -58,7 +58,7 @@ from banditroute.service.experiments.resolver import ExperimentCache
 from banditroute.service.metrics import Metrics, metrics_port_for_worker
 from banditroute.service.security import add_port, install_log_redaction, warn_if_exposed
 from banditroute.service.storage.database import check_schema, create_engine
-from banditroute.service.storage.writer import GroupCommitWriter
+from banditroute.service.storage.writer import GroupCommitWriter, WriterLimits
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 
 __all__ = ["BanditrouteServer", "create_server"]
@@ -193,14 +193,14 @@ async def create_server(
     metrics = metrics or Metrics()
     # The writer shares the serving loop: measured faster than a writer thread, whose round
     # trips wait for the GIL while the loop is busy (benchmarks/load.py).
-    writer = GroupCommitWriter(
-        url,
+    limits = WriterLimits(
         flush_ms=settings.write_flush_ms,
         batch_max_rows=settings.write_batch_max_rows,
         max_pending_rows=settings.write_max_pending_rows,
         connect_timeout_s=settings.db_connect_timeout_s,
-        on_batch=metrics.write_batch_rows.observe,
-        on_db_error=metrics.db_error,
+    )
+    writer = GroupCommitWriter(
+        url, limits, on_batch=metrics.write_batch_rows.observe, on_db_error=metrics.db_error
     )
     await writer.start()
     # Off the request path, an outcome may name a decision some process has not committed yet:

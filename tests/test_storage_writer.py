@@ -18,7 +18,7 @@ from banditroute.service.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from banditroute.service.storage.writer import GroupCommitWriter, WriteStatus
+from banditroute.service.storage.writer import GroupCommitWriter, WriterLimits, WriteStatus
 from tests.helpers import decision_row, feedback_row, outcome_row
 
 
@@ -69,6 +69,18 @@ HOSTILE = [
     "ünïcödé ✓ 漢字 \U0001f600",
 ]
 
+#: The decision row's free-text columns.
+TEXT_COLUMNS = (
+    "tenant",
+    "route",
+    "unit_id",
+    "policy_name",
+    "experiment",
+    "variant",
+    "model",
+    "prompt",
+)
+
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_decisions_without_request_id_round_trip_hostile_text_exactly(
@@ -77,18 +89,11 @@ def test_decisions_without_request_id_round_trip_hostile_text_exactly(
     # Decision-only batches without request ids take the one-round-trip path, which renders
     # values as SQL literals: every character must arrive unchanged, nothing may execute.
     row = decision_row(
-        tenant=text,
-        route=text,
-        unit_id=text,
-        policy_name=text,
-        experiment=text,
-        variant=text,
-        model=text,
+        **dict.fromkeys(TEXT_COLUMNS, text),
         candidates=[text, "m2"],
         numeric_context={text: 1.5},
         categorical_context={text: text},
         shadow={text: {"model": text}},
-        prompt=text,
         features=text.encode("utf-8"),
         propensity=float.fromhex("0x1.5555555555555p-2"),  # every bit must survive
     )
@@ -110,7 +115,7 @@ def test_decision_batch_gets_consecutive_ids_in_arrival_order(fresh_db_url: str)
     rows = [decision_row() for _ in range(40)]
 
     async def scenario() -> list[int | None]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             return list(await asyncio.gather(*(writer.write_decision(r) for r in rows)))
 
     ids = run(scenario)
@@ -128,7 +133,7 @@ def test_repeated_request_id_writes_one_decision(fresh_db_url: str) -> None:
     other_tenant = decision_row(request_id="req-1", tenant="u")
 
     async def scenario() -> list[int | None]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             a, b = await asyncio.gather(
                 writer.write_decision(first), writer.write_decision(same_batch)
             )
@@ -182,7 +187,7 @@ def test_outcome_repeated_within_one_batch_is_written_once(fresh_db_url: str) ->
     outcome = outcome_row(decision)
 
     async def scenario() -> list[Any]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             await writer.write_decision(decision)
             return await writer.write_outcomes([outcome, outcome, {**outcome, "quality": 0.2}])
 
@@ -197,7 +202,7 @@ def test_outcome_for_decision_in_the_same_batch_is_accepted(fresh_db_url: str) -
     decision = decision_row()
 
     async def scenario() -> tuple[Any, Any]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             return await asyncio.gather(
                 writer.write_decision(decision), writer.write_outcome(outcome_row(decision))
             )
@@ -237,7 +242,7 @@ def test_rejected_row_does_not_fail_its_batch(fresh_db_url: str) -> None:
     bad = decision_row(propensity=None)  # NOT NULL violation
 
     async def scenario() -> list[Any]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             calls = [writer.write_decision(r) for r in [*good[:2], bad, *good[2:]]]
             return await asyncio.gather(*calls, return_exceptions=True)
 
@@ -269,7 +274,7 @@ def test_lost_connection_answers_unavailable_and_writer_reconnects(fresh_db_url:
     after = decision_row()
 
     async def scenario() -> tuple[BaseException | None, int | None]:
-        async with GroupCommitWriter(fresh_db_url, backoff_initial_s=0.01) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(backoff_initial_s=0.01)) as writer:
             await writer.write_decision(decision_row())
             assert _terminate_writer_backends(fresh_db_url) == 1
             error: BaseException | None = None
@@ -297,7 +302,7 @@ def test_full_queue_answers_resource_exhausted(fresh_db_url: str) -> None:
     decision = decision_row()
 
     async def scenario() -> None:
-        async with GroupCommitWriter(fresh_db_url, max_pending_rows=2) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(max_pending_rows=2)) as writer:
             await writer.write_decision(decision)
             await writer.write_outcomes([outcome_row(decision)] * 3)
 
@@ -310,7 +315,7 @@ def test_close_flushes_every_pending_write(fresh_db_url: str) -> None:
     rows = [decision_row() for _ in range(300)]
 
     async def scenario() -> list[Any]:
-        writer = await GroupCommitWriter(fresh_db_url, flush_ms=1000).start()
+        writer = await GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=1000)).start()
         tasks = [asyncio.ensure_future(writer.write_decision(r)) for r in rows]
         await asyncio.sleep(0)
         await writer.close()
@@ -346,7 +351,9 @@ def test_event_ids_become_visible_in_order_with_two_writers(fresh_db_url: str) -
                 await asyncio.sleep(0)
 
     async def writer_task(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=0.5, batch_max_rows=7) as writer:
+        async with GroupCommitWriter(
+            fresh_db_url, WriterLimits(flush_ms=0.5, batch_max_rows=7)
+        ) as writer:
             for i in range(0, len(rows), 10):
                 await asyncio.gather(
                     *(writer.write_outcome(outcome_row(r)) for r in rows[i : i + 10]),
@@ -412,7 +419,7 @@ def test_unadaptable_row_fails_alone_and_writer_keeps_working(fresh_db_url: str)
     bad = decision_row(features=object())  # psycopg cannot adapt it: a caller bug
 
     async def scenario() -> tuple[list[Any], int | None]:
-        async with GroupCommitWriter(fresh_db_url, flush_ms=50) as writer:
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=50)) as writer:
             calls = [writer.write_decision(r) for r in [good[0], bad, *good[1:]]]
             results = await asyncio.gather(*calls, return_exceptions=True)
             return results, await writer.write_decision(decision_row())

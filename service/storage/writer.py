@@ -66,9 +66,33 @@ __all__ = [
     "GroupCommitWriter",
     "WriteResult",
     "WriteStatus",
+    "WriterLimits",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterLimits:
+    """How :class:`GroupCommitWriter` batches, bounds its queue and waits on the database.
+
+    The service sets the first four from its settings (``write_flush_ms``,
+    ``write_batch_max_rows``, ``write_max_pending_rows``, ``db_connect_timeout_s``).
+    """
+
+    #: Longest a write waits for its batch to start, in milliseconds.
+    flush_ms: float = 4.0
+    #: Most rows per transaction.
+    batch_max_rows: int = 1000
+    #: Rows that may wait; beyond it writes raise ``ResourceExhausted``.
+    max_pending_rows: int = 50_000
+    #: Timeout of one connection attempt, in seconds.
+    connect_timeout_s: float = 5.0
+    #: A batch transaction taking longer is abandoned (callers get ``Unavailable``), in seconds.
+    flush_timeout_s: float = 30.0
+    #: First wait before reconnecting, doubled after each failed attempt up to ``backoff_max_s``.
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -85,16 +109,9 @@ class GroupCommitWriter:
     ----------
     url
         PostgreSQL URL (any form; the driver suffix is dropped).
-    flush_ms
-        Longest a write waits for its batch to start.
-    batch_max_rows
-        Most rows per transaction.
-    max_pending_rows
-        Rows that may wait; beyond it writes raise ``ResourceExhausted``.
-    connect_timeout_s
-        Timeout of one connection attempt.
-    flush_timeout_s
-        A batch transaction taking longer is abandoned (callers get ``Unavailable``).
+    limits
+        Batching window and size, queue bound, timeouts and reconnect backoff
+        (:class:`WriterLimits`; default: its defaults).
     on_batch, on_db_error
         Optional metric hooks: rows per committed batch; operation name of a database error.
 
@@ -108,25 +125,14 @@ class GroupCommitWriter:
     def __init__(
         self,
         url: str,
+        limits: WriterLimits | None = None,
         *,
-        flush_ms: float = 4.0,
-        batch_max_rows: int = 1000,
-        max_pending_rows: int = 50_000,
-        connect_timeout_s: float = 5.0,
-        flush_timeout_s: float = 30.0,
-        backoff_initial_s: float = 0.05,
-        backoff_max_s: float = 2.0,
         on_batch: Callable[[int], None] | None = None,
         on_db_error: Callable[[str], None] | None = None,
     ) -> None:
         self._conninfo = libpq_url(url)
-        self.flush_s = flush_ms / 1000.0
-        self.batch_max_rows = batch_max_rows
-        self.max_pending_rows = max_pending_rows
-        self.connect_timeout_s = connect_timeout_s
-        self.flush_timeout_s = flush_timeout_s
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self.limits = WriterLimits() if limits is None else limits
+        self._flush_s = self.limits.flush_ms / 1000.0
         self._on_batch = on_batch
         self._on_db_error = on_db_error
         self._pending: collections.deque[_Item] = collections.deque()
@@ -250,7 +256,7 @@ class GroupCommitWriter:
             raise Unavailable("the writer is not running")
         if not self._healthy:
             raise Unavailable(f"the database is unreachable: {self._last_error}")
-        if len(self._pending) + len(items) > self.max_pending_rows:
+        if len(self._pending) + len(items) > self.limits.max_pending_rows:
             raise ResourceExhausted(
                 f"{len(self._pending)} writes are waiting for the database; retry with backoff"
             )
@@ -263,7 +269,7 @@ class GroupCommitWriter:
             if kind == "d":
                 self._unsettled[row.decision_id] = future
         self._has_rows.set()
-        if len(self._pending) >= self.batch_max_rows:
+        if len(self._pending) >= self.limits.batch_max_rows:
             self._full.set()
         return futures
 
@@ -272,7 +278,7 @@ class GroupCommitWriter:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
             self._conninfo,
-            connect_timeout=max(1, round(self.connect_timeout_s)),
+            connect_timeout=max(1, round(self.limits.connect_timeout_s)),
             keepalives=1,
             keepalives_idle=10,
             keepalives_interval=5,
@@ -282,7 +288,8 @@ class GroupCommitWriter:
         )
 
     async def _run(self) -> None:
-        backoff = self.backoff_initial_s
+        limits = self.limits
+        backoff = limits.backoff_initial_s
         while True:
             if self._conn is None or self._conn.closed:
                 self._conn = None
@@ -293,12 +300,12 @@ class GroupCommitWriter:
                     if self._closing:
                         return
                     await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.backoff_max_s)
+                    backoff = min(backoff * 2, limits.backoff_max_s)
                     continue
                 if not self._healthy:
                     log.info("database reachable again; writes resume")
                 self._healthy = True
-                backoff = self.backoff_initial_s
+                backoff = limits.backoff_initial_s
             if not self._pending:
                 if self._closing:
                     return
@@ -307,19 +314,20 @@ class GroupCommitWriter:
                 continue
             await self._gather()
             batch = [
-                self._pending.popleft() for _ in range(min(len(self._pending), self.batch_max_rows))
+                self._pending.popleft()
+                for _ in range(min(len(self._pending), limits.batch_max_rows))
             ]
-            if len(self._pending) < self.batch_max_rows:
+            if len(self._pending) < limits.batch_max_rows:
                 self._full.clear()
             await self._flush(batch)
 
     async def _gather(self) -> None:
         """Wait up to ``flush_ms`` for more rows, unless the batch is full or we are closing."""
-        if self._closing or len(self._pending) >= self.batch_max_rows:
+        if self._closing or len(self._pending) >= self.limits.batch_max_rows:
             return
         self._full.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), self.flush_s)
+            await asyncio.wait_for(self._full.wait(), self._flush_s)
 
     def _mark_down(self, exc: BaseException, op: str) -> None:
         self._last_error = _describe(exc)
@@ -354,7 +362,7 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             items = [(item.kind, item.row) for item in batch]
-            async with asyncio.timeout(self.flush_timeout_s):
+            async with asyncio.timeout(self.limits.flush_timeout_s):
                 if is_plain_decisions(items):
                     results = await commit_plain_decisions(conn, items)
                 else:
