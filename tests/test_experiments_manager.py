@@ -42,11 +42,14 @@ def engine(fresh_db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _ab(control: float = 50, treatment: float = 50) -> list[VariantSpec]:
+def _ab(
+    control: float = 50, treatment: float = 50, treatment_policy: str = "ts", shadow: bool = True
+) -> list[VariantSpec]:
+    """Control ``lin``, treatment ``treatment_policy`` and (``shadow``) a shadow ``ts@1``."""
     return [
         VariantSpec("control", "lin", 0, control, control=True),
-        VariantSpec("treatment", "ts", 0, treatment),
-        VariantSpec("shadow", "ts", 1, 0, shadow=True),
+        VariantSpec("treatment", treatment_policy, 0, treatment),
+        *([VariantSpec("shadow", "ts", 1, 0, shadow=True)] if shadow else []),
     ]
 
 
@@ -338,16 +341,7 @@ def test_experiments_stats_score_every_variant_with_the_control_weights(engine: 
         )
         c.execute(text("UPDATE policies SET feedback_weight = 0.5 WHERE name = 'lin'"))
     m = ExperimentManager(engine)
-    m.create(
-        "e1",
-        "",
-        "default",
-        [
-            VariantSpec("control", "lin", 0, 50, control=True),
-            VariantSpec("treatment", "costly", 0, 50),
-        ],
-        start=True,
-    )
+    m.create("e1", "", "default", _ab(treatment_policy="costly", shadow=False), start=True)
     _log_traffic(engine, "e1", {"control": 0.5, "treatment": 0.5}, 200, 3)
     with engine.begin() as c:
         c.execute(text("UPDATE outcomes SET reward = -1"))  # what a cost-heavy policy stored
