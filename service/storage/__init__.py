@@ -16,7 +16,12 @@ from banditroute.service.storage.events import (
 )
 from banditroute.service.storage.ids import decision_created_at, new_decision_id, parse_decision_id
 from banditroute.service.storage.rows import DecisionRow
-from banditroute.service.storage.writer import GroupCommitWriter, WriteResult, WriteStatus
+from banditroute.service.storage.writer import (
+    GroupCommitWriter,
+    WriteResult,
+    WriterLimits,
+    WriteStatus,
+)
 
 __all__ = [
     "DecisionRow",
@@ -26,6 +31,7 @@ __all__ = [
     "Listener",
     "WriteResult",
     "WriteStatus",
+    "WriterLimits",
     "check_schema",
     "create_engine",
     "decision_created_at",
