@@ -117,17 +117,19 @@ class Dashboard:
         self._warm_lock = threading.Lock()
         self._warming: threading.Thread | None = None
 
-    def warm_experiments(self) -> None:
+    def warm_experiments(self, *, wait: bool = False) -> None:
         """Build the live sums of the newest experiments in a background thread, once (with the
         rollup on), so that their pages answer from the sums at once
-        (:mod:`banditroute.service.experiments.live`)."""
+        (:mod:`banditroute.service.experiments.live`); ``wait``: until it is done."""
         with self._warm_lock:
-            if self._warming is not None or self.rollup is None:
-                return
-            self._warming = threading.Thread(
-                target=self._warm, name="dashboard-experiments", daemon=True
-            )
-            self._warming.start()
+            if self._warming is None and self.rollup is not None:
+                self._warming = threading.Thread(
+                    target=self._warm, name="dashboard-experiments", daemon=True
+                )
+                self._warming.start()
+            thread = self._warming
+        if wait and thread is not None:
+            thread.join()
 
     def _warm(self) -> None:
         try:

@@ -324,7 +324,7 @@ class OffPolicySums:
             v = self.s_wr / self.s_w
             mean_w = self.s_w / n
             resid = max(self.s_w2r2 - 2.0 * v * self.s_w2r + v * v * self.s_w2, 0.0)
-            se = math.sqrt(resid / (mean_w * mean_w) / (n * max(n - 1, 1)))
+            se = math.sqrt(resid) / mean_w / math.sqrt(n * max(n - 1, 1))
             snips = Estimate(
                 v, v - z * se, v + z * se, n, self.w_pos, w_ess, se, "snips", confidence
             )

@@ -306,7 +306,7 @@ def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusV
     """The experiment's status from its live sums (:mod:`banditroute.service.experiments.live`:
     built from its decisions once per process, then advanced by the outcomes and ratings logged
     since the last call)."""
-    return experiment_status_and_rewards(engine, view)[0]
+    return _status(engine, view, cells=False)[0]
 
 
 def experiment_status_and_rewards(
@@ -315,6 +315,12 @@ def experiment_status_and_rewards(
     """:func:`experiment_status` and, from the same sums, the reward moments (under the
     :func:`yardstick`) per served variant and :data:`~banditroute.service.experiments.live.CELL`
     of decision time: what the dashboard charts the difference over time from."""
+    return _status(engine, view, cells=True)
+
+
+def _status(
+    engine: Engine, view: ExperimentView, *, cells: bool
+) -> tuple[ExperimentStatusView, list[tuple[str, datetime, Moments]]]:
     sums = _refreshed(engine, view, yardstick(engine, view))
     confidence = 1.0 - view.guardrail.alpha
     with sums.lock:
@@ -323,5 +329,5 @@ def experiment_status_and_rewards(
         estimates = {
             v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants
         }
-        cells = sums.reward_cells()
-    return compute_status(view, aggregates, shadow_counts, estimates), cells
+        series = sums.reward_cells() if cells else []
+    return compute_status(view, aggregates, shadow_counts, estimates), series
