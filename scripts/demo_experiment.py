@@ -41,6 +41,13 @@ from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grp
 
 DATA = Path(os.environ.get("BANDITROUTE_DATA", "/work/shared/data")) / "routerbench-subset"
 ROUTE = "routerbench-demo"
+#: The experiment's variants: (variant, its policy, algorithm, hyperparameters, Variant fields).
+#: The first is the control and the route's own policy.
+VARIANTS = [
+    ("linucb", "demo-linucb", "linucb", {"alpha": 1.0}, {"weight": 50, "control": True}),
+    ("thompson", "demo-thompson", "thompson", {}, {"weight": 50}),
+    ("eps-shadow", "demo-epsilon", "epsilon_greedy", {"epsilon": 0.1}, {"shadow": True}),
+]
 
 
 def _free_port() -> int:
@@ -114,11 +121,7 @@ def _setup(
             metadata=md,
         )
     reward = admin_pb2.RewardWeights(cost_weight=cost_weight)
-    for name, algorithm, hp in [
-        ("demo-linucb", "linucb", {"alpha": 1.0}),
-        ("demo-thompson", "thompson", {}),
-        ("demo-epsilon", "epsilon_greedy", {"epsilon": 0.1}),
-    ]:
+    for _, name, algorithm, hp, _ in VARIANTS:
         s = struct_pb2.Struct()
         s.update(hp)
         admin.PutPolicy(
@@ -129,7 +132,7 @@ def _setup(
         )
     admin.PutRoute(
         admin_pb2.PutRouteRequest(
-            route=admin_pb2.RouteConfig(name=ROUTE, policy="demo-linucb", models=models)
+            route=admin_pb2.RouteConfig(name=ROUTE, policy=VARIANTS[0][1], models=models)
         ),
         metadata=md,
     )
@@ -138,9 +141,8 @@ def _setup(
             name=experiment,
             route=ROUTE,
             variants=[
-                admin_pb2.Variant(name="linucb", policy="demo-linucb", weight=50, control=True),
-                admin_pb2.Variant(name="thompson", policy="demo-thompson", weight=50),
-                admin_pb2.Variant(name="eps-shadow", policy="demo-epsilon", shadow=True),
+                admin_pb2.Variant(name=variant, policy=policy, **fields)
+                for variant, policy, _, _, fields in VARIANTS
             ],
             guardrail=admin_pb2.Guardrail(max_reward_drop=0.1, confidence=0.95, min_samples=200),
             start=True,
