@@ -39,8 +39,7 @@ __all__ = ["aiq", "apgr", "convex_hull", "cpt", "oracle_choices", "oracle_point"
 
 def _points(costs: Sequence[float] | np.ndarray, qualities: Sequence[float] | np.ndarray,
             ) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(costs, dtype=np.float64).ravel()
-    y = np.asarray(qualities, dtype=np.float64).ravel()
+    x, y = (np.asarray(v, dtype=np.float64).ravel() for v in (costs, qualities))
     if x.shape != y.shape:
         raise ValueError("qualities: must have as many entries as costs")
     if x.size == 0:
