@@ -18,12 +18,16 @@ from banditroute.learners.state import StateFormatError, loads
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import queries as q
-from banditroute.service.dashboard.rollup import HOUR, HourlyRollup, Sums, floor_to
+from banditroute.service.dashboard.rollup import HOUR, HourlyRollup, Sums
 from banditroute.service.dashboard.windows import Window
 from banditroute.service.errors import NotFound
-from banditroute.service.experiments.live import CELL, Moments, cell_of
+from banditroute.service.experiments.live import CELL
 from banditroute.service.experiments.manager import ExperimentManager
-from banditroute.service.experiments.stats import experiment_status_and_rewards, yardstick
+from banditroute.service.experiments.stats import (
+    experiment_status,
+    experiment_status_and_rewards,
+    yardstick,
+)
 from banditroute.service.experiments.views import ExperimentStatusView, ExperimentView
 
 __all__ = [
@@ -337,22 +341,6 @@ def _diff_series(
     return [DiffSeries(v, est[v], low[v], high[v]) for v in treatments]
 
 
-def _reward_buckets(
-    cells: list[tuple[str, datetime, Moments]], since: datetime, stride: timedelta
-) -> list[q.VariantBucket]:
-    """The status's reward cells summed per bucket of ``stride`` (a multiple of the cell),
-    everything before ``since`` in bucket None: what ``q.experiment_rewards_by_bucket``
-    aggregates from the raw rows (tested equal)."""
-    out: dict[tuple[datetime | None, str], Moments] = {}
-    for variant, t, m in cells:
-        bucket = None if t < since else floor_to(t, stride)
-        out.setdefault((bucket, variant), Moments()).merge(m)
-    return [
-        q.VariantBucket(b, v, m.n, m.total, m.total_sq)
-        for (b, v), m in sorted(out.items(), key=lambda kv: (kv[0][0] is not None, kv[0]))
-    ]
-
-
 def experiment_page(
     engine: Engine,
     name: str,
@@ -364,12 +352,13 @@ def experiment_page(
         view = ExperimentManager(engine).get(name, events=True)
     except NotFound:
         raise NotFoundPage(f"no experiment {name!r}") from None
-    status, cells = experiment_status_and_rewards(engine, view)
     starts, labels = _labels(window, now)
     since = window.since(now)
-    if window.stride % CELL == timedelta(0) and since == cell_of(since):
-        buckets = _reward_buckets(cells, since, window.stride)
-    else:  # not whole cells: aggregate the raw rows
+    if window.stride % CELL == timedelta(0):  # every window's: buckets of whole cells
+        status, moments = experiment_status_and_rewards(engine, view, since, window.stride)
+        buckets = [q.VariantBucket(b, v, m.n, m.total, m.total_sq) for b, v, m in moments]
+    else:  # aggregate the raw rows
+        status = experiment_status(engine, view)
         with engine.connect() as conn:
             buckets = q.experiment_rewards_by_bucket(
                 conn, name, yardstick(engine, view), since, window.stride, started=view.created_at

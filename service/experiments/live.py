@@ -106,9 +106,16 @@ MAX_EXPERIMENTS = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+HOUR = timedelta(hours=1)
+
+
+def _floor(t: datetime, stride: timedelta) -> datetime:
+    return _EPOCH + ((t - _EPOCH) // stride) * stride
+
+
 def cell_of(t: datetime) -> datetime:
     """Start of ``t``'s :data:`CELL`, aligned as ``date_bin(CELL, t, epoch)``."""
-    return _EPOCH + ((t - _EPOCH) // CELL) * CELL
+    return _floor(t, CELL)
 
 
 def percentile_cont(values: np.ndarray, p: float) -> float:
@@ -620,6 +627,10 @@ class ExperimentSums:
         self.shadow_keys = {
             t.key for t, v in zip(self.targets, view.variants, strict=True) if v.shadow
         }
+        self.lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
         self.position: int | None = None  # None: not built
         self.variants: dict[str, VariantSums] = {}
         self.decisions: dict[str, int] = {}
@@ -628,9 +639,9 @@ class ExperimentSums:
         self._shadow_tail: dict[str, int] = {}
         self._stable = 0  # shadow decisions with ids <= this are in shadow_decisions
         self._marks: list[tuple[float, int]] = []  # (monotonic time, sequence value)
-        self.cells: dict[tuple[str, datetime], Moments] = {}
+        self.cells: dict[tuple[str, datetime], Moments] = {}  # per variant and CELL
+        self.hours: dict[tuple[str, datetime], Moments] = {}  # per variant and hour
         self.off_policy: dict[str, OffPolicySums] = {t.name: OffPolicySums() for t in self.targets}
-        self.lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -670,9 +681,14 @@ class ExperimentSums:
                                 {"after": after, "upto": upto, "name": self.name},
                             )
                         ]
+                    before = self.decisions
                     self.decisions = {
                         r[0]: int(r[1]) for r in conn.execute(_SERVED, {"name": self.name})
                     }
+                    if any(n > self.decisions.get(v, 0) for v, n in before.items()):
+                        # Decisions were deleted (retention dropped a partition): start over.
+                        self._reset()
+                        return self.refresh()
                     if self.shadow_keys:
                         self._count_shadow_decisions(conn, int(mark or 0))
             if build:
@@ -693,8 +709,10 @@ class ExperimentSums:
                 v.reward.merge(Moments(int(p["n3"]), p["f4"] or 0.0, p["f5"] or 0.0))
                 v._pending.extend(float(x) for x in p["lat"] or ())
             elif kind == "c":
-                cell = self.cells.setdefault((p["variant"], p["t"]), Moments())
-                cell.merge(Moments(int(p["n0"]), p["f0"], p["f1"]))
+                m = Moments(int(p["n0"]), p["f0"], p["f1"])
+                self.cells.setdefault((p["variant"], p["t"]), Moments()).merge(m)
+                hour = (p["variant"], _floor(p["t"], HOUR))
+                self.hours.setdefault(hour, Moments()).merge(m)
             elif kind == "k":
                 key = p["key"]
                 self.shadow_outcomes[key] = self.shadow_outcomes.get(key, 0) + int(p["n0"])
@@ -741,8 +759,9 @@ class ExperimentSums:
                     continue
                 v = self.variants.setdefault(row.variant, VariantSums())
                 v.reward.add(value, sign)
-                cell = self.cells.setdefault((row.variant, cell_of(row.created_at)), Moments())
-                cell.add(value, sign)
+                at = row.created_at
+                self.cells.setdefault((row.variant, cell_of(at)), Moments()).add(value, sign)
+                self.hours.setdefault((row.variant, _floor(at, HOUR)), Moments()).add(value, sign)
                 for t in self.targets:
                     g = self._group(t, row, sign, value)
                     if g is not None:
@@ -786,12 +805,26 @@ class ExperimentSums:
             for k in keys
         }
 
-    def reward_cells(self) -> list[tuple[str, datetime, Moments]]:
-        """Reward moments per served variant and :data:`CELL` of decision time."""
+    def reward_buckets(
+        self, since: datetime, stride: timedelta
+    ) -> list[tuple[datetime | None, str, Moments]]:
+        """Reward moments per bucket of ``stride`` from ``since`` (bucket None: everything
+        before) and served variant, as ``date_bin(stride, decisions.created_at, epoch)`` buckets
+        them; ``stride`` a multiple of :data:`CELL` and ``since`` on a bucket boundary
+        (``ValueError`` otherwise). Read from the hourly cells when the buckets are whole
+        hours, else from the :data:`CELL` ones."""
+        if stride % CELL or _floor(since, stride) != since:
+            raise ValueError("reward_buckets: stride must be whole cells, since a boundary")
+        cells = self.hours if stride % HOUR == timedelta(0) else self.cells
+        out: dict[tuple[datetime | None, str], Moments] = {}
+        for (variant, t), m in cells.items():
+            if not m.n:
+                continue
+            bucket = None if t < since else _floor(t, stride)
+            out.setdefault((bucket, variant), Moments()).merge(m)
         return [
-            (v, t, Moments(m.n, m.total, m.total_sq))
-            for (v, t), m in sorted(self.cells.items())
-            if m.n
+            (b, v, m)
+            for (b, v), m in sorted(out.items(), key=lambda kv: (kv[0][0] is not None, kv[0]))
         ]
 
 

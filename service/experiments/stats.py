@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -306,21 +306,22 @@ def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusV
     """The experiment's status from its live sums (:mod:`banditroute.service.experiments.live`:
     built from its decisions once per process, then advanced by the outcomes and ratings logged
     since the last call)."""
-    return _status(engine, view, cells=False)[0]
+    return _status(engine, view, None)[0]
 
 
 def experiment_status_and_rewards(
-    engine: Engine, view: ExperimentView
-) -> tuple[ExperimentStatusView, list[tuple[str, datetime, Moments]]]:
+    engine: Engine, view: ExperimentView, since: datetime, stride: timedelta
+) -> tuple[ExperimentStatusView, list[tuple[datetime | None, str, Moments]]]:
     """:func:`experiment_status` and, from the same sums, the reward moments (under the
-    :func:`yardstick`) per served variant and :data:`~banditroute.service.experiments.live.CELL`
-    of decision time: what the dashboard charts the difference over time from."""
-    return _status(engine, view, cells=True)
+    :func:`yardstick`) per bucket of ``stride`` from ``since`` (None: before) and served
+    variant (:meth:`~banditroute.service.experiments.live.ExperimentSums.reward_buckets`):
+    what the dashboard charts the difference over time from."""
+    return _status(engine, view, (since, stride))
 
 
 def _status(
-    engine: Engine, view: ExperimentView, *, cells: bool
-) -> tuple[ExperimentStatusView, list[tuple[str, datetime, Moments]]]:
+    engine: Engine, view: ExperimentView, series: tuple[datetime, timedelta] | None
+) -> tuple[ExperimentStatusView, list[tuple[datetime | None, str, Moments]]]:
     sums = _refreshed(engine, view, yardstick(engine, view))
     confidence = 1.0 - view.guardrail.alpha
     with sums.lock:
@@ -329,5 +330,5 @@ def _status(
         estimates = {
             v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants
         }
-        series = sums.reward_cells() if cells else []
-    return compute_status(view, aggregates, shadow_counts, estimates), series
+        buckets = sums.reward_buckets(*series) if series is not None else []
+    return compute_status(view, aggregates, shadow_counts, estimates), buckets
