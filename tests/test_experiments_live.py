@@ -371,6 +371,23 @@ def test_live_status_equals_the_row_by_row_status(
     assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
 
 
+def test_live_shadow_counts_settle(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no settling delay, the decisions each shadow policy scored are folded into the
+    stable count at every refresh (the path a long-running server takes) and stay exact."""
+    from banditroute.service.experiments import live
+
+    monkeypatch.setattr(live, "SETTLE_S", 0.0)
+    rng = random.Random(7)
+    policy = f"pol-{uuid.uuid4().hex[:12]}"
+    view = _view(f"settle-{uuid.uuid4().hex[:12]}", policy)
+    known: list[tuple[uuid.UUID, datetime]] = []
+    for _ in range(5):
+        _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
+        assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+    sums = live.live_sums(engine, view, yardstick(engine, view))
+    assert sums._stable > 0 and sums.shadow_decisions
+
+
 def _floor(t: datetime, stride: timedelta) -> datetime:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + ((t - epoch) // stride) * stride
