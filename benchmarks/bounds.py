@@ -1,0 +1,132 @@
+"""What a router could reach with full information: bounds for the warm-start targets.
+
+On the validation cut of a dataset's train split (the fit half labels everything; the test
+split is never read), this traces three static cost/quality curves over cost weights
+``f / c_gpt4`` (``f`` quality points per GPT-4 call):
+
+* ``task``: knows each prompt's task (the dataset's ``task`` column) and sends it to the model
+  with the best mean ``quality - f * cost / c_gpt4`` on that task in the fit half;
+* ``ridge``: a full-information ridge regression per model on banditroute's 64-d features
+  (standardised; intercept prior 1, context prior ``context_ridge`` per coordinate), the same
+  model class as LinUCB's mean with every model's reward seen for every fit prompt;
+* ``warm``: banditroute's default LinUCB, warm-started on the fit half, one online pass.
+
+Each curve's accuracy at ``--at`` of GPT-4's cost (upper envelope, linear between points) is
+printed with the curve itself, as percentages of GPT-4's accuracy and cost. It answers "is
+97 % at 25 % reachable with these features and a linear model?" before anyone tunes for it.
+
+Usage::
+
+    python benchmarks/bounds.py [--dataset routerbench] [--at 0.25] [--seeds 2]
+        [--out benchmarks/results/bounds_routerbench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from replay import print_json, split_fit_validation
+
+from banditroute.service.replay.loaders import default_data_root, load_dataset
+from banditroute.service.replay.runner import (
+    PolicySpec,
+    default_featurizer,
+    run_online,
+    warm_start,
+)
+
+GPT4 = "gpt-4-1106-preview"
+FRACTIONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5)
+
+
+def envelope_at(points: Sequence[tuple[float, float]], cost: float) -> float:
+    """Best accuracy reachable at ``cost`` by mixing two of ``points`` (cost, accuracy).
+
+    >>> envelope_at([(0.1, 0.9), (0.3, 1.0), (0.2, 0.5)], 0.2)
+    0.95
+    """
+    pts = sorted(points)
+    hull: list[tuple[float, float]] = []
+    for c, a in pts:
+        while len(hull) >= 2:
+            (c1, a1), (c2, a2) = hull[-2], hull[-1]
+            if (a2 - a1) * (c - c1) <= (a - a1) * (c2 - c1):
+                hull.pop()
+            else:
+                break
+        hull.append((c, a))
+    best = [hull[0]]
+    for p in hull[1:]:
+        if p[1] > best[-1][1]:
+            best.append(p)
+    return round(float(np.interp(cost, [p[0] for p in best], [p[1] for p in best])), 6)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="routerbench")
+    parser.add_argument("--at", type=float, default=0.25, help="cost as a fraction of GPT-4's")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--context-ridge", type=float, default=256.0)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    fit, val = split_fit_validation(
+        load_dataset(args.dataset, "train", args.data_root or default_data_root()))
+    g = val.models.index(GPT4)
+    q_ref, c_ref = float(val.quality[:, g].mean()), float(val.cost[:, g].mean())
+    c_fit = float(fit.cost[:, g].mean())
+    rows = np.arange(val.n)
+    featurize = default_featurizer(64)
+    xf, xv = featurize(fit.prompts), featurize(val.prompts)
+    mu, sd = xf.mean(axis=0), xf.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    zf = np.c_[np.ones(len(xf)), (xf - mu) / sd]
+    zv = np.c_[np.ones(len(xv)), (xv - mu) / sd]
+    prior = np.full(zf.shape[1], args.context_ridge)
+    prior[0] = 1.0
+    gram = zf.T @ zf + np.diag(prior)
+    fit_tasks, val_tasks = np.array(fit.tasks), np.array(val.tasks)
+
+    def point(choice: np.ndarray) -> tuple[float, float]:
+        return (float(val.cost[rows, choice].mean()) / c_ref,
+                float(val.quality[rows, choice].mean()) / q_ref)
+
+    curves: dict[str, list[tuple[float, float]]] = {"task": [], "ridge": [], "warm": []}
+    for f in FRACTIONS:
+        reward = fit.quality - f * fit.cost / c_fit
+        best = {t: int(reward[fit_tasks == t].mean(axis=0).argmax()) for t in set(fit.tasks)}
+        curves["task"].append(point(np.array([best.get(t, g) for t in val_tasks])))
+        coef = np.linalg.solve(gram, zf.T @ reward)
+        curves["ridge"].append(point((zv @ coef).argmax(axis=1)))
+        runs = []
+        for seed in range(args.seeds):
+            policy = PolicySpec("linucb").build(val.models, xv.shape[1], seed)
+            warm_start(policy, fit, xf, f / c_fit, seed)
+            run = run_online(policy, val, xv, f / c_fit, seed)
+            runs.append((run.cost_per_query / c_ref, run.accuracy / q_ref))
+        curves["warm"].append((float(np.mean([r[0] for r in runs])),
+                               float(np.mean([r[1] for r in runs]))))
+    out = {
+        "benchmark": "bounds", "dataset": args.dataset, "split": "validation", "n": val.n,
+        "at_cost_fraction_of_gpt4": args.at,
+        "accuracy_fraction_of_gpt4_at_cost": {k: envelope_at(v, args.at)
+                                              for k, v in curves.items()},
+        "curves": {k: [{"fraction": f, "cost": round(c, 4), "accuracy": round(a, 4)}
+                       for f, (c, a) in zip(FRACTIONS, v, strict=True)]
+                   for k, v in curves.items()},
+    }
+    print_json(out, args.out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
