@@ -15,8 +15,10 @@ into Python. Why these stay fast on millions of decisions (measured by
 * Outcomes are joined on ``(decision_id, decision_created_at)`` with
   ``decision_created_at >= since`` in the join condition, which the BRIN index
   ``ix_outcomes_decision_created_at`` turns into a scan of the window's blocks only.
-* Experiment pages read ``decisions`` through the partial index
-  ``ix_decisions_experiment_variant``, like ``banditroute.service.experiments.stats``.
+* Experiment pages read the experiment's live sums (``banditroute.service.experiments.live``:
+  built once through the partial index ``ix_decisions_experiment_variant``, then advanced by
+  the outcomes and ratings logged since); :func:`experiment_rewards_by_bucket` is the raw-row
+  series they are tested against, used for strides that are not whole 2-minute cells.
 
 Long windows (week, month) aggregate every decision in them: a parallel sequential scan of the
 window's partitions plus a hash join, which is what ``benchmarks/dashboard.py`` times.

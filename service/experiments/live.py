@@ -430,7 +430,7 @@ def _changes_query(weights: RewardWeights, *, build: bool) -> Any:
             fb.c.new,
         )
         .select_from(joined)
-        .where(d.c.experiment == bindparam("name"))
+        .where(d.c.experiment == bindparam("name"), d.c.experiment != "")
         .subquery("inner")
     )
     i = inner.c
