@@ -137,6 +137,7 @@ def measure(kind: str, db_url: str, args: argparse.Namespace) -> dict[str, float
             BANDITROUTE_WORKERS="1",
             BANDITROUTE_METRICS_PORT=str(metrics_port),
             BANDITROUTE_LOG_LEVEL="WARNING",
+            BANDITROUTE_DURABLE_DECISIONS="true" if args.durable_decisions else "false",
         )
         proc = _valgrind(out_dir, ["-m", "banditroute.service.cli", "serve", "--demo"], env)
     try:
@@ -161,10 +162,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument(
+        "--durable-decisions",
+        action="store_true",
+        help="the Route server answers only after the decision committed (durable_decisions=true)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
-    result: dict[str, Any] = {"calls": args.calls, "concurrency": args.concurrency}
+    result: dict[str, Any] = {
+        "calls": args.calls,
+        "concurrency": args.concurrency,
+        "durable_decisions": args.durable_decisions,
+    }
     result.update(measure("echo", "", args))
     with migrated_database(args.database_url, "br_instructions") as (db_url, _mode):
         result.update(measure("route", db_url, args))
