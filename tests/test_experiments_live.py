@@ -388,6 +388,22 @@ def test_live_shadow_counts_settle(engine: Engine, monkeypatch: pytest.MonkeyPat
     assert sums._stable > 0 and sums.shadow_decisions
 
 
+def test_live_sums_rebuild_after_a_long_gap(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh over more event ids than REBUILD_AFTER_EVENTS rebuilds, with the same result."""
+    from banditroute.service.experiments import live
+
+    monkeypatch.setattr(live, "REBUILD_AFTER_EVENTS", 0)
+    rng = random.Random(11)
+    policy = f"pol-{uuid.uuid4().hex[:12]}"
+    view = _view(f"gap-{uuid.uuid4().hex[:12]}", policy)
+    known: list[tuple[uuid.UUID, datetime]] = []
+    for _ in range(3):
+        _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
+        assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+
+
 def _floor(t: datetime, stride: timedelta) -> datetime:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + ((t - epoch) // stride) * stride

@@ -43,6 +43,7 @@ from banditroute.service.dashboard.windows import BadWindow, parse_window
 from banditroute.service.experiments.live import MAX_EXPERIMENTS
 from banditroute.service.experiments.manager import ExperimentManager
 from banditroute.service.experiments.stats import experiment_status
+from banditroute.service.storage.models.experiment import ACTIVE_STATES
 
 __all__ = ["COOKIE", "Dashboard"]
 
@@ -118,8 +119,8 @@ class Dashboard:
         self._warming: threading.Thread | None = None
 
     def warm_experiments(self, *, wait: bool = False) -> None:
-        """Build the live sums of the newest experiments in a background thread, once (with the
-        rollup on), so that their pages answer from the sums at once
+        """Build the live sums of the running and paused experiments in a background thread,
+        once (with the rollup on), so that their pages answer from the sums at once
         (:mod:`banditroute.service.experiments.live`); ``wait``: until it is done."""
         with self._warm_lock:
             if self._warming is None and self.rollup is not None:
@@ -133,7 +134,8 @@ class Dashboard:
 
     def _warm(self) -> None:
         try:
-            for view in ExperimentManager(self.engine).list_experiments()[:MAX_EXPERIMENTS]:
+            views_ = ExperimentManager(self.engine).list_experiments()
+            for view in [v for v in views_ if v.state in ACTIVE_STATES][:MAX_EXPERIMENTS]:
                 experiment_status(self.engine, view)
         except Exception:
             log.warning("dashboard: building the experiments' live sums failed", exc_info=True)

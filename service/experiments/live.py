@@ -102,6 +102,9 @@ CELL = timedelta(minutes=2)
 SETTLE_S = 60.0
 #: Experiments whose sums one process keeps (least recently used dropped first).
 MAX_EXPERIMENTS = 64
+#: A refresh that would read the events of more ids than this (outcomes and ratings of every
+#: experiment, say after days without a view) rebuilds from the experiment's decisions instead.
+REBUILD_AFTER_EVENTS = 500_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -660,6 +663,9 @@ class ExperimentSums:
                 with conn.begin():
                     upto = int(conn.execute(_POSITION).scalar() or 0)
                     upto = max(upto, after)
+                    if not build and upto - after > REBUILD_AFTER_EVENTS:
+                        self._reset()
+                        return self.refresh()
                     rows: list[_Row] = []
                     parts: Sequence[Any] = ()
                     if build:
