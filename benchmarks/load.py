@@ -235,7 +235,13 @@ def _demo_learners() -> Any:
 
 
 def _client(
-    address: str, seconds: float, concurrency: int, channels: int, warmup: float, out: Any
+    address: str,
+    seconds: float,
+    concurrency: int,
+    channels: int,
+    warmup: float,
+    server_pid: int,
+    out: Any,
 ) -> None:
     _install_uvloop()
     import grpc.aio
@@ -282,7 +288,18 @@ def _client(
                     done += 1
                 i += concurrency
 
+        async def server_cpu() -> float:
+            # The server's CPU seconds over exactly the measured window: read here, at
+            # measure_from and at stop_at, not by the parent, whose window would also hold
+            # this process's start-up and part of its warm-up.
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            cpu0 = _cpu_seconds(server_pid)
+            await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+            return _cpu_seconds(server_pid) - cpu0
+
+        cpu_task = asyncio.ensure_future(server_cpu()) if server_pid else None
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        server_cpu_s = await cpu_task if cpu_task is not None else 0.0
         for c in chans:
             await c.close()
         latencies.sort()
@@ -294,6 +311,7 @@ def _client(
             "mean_ms": 1e3 * statistics.fmean(latencies) if n else 0.0,
             "errors": errors,
             "calls": n,
+            "server_cpu_s": server_cpu_s,
         }
 
     out.put(asyncio.run(main()))
@@ -369,18 +387,18 @@ def _measure(
 ) -> dict[str, Any]:
     """Closed-loop Route load on ``port`` (see :func:`_client`; ``concurrency`` in flight,
     default ``--concurrency``), plus the server's CPU seconds (all its threads and worker
-    processes) per call over the measured window."""
+    processes) per call over the measured window (the client reads them when its window
+    opens and closes)."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     in_flight = concurrency or args.concurrency
-    client_args = (f"127.0.0.1:{port}", args.seconds, in_flight, channels, args.warmup, q)
+    address = f"127.0.0.1:{port}"
+    client_args = (address, args.seconds, in_flight, channels, args.warmup, server_pid, q)
     p = ctx.Process(target=_client, args=client_args)
     p.start()
-    time.sleep(args.warmup)
-    cpu0 = _cpu_seconds(server_pid)
     result: dict[str, Any] = q.get(timeout=600)
     if result["calls"]:
-        result["server_cpu_us_per_call"] = (_cpu_seconds(server_pid) - cpu0) / result["calls"] * 1e6
+        result["server_cpu_us_per_call"] = result.pop("server_cpu_s") / result["calls"] * 1e6
     p.join(30)
     return result
 

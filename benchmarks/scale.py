@@ -178,6 +178,7 @@ def _run(
                 args.concurrency,
                 max(4, 2 * workers),
                 args.warmup,
+                0,  # this script reads the CPU of every process group itself
                 queue,
             )
             proc = ctx.Process(target=load._client, args=client_args)
