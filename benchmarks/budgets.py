@@ -14,6 +14,7 @@ object and writes ``benchmarks/results/budgets_<dataset>.{json,png}``.
 
     python benchmarks/budgets.py --dataset routerbench --headline 0.3
     python benchmarks/budgets.py --dataset routellm-gsm8k --headline half
+    python benchmarks/budgets.py --dataset routerbench --validation --step 0.003  # choosing
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from replay import split_fit_validation  # benchmarks/replay.py: this script's folder
 
 from banditroute.learners.pacing import BudgetPacer
 from banditroute.service.replay.loaders import load_dataset
@@ -62,10 +64,16 @@ def main() -> None:
                         help="headline budget: a fraction of GPT-4's cost, or 'half' (the cost "
                              "of sending half the calls to GPT-4 and half to the other model)")
     parser.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.8")
+    parser.add_argument("--validation", action="store_true",
+                        help="warm-start on the fit half of the train split and run on its "
+                             "validation half (for choosing settings; the test split is not read)")
     args = parser.parse_args()
 
-    test = load_dataset(args.dataset, "test", None)
     train = load_dataset(args.dataset, "train", None)
+    if args.validation:
+        train, test = split_fit_validation(train)
+    else:
+        test = load_dataset(args.dataset, "test", None)
     featurize = default_featurizer(64)
     feats, hist_feats = featurize(test.prompts), featurize(train.prompts)
     spec = PolicySpec.parse(args.policy)
@@ -126,7 +134,7 @@ def main() -> None:
         })
     head = min(budget_rows, key=lambda r: abs(r["budget_per_request"] - headline))
     report = {
-        "dataset": test.name, "split": "test", "n_prompts": test.n, "policy": spec.label,
+        "dataset": test.name, "split": test.split, "n_prompts": test.n, "policy": spec.label,
         "warm_start": True, "seeds": seeds, "step": args.step,
         "gpt4_cost_per_query": gpt4_cost, "gpt4_accuracy": gpt4_acc,
         "headline": {
@@ -141,7 +149,7 @@ def main() -> None:
         "budgets": budget_rows, "fixed_lambda": fixed_rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"budgets_{args.dataset}"
+    stem = f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(report, RESULTS / f"{stem}.png")
     print(json.dumps(report))
