@@ -227,6 +227,33 @@ def test_dashboard_experiment_status_is_the_cli_table(seeded: Seeded) -> None:
     assert "create" in page or "start" in page  # audit events listed
 
 
+def test_dashboard_experiment_spend_per_variant_is_the_admin_spend(seeded: Seeded) -> None:
+    """The experiment page's status table has each variant's spend, the Admin API's
+    ``spend_usd``; together they are what the seed spent on the experiment's route (every
+    request there is in the experiment)."""
+    _, page, _ = _get(seeded.base + f"/experiments/{EXPERIMENT}?window=hour")
+    with grpc.insecure_channel(seeded.server.address) as ch:
+        st = admin_pb2_grpc.AdminStub(ch).GetExperimentStatus(
+            admin_pb2.GetExperimentStatusRequest(name=EXPERIMENT), metadata=ADMIN
+        )
+    m = re.search(r'<pre class="status">(.*?)</pre>', page, re.S)
+    assert m
+    lines = html.unescape(m.group(1)).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("variant "))
+    columns = re.split(r"\s{2,}", lines[header].strip())
+    spend = {}
+    for line in lines[header + 2 :]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        spend[cells[0]] = cells[columns.index("spend $")]
+    admin = {v.variant: v.spend_usd for v in st.variants}
+    assert set(spend) == set(admin) == {"control", "treatment"}
+    for variant, usd in admin.items():
+        assert spend[variant] == f"{usd:.6f}"
+    assert sum(admin.values()) == pytest.approx(seeded.spend[ROUTE], rel=1e-9)
+
+
 def test_dashboard_reward_difference_ends_at_the_status_difference(seeded: Seeded) -> None:
     app = seeded.server.app
     now = datetime.now(UTC)

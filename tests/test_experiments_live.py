@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, and_, func, select, text, true
 
 from banditroute.learners.evaluation import Estimate
+from banditroute.learners.pacing import period_bounds
 from banditroute.learners.reward import RewardWeights
 from banditroute.learners.sequential import Interval, MeanSummary
 from banditroute.service.dashboard import queries as q
@@ -50,6 +51,7 @@ from banditroute.service.experiments.stats import (
 from banditroute.service.experiments.views import (
     ExperimentStatusView,
     ExperimentView,
+    RouteBudgetView,
     VariantView,
 )
 from banditroute.service.storage.database import create_engine
@@ -76,9 +78,15 @@ def _f(x: Any) -> float:
 
 
 def _reference_aggregates(
-    engine: Engine, experiment: str, weights: RewardWeights
+    engine: Engine,
+    experiment: str,
+    weights: RewardWeights,
+    period: tuple[datetime, datetime] | None = None,
 ) -> dict[str, _Aggregate]:
     sc = _scored(experiment, weights).c
+    in_period = (
+        true() if period is None else and_(sc.created_at >= period[0], sc.created_at < period[1])
+    )
 
     def sums(x: Any, name: str) -> list[Any]:
         return [
@@ -96,6 +104,8 @@ def _reference_aggregates(
         *sums(sc.cost_usd, "c"),
         func.percentile_cont(0.5).within_group(sc.latency_ms).label("p50"),
         func.percentile_cont(0.95).within_group(sc.latency_ms).label("p95"),
+        func.coalesce(func.sum(sc.cost_usd), 0.0).label("spend"),
+        func.coalesce(func.sum(sc.cost_usd).filter(in_period), 0.0).label("period_spend"),
     ).group_by(sc.variant)
     out: dict[str, _Aggregate] = {}
     with engine.connect() as conn:
@@ -108,6 +118,8 @@ def _reference_aggregates(
                 cost=MeanSummary.from_sums(int(r["c_n"]), _f(r["c_sum"]), _f(r["c_sq"])),
                 p50=_f(r["p50"]),
                 p95=_f(r["p95"]),
+                spend=float(r["spend"]),
+                period_spend=math.nan if period is None else float(r["period_spend"]),
             )
     return out
 
@@ -134,9 +146,17 @@ def _reference_rows(engine: Engine, experiment: str, weights: RewardWeights) -> 
         ]
 
 
-def _reference_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
+def _reference_status(
+    engine: Engine, view: ExperimentView, budget: RouteBudgetView | None = None
+) -> ExperimentStatusView:
+    """The status row by row; the spend in ``budget``'s period (the status under test reports
+    which period it read, so a period boundary between the two calls cannot fail the test; the
+    period itself is checked against the route by :func:`_check`)."""
     weights = yardstick(engine, view)
-    aggregates = _reference_aggregates(engine, view.name, weights)
+    period = None
+    if budget is not None and budget.period_start is not None and budget.period_end is not None:
+        period = (budget.period_start, budget.period_end)
+    aggregates = _reference_aggregates(engine, view.name, weights, period)
     with engine.connect() as conn:
         shadow_counts = {
             r.key: (int(r.decisions), int(r.outcomes))
@@ -145,7 +165,7 @@ def _reference_status(engine: Engine, view: ExperimentView) -> ExperimentStatusV
     rows = _reference_rows(engine, view.name, weights)
     alpha = view.guardrail.alpha
     estimates = {v.name: off_policy_estimates(rows, v, 1.0 - alpha) for v in view.variants}
-    return compute_status(view, aggregates, shadow_counts, estimates)
+    return compute_status(view, aggregates, shadow_counts, estimates, budget)
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -194,8 +214,52 @@ def assert_same_status(got: ExperimentStatusView, want: ExperimentStatusView) ->
             "ips",
             "snips",
             "dr",
+            "spend_usd",
+            "spend_per_request_usd",
+            "period_spend_usd",
+            "budget_share",
         ):
             _same(getattr(g, name), getattr(w, name), f"{g.variant.name}.{name}")
+    assert got.budget == want.budget
+
+
+def _check(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
+    """The live status equals the row-by-row one, and reports the route's budget with the
+    period the pacer's calendar puts the call in."""
+    before = datetime.now(UTC)
+    got = experiment_status(engine, view)
+    after = datetime.now(UTC)
+    assert_same_status(got, _reference_status(engine, view, got.budget))
+    _check_budget(engine, view, got.budget, before, after)
+    return got
+
+
+def _check_budget(
+    engine: Engine,
+    view: ExperimentView,
+    got: RouteBudgetView | None,
+    before: datetime,
+    after: datetime,
+) -> None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT budget_per_request_usd, budget_usd, budget_period FROM routes "
+                "WHERE tenant = :t AND name = :n"
+            ),
+            {"t": view.tenant, "n": view.route},
+        ).first()
+    if row is None or (row[0] is None and row[1] is None):
+        assert got is None
+        return
+    assert got is not None
+    assert (got.budget_per_request_usd, got.budget_usd, got.period) == tuple(row)
+    if row[1] is None:
+        assert got.period_start is None and got.period_end is None
+        return
+    bounds = {period_bounds(t.timestamp(), row[2]) for t in (before, after)}
+    assert got.period_start is not None and got.period_end is not None
+    assert (got.period_start.timestamp(), got.period_end.timestamp()) in bounds
 
 
 # -- random logs ------------------------------------------------------------------------------
@@ -206,7 +270,7 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _view(name: str, policy: str) -> ExperimentView:
+def _view(name: str, policy: str, route: str = "default") -> ExperimentView:
     variants = (
         VariantView("control", policy, 1, 50.0, False, True),
         VariantView("treatment", "treat", 1, 50.0, False, False),
@@ -215,7 +279,7 @@ def _view(name: str, policy: str) -> ExperimentView:
     return ExperimentView(
         name=name,
         tenant="",
-        route="default",
+        route=route,
         state="running",
         salt=uuid.uuid4().hex,
         variants=variants,
@@ -326,12 +390,22 @@ def _log_step(
     weights=st.tuples(
         st.sampled_from([0.0, 3.0]), st.sampled_from([0.0, 0.2]), st.sampled_from([0.0, 0.5, 1.0])
     ),
+    # The route's budget (per request, per period, both, none): the spend per variant, and with
+    # a period budget the spend of the decisions made in the current period and its share.
+    budget=st.sampled_from(
+        [None, (0.004, None, None), (None, 0.05, "hour"), (0.002, 0.5, "day"), (None, 2.0, "month")]
+    ),
 )
 def test_live_status_equals_the_row_by_row_status(
-    engine: Engine, seed: int, steps: int, weights: tuple[float, float, float]
+    engine: Engine,
+    seed: int,
+    steps: int,
+    weights: tuple[float, float, float],
+    budget: tuple[float | None, float | None, str | None] | None,
 ) -> None:
     rng = random.Random(seed)
     name, policy = f"live-{uuid.uuid4().hex[:12]}", f"pol-{uuid.uuid4().hex[:12]}"
+    route = "default"
     with engine.begin() as c:
         c.execute(
             text(
@@ -340,11 +414,20 @@ def test_live_status_equals_the_row_by_row_status(
             ),
             {"n": policy, "c": weights[0], "l": weights[1], "f": weights[2]},
         )
-    view = _view(name, policy)
+        if budget is not None:
+            route = f"r-{name}"
+            c.execute(
+                text(
+                    "INSERT INTO routes (tenant, name, policy_name, budget_per_request_usd, "
+                    "budget_usd, budget_period) VALUES ('', :n, :p, :b, :a, :per)"
+                ),
+                {"n": route, "p": policy, "b": budget[0], "a": budget[1], "per": budget[2]},
+            )
+    view = _view(name, policy, route)
     known: list[tuple[uuid.UUID, datetime]] = []
     for _ in range(steps):
         _log_step(engine, name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
-        assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+        _check(engine, view)
         # The dashboard's series from the same sums equals its raw-row query.
         now = datetime.now(UTC)
         for stride in (CELL, timedelta(hours=1), timedelta(hours=6), timedelta(days=1)):
@@ -354,7 +437,7 @@ def test_live_status_equals_the_row_by_row_status(
                     conn, name, yardstick(engine, view), since, stride
                 )
             status, moments = experiment_status_and_rewards(engine, view, since, stride)
-            assert_same_status(status, _reference_status(engine, view))
+            assert_same_status(status, _reference_status(engine, view, status.budget))
             got = [q.VariantBucket(b, v, m.n, m.total, m.total_sq) for b, v, m in moments]
             _same_buckets(got, raw)
     # Retention drops old decisions: the sums notice a variant's count going down and rebuild.
@@ -363,12 +446,12 @@ def test_live_status_equals_the_row_by_row_status(
         c.execute(text("DELETE FROM feedback WHERE decision_id = ANY(:ids)"), {"ids": gone})
         c.execute(text("DELETE FROM outcomes WHERE decision_id = ANY(:ids)"), {"ids": gone})
         c.execute(text("DELETE FROM decisions WHERE decision_id = ANY(:ids)"), {"ids": gone})
-    assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+    _check(engine, view)
     # A second process (no sums yet) builds the same status in one statement.
     from banditroute.service.experiments import live
 
     live.forget_all()
-    assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+    _check(engine, view)
 
 
 def test_live_shadow_counts_settle(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -383,7 +466,7 @@ def test_live_shadow_counts_settle(engine: Engine, monkeypatch: pytest.MonkeyPat
     known: list[tuple[uuid.UUID, datetime]] = []
     for _ in range(5):
         _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
-        assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+        _check(engine, view)
     sums = live.live_sums(engine, view, yardstick(engine, view))
     assert sums._stable > 0 and sums.shadow_decisions
 
@@ -401,7 +484,7 @@ def test_live_sums_rebuild_after_a_long_gap(
     known: list[tuple[uuid.UUID, datetime]] = []
     for _ in range(3):
         _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
-        assert_same_status(experiment_status(engine, view), _reference_status(engine, view))
+        _check(engine, view)
 
 
 def _floor(t: datetime, stride: timedelta) -> datetime:

@@ -96,7 +96,10 @@ def _python_reward(case: _Case, weights: RewardWeights) -> float | None:
 
 def _sql_rewards(engine: Engine, cases: list[_Case], weights: RewardWeights) -> list[float | None]:
     now = datetime.now(UTC)
-    event = 0
+    # Far above the ids the event sequence hands out: other tests of the session database
+    # (test_experiments_live) commit rows with ids from the sequence, and these rows (rolled back
+    # below) must not collide with them.
+    event = 1 << 50
     with engine.connect() as conn, conn.begin() as tx:
         for case in cases:
             did = uuid.uuid4()

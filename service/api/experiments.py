@@ -86,7 +86,7 @@ def _estimate(x: Interval | Difference | Estimate | None) -> admin_pb2.Estimate:
 
 def status_to_proto(status: ExperimentStatusView) -> admin_pb2.ExperimentStatus:
     """The ``ExperimentStatus`` message (NaN marks numbers that are not defined yet)."""
-    return admin_pb2.ExperimentStatus(
+    msg = admin_pb2.ExperimentStatus(
         experiment=experiment_to_proto(status.experiment),
         method=status.method,
         variants=[
@@ -112,10 +112,24 @@ def status_to_proto(status: ExperimentStatusView) -> admin_pb2.ExperimentStatus:
                 ips=_estimate(s.ips),
                 snips=_estimate(s.snips),
                 dr=_estimate(s.dr),
+                spend_usd=s.spend_usd,
+                spend_per_request_usd=s.spend_per_request_usd,
+                period_spend_usd=s.period_spend_usd,
+                budget_share=s.budget_share,
             )
             for s in status.variants
         ],
     )
+    budget = status.budget
+    if budget is not None:
+        if budget.budget_per_request_usd is not None:
+            msg.budget_per_request_usd = budget.budget_per_request_usd
+        if budget.budget_usd is not None:
+            msg.budget_usd = budget.budget_usd
+        msg.budget_period = budget.period or ""
+        if budget.period_start is not None:
+            msg.period_start.FromDatetime(budget.period_start)
+    return msg
 
 
 def _variants(msgs: Sequence[admin_pb2.Variant]) -> list[VariantSpec]:

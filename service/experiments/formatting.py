@@ -99,6 +99,13 @@ def _est(e: admin_pb2.Estimate, fmt: str = ".3f") -> str:
     return f"{e.value:{fmt}} [{e.ci_low:{fmt}}, {e.ci_high:{fmt}}]"
 
 
+def _usd(x: float) -> str:
+    """Money: 6 decimals (request costs are fractions of a cent), 2 from $1,000."""
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:,.2f}" if abs(x) >= 1000 else f"{x:.6f}"
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
@@ -118,6 +125,61 @@ def format_experiment(exp: admin_pb2.Experiment) -> str:
     reason = f"  [{exp.stop_reason}]" if exp.stop_reason else ""
     route = f"{exp.tenant}/{exp.route}" if exp.tenant else exp.route
     return f"{exp.name}  {_STATE.get(exp.state, '?')}  route={route}  {variants}{reason}"
+
+
+def _budget_lines(status: admin_pb2.ExperimentStatus) -> list[str]:
+    """The route's budget, which the variants share, and each served variant's spend against
+    it (nothing when the route has no budget)."""
+    per_request = (
+        status.budget_per_request_usd if status.HasField("budget_per_request_usd") else None
+    )
+    amount = status.budget_usd if status.HasField("budget_usd") else None
+    if per_request is None and amount is None:
+        return []
+    parts, headers = [], ["variant", "$/request"]
+    if per_request is not None:
+        parts.append(f"${per_request:g}/request")
+        headers.append("x target")
+    period = status.budget_period
+    if amount is not None:
+        since = status.period_start.ToDatetime().strftime("%Y-%m-%d %H:%M")
+        parts.append(f"${amount:g}/{period} ({period} from {since} UTC)")
+        headers += [f"this {period} $", "of budget"]
+
+    def row(name: str, each: float, period_spend: float, share: float) -> list[str]:
+        out = [name, _usd(each)]
+        if per_request is not None:
+            out.append(_num(each / per_request, ".2f"))
+        if amount is not None:
+            out += [_usd(period_spend), _num(share, ".1%")]
+        return out
+
+    served = [v for v in status.variants if not v.shadow]
+    if not served:
+        return []
+    rows = [
+        row(v.variant, v.spend_per_request_usd, v.period_spend_usd, v.budget_share)
+        for v in served
+    ]
+    # Every served variant together: what the route's one controller holds to the target.
+    outcomes = sum(v.outcomes for v in served)
+    spend = sum(v.spend_usd for v in served)
+    period_spend = sum(v.period_spend_usd for v in served)
+    rows.append(
+        row(
+            "(all)",
+            spend / outcomes if outcomes else math.nan,
+            period_spend,
+            period_spend / amount if amount else math.nan,
+        )
+    )
+    exp = status.experiment
+    route = f"{exp.tenant}/{exp.route}" if exp.tenant else exp.route
+    head = (
+        f"Budget of route {route}, shared by the variants (one controller prices all of "
+        f"their decisions): {', '.join(parts)}"
+    )
+    return ["", head, _table(headers, rows)]
 
 
 def format_status(status: admin_pb2.ExperimentStatus) -> str:
@@ -140,6 +202,7 @@ def format_status(status: admin_pb2.ExperimentStatus) -> str:
                 _est(v.reward),
                 _est(v.quality),
                 _est(v.cost_usd, ".5f"),
+                _usd(v.spend_usd),
                 f"{_num(v.latency_p50_ms, '.0f')}/{_num(v.latency_p95_ms, '.0f')}",
                 _est(v.reward_diff_vs_control, "+.3f"),
                 _num(v.p_value, ".3g") if v.reward_diff_vs_control.n else "-",
@@ -159,6 +222,7 @@ def format_status(status: admin_pb2.ExperimentStatus) -> str:
                 f"reward [{conf:.0%} CI]",
                 "quality",
                 "cost $",
+                "spend $",
                 "p50/p95 ms",
                 "reward - control",
                 "p-value",
@@ -166,6 +230,7 @@ def format_status(status: admin_pb2.ExperimentStatus) -> str:
             rows,
         )
     )
+    lines += _budget_lines(status)
     lines += ["", "Off-policy value if 100% of traffic went to the variant:"]
     lines.append(_table(["variant", "IPS", "SNIPS", "DR", "n"], offp))
     for v in status.variants:

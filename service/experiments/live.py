@@ -2,9 +2,11 @@
 
 The status of an experiment (:func:`banditroute.service.experiments.stats.experiment_status`)
 is made of sums: per served variant the count, sum and sum of squares of reward, quality and
-cost; the latencies (for p50/p95); per shadow policy the decisions and outcomes it scored; and
-per variant the sufficient statistics of the off-policy estimates (IPS, SNIPS and doubly robust
-are sums of per-decision terms, see :class:`OffPolicySums`). Recomputing them from the raw
+cost (the sum of cost is the variant's spend); its spend per hour of the decision (a budget
+period's spend, see :meth:`ExperimentSums.spend_between`); the latencies (for p50/p95); per
+shadow policy the decisions and outcomes it scored; and per variant the sufficient statistics
+of the off-policy estimates (IPS, SNIPS and doubly robust are sums of per-decision terms, see
+:class:`OffPolicySums`). Recomputing them from the raw
 rows takes seconds on an experiment of a few hundred thousand decisions
 (``benchmarks/dashboard.py``), so each process keeps them per experiment
 (:class:`ExperimentSums`) and advances them like the dashboard's hourly rollup:
@@ -18,7 +20,8 @@ rows takes seconds on an experiment of a few hundred thousand decisions
   reward), so each such decision is scored twice by the SQL of
   :mod:`banditroute.service.experiments.scoring`: as of ``w`` (its outcome if ``<= w``, the mean
   of its ratings ``<= w``) and as of ``w'``. Its old contribution is subtracted and the new one
-  added; an outcome (at most one per decision) adds its quality, cost and latency once;
+  added; an outcome (at most one per decision) adds its quality, cost (to the variant's spend
+  and to the spend of its decision's hour) and latency once;
 * decisions alone carry no ordered event id (writers commit them side by side), so the
   decisions of each served variant are counted at every refresh through the partial index
   ``ix_decisions_experiment_variant`` (an index-only scan), and the decisions each shadow
@@ -472,9 +475,10 @@ def _changes_query(weights: RewardWeights, *, build: bool) -> Any:
 def _build_query(weights: RewardWeights) -> Any:
     """Every sum of the experiment ``:name`` as of ``:upto`` in one statement: the decisions
     joined to their outcomes and mean ratings once (a ``MATERIALIZED`` CTE, read through the
-    partial index ``ix_decisions_experiment_variant``), then grouped five ways (``part``):
-    ``v`` per served variant, ``c`` per variant and :data:`CELL`, ``k`` outcomes per shadow key,
-    ``s`` and ``h`` the off-policy :class:`Group` of served and shadow-scored decisions."""
+    partial index ``ix_decisions_experiment_variant``), then grouped six ways (``part``):
+    ``v`` per served variant, ``c`` per variant and :data:`CELL`, ``m`` spend per variant and
+    hour of the decision, ``k`` outcomes per shadow key, ``s`` and ``h`` the off-policy
+    :class:`Group` of served and shadow-scored decisions."""
     rows = _changes_query(weights, build=True).subquery("rows")
     sc = (
         select(
@@ -538,6 +542,7 @@ def _build_query(weights: RewardWeights) -> Any:
     dist = each.c.value["probabilities"]
     has = func.coalesce(c.has, False)
     cell = func.date_bin(CELL, c.created_at, literal(_EPOCH))
+    hour = func.date_bin(HOUR, c.created_at, literal(_EPOCH))
     parts = [
         select(
             *part(
@@ -561,6 +566,9 @@ def _build_query(weights: RewardWeights) -> Any:
         select(*part("c", variant=c.variant, t=cell, n0=func.count(), f0=func.sum(c.r), f1=sq(c.r)))
         .where(scored)
         .group_by(c.variant, cell),
+        select(*part("m", variant=c.variant, t=hour, f0=func.sum(c.cost_usd)))
+        .where(c.cost_usd.is_not(None))
+        .group_by(c.variant, hour),
         select(*part("k", key=each.c.key, n0=func.count().filter(has)))
         .select_from(sc.join(each, true()))
         .where(c.shadow.is_not(None))
@@ -644,6 +652,8 @@ class ExperimentSums:
         self._marks: list[tuple[float, int]] = []  # (monotonic time, sequence value)
         self.cells: dict[tuple[str, datetime], Moments] = {}  # per variant and CELL
         self.hours: dict[tuple[str, datetime], Moments] = {}  # per variant and hour
+        #: Realised spend (outcomes' cost_usd) per variant and hour of the decision.
+        self.spend_hours: dict[tuple[str, datetime], float] = {}
         self.off_policy: dict[str, OffPolicySums] = {t.name: OffPolicySums() for t in self.targets}
 
     @property
@@ -719,6 +729,9 @@ class ExperimentSums:
                 self.cells.setdefault((p["variant"], p["t"]), Moments()).merge(m)
                 hour = (p["variant"], _floor(p["t"], HOUR))
                 self.hours.setdefault(hour, Moments()).merge(m)
+            elif kind == "m":
+                at = (p["variant"], p["t"])
+                self.spend_hours[at] = self.spend_hours.get(at, 0.0) + float(p["f0"])
             elif kind == "k":
                 key = p["key"]
                 self.shadow_outcomes[key] = self.shadow_outcomes.get(key, 0) + int(p["n0"])
@@ -782,6 +795,8 @@ class ExperimentSums:
             v.quality.add(row.base, 1)
         if row.cost is not None:
             v.cost.add(row.cost, 1)
+            at = (row.variant, _floor(row.created_at, HOUR))
+            self.spend_hours[at] = self.spend_hours.get(at, 0.0) + row.cost
         if row.latency is not None:
             v._pending.append(row.latency)
         for key in row.shadow or {}:
@@ -800,6 +815,17 @@ class ExperimentSums:
         return None
 
     # -- reading ------------------------------------------------------------------------------
+    def spend_between(self, start: datetime, end: datetime) -> dict[str, float]:
+        """Realised spend per served variant of the decisions made in ``[start, end)``, both
+        whole hours (every budget period is: ``ValueError`` otherwise)."""
+        if _floor(start, HOUR) != start or _floor(end, HOUR) != end:
+            raise ValueError("spend_between: start and end must be whole hours")
+        out: dict[str, float] = {}
+        for (variant, t), usd in self.spend_hours.items():
+            if start <= t < end:
+                out[variant] = out.get(variant, 0.0) + usd
+        return out
+
     def shadow_counts(self) -> dict[str, tuple[int, int]]:
         """Decisions and outcomes per shadow key."""
         keys = set(self.shadow_decisions) | set(self._shadow_tail) | set(self.shadow_outcomes)

@@ -3,7 +3,14 @@
 Per served variant: decisions, outcomes, mean reward, mean quality (``quality``, else
 ``success`` as 1/0, 0 on error) and mean cost, each with an **always-valid** interval, p50/p95
 latency of the chosen models, and the difference of mean reward against control with an
-always-valid interval and p-value (mSPRT, :mod:`banditroute.learners.sequential`). Looking at the
+always-valid interval and p-value (mSPRT, :mod:`banditroute.learners.sequential`).
+
+Money (issue #12): per served variant its spend (the sum of its outcomes' ``cost_usd``) and
+spend per request (over its outcomes, as the route's controller counts requests); when the
+route has a budget per period, the spend of the variant's decisions made in the current period
+(calendar-aligned UTC, :func:`~banditroute.learners.pacing.period_bounds`) and its share of the
+period's budget. The variants share the route's budget: the controller is one per route
+(:mod:`banditroute.service.core.budgets`), whichever variant's policy chose. Looking at the
 status as often as one likes does not inflate the error rate; a fixed-horizon t-test would.
 
 Off-policy (``ips``, ``snips``, ``dr`` from :mod:`banditroute.learners.evaluation`): the value a
@@ -36,13 +43,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import CTE, Engine, and_, case, func, select, true
 
 from banditroute.learners.evaluation import Estimate, doubly_robust, ips, snips
+from banditroute.learners.pacing import period_bounds
 from banditroute.learners.reward import RewardWeights
 from banditroute.learners.sequential import (
     DEFAULT_TARGET_N,
@@ -63,10 +71,11 @@ from banditroute.service.experiments.shadow import shadow_key
 from banditroute.service.experiments.views import (
     ExperimentStatusView,
     ExperimentView,
+    RouteBudgetView,
     VariantStatusView,
     VariantView,
 )
-from banditroute.service.storage.models import Decision, Feedback, Outcome, Policy
+from banditroute.service.storage.models import Decision, Feedback, Outcome, Policy, Route
 
 __all__ = [
     "METHOD",
@@ -76,6 +85,7 @@ __all__ = [
     "experiment_status_and_rewards",
     "observed_by_variant",
     "off_policy_estimates",
+    "route_budget",
     "yardstick",
 ]
 
@@ -108,6 +118,7 @@ def _scored(experiment: str, weights: RewardWeights) -> CTE:
             d.candidates,
             d.probabilities,
             d.event_id,
+            d.created_at,
             o.event_id.label("outcome_id"),
             o.cost_usd,
             o.latency_ms,
@@ -147,6 +158,10 @@ class _Aggregate:
     cost: MeanSummary
     p50: float
     p95: float
+    #: Sum of the outcomes' cost_usd, and of those of the decisions made in the route's current
+    #: budget period (NaN without a period budget).
+    spend: float = 0.0
+    period_spend: float = math.nan
 
 
 def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
@@ -168,9 +183,14 @@ def yardstick(engine: Engine, view: ExperimentView) -> RewardWeights:
     )
 
 
-def _aggregates_of(sums: ExperimentSums) -> dict[str, _Aggregate]:
+def _aggregates_of(
+    sums: ExperimentSums, budget: RouteBudgetView | None = None
+) -> dict[str, _Aggregate]:
     """Per served variant with decisions: its :class:`_Aggregate` from the live sums (call
-    with ``sums.lock`` held, after a refresh)."""
+    with ``sums.lock`` held, after a refresh); the period spend over ``budget``'s period."""
+    period = None
+    if budget is not None and budget.period_start is not None and budget.period_end is not None:
+        period = sums.spend_between(budget.period_start, budget.period_end)
     out: dict[str, _Aggregate] = {}
     for name, decisions in sums.decisions.items():
         v = sums.variants.get(name) or VariantSums()
@@ -183,8 +203,36 @@ def _aggregates_of(sums: ExperimentSums) -> dict[str, _Aggregate]:
             cost=v.cost.summary,
             p50=percentile_cont(lat, 0.5),
             p95=percentile_cont(lat, 0.95),
+            spend=v.cost.total,
+            period_spend=math.nan if period is None else period.get(name, 0.0),
         )
     return out
+
+
+def route_budget(engine: Engine, view: ExperimentView, now: datetime) -> RouteBudgetView | None:
+    """The budget of ``view``'s route (None without one), with the UTC bounds of the period
+    holding ``now`` when it is a budget per period (:func:`~banditroute.learners.pacing.
+    period_bounds`, the pacer's calendar)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Route.budget_per_request_usd, Route.budget_usd, Route.budget_period).where(
+                Route.tenant == view.tenant, Route.name == view.route
+            )
+        ).first()
+    if row is None or (row[0] is None and row[1] is None):
+        return None
+    per_request, amount, period = row[0], row[1], row[2] or None
+    start = end = None
+    if amount is not None and period is not None:
+        lo, hi = period_bounds(now.timestamp(), period)
+        start, end = datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
+    return RouteBudgetView(
+        None if per_request is None else float(per_request),
+        None if amount is None else float(amount),
+        period,
+        start,
+        end,
+    )
 
 
 def _refreshed(engine: Engine, view: ExperimentView, weights: RewardWeights) -> ExperimentSums:
@@ -263,9 +311,10 @@ def compute_status(
     aggregates: Mapping[str, _Aggregate],
     shadow_counts: Mapping[str, tuple[int, int]],
     estimates: Mapping[str, tuple[Estimate, Estimate, Estimate] | None],
+    budget: RouteBudgetView | None = None,
 ) -> ExperimentStatusView:
-    """Assemble the status from per-variant aggregates, shadow counts and off-policy estimates
-    (IPS, SNIPS, DR per variant name) (pure)."""
+    """Assemble the status from per-variant aggregates, shadow counts, off-policy estimates
+    (IPS, SNIPS, DR per variant name) and the route's budget (pure)."""
     alpha = view.guardrail.alpha
     control = view.control
     base = aggregates.get(control.name) if control is not None else None
@@ -279,6 +328,14 @@ def compute_status(
                 else (0, 0)
             )
             agg = _Aggregate(decisions, outcomes, _EMPTY, _EMPTY, _EMPTY, math.nan, math.nan)
+            spend = per_request = period_spend = share = math.nan
+        else:
+            spend = agg.spend
+            per_request = agg.spend / agg.outcomes if agg.outcomes else math.nan
+            period_spend = agg.period_spend
+            share = math.nan
+            if budget is not None and budget.budget_usd and math.isfinite(period_spend):
+                share = period_spend / budget.budget_usd
         diff = None
         if base is not None and control is not None and v.name != control.name and not v.shadow:
             diff = difference(agg.reward, base.reward, alpha)
@@ -297,9 +354,13 @@ def compute_status(
                 ips=est[0] if est else None,
                 snips=est[1] if est else None,
                 dr=est[2] if est else None,
+                spend_usd=spend,
+                spend_per_request_usd=per_request,
+                period_spend_usd=period_spend,
+                budget_share=share,
             )
         )
-    return ExperimentStatusView(view, tuple(out), METHOD)
+    return ExperimentStatusView(view, tuple(out), METHOD, budget)
 
 
 def experiment_status(engine: Engine, view: ExperimentView) -> ExperimentStatusView:
@@ -323,12 +384,13 @@ def _status(
     engine: Engine, view: ExperimentView, series: tuple[datetime, timedelta] | None
 ) -> tuple[ExperimentStatusView, list[tuple[datetime | None, str, Moments]]]:
     sums = _refreshed(engine, view, yardstick(engine, view))
+    budget = route_budget(engine, view, datetime.now(UTC))
     confidence = 1.0 - view.guardrail.alpha
     with sums.lock:
-        aggregates = _aggregates_of(sums)
+        aggregates = _aggregates_of(sums, budget)
         shadow_counts = sums.shadow_counts()
         estimates = {
             v.name: sums.off_policy[v.name].estimates(confidence) for v in view.variants
         }
         buckets = sums.reward_buckets(*series) if series is not None else []
-    return compute_status(view, aggregates, shadow_counts, estimates), buckets
+    return compute_status(view, aggregates, shadow_counts, estimates, budget), buckets

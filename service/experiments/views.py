@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ from banditroute.service.storage.models.experiment_variant import ExperimentVari
 __all__ = [
     "ExperimentStatusView",
     "ExperimentView",
+    "RouteBudgetView",
     "VariantStatusView",
     "VariantView",
     "experiment_view",
@@ -105,6 +107,26 @@ class VariantStatusView:
     ips: Estimate | None
     snips: Estimate | None
     dr: Estimate | None
+    #: Money (issue #12): the sum of the outcomes' ``cost_usd`` (NaN for a shadow variant),
+    #: that over the outcomes, and with a period budget the spend of the decisions made in the
+    #: current period and its share of the budget (NaN otherwise).
+    spend_usd: float = math.nan
+    spend_per_request_usd: float = math.nan
+    period_spend_usd: float = math.nan
+    budget_share: float = math.nan
+
+
+@dataclass(frozen=True)
+class RouteBudgetView:
+    """The budget of the experiment's route, which its variants share (one controller per
+    route, :mod:`banditroute.service.core.budgets`); ``period_start``/``period_end``: the
+    current period's UTC bounds when there is a budget per period."""
+
+    budget_per_request_usd: float | None
+    budget_usd: float | None
+    period: str | None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,7 @@ class ExperimentStatusView:
     experiment: ExperimentView
     variants: tuple[VariantStatusView, ...]
     method: str
+    budget: RouteBudgetView | None = None
 
 
 def stored_variants(session: Session, exp: Experiment) -> list[ExperimentVariant]:

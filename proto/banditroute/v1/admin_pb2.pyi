@@ -362,7 +362,7 @@ class Estimate(_message.Message):
     def __init__(self, value: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., n: _Optional[int] = ...) -> None: ...
 
 class VariantStatus(_message.Message):
-    __slots__ = ("variant", "shadow", "control", "stopped", "stop_reason", "decisions", "outcomes", "reward", "quality", "cost_usd", "latency_p50_ms", "latency_p95_ms", "reward_diff_vs_control", "p_value", "ips", "snips", "dr")
+    __slots__ = ("variant", "shadow", "control", "stopped", "stop_reason", "decisions", "outcomes", "reward", "quality", "cost_usd", "latency_p50_ms", "latency_p95_ms", "reward_diff_vs_control", "p_value", "ips", "snips", "dr", "spend_usd", "spend_per_request_usd", "period_spend_usd", "budget_share")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     SHADOW_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
@@ -380,6 +380,10 @@ class VariantStatus(_message.Message):
     IPS_FIELD_NUMBER: _ClassVar[int]
     SNIPS_FIELD_NUMBER: _ClassVar[int]
     DR_FIELD_NUMBER: _ClassVar[int]
+    SPEND_USD_FIELD_NUMBER: _ClassVar[int]
+    SPEND_PER_REQUEST_USD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_SPEND_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_SHARE_FIELD_NUMBER: _ClassVar[int]
     variant: str
     shadow: bool
     control: bool
@@ -397,14 +401,26 @@ class VariantStatus(_message.Message):
     ips: Estimate
     snips: Estimate
     dr: Estimate
-    def __init__(self, variant: _Optional[str] = ..., shadow: _Optional[bool] = ..., control: _Optional[bool] = ..., stopped: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., decisions: _Optional[int] = ..., outcomes: _Optional[int] = ..., reward: _Optional[_Union[Estimate, _Mapping]] = ..., quality: _Optional[_Union[Estimate, _Mapping]] = ..., cost_usd: _Optional[_Union[Estimate, _Mapping]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., reward_diff_vs_control: _Optional[_Union[Estimate, _Mapping]] = ..., p_value: _Optional[float] = ..., ips: _Optional[_Union[Estimate, _Mapping]] = ..., snips: _Optional[_Union[Estimate, _Mapping]] = ..., dr: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
+    spend_usd: float
+    spend_per_request_usd: float
+    period_spend_usd: float
+    budget_share: float
+    def __init__(self, variant: _Optional[str] = ..., shadow: _Optional[bool] = ..., control: _Optional[bool] = ..., stopped: _Optional[bool] = ..., stop_reason: _Optional[str] = ..., decisions: _Optional[int] = ..., outcomes: _Optional[int] = ..., reward: _Optional[_Union[Estimate, _Mapping]] = ..., quality: _Optional[_Union[Estimate, _Mapping]] = ..., cost_usd: _Optional[_Union[Estimate, _Mapping]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., reward_diff_vs_control: _Optional[_Union[Estimate, _Mapping]] = ..., p_value: _Optional[float] = ..., ips: _Optional[_Union[Estimate, _Mapping]] = ..., snips: _Optional[_Union[Estimate, _Mapping]] = ..., dr: _Optional[_Union[Estimate, _Mapping]] = ..., spend_usd: _Optional[float] = ..., spend_per_request_usd: _Optional[float] = ..., period_spend_usd: _Optional[float] = ..., budget_share: _Optional[float] = ...) -> None: ...
 
 class ExperimentStatus(_message.Message):
-    __slots__ = ("experiment", "variants", "method")
+    __slots__ = ("experiment", "variants", "method", "budget_per_request_usd", "budget_usd", "budget_period", "period_start")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_REQUEST_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
     experiment: Experiment
     variants: _containers.RepeatedCompositeFieldContainer[VariantStatus]
     method: str
-    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[VariantStatus, _Mapping]]] = ..., method: _Optional[str] = ...) -> None: ...
+    budget_per_request_usd: float
+    budget_usd: float
+    budget_period: str
+    period_start: _timestamp_pb2.Timestamp
+    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., variants: _Optional[_Iterable[_Union[VariantStatus, _Mapping]]] = ..., method: _Optional[str] = ..., budget_per_request_usd: _Optional[float] = ..., budget_usd: _Optional[float] = ..., budget_period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
