@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "instructions.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load import PROMPTS, _free_port, _stop, _write_result  # noqa: E402
+from load import PROMPTS, _free_port, _server_options, _stop, _write_result  # noqa: E402
 
 from tests.helpers import migrated_database  # noqa: E402
 
@@ -160,13 +160,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
-    parser.add_argument("--output", default=str(RESULTS))
-    parser.add_argument(
-        "--durable-decisions",
-        action="store_true",
-        help="the Route server answers only after the decision committed (durable_decisions=true)",
-    )
+    _server_options(parser, RESULTS)
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")

@@ -491,6 +491,17 @@ def _write_result(result: dict[str, Any], output: str) -> None:
     print(json.dumps(result))
 
 
+def _server_options(parser: argparse.ArgumentParser, output: Path) -> None:
+    """The options of the benchmarks that start a Route server (this one, instructions.py)."""
+    parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
+    parser.add_argument("--output", default=str(output))
+    parser.add_argument(
+        "--durable-decisions",
+        action="store_true",
+        help="Route answers only after its decision committed (durable_decisions=true)",
+    )
+
+
 def main() -> None:
     from tests.helpers import migrated_database
 
@@ -501,13 +512,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--outcome-decisions", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--database-url", default=os.environ.get("BANDITROUTE_DATABASE_URL"))
-    parser.add_argument("--output", default=str(RESULTS))
-    parser.add_argument(
-        "--durable-decisions",
-        action="store_true",
-        help="Route servers answer only after the decision committed (durable_decisions=true)",
-    )
+    _server_options(parser, RESULTS)
     args = parser.parse_args()
 
     result: dict[str, Any] = {
