@@ -194,6 +194,11 @@ class Metrics:
                                         registry=r)
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
         self._decision_children: dict[tuple[str, str, str, str], Counter] = {}
+        # Labelled children by their raw label values: labels() costs a lock and several
+        # dict and string operations; outcomes count three series per item.
+        self._outcome_children: dict[str, Counter] = {}
+        self._reward_children: dict[tuple[str, str, str], Histogram] = {}
+        self._spend_children: dict[tuple[str, str, str], Counter] = {}
         self._mounted: WsgiApp | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
@@ -217,19 +222,36 @@ class Metrics:
             )
         child.inc()
 
+    def outcomes_counter(self, result: str) -> Counter:
+        """The ``outcomes_total`` child of ``result`` (ok, duplicate, rejected)."""
+        child = self._outcome_children.get(result)
+        if child is None:
+            child = self._outcome_children[result] = self.outcomes.labels(result)
+        return child
+
     def observe_reward(
         self, value: float, *, route: str = "", policy: str = "", variant: str = ""
     ) -> None:
         """Observe one reward of an accepted outcome or piece of feedback."""
-        self.reward.labels(
-            route=self._route(route), policy=self._policy(policy), variant=self._variant(variant)
-        ).observe(value)
+        key = (route, policy, variant)
+        child = self._reward_children.get(key)
+        if child is None:
+            child = self._reward_children[key] = self.reward.labels(
+                route=self._route(route),
+                policy=self._policy(policy),
+                variant=self._variant(variant),
+            )
+        child.observe(value)
 
     def spend(self, usd: float, *, route: str = "", model: str = "", variant: str = "") -> None:
         """Add ``usd`` (the cost of an accepted outcome) to the spend of its decision."""
-        self.spend_usd.labels(
-            route=self._route(route), model=self._model(model), variant=self._variant(variant)
-        ).inc(max(usd, 0.0))
+        key = (route, model, variant)
+        child = self._spend_children.get(key)
+        if child is None:
+            child = self._spend_children[key] = self.spend_usd.labels(
+                route=self._route(route), model=self._model(model), variant=self._variant(variant)
+            )
+        child.inc(max(usd, 0.0))
 
     def budget(self, route: str, *, lam: float, cost_weight: float,
                remaining_usd: float | None) -> None:

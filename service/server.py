@@ -66,6 +66,9 @@ __all__ = ["BanditrouteServer", "create_server"]
 log = logging.getLogger(__name__)
 
 GUARDRAIL_INTERVAL_S = 10.0
+#: Recent decisions of this process remembered for their outcomes (about 17 MB): an outcome for
+#: one of them is joined without reading the decision back (core/outcomes.py).
+RECENT_DECISIONS = 50_000
 
 SERVICE_NAMES = (
     router_pb2.DESCRIPTOR.services_by_name["Router"].full_name,
@@ -226,6 +229,7 @@ async def create_server(
         registry=metrics.registry,
         durable=settings.durable_decisions,
         max_unsettled=settings.write_batch_max_rows,
+        recent_capacity=RECENT_DECISIONS,
     )
     router = RouterCore(
         registry,
@@ -247,6 +251,7 @@ async def create_server(
         max_batch_items=settings.max_batch_items,
         metrics=metrics,
         pending=decisions.holds,
+        recent=decisions,
     )
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     install_log_redaction([admin_token])

@@ -28,6 +28,12 @@ background task retries with backoff and writes them, in order, once the databas
 
 Memory is bounded by ``capacity`` rows (a row is ~1 KB plus the features: 64 floats by default).
 
+**Recent decisions**: the store also remembers what the outcome path needs of the last
+``recent_capacity`` decisions it queued or wrote (:meth:`BufferedDecisionStore.recent`: creation
+time, tenant, model, policy, estimated cost, route, variant; about 300 bytes each), so an outcome
+for a decision this process answered recently is joined without reading the decision back
+(:class:`~banditroute.service.core.outcomes.OutcomeCore`; the write transaction still checks it).
+
 Examples
 --------
 >>> import asyncio
@@ -60,6 +66,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from banditroute.service.errors import Unavailable
+from banditroute.service.storage.rows import DecisionRow
 
 __all__ = ["BufferedDecisionStore", "DecisionWriter"]
 
@@ -103,6 +110,8 @@ class BufferedDecisionStore:
         Answer only after the decision committed (else: see the module docstring).
     max_unsettled
         Most decisions answered and not yet committed; beyond it Route waits for the commit.
+    recent_capacity
+        Decisions remembered for :meth:`recent` (0: none); the oldest are forgotten first.
     """
 
     def __init__(
@@ -115,9 +124,18 @@ class BufferedDecisionStore:
         registry: CollectorRegistry | None = None,
         durable: bool = True,
         max_unsettled: int = 1000,
+        recent_capacity: int = 0,
     ) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if recent_capacity < 0:
+            raise ValueError(f"recent_capacity must be >= 0, got {recent_capacity}")
+        #: Two generations of recent decisions (lookups read both; when the young one holds
+        #: half the capacity it becomes the old one and the old one is dropped): O(1) per
+        #: decision, no per-entry bookkeeping.
+        self._recent_half = (recent_capacity + 1) // 2
+        self._recent_young: dict[Any, tuple[Any, ...]] = {}
+        self._recent_old: dict[Any, tuple[Any, ...]] = {}
         self.inner = inner
         self.durable = durable
         self.max_unsettled = max_unsettled
@@ -158,18 +176,57 @@ class BufferedDecisionStore:
             return self._hold(row)
         if self.durable or row.get("request_id"):
             try:
-                return await self.inner.write_decision(row)
+                event_id = await self.inner.write_decision(row)
             except Unavailable:
                 return self._hold(row)
+            if event_id is not None:
+                self._remember(row)
+            return event_id
         try:
             future = self.inner.submit_decision(row)
         except Unavailable:
             return self._hold(row)
+        self._remember(row)
         self.unsettled += 1
         future.add_done_callback(functools.partial(self._settled, row))
         if self.unsettled > self.max_unsettled:  # the writer is behind: bound what a crash loses
             await asyncio.wait([future])
         return 0
+
+    # ------------------------------------------------------------------ recent decisions
+    def recent(self, decision_id: Any) -> tuple[Any, ...] | None:
+        """``(created_at, tenant, model, policy_name, policy_version, estimated_cost_usd, route,
+        variant)`` of a decision (UUID) this store queued or wrote recently, else None.
+
+        The decision may not be committed yet (it then commits before, or with, anything
+        queued after it). Nothing here says whether it has an outcome or feedback already.
+        """
+        found = self._recent_young.get(decision_id)
+        return found if found is not None else self._recent_old.get(decision_id)
+
+    def forget_recent(self, decision_id: Any) -> None:
+        """Stop answering :meth:`recent` for ``decision_id`` (it has an outcome or feedback now,
+        or it was not stored)."""
+        self._recent_young.pop(decision_id, None)
+        self._recent_old.pop(decision_id, None)
+
+    def _remember(self, row: Mapping[str, Any]) -> None:
+        if not self._recent_half or type(row) is not DecisionRow:
+            return
+        young = self._recent_young
+        young[row.decision_id] = (
+            row.created_at,
+            row.tenant,
+            row.model,
+            row.policy_name,
+            row.policy_version,
+            row.estimated_cost_usd,
+            row.route,
+            row.variant,
+        )
+        if len(young) >= self._recent_half:
+            self._recent_old = young
+            self._recent_young = {}
 
     def _settled(self, row: Mapping[str, Any], future: asyncio.Future[int | None]) -> None:
         """A decision answered before its commit: committed, or held when the database is down."""
@@ -177,6 +234,8 @@ class BufferedDecisionStore:
         error = None if future.cancelled() else future.exception()
         if error is None:
             return
+        if type(row) is DecisionRow:
+            self.forget_recent(row.decision_id)
         if isinstance(error, Unavailable):
             self._hold(row)
         else:

@@ -53,6 +53,7 @@ __all__ = [
     "OutcomeInput",
     "OutcomeResult",
     "OutcomeStore",
+    "RecentDecisions",
     "StoredDecision",
 ]
 
@@ -123,6 +124,20 @@ class StoredDecision:
     #: The decision's route and experiment variant (metric labels).
     route: str = ""
     variant: str = ""
+
+
+class RecentDecisions(Protocol):
+    """Decisions this process answered recently
+    (:class:`~banditroute.service.core.decision_buffer.BufferedDecisionStore`)."""
+
+    def recent(self, decision_id: uuid.UUID) -> tuple[Any, ...] | None:
+        """``(created_at, tenant, model, policy_name, policy_version, estimated_cost_usd,
+        route, variant)``, or None."""
+        ...
+
+    def forget_recent(self, decision_id: uuid.UUID) -> None:
+        """Answer None for ``decision_id`` from now on."""
+        ...
 
 
 class OutcomeStore(Protocol):
@@ -218,6 +233,7 @@ class OutcomeCore:
         max_batch_items: int = 1000,
         metrics: Any = None,
         pending: Callable[[uuid.UUID], bool] | None = None,
+        recent: RecentDecisions | None = None,
     ) -> None:
         self.store = store
         self._config = config
@@ -228,6 +244,9 @@ class OutcomeCore:
         #: banditroute.service.core.decision_buffer): its outcome gets UNAVAILABLE (retry), not
         #: NOT_FOUND.
         self.pending = pending
+        #: Decisions this process answered recently, joined without reading them back
+        #: (:meth:`_record`); None: every outcome reads its decision.
+        self.recent = recent
 
     def _missing(self, did: uuid.UUID, text: str) -> BanditrouteError:
         if self.pending is not None and self.pending(did):
@@ -281,12 +300,49 @@ class OutcomeCore:
                 parsed.append((n, item, did, created))
             except BanditrouteError as exc:
                 _reject(results[n], exc)
-        if not parsed:
-            return results
-        decisions = await self.store.load_decisions([(d, c) for _, _, d, c in parsed])
+        spent: dict[int, tuple[StoredDecision, float]] = {}  # item -> (decision, cost) written
+        if parsed:
+            stale = await self._record(parsed, tenant, results, spent, recent=True)
+            if stale:  # their decision had an outcome or feedback after all: read it first
+                await self._record(stale, tenant, results, spent, recent=False)
+        if self.metrics is not None:
+            self._count_outcomes(results, spent)
+        return results
+
+    async def _record(
+        self,
+        parsed: list[tuple[int, OutcomeInput, uuid.UUID, datetime]],
+        tenant: str | None,
+        results: list[OutcomeResult],
+        spent: dict[int, tuple[StoredDecision, float]],
+        *,
+        recent: bool,
+    ) -> list[tuple[int, OutcomeInput, uuid.UUID, datetime]]:
+        """Join ``parsed`` items to their decisions and write their outcomes (``results`` and
+        ``spent`` get theirs); returns the items to write again after reading their decision
+        (written unverified, found STALE).
+
+        With ``recent``, a decision this process answered recently (:attr:`recent`) is taken
+        from memory instead of read: its outcome row is written ``unverified``, and the write
+        transaction answers STALE when the decision turns out to have an outcome or feedback
+        already (the reward or the answer would depend on them) or not to exist.
+        """
+        decisions: dict[uuid.UUID, StoredDecision] = {}
+        unverified: set[uuid.UUID] = set()
+        to_read = parsed
+        if recent and self.recent is not None:
+            to_read = []
+            for entry in parsed:
+                decision = self._recent_decision(entry[2])
+                if decision is None:
+                    to_read.append(entry)
+                else:
+                    decisions[entry[2]] = decision
+                    unverified.add(entry[2])
+        if to_read:
+            decisions.update(await self.store.load_decisions([(d, c) for _, _, d, c in to_read]))
         rows: list[dict[str, Any]] = []
         row_of: list[int] = []
-        spent: dict[int, tuple[StoredDecision, float]] = {}  # item -> (decision, cost) written
         in_batch: dict[uuid.UUID, dict[str, Any]] = {}
         for n, item, did, _created in parsed:
             decision = decisions.get(did)
@@ -307,48 +363,87 @@ class OutcomeCore:
                     if did in in_batch:
                         row_of.append(-n - 1)  # resolved after the write
                     continue
+                if did in unverified:
+                    row["unverified"] = True
                 in_batch[did] = row
                 rows.append(row)
                 row_of.append(n)
             except BanditrouteError as exc:
                 _reject(results[n], exc)
-        if rows:
-            written = await self.store.write_outcomes(rows)
-            if self.on_written is not None:
-                self.on_written()
-            by_decision: dict[uuid.UUID, tuple[int, float]] = {}
-            positions = [k for k in row_of if k >= 0]
-            for n, row, w in zip(positions, rows, written, strict=True):
-                if w.status is WriteStatus.INSERTED:
-                    results[n].event_id = w.event_id
-                    results[n].reward = float(row["reward"])
-                    spent[n] = (decisions[row["decision_id"]], float(row["cost_usd"]))
-                elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write
-                    results[n].duplicate = True
-                    results[n].event_id = max(w.event_id, 0)
-                    results[n].reward = float((w.stored or {}).get("reward", row["reward"]))
-                else:
-                    try:
-                        w.raise_for_status("outcome")
-                    except BanditrouteError as exc:
-                        _reject(results[n], exc)
-                    continue
-                by_decision[row["decision_id"]] = (results[n].event_id, results[n].reward)
-            for m in (-k - 1 for k in row_of if k < 0):
-                did = parse_decision_id(results[m].decision_id)[0]
-                if did in by_decision:
-                    results[m].event_id, results[m].reward = by_decision[did]
-        if self.metrics is not None:
-            for n, r in enumerate(results):
-                result = "rejected" if r.code != "OK" else "duplicate" if r.duplicate else "ok"
-                self.metrics.outcomes.labels(result).inc()
-                if n in spent:
-                    decision, cost = spent[n]
-                    self._observe(decision, r.reward)
-                    self.metrics.spend(
-                        cost, route=decision.route, model=decision.model, variant=decision.variant
-                    )
-        return results
+        if not rows:
+            return []
+        written = await self.store.write_outcomes(rows)
+        if self.on_written is not None:
+            self.on_written()
+        by_decision: dict[uuid.UUID, tuple[int, float]] = {}
+        stale_items: set[int] = set()
+        positions = [k for k in row_of if k >= 0]
+        for n, row, w in zip(positions, rows, written, strict=True):
+            if w.status is WriteStatus.INSERTED:
+                results[n].event_id = w.event_id
+                results[n].reward = float(row["reward"])
+                spent[n] = (decisions[row["decision_id"]], float(row["cost_usd"]))
+                if row.get("unverified"):
+                    self.recent.forget_recent(row["decision_id"])  # type: ignore[union-attr]
+            elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write
+                results[n].duplicate = True
+                results[n].event_id = max(w.event_id, 0)
+                results[n].reward = float((w.stored or {}).get("reward", row["reward"]))
+            elif w.status is WriteStatus.STALE:
+                self.recent.forget_recent(row["decision_id"])  # type: ignore[union-attr]
+                stale_items.add(n)
+                continue
+            else:
+                try:
+                    w.raise_for_status("outcome")
+                except BanditrouteError as exc:
+                    _reject(results[n], exc)
+                continue
+            by_decision[row["decision_id"]] = (results[n].event_id, results[n].reward)
+        stale = [entry for entry in parsed if entry[0] in stale_items]
+        for m in (-k - 1 for k in row_of if k < 0):
+            did = parse_decision_id(results[m].decision_id)[0]
+            if did in by_decision:
+                results[m].event_id, results[m].reward = by_decision[did]
+            elif stale_items and did in {entry[2] for entry in stale}:
+                # a repeat of an item written again: it is rejoined with it
+                results[m].duplicate = False
+                stale.append(next(entry for entry in parsed if entry[0] == m))
+        stale.sort(key=lambda entry: entry[0])
+        return stale
+
+    def _recent_decision(self, did: uuid.UUID) -> StoredDecision | None:
+        """The decision ``did`` from :attr:`recent` (None: not there, or held in the outage
+        buffer and not stored yet)."""
+        assert self.recent is not None
+        found = self.recent.recent(did)
+        if found is None or (self.pending is not None and self.pending(did)):
+            return None
+        created_at, tenant, model, policy, version, cost, route, variant = found
+        return StoredDecision(
+            decision_id=did,
+            created_at=created_at,
+            tenant=tenant,
+            model=model,
+            policy=PolicyKey(policy, int(version)),
+            estimated_cost_usd=cost,
+            route=route or "",
+            variant=variant or "",
+        )
+
+    def _count_outcomes(
+        self, results: list[OutcomeResult], spent: dict[int, tuple[StoredDecision, float]]
+    ) -> None:
+        metrics = self.metrics
+        for n, r in enumerate(results):
+            result = "rejected" if r.code != "OK" else "duplicate" if r.duplicate else "ok"
+            metrics.outcomes_counter(result).inc()
+            if n in spent:
+                decision, cost = spent[n]
+                self._observe(decision, r.reward)
+                metrics.spend(
+                    cost, route=decision.route, model=decision.model, variant=decision.variant
+                )
 
     def _observe(self, decision: StoredDecision, reward: float) -> None:
         self.metrics.observe_reward(
@@ -390,6 +485,8 @@ class OutcomeCore:
         if len(item.source) > _MAX_SOURCE or len(item.feedback_id) > _MAX_SOURCE:
             raise InvalidArgument(f"source and feedback_id are at most {_MAX_SOURCE} characters")
         did, created = parse_decision_id(item.decision_id)
+        if self.recent is not None:  # its outcomes must read it from now on (it has feedback)
+            self.recent.forget_recent(did)
         decision = (await self.store.load_decisions([(did, created)])).get(did)
         if decision is None:
             raise self._missing(did, item.decision_id)

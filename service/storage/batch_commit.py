@@ -36,6 +36,7 @@ from banditroute.service.storage.row_checks import (
     feedback_query,
     first_request_ids,
     outcomes_query,
+    rated_query,
 )
 from banditroute.service.storage.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, DecisionRow
 from banditroute.service.storage.sql_literals import decision_copy_values, decision_literals
@@ -118,8 +119,12 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
     outcomes = [(i, row) for i, (kind, row) in enumerate(batch) if kind == "o"]
     feedback = [(i, row) for i, (kind, row) in enumerate(batch) if kind == "f"]
     events = outcomes + feedback
+    # Outcomes whose decision the caller did not read (see WriteStatus.STALE).
+    unverified = [(i, row) for i, row in outcomes if row.get("unverified")]
     try:
-        lock, ids, claim, known_cur, outcome_cur, feedback_cur = (conn.cursor() for _ in range(6))
+        lock, ids, claim, known_cur, outcome_cur, feedback_cur, rated_cur = (
+            conn.cursor() for _ in range(7)
+        )
         async with conn.pipeline() as pipeline:
             await conn.execute("BEGIN")  # autocommit connection: the transaction is explicit
             if events:  # followers read outcomes and feedback in id order: see the docstring
@@ -137,6 +142,8 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
                 await outcome_cur.execute(*outcomes_query(outcomes))
             if feedback:
                 await feedback_cur.execute(*feedback_query(feedback))
+            if unverified:
+                await rated_cur.execute(*rated_query(unverified))
             if events:  # followers learn from outcomes and feedback; decisions alone teach nothing
                 await lock.execute(
                     "SELECT pg_notify(%s, currval('event_ids')::text)", (EVENTS_CHANNEL,)
@@ -148,11 +155,18 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
             known = dict(await known_cur.fetchall()) if events else {}
             stored_o = await outcome_cur.fetchall() if outcomes else []
             stored_f = await feedback_cur.fetchall() if feedback else []
+            rated = {r[0] for r in await rated_cur.fetchall()} if unverified else set()
 
         results: list[Any] = [None] * len(batch)
         accepted = _accepted_decisions(decisions, keyed, claimed, event_ids, results)
         in_batch = {row.decision_id: (i, row.tenant) for i, row in accepted}
+        if unverified:
+            outcomes = _verified(outcomes, unverified, rated, stored_o, results)
         to_insert_o = classify(OUTCOMES, outcomes, stored_o, known, in_batch, results)
+        for i, _ in unverified:
+            result = results[i]
+            if result is not None and result.status is WriteStatus.UNKNOWN_DECISION:
+                results[i] = WriteResult(WriteStatus.STALE)
         to_insert_f = classify(FEEDBACK, feedback, stored_f, known, in_batch, results)
         for i, _, tenant in [*to_insert_o, *to_insert_f]:
             results[i] = WriteResult(WriteStatus.INSERTED, event_ids[i], None, tenant)
@@ -213,6 +227,26 @@ async def commit_batch(conn: psycopg.AsyncConnection[Any], batch: Sequence[Batch
             await conn.rollback()
         raise
     return results
+
+
+def _verified(
+    outcomes: list[tuple[int, Any]],
+    unverified: list[tuple[int, Any]],
+    rated: set[Any],
+    stored: Sequence[Sequence[Any]],
+    results: list[Any],
+) -> list[tuple[int, Any]]:
+    """``outcomes`` less the unverified ones whose decision has feedback or a stored outcome
+    (their result is STALE: the reward or the answer depends on what the caller did not read)."""
+    has_outcome = {r[0] for r in stored}
+    stale = {
+        i
+        for i, row in unverified
+        if row["decision_id"] in rated or row["decision_id"] in has_outcome
+    }
+    for i in stale:
+        results[i] = WriteResult(WriteStatus.STALE)
+    return [item for item in outcomes if item[0] not in stale] if stale else outcomes
 
 
 def _accepted_decisions(

@@ -32,6 +32,7 @@ __all__ = [
     "feedback_query",
     "first_request_ids",
     "outcomes_query",
+    "rated_query",
 ]
 
 #: An indexed row of the batch: (position in the batch, row).
@@ -50,6 +51,11 @@ class WriteStatus(enum.Enum):
     UNKNOWN_DECISION = "unknown_decision"
     #: The decision belongs to another tenant than the caller's.
     WRONG_TENANT = "wrong_tenant"
+    #: An outcome written without reading its decision first (``unverified``: the decision is
+    #: one this process answered recently) whose decision turned out to have an outcome or
+    #: feedback already, or not to exist: nothing written; the caller reads the decision and
+    #: writes the outcome again (:mod:`banditroute.service.core.outcomes`).
+    STALE = "stale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,14 @@ def outcomes_query(outcomes: Sequence[Indexed]) -> tuple[str, tuple[Any, ...]]:
         f"SELECT decision_id, event_id, {', '.join(OUTCOME_COLUMNS)}, reward FROM outcomes "
         "WHERE decision_id = ANY(%s::uuid[])",
         (uuid_array(row["decision_id"] for _, row in outcomes),),
+    )
+
+
+def rated_query(rows: Sequence[Indexed]) -> tuple[str, tuple[Any, ...]]:
+    """Decision ids among ``rows``' decisions that have feedback."""
+    return (
+        "SELECT DISTINCT decision_id FROM feedback WHERE decision_id = ANY(%s::uuid[])",
+        (uuid_array(row["decision_id"] for _, row in rows),),
     )
 
 
