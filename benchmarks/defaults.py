@@ -22,7 +22,7 @@ Procedure (the test splits are never read):
 Usage::
 
     python benchmarks/defaults.py [--seeds 3] [--datasets routerbench,routellm-gsm8k,routellm-mmlu]
-        [--out benchmarks/results/defaults.json]
+        [--jobs 3] [--out benchmarks/results/defaults.json]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +50,27 @@ from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import PolicySpec, default_featurizer, run_online
 
 #: Candidate hyperparameters per algorithm; ``context_ridge`` as a multiple of the dimension.
+#: ``explore`` is the uniform mixing probability (the propensity floor is ``explore / k``).
 GRID: dict[str, list[dict[str, float]]] = {
     "linucb": [
-        {"alpha": a, "context_ridge": m} for a in (0.5, 0.25, 0.35, 0.75, 1.0) for m in (1.0, 4.0)
+        {"alpha": a, "context_ridge": m, "explore": e}
+        for e in (0.02, 0.01, 0.005)
+        for a in (0.5, 0.25, 0.35, 0.75, 1.0)
+        for m in (1.0, 4.0)
     ],
-    "thompson": [{"v": v, "context_ridge": 1.0} for v in (0.25, 0.1, 0.5)],
+    "thompson": [
+        {"v": v, "context_ridge": 1.0, "explore": e}
+        for e in (0.01, 0.005)
+        for v in (0.25, 0.1, 0.5)
+    ],
 }
 #: What the code ships (learners/linear.py); checked by tests/test_learners_defaults.py.
 DEFAULTS: dict[str, dict[str, float]] = {
-    "linucb": {"alpha": 0.5, "context_ridge": 4.0},
-    "thompson": {"v": 0.1, "context_ridge": 1.0},
+    "linucb": {"alpha": 0.35, "context_ridge": 4.0, "explore": 0.01},
+    "thompson": {"v": 0.1, "context_ridge": 1.0, "explore": 0.01},
 }
 #: The operating lambda fraction step 5 selects; ``replay`` ships it first in its grid.
-OPERATING_FRACTION = 0.15
+OPERATING_FRACTION = 0.2
 FEATURE_DIM = 64
 
 
@@ -78,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--stage", choices=("grid", "operating"), default="grid")
+    parser.add_argument("--jobs", type=int, default=3, help="datasets scored in parallel")
     args = parser.parse_args(argv)
     root = args.data_root or default_data_root()
     featurize = default_featurizer(FEATURE_DIM)
@@ -85,16 +96,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return _operating(args, root, featurize)
     start = time.perf_counter()
     scores: dict[str, dict[str, float]] = {}
-    for name in args.datasets.split(","):
-        _, validation = split_fit_validation(load_dataset(name, "train", root))
-        hull = baseline_report(validation, 0.0)["zero_router_aiq"]
-        specs = [_spec(a, p) for a, grid in GRID.items() for p in grid]
-        config = ReplayConfig(specs, default_cost_weights(validation),
-                              seeds=list(range(args.seeds)))
-        report = run_experiment(validation, config, featurize)
-        for res in report["results"]:
-            scores.setdefault(res["policy"], {})[name] = float(res["aiq"]) - float(hull)
-        print(f"{name}: validation {validation.n} prompts scored", file=sys.stderr)
+    names = args.datasets.split(",")
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(names)))) as pool:
+        for name, per_policy in zip(
+            names, pool.map(_score_dataset, names, repeat(root), repeat(args.seeds)), strict=True
+        ):
+            for label, score in per_policy.items():
+                scores.setdefault(label, {})[name] = score
     out: dict[str, Any] = {"benchmark": "defaults", "seeds": args.seeds,
                            "datasets": args.datasets.split(","), "candidates": [],
                            "winners": {}, "defaults": DEFAULTS}
@@ -113,6 +121,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out["seconds"] = round(time.perf_counter() - start, 1)
     print_json(out, args.out)
     return out
+
+
+def _score_dataset(name: str, root: Path | None, seeds: int) -> dict[str, float]:
+    """Every grid candidate's AIQ minus the hull's on ``name``'s validation cut."""
+    _, validation = split_fit_validation(load_dataset(name, "train", root))
+    hull = baseline_report(validation, 0.0)["zero_router_aiq"]
+    specs = [_spec(a, p) for a, grid in GRID.items() for p in grid]
+    config = ReplayConfig(specs, default_cost_weights(validation), seeds=list(range(seeds)))
+    report = run_experiment(validation, config, default_featurizer(FEATURE_DIM))
+    print(f"{name}: validation {validation.n} prompts scored", file=sys.stderr)
+    return {res["policy"]: float(res["aiq"]) - float(hull) for res in report["results"]}
 
 
 def _operating(args: argparse.Namespace, root: Path | None, featurize: Any) -> dict[str, Any]:

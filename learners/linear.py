@@ -117,7 +117,7 @@ class LinUCB(_RidgePolicy):
         See :class:`~banditroute.learners.base.Policy`.
     alpha
         Width of the confidence bonus (>= 0), in reward units per posterior standard deviation
-        (the default 0.5 suits rewards in [-1, 1] with 0/1 quality).
+        (the default 0.35 suits rewards in [-1, 1] with 0/1 quality).
     ridge
         Prior precision of each arm's intercept (> 0).
     context_ridge
@@ -125,7 +125,7 @@ class LinUCB(_RidgePolicy):
         doc; the defaults are chosen on validation data by ``benchmarks/defaults.py``).
     explore
         Probability of a uniform choice among the candidates, in ``[0, 1]``; use ``> 0`` for
-        off-policy evaluation (the default 0.02 keeps every propensity > 0).
+        off-policy evaluation (the default 0.01 keeps every propensity >= 0.01 / k).
     refresh_every
         Recompute ``A^-1`` exactly every this many updates of an arm.
     **scaling
@@ -152,10 +152,10 @@ class LinUCB(_RidgePolicy):
         dim: int,
         seed: int = 0,
         *,
-        alpha: float = 0.5,
+        alpha: float = 0.35,
         ridge: float = 1.0,
         context_ridge: float | None = None,
-        explore: float = 0.02,
+        explore: float = 0.01,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:

@@ -32,7 +32,7 @@ __all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
 #: (``python benchmarks/defaults.py --stage operating``); the sweep runs to 5, where even
 #: the cheap models cost a noticeable share of a quality point, so the curve reaches the
 #: pool's cheap end (AIQ integrates from a router's cheapest point).
-DEFAULT_COST_FRACTIONS = (0.15, 0.0, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+DEFAULT_COST_FRACTIONS = (0.2, 0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 def default_cost_weights(dataset: ReplayDataset) -> list[float]:
@@ -42,7 +42,7 @@ def default_cost_weights(dataset: ReplayDataset) -> list[float]:
     --------
     >>> ds = ReplayDataset("t", ["a"], ["m"], np.array([[1.0]]), np.array([[0.01]]))
     >>> default_cost_weights(ds)[:3]
-    [15.0, 0.0, 2.5]
+    [20.0, 0.0, 2.5]
     """
     quality, cost = dataset.mean_quality(), dataset.mean_cost()
     best_cost = float(cost[int(np.lexsort((cost, -quality))[0])])
