@@ -59,6 +59,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -134,8 +135,8 @@ class BufferedDecisionStore:
         #: half the capacity it becomes the old one and the old one is dropped): O(1) per
         #: decision, no per-entry bookkeeping.
         self._recent_half = (recent_capacity + 1) // 2
-        self._recent_young: dict[Any, tuple[Any, ...]] = {}
-        self._recent_old: dict[Any, tuple[Any, ...]] = {}
+        self._recent_young: dict[int, tuple[Any, ...]] = {}
+        self._recent_old: dict[int, tuple[Any, ...]] = {}
         self.inner = inner
         self.durable = durable
         self.max_unsettled = max_unsettled
@@ -201,20 +202,25 @@ class BufferedDecisionStore:
         The decision may not be committed yet (it then commits before, or with, anything
         queued after it). Nothing here says whether it has an outcome or feedback already.
         """
-        found = self._recent_young.get(decision_id)
-        return found if found is not None else self._recent_old.get(decision_id)
+        key = decision_id.int  # an int hashes in C; a UUID's __hash__ is Python code
+        found = self._recent_young.get(key)
+        return found if found is not None else self._recent_old.get(key)
 
     def forget_recent(self, decision_id: Any) -> None:
         """Stop answering :meth:`recent` for ``decision_id`` (it has an outcome or feedback now,
         or it was not stored)."""
-        self._recent_young.pop(decision_id, None)
-        self._recent_old.pop(decision_id, None)
+        key = getattr(decision_id, "int", None)  # a UUID (anything else was never remembered)
+        if key is not None:
+            self._recent_young.pop(key, None)
+            self._recent_old.pop(key, None)
 
     def _remember(self, row: Mapping[str, Any]) -> None:
         if not self._recent_half or type(row) is not DecisionRow:
             return
+        if type(row.decision_id) is not uuid.UUID:
+            return
         young = self._recent_young
-        young[row.decision_id] = (
+        young[row.decision_id.int] = (
             row.created_at,
             row.tenant,
             row.model,

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -57,9 +57,9 @@ _MAX_NAME = 256
 _MAX_CONTEXT_ITEMS = 256
 
 
-@dataclass(frozen=True, slots=True)
-class RankedModel:
-    """A candidate in the ranking."""
+class RankedModel(NamedTuple):
+    """A candidate in the ranking (a named tuple: a frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` per field, and Route builds one per fallback)."""
 
     model: str
     score: float
@@ -356,7 +356,7 @@ class RouterCore:
             scores=score_list,
             probabilities=prob_list,
             estimated_cost_usd=costs[decision.arm],
-            features=x.astype("<f8").tobytes(),
+            features=(x if x.dtype.str == "<f8" else x.astype("<f8")).tobytes(),
             numeric_context=dict(req.numeric_context) if req.numeric_context else {},
             categorical_context=dict(req.categorical_context) if req.categorical_context else {},
             prompt_hash=hashlib.sha256(prompt_bytes).digest(),
