@@ -120,30 +120,9 @@ WHERE d.experiment = 'bench-exp' AND d.created_at >= now() - interval '1 minute'
 def _row_by_row(engine: Any, view: Any) -> None:
     """The status as computed before the live sums: every scored decision read into Python
     (the newest 200,000, as then) for the off-policy estimates."""
-    from sqlalchemy import select
+    from banditroute.service.experiments.stats import logged_rows, off_policy_estimates
 
-    from banditroute.service.experiments.stats import LoggedRow, _scored, off_policy_estimates
-
-    sc = _scored(view.name, yardstick(engine, view)).c
-    query = (
-        select(
-            sc.variant,
-            sc.model,
-            sc.propensity,
-            sc.reward,
-            sc.shadow,
-            sc.candidates,
-            sc.probabilities,
-        )
-        .where(sc.reward.is_not(None))
-        .order_by(sc.event_id.desc())
-        .limit(200_000)
-    )
-    with engine.connect() as conn:
-        rows = [
-            LoggedRow(v, m, float(p), float(r), s, dict(zip(c or [], pr or [], strict=False)))
-            for v, m, p, r, s, c, pr in conn.execute(query)
-        ]
+    rows = logged_rows(engine, view.name, yardstick(engine, view), limit=200_000)
     for v in view.variants:
         off_policy_estimates(rows, v)
 

@@ -45,6 +45,7 @@ from banditroute.service.experiments.stats import (
     compute_status,
     experiment_status,
     experiment_status_and_rewards,
+    logged_rows,
     off_policy_estimates,
     yardstick,
 )
@@ -124,28 +125,6 @@ def _reference_aggregates(
     return out
 
 
-def _reference_rows(engine: Engine, experiment: str, weights: RewardWeights) -> list[LoggedRow]:
-    sc = _scored(experiment, weights).c
-    query = (
-        select(
-            sc.variant,
-            sc.model,
-            sc.propensity,
-            sc.reward,
-            sc.shadow,
-            sc.candidates,
-            sc.probabilities,
-        )
-        .where(sc.reward.is_not(None))
-        .order_by(sc.event_id.desc())
-    )
-    with engine.connect() as conn:
-        return [
-            LoggedRow(v, m, float(p), float(r), s, dict(zip(c or [], pr or [], strict=False)))
-            for v, m, p, r, s, c, pr in conn.execute(query)
-        ]
-
-
 def _reference_status(
     engine: Engine, view: ExperimentView, budget: RouteBudgetView | None = None
 ) -> ExperimentStatusView:
@@ -162,7 +141,7 @@ def _reference_status(
             r.key: (int(r.decisions), int(r.outcomes))
             for r in conn.execute(_SHADOW_COUNTS, {"name": view.name})
         }
-    rows = _reference_rows(engine, view.name, weights)
+    rows = logged_rows(engine, view.name, weights)
     alpha = view.guardrail.alpha
     estimates = {v.name: off_policy_estimates(rows, v, 1.0 - alpha) for v in view.variants}
     return compute_status(view, aggregates, shadow_counts, estimates, budget)
@@ -460,13 +439,7 @@ def test_live_shadow_counts_settle(engine: Engine, monkeypatch: pytest.MonkeyPat
     from banditroute.service.experiments import live
 
     monkeypatch.setattr(live, "SETTLE_S", 0.0)
-    rng = random.Random(7)
-    policy = f"pol-{uuid.uuid4().hex[:12]}"
-    view = _view(f"settle-{uuid.uuid4().hex[:12]}", policy)
-    known: list[tuple[uuid.UUID, datetime]] = []
-    for _ in range(5):
-        _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
-        _check(engine, view)
+    view = _logged_and_checked(engine, "settle", seed=7, steps=5)
     sums = live.live_sums(engine, view, yardstick(engine, view))
     assert sums._stable > 0 and sums.shadow_decisions
 
@@ -478,13 +451,19 @@ def test_live_sums_rebuild_after_a_long_gap(
     from banditroute.service.experiments import live
 
     monkeypatch.setattr(live, "REBUILD_AFTER_EVENTS", 0)
-    rng = random.Random(11)
+    _logged_and_checked(engine, "gap", seed=11, steps=3)
+
+
+def _logged_and_checked(engine: Engine, prefix: str, seed: int, steps: int) -> ExperimentView:
+    """A new experiment logged in ``steps`` random steps, the live status checked after each."""
+    rng = random.Random(seed)
     policy = f"pol-{uuid.uuid4().hex[:12]}"
-    view = _view(f"gap-{uuid.uuid4().hex[:12]}", policy)
+    view = _view(f"{prefix}-{uuid.uuid4().hex[:12]}", policy)
     known: list[tuple[uuid.UUID, datetime]] = []
-    for _ in range(3):
+    for _ in range(steps):
         _log_step(engine, view.name, (f"{policy}@1", "treat@1", "shade@1"), rng, known)
         _check(engine, view)
+    return view
 
 
 def _floor(t: datetime, stride: timedelta) -> datetime:

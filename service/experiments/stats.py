@@ -149,6 +149,27 @@ class LoggedRow:
     distribution: Mapping[str, float]
 
 
+def logged_rows(
+    engine: Engine, experiment: str, weights: RewardWeights, limit: int | None = None
+) -> list[LoggedRow]:
+    """Every scored decision of ``experiment``, newest first (at most ``limit``), read into
+    Python: the row-by-row path the live sums replaced, kept as their reference (tests) and
+    as the benchmark's "before"."""
+    sc = _scored(experiment, weights).c
+    query = (
+        select(sc.variant, sc.model, sc.propensity, sc.reward, sc.shadow, sc.candidates,
+               sc.probabilities)
+        .where(sc.reward.is_not(None))
+        .order_by(sc.event_id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [
+            LoggedRow(v, m, float(p), float(r), s, dict(zip(c or [], pr or [], strict=False)))
+            for v, m, p, r, s, c, pr in conn.execute(query)
+        ]
+
+
 @dataclass(frozen=True)
 class _Aggregate:
     decisions: int
