@@ -177,7 +177,7 @@ def _replace_header(data: bytes, old: bytes, new: bytes) -> bytes:
 
 
 def test_state_loads_rejects_garbage_and_newer_versions() -> None:
-    data = dumps(make_policy("linucb", ["a"], 2))
+    data = dumps(make_policy("linucb", ["a"], 2, alpha=0.5))
     with pytest.raises(StateFormatError, match="bad magic"):
         loads(b"not a snapshot at all")
     with pytest.raises(TypeError, match="data must be bytes"):
