@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from replay import print_json, split_fit_validation
 
+from banditroute.learners.metrics import convex_hull
+from banditroute.service.replay.hull import hull_quality
 from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import (
     PolicySpec,
@@ -48,26 +50,11 @@ FRACTIONS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5)
 
 
 def envelope_at(points: Sequence[tuple[float, float]], cost: float) -> float:
-    """Best accuracy reachable at ``cost`` by mixing two of ``points`` (cost, accuracy).
-
-    >>> envelope_at([(0.1, 0.9), (0.3, 1.0), (0.2, 0.5)], 0.2)
-    0.95
-    """
-    pts = sorted(points)
-    hull: list[tuple[float, float]] = []
-    for c, a in pts:
-        while len(hull) >= 2:
-            (c1, a1), (c2, a2) = hull[-2], hull[-1]
-            if (a2 - a1) * (c - c1) <= (a - a1) * (c2 - c1):
-                hull.pop()
-            else:
-                break
-        hull.append((c, a))
-    best = [hull[0]]
-    for p in hull[1:]:
-        if p[1] > best[-1][1]:
-            best.append(p)
-    return round(float(np.interp(cost, [p[0] for p in best], [p[1] for p in best])), 6)
+    """Best accuracy reachable at ``cost`` by mixing two of ``points`` (cost, accuracy): the
+    single-model hull's rule (:func:`~banditroute.learners.metrics.convex_hull`) applied to a
+    curve's points."""
+    hull = convex_hull([p[0] for p in points], [p[1] for p in points])
+    return round(hull_quality(hull, cost), 6)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
