@@ -37,6 +37,13 @@ def _stub(server: InProcessServer) -> Any:
     return router_pb2_grpc.RouterStub(grpc.insecure_channel(server.address))
 
 
+def _routed(server: InProcessServer, prompt: str) -> Any:
+    """Route ``prompt`` on ``server`` and wait until its decision is in the log."""
+    reply = _stub(server).Route(router_pb2.RouteRequest(prompt=prompt))
+    server.sync()
+    return reply
+
+
 def _count_reads(server: InProcessServer) -> list[int]:
     store = server.app.outcomes.store
     read = store.load_decisions
@@ -71,8 +78,7 @@ def test_feedback_from_another_process_is_merged(
     two_servers: tuple[InProcessServer, InProcessServer],
 ) -> None:
     a, b = two_servers
-    reply = _stub(a).Route(router_pb2.RouteRequest(prompt="Write a haiku about Postgres"))
-    a.sync()
+    reply = _routed(a, "Write a haiku about Postgres")
     _stub(b).SubmitFeedback(
         router_pb2.SubmitFeedbackRequest(decision_id=reply.decision_id, rating=1.0, source="user")
     )
@@ -93,8 +99,7 @@ def test_outcome_recorded_by_another_process(
     two_servers: tuple[InProcessServer, InProcessServer],
 ) -> None:
     a, b = two_servers
-    reply = _stub(a).Route(router_pb2.RouteRequest(prompt="Translate 'cat' to French"))
-    a.sync()
+    reply = _routed(a, "Translate 'cat' to French")
     first = _stub(b).RecordOutcome(
         router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=0.4)
     )
@@ -102,8 +107,7 @@ def test_outcome_recorded_by_another_process(
         router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=0.4)
     )
     assert same.duplicate and same.event_id == first.event_id and same.reward == first.reward
-    reply2 = _stub(a).Route(router_pb2.RouteRequest(prompt="Translate 'dog' to French"))
-    a.sync()
+    reply2 = _routed(a, "Translate 'dog' to French")
     _stub(b).RecordOutcome(
         router_pb2.RecordOutcomeRequest(decision_id=reply2.decision_id, quality=0.4)
     )
