@@ -28,6 +28,7 @@ import numpy as np
 from replay import split_fit_validation  # benchmarks/replay.py: this script's folder
 
 from banditroute.learners.pacing import BudgetPacer
+from banditroute.service.replay.cost_estimates import CostEstimates
 from banditroute.service.replay.loaders import load_dataset
 from banditroute.service.replay.runner import (
     PolicySpec,
@@ -64,6 +65,9 @@ def main() -> None:
                         help="headline budget: a fraction of GPT-4's cost, or 'half' (the cost "
                              "of sending half the calls to GPT-4 and half to the other model)")
     parser.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.8")
+    parser.add_argument("--costs", choices=("prompt", "mean"), default="prompt",
+                        help="the pacer's cost estimate: per prompt (CostEstimates, fitted on "
+                             "the train split and updated online) or each model's mean cost")
     parser.add_argument("--validation", action="store_true",
                         help="warm-start on the fit half of the train split and run on its "
                              "validation half (for choosing settings; the test split is not read)")
@@ -95,7 +99,12 @@ def main() -> None:
         policy = spec.build(test.models, feats.shape[1], seed)
         warm_start(policy, train, hist_feats, 0.0, seed)
         pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step)
-        run = run_budgeted(policy, test, feats, pacer, costs, seed, warm_features=hist_feats)
+        estimates: dict[str, float] | CostEstimates = costs
+        if args.costs == "prompt":
+            estimates = CostEstimates(costs, feats.shape[1])
+            estimates.fit(hist_feats, train.cost, train.models)
+        run = run_budgeted(policy, test, feats, pacer, estimates, seed,
+                           warm_features=hist_feats)
         return {"accuracy": run.accuracy, "cost": run.cost_per_query,
                 "windows": run.spend_windows(5), "final_lambda": pacer.lam,
                 "paced_share": float(run.paced.mean()) if run.paced is not None else 0.0}
@@ -135,7 +144,7 @@ def main() -> None:
     head = min(budget_rows, key=lambda r: abs(r["budget_per_request"] - headline))
     report = {
         "dataset": test.name, "split": test.split, "n_prompts": test.n, "policy": spec.label,
-        "warm_start": True, "seeds": seeds, "step": args.step,
+        "warm_start": True, "seeds": seeds, "step": args.step, "costs": args.costs,
         "gpt4_cost_per_query": gpt4_cost, "gpt4_accuracy": gpt4_acc,
         "headline": {
             "budget_per_request": headline, "cost": head["cost"],
@@ -149,7 +158,8 @@ def main() -> None:
         "budgets": budget_rows, "fixed_lambda": fixed_rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
+    stem = (f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
+            + ("_mean_costs" if args.costs == "mean" else ""))
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(report, RESULTS / f"{stem}.png")
     print(json.dumps(report))

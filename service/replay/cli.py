@@ -189,9 +189,12 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
                    budget: float, step: float, data_root: Path | None, warm: bool,
                    warm_mode: str, feature_dim: int, windows: int = 5) -> dict[str, Any]:
     """Budget-paced passes (:func:`~banditroute.service.replay.runner.run_budgeted`): the
-    policy learns quality, the pacer prices each model's estimated cost (its mean cost on
-    the train split) and is corrected by the realised cost."""
+    policy learns quality, the pacer prices each prompt's estimated cost per model
+    (:class:`~banditroute.service.replay.cost_estimates.CostEstimates`: the model's mean cost,
+    refined by a regression on the features fitted on the train split and on each realised
+    cost) and is corrected by the realised cost."""
     from banditroute.learners.pacing import BudgetPacer
+    from banditroute.service.replay.cost_estimates import CostEstimates
     from banditroute.service.replay.runner import (
         default_featurizer,
         estimated_costs,
@@ -217,7 +220,10 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
             if history is not None and hist_features is not None:
                 warm_start(policy, history, hist_features, 0.0, seed, warm_mode)
             pacer = BudgetPacer(budget_per_request_usd=budget, step=step)
-            run = run_budgeted(policy, data, features, pacer, costs, seed,
+            estimates = CostEstimates(costs, features.shape[1])
+            if history is not None and hist_features is not None:
+                estimates.fit(hist_features, history.cost, history.models)
+            run = run_budgeted(policy, data, features, pacer, estimates, seed,
                                warm_features=hist_features)
             rows.append({"seed": seed, "accuracy": run.accuracy,
                          "cost_per_query": run.cost_per_query,

@@ -21,7 +21,7 @@ exploration draws come from a generator seeded with ``(seed, 1)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from banditroute.learners.pacing import BudgetPacer
 from banditroute.service.core.policies import PolicySpec
+from banditroute.service.replay.cost_estimates import CostEstimates
 from banditroute.service.replay.dataset import ReplayDataset
 
 __all__ = [
@@ -194,17 +195,19 @@ def estimated_costs(history: ReplayDataset | None, dataset: ReplayDataset) -> di
 
 
 def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
-                 pacer: BudgetPacer, costs: dict[str, float], seed: int,
+                 pacer: BudgetPacer, costs: dict[str, float] | CostEstimates, seed: int,
                  warm_features: np.ndarray | None = None) -> BudgetRun:
     """Stream ``dataset`` through ``policy`` paced by ``pacer`` (see
     :mod:`banditroute.learners.pacing`).
 
     The policy learns quality alone (reward ``clip(quality, -1, 1)``); each decision takes
-    ``pacer.choose`` on the policy's scores and the models' estimated ``costs``, the pacer
-    accounts the estimate at the decision and the realised cost at its outcome (the next
-    step: the run is sequential). Time is the step index. ``warm_features``: a pass over
-    these contexts (no learning by the policy, no outcome) sets the pacer's starting cost
-    weight, as a route that has been running would have it.
+    ``pacer.choose`` on the policy's scores and the models' estimated ``costs`` (fixed per
+    model, or a :class:`~banditroute.service.replay.cost_estimates.CostEstimates` that prices
+    each prompt and learns from each realised cost), the pacer accounts the estimate at the
+    decision and the realised cost at its outcome (the next step: the run is sequential).
+    Time is the step index. ``warm_features``: a pass over these contexts (no learning by the
+    policy, no outcome) sets the pacer's starting cost weight, as a route that has been
+    running would have it.
 
     Examples
     --------
@@ -220,12 +223,17 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     if features.shape[0] != dataset.n:
         raise ValueError("features: need one row per prompt")
     index = {model: j for j, model in enumerate(dataset.models)}
+
+    def priced(x: np.ndarray) -> Mapping[str, float]:
+        return costs.predict(x) if isinstance(costs, CostEstimates) else costs
+
     if warm_features is not None:
         rng_w = np.random.default_rng([seed, 4])
         for t, x in enumerate(warm_features):
             decision = policy.select(x, rng=rng_w)
-            choice = pacer.choose(decision.scores, costs, decision.arm, t=float(t))
-            pacer.on_decision(float(t), costs[choice.arm])
+            estimate = priced(x)
+            choice = pacer.choose(decision.scores, estimate, decision.arm, t=float(t))
+            pacer.on_decision(float(t), estimate[choice.arm])
     order = np.random.default_rng(seed).permutation(dataset.n)
     rng = np.random.default_rng([seed, 1])
     n = dataset.n
@@ -236,16 +244,19 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     for t, i in enumerate(order):
         x = features[i]
         decision = policy.select(x, rng=rng)
-        choice = pacer.choose(decision.scores, costs, decision.arm, t=float(t))
+        estimate = priced(x)
+        choice = pacer.choose(decision.scores, estimate, decision.arm, t=float(t))
         j = index[choice.arm]
         choices[t] = j
         props[t] = decision.propensity if not choice.reason else 1.0
         weights[t] = choice.cost_weight
         paced[t] = bool(choice.reason)
-        pacer.on_decision(float(t), costs[choice.arm])
+        pacer.on_decision(float(t), estimate[choice.arm])
         quality = float(dataset.quality[i, j])
         policy.update(x, choice.arm, min(max(quality, REWARD_MIN), REWARD_MAX))
-        pacer.on_outcome(float(t), costs[choice.arm], float(dataset.cost[i, j]))
+        pacer.on_outcome(float(t), estimate[choice.arm], float(dataset.cost[i, j]))
+        if isinstance(costs, CostEstimates):
+            costs.update(choice.arm, x, float(dataset.cost[i, j]))
     got = dataset.quality[order, choices]
     best = dataset.quality[order].max(axis=1)
     return BudgetRun(
