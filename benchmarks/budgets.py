@@ -15,6 +15,7 @@ object and writes ``benchmarks/results/budgets_<dataset>.{json,png}``.
     python benchmarks/budgets.py --dataset routerbench --headline 0.3
     python benchmarks/budgets.py --dataset routellm-gsm8k --headline half
     python benchmarks/budgets.py --dataset routerbench --validation --step 0.003  # choosing
+    python benchmarks/budgets.py --dataset routerbench --validation --costs mean  # ablation
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = (f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
-            + ("_mean_costs" if args.costs == "mean" else ""))
+            + ("_mean_costs" if args.costs == "mean" else "")
+            + (f"_{args.seeds}seeds" if args.seeds != 3 else ""))
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(report, RESULTS / f"{stem}.png")
     print(json.dumps(report))
