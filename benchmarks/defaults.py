@@ -64,9 +64,16 @@ GRID: dict[str, list[dict[str, float]]] = {
         for v in (0.25, 0.1, 0.5)
     ],
 }
+#: Exploration that decays (after the grid, so a decay wins only by more than the tie band):
+#: ``explore`` shrinks like ``sqrt(d / (d + n))`` after ``n`` updates, never below 0.002.
+GRID["linucb"] += [{"alpha": 0.35, "context_ridge": 4.0, "explore": 0.01, "explore_decay": d,
+                    "explore_min": 0.002} for d in (30.0, 100.0, 300.0, 1000.0)]
+GRID["thompson"] += [{"v": 0.1, "context_ridge": 1.0, "explore": 0.01, "explore_decay": d,
+                      "explore_min": 0.002} for d in (100.0, 1000.0)]
 #: What the code ships (learners/linear.py); checked by tests/test_learners_defaults.py.
 DEFAULTS: dict[str, dict[str, float]] = {
-    "linucb": {"alpha": 0.35, "context_ridge": 4.0, "explore": 0.01},
+    "linucb": {"alpha": 0.35, "context_ridge": 4.0, "explore": 0.01, "explore_decay": 100.0,
+               "explore_min": 0.002},
     "thompson": {"v": 0.1, "context_ridge": 1.0, "explore": 0.01},
 }
 #: The operating lambda fraction step 5 selects; ``replay`` ships it first in its grid.
@@ -77,6 +84,7 @@ FEATURE_DIM = 64
 def _spec(algorithm: str, params: dict[str, float]) -> PolicySpec:
     hp: dict[str, Any] = dict(params)
     hp["context_ridge"] = params["context_ridge"] * FEATURE_DIM
+    hp.setdefault("explore_decay", None)  # a grid entry without one has a constant floor
     label = algorithm + ":" + ",".join(f"{k}={v:g}" for k, v in params.items())
     return PolicySpec(algorithm, hp, label)
 

@@ -79,6 +79,23 @@ class _RidgePolicy(Policy):
     def _grow(self) -> None:
         self._ridge.grow(pooled_intercept=False)
 
+    def _check_explore(self, explore: float, decay: float | None, minimum: float) -> None:
+        self.explore = check_float("explore", explore, low=0.0, high=1.0)
+        self.explore_decay = (None if decay is None
+                              else check_float("explore_decay", decay, low=0.0, low_open=True))
+        self.explore_min = check_float("explore_min", minimum, low=0.0, high=1.0)
+
+    def _explore_now(self) -> float:
+        """The next decision's uniform-exploration probability: ``explore``, decaying like
+        ``sqrt(explore_decay / (explore_decay + n))`` after ``n`` updates but never below
+        ``explore_min`` (constant when ``explore_min >= explore``). Two significant digits:
+        equal states give equal propensities, and the epsilon-greedy vectors stay cached."""
+        if self.explore_decay is None or self.explore_min >= self.explore:
+            return self.explore
+        n = float(self._counts.sum())
+        decayed = self.explore * math.sqrt(self.explore_decay / (self.explore_decay + n))
+        return max(self.explore_min, float(f"{decayed:.2g}"))
+
     def _intercept_prior(self) -> float:
         """Mean reward over every arm so far: the prior mean of each arm's intercept."""
         n = int(self._counts.sum())
@@ -102,9 +119,13 @@ class LinUCB(_RidgePolicy):
     """Disjoint LinUCB with an explicit exploration floor.
 
     Score of arm ``a``: ``z'theta_a + alpha * sqrt(z' A_a^-1 z)``. With probability
-    ``1 - explore`` the best-scoring candidate is chosen (ties go to the arm added first), with
-    probability ``explore`` a uniformly random candidate, so every candidate has propensity
-    ``>= explore / k`` and the propensity is exact.
+    ``1 - e`` the best-scoring candidate is chosen (ties go to the arm added first), with
+    probability ``e`` a uniformly random candidate, so every candidate has propensity
+    ``>= e / k`` and the propensity is exact. ``e`` starts at ``explore`` and decays like
+    ``sqrt(explore_decay / (explore_decay + n))`` after ``n`` updates, down to
+    ``explore_min``: exploring uniformly is what a cold pool needs in its first hundreds of
+    decisions, and a tax on every later one (a 1 % floor sends 1 % of calls to the dearest and
+    the worst models for ever).
 
     ``correct`` is exact: ``b += (new - old) * z`` with ``A`` unchanged (``z`` is the context
     scaled with the current scaler, identical to the original one once the scaler is frozen or
@@ -124,8 +145,14 @@ class LinUCB(_RidgePolicy):
         Prior precision of each context coefficient (> 0; default ``4 * dim``: see the module
         doc; the defaults are chosen on validation data by ``benchmarks/defaults.py``).
     explore
-        Probability of a uniform choice among the candidates, in ``[0, 1]``; use ``> 0`` for
-        off-policy evaluation (the default 0.01 keeps every propensity >= 0.01 / k).
+        Initial probability of a uniform choice among the candidates, in ``[0, 1]``.
+    explore_decay
+        Updates over which ``explore`` halves its square (> 0; default 100), or ``None`` for a
+        constant ``explore``.
+    explore_min
+        Where the decay stops, in ``[0, 1]`` (``>= explore``: no decay); use ``> 0`` for
+        off-policy evaluation (the default 0.002 keeps every propensity >= 0.002 / k, reached
+        after 2,400 updates).
     refresh_every
         Recompute ``A^-1`` exactly every this many updates of an arm.
     **scaling
@@ -137,8 +164,8 @@ class LinUCB(_RidgePolicy):
     >>> for _ in range(20):
     ...     _ = p.update([1.0, 0.0], "large", 1.0).update([1.0, 0.0], "small", 0.0)
     >>> d = p.select([1.0, 0.0], rng=np.random.default_rng(0))
-    >>> d.arm, round(d.propensity, 2), d.ranking
-    ('large', 0.95, ['large', 'small'])
+    >>> d.arm, round(d.propensity, 4), d.ranking   # explore 0.1 decayed to 0.085 after 40
+    ('large', 0.9575, ['large', 'small'])
     >>> round(sum(d.probabilities.values()), 12)
     1.0
     """
@@ -156,13 +183,15 @@ class LinUCB(_RidgePolicy):
         ridge: float = 1.0,
         context_ridge: float | None = None,
         explore: float = 0.01,
+        explore_decay: float | None = 100.0,
+        explore_min: float = 0.002,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
         self.alpha = check_float("alpha", alpha, low=0.0)
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.context_ridge = _check_context_ridge(context_ridge)
-        self.explore = check_float("explore", explore, low=0.0, high=1.0)
+        self._check_explore(explore, explore_decay, explore_min)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
@@ -174,9 +203,10 @@ class LinUCB(_RidgePolicy):
         k = len(idx)
         scores = widths if k == len(means) else widths[idx]
         best = int(scores.argmax())
-        probs = _greedy_probabilities(k, best, self.explore)
+        explore = self._explore_now()
+        probs = _greedy_probabilities(k, best, explore)
         pos = best
-        if self.explore > 0.0 and k > 1 and rng.random() < self.explore:
+        if explore > 0.0 and k > 1 and rng.random() < explore:
             pos = int(rng.integers(k))
         return self._decision(idx, scores, probs, pos)
 
@@ -209,6 +239,9 @@ class LinearThompson(_RidgePolicy):
         Number of score draws per decision (>= 1).
     explore
         Uniform mixing probability in ``[0, 1]`` (the propensity floor is ``explore / k``).
+    explore_decay, explore_min
+        As for :class:`LinUCB`; off by default (``None``): on validation the decay moved
+        Thompson sampling by less than the defaults' tie band (``benchmarks/defaults.py``).
     refresh_every
         Recompute ``A^-1`` exactly every this many updates of an arm.
     **scaling
@@ -237,6 +270,8 @@ class LinearThompson(_RidgePolicy):
         context_ridge: float | None = None,
         propensity_draws: int = 128,
         explore: float = 0.01,
+        explore_decay: float | None = None,
+        explore_min: float = 0.0,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
@@ -244,7 +279,7 @@ class LinearThompson(_RidgePolicy):
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.context_ridge = _check_context_ridge(context_ridge)
         self.propensity_draws = check_int("propensity_draws", propensity_draws, low=1)
-        self.explore = check_float("explore", explore, low=0.0, high=1.0)
+        self._check_explore(explore, explore_decay, explore_min)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
@@ -262,7 +297,8 @@ class LinearThompson(_RidgePolicy):
         draws *= sd.astype(np.float32)
         draws += mu.astype(np.float32)
         wins = np.bincount(draws.argmax(axis=1), minlength=k)
-        probs = wins * ((1.0 - self.explore) / self.propensity_draws) + self.explore / k
+        explore = self._explore_now()
+        probs = wins * ((1.0 - explore) / self.propensity_draws) + explore / k
         pos = sample_index(probs, rng)
         return self._decision(idx, mu, probs, pos)
 

@@ -29,6 +29,9 @@ def _defaults_module() -> Any:
 def _shipped(cls: type, dim: int = 64) -> dict[str, float]:
     params = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     out = {k: params[k] for k in ("alpha", "v", "explore") if k in params}
+    if params.get("explore_decay") is not None:  # a decaying exploration floor
+        out["explore_decay"] = params["explore_decay"]
+        out["explore_min"] = params["explore_min"]
     policy = cls(["a"], dim=dim)
     ridge = policy._ridge.ridge  # per-coordinate prior precision, intercept last
     out["context_ridge"] = float(ridge[0]) / dim

@@ -56,3 +56,35 @@ def test_linucb_and_thompson_regret_well_below_uniform_and_epsilon_greedy(seed: 
 
 def test_river_policy_learns_far_better_than_uniform() -> None:
     assert cumulative_regret("river", 0) < 0.2 * cumulative_regret("uniform", 0)
+
+
+def test_linucb_exploration_decays_to_its_floor_and_propensities_stay_exact() -> None:
+    """The uniform exploration starts at ``explore`` and shrinks with the updates, down to
+    ``explore_min``: a cold pool explores, a learnt one stops paying for it, and every
+    candidate keeps a propensity > 0 for off-policy evaluation."""
+    arms = [f"m{i}" for i in range(5)]
+    policy = make_policy("linucb", arms, dim=2, seed=0, explore=0.02, explore_decay=100.0,
+                         explore_min=0.002)
+    x = np.array([1.0, 0.5])
+    rng = np.random.default_rng(0)
+
+    def floor() -> float:
+        d = policy.select(x, rng=rng)
+        assert d.probabilities[d.arm] == d.propensity
+        assert sum(d.probabilities.values()) == pytest.approx(1.0)
+        return min(d.probabilities.values())
+
+    floors = [floor()]
+    for n in (100, 1_000, 10_000):
+        while sum(int(c) for c in policy._counts) < n:
+            policy.update(x, arms[0], 1.0)
+        floors.append(floor())
+    assert floors[0] == pytest.approx(0.02 / 5)
+    assert floors[1] == pytest.approx(0.02 / 5 * np.sqrt(0.5), rel=0.02)
+    assert floors[0] > floors[1] > floors[2] > 0
+    assert floors[3] == pytest.approx(0.002 / 5)  # the floor holds
+
+    constant = make_policy("linucb", arms, dim=2, explore=0.01, explore_min=0.01)
+    for _ in range(1_000):
+        constant.update(x, arms[0], 1.0)
+    assert min(constant.select(x, rng=rng).probabilities.values()) == pytest.approx(0.01 / 5)

@@ -81,17 +81,19 @@ def test_replay_is_deterministic_per_seed_and_differs_across_seeds() -> None:
 
 
 def test_linucb_learns_the_task_split_and_beats_random() -> None:
-    # The default prior on context coefficients is strong (routing is mostly per-model means),
-    # so a split that only the context explains takes a few hundred rounds to learn.
-    ds = _toy(1200)
+    # The default prior on context coefficients is strong (routing is mostly per-model means)
+    # and the uniform exploration decays, so a split that only the context explains is found
+    # by exploration alone: it takes a couple of thousand rounds (a few hundred with a
+    # constant 1 % floor, which costs every other route 1 % of its calls for ever).
+    ds = _toy(4000)
     res = run_online(PolicySpec("linucb").build(ds.models, 2, 0), ds,
                      _featurize(ds.prompts), cost_weight=10.0, seed=0)
-    last = slice(600, None)
+    last = slice(2000, None)
     # after learning: type A -> cheap, type B -> dear, so quality ~1 at a low cost
     assert res.quality[last].mean() > 0.9
     assert res.cost[last].mean() < 0.0075
     regret = res.cumulative_regret()
-    assert regret[-1] - regret[599] < regret[599]  # regret grows more slowly later
+    assert regret[-1] - regret[1999] < regret[1999]  # regret grows more slowly later
 
 
 def test_warm_start_full_information_feeds_every_model() -> None:
