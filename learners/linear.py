@@ -92,9 +92,14 @@ class _RidgePolicy(Policy):
         equal states give equal propensities, and the epsilon-greedy vectors stay cached."""
         if self.explore_decay is None or self.explore_min >= self.explore:
             return self.explore
-        n = float(self._counts.sum())
+        n = int(self._counts.sum())
+        cached = self.__dict__.get("_explore_cache")  # (n, value); not part of the state
+        if cached is not None and cached[0] == n:
+            return cached[1]
         decayed = self.explore * math.sqrt(self.explore_decay / (self.explore_decay + n))
-        return max(self.explore_min, float(f"{decayed:.2g}"))
+        value = max(self.explore_min, float(f"{decayed:.2g}"))
+        self.__dict__["_explore_cache"] = (n, value)
+        return value
 
     def _intercept_prior(self) -> float:
         """Mean reward over every arm so far: the prior mean of each arm's intercept."""
