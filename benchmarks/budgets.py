@@ -61,7 +61,10 @@ def main() -> None:
     parser.add_argument("--dataset", default="routerbench")
     parser.add_argument("--policy", default="linucb")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--step", type=float, default=0.01)
+    parser.add_argument("--step", type=float, default=0.02,
+                        help="the pacer's initial step (BudgetPacer)")
+    parser.add_argument("--step-min", type=float, default=0.002,
+                        help="where the step's decay stops (= --step: a constant step)")
     parser.add_argument("--headline", default="0.3",
                         help="headline budget: a fraction of GPT-4's cost, or 'half' (the cost "
                              "of sending half the calls to GPT-4 and half to the other model)")
@@ -99,7 +102,8 @@ def main() -> None:
     def paced(budget: float, seed: int) -> dict[str, Any]:
         policy = spec.build(test.models, feats.shape[1], seed)
         warm_start(policy, train, hist_feats, 0.0, seed)
-        pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step)
+        pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step,
+                            step_min=args.step_min)
         estimates: dict[str, float] | CostEstimates = costs
         if args.costs == "prompt":
             estimates = CostEstimates(costs, feats.shape[1])
@@ -145,7 +149,8 @@ def main() -> None:
     head = min(budget_rows, key=lambda r: abs(r["budget_per_request"] - headline))
     report = {
         "dataset": test.name, "split": test.split, "n_prompts": test.n, "policy": spec.label,
-        "warm_start": True, "seeds": seeds, "step": args.step, "costs": args.costs,
+        "warm_start": True, "seeds": seeds, "step": args.step, "step_min": args.step_min,
+        "costs": args.costs,
         "gpt4_cost_per_query": gpt4_cost, "gpt4_accuracy": gpt4_acc,
         "headline": {
             "budget_per_request": headline, "cost": head["cost"],

@@ -14,6 +14,14 @@ of target spend") and follows projected dual ascent:
 Summed over a run, ``lam`` moves by ``step * sum(c - B) / B``; as ``lam`` stays bounded the
 mean spend per request tends to ``B``.
 
+The step decays with the requests seen, ``step / sqrt(1 + n / step_decay)``, down to
+``step_min``: a new route reaches its target within a few hundred requests, and an
+established one stops dithering. Each step moves ``lam`` by ``step * (c - B) / B``, so where
+the budget is a small share of the dearest model's price one call to it moves ``lam`` by
+several times its own size (on RouteLLM MMLU at 20 % of GPT-4's cost, a constant step of 0.01
+kept the cost weight within +-35 % of its mean): choices made with a dithering weight mix
+operating points and land below the fixed-weight curve.
+
 Targets:
 
 * ``budget_per_request_usd``: ``B`` is that amount;
@@ -36,6 +44,7 @@ Balseiro, Lu, Mirrokni (2020). *Dual mirror descent for online allocation proble
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,7 +129,12 @@ class BudgetPacer:
     hard_cap
         With ``budget_usd``: never choose a model the period's remaining money cannot pay.
     step
-        Dual step size (> 0), in units of ``lam`` per request's worth of relative error.
+        Initial dual step size (> 0), in units of ``lam`` per request's worth of relative
+        error.
+    step_min
+        Where the step's decay stops (> 0; at most ``step``).
+    step_decay
+        Requests over which the step's square halves (> 0).
     lam_max
         Upper bound on ``lam`` (> 0).
 
@@ -150,7 +164,9 @@ class BudgetPacer:
         budget_usd: float | None = None,
         period: str | None = None,
         hard_cap: bool = False,
-        step: float = 0.01,
+        step: float = 0.02,
+        step_min: float = 0.002,
+        step_decay: float = 100.0,
         lam_max: float = 100.0,
     ) -> None:
         self.budget_per_request_usd = (
@@ -163,6 +179,9 @@ class BudgetPacer:
         self.period = None if period is None else check_choice("budget_period", period, PERIODS)
         self.hard_cap = check_bool("hard_cap", hard_cap)
         self.step = check_float("step", step, low=0.0, low_open=True)
+        self.step_min = min(check_float("step_min", step_min, low=0.0, low_open=True),
+                            self.step)
+        self.step_decay = check_float("step_decay", step_decay, low=0.0, low_open=True)
         self.lam_max = check_float("lam_max", lam_max, low=0.0, low_open=True)
         if (self.budget_usd is None) != (self.period is None):
             raise ValueError("budget_usd and budget_period must be given together")
@@ -287,7 +306,9 @@ class BudgetPacer:
 
     # ------------------------------------------------------------------ internals
     def _move(self, error: float) -> None:
-        self.lam = min(max(0.0, self.lam + self.step * error), self.lam_max)
+        step = max(self.step_min,
+                   self.step / math.sqrt(1.0 + self._total_requests / self.step_decay))
+        self.lam = min(max(0.0, self.lam + step * error), self.lam_max)
 
     def _roll(self, t: float) -> None:
         """Enter the period holding ``t`` (a new one resets the period's spend)."""

@@ -27,8 +27,9 @@ from banditroute.service.errors import InvalidArgument
 
 __all__ = ["PACING_STEP", "RouteBudget", "check_budget"]
 
-#: The dual step size of every route's pacer (see :class:`~banditroute.learners.pacing.
-#: BudgetPacer`); one constant, so every process builds the same controller.
+#: The initial dual step of every route's pacer, which decays to 0.002 (see
+#: :class:`~banditroute.learners.pacing.BudgetPacer`); one constant, so every process builds
+#: the same controller.
 PACING_STEP = 0.02
 
 

@@ -100,7 +100,8 @@ def replay_command(
              "budget controller (BudgetPacer) instead of a fixed cost weight; reports spend "
              "against the budget over windows of the pass")] = None,
     pacing_step: Annotated[float, typer.Option(
-        help="the pacing controller's dual step size (with --budget-per-request)")] = 0.01,
+        help="the pacing controller's initial dual step (with --budget-per-request; it "
+             "decays to 0.002 as a live route's does)")] = 0.02,
 ) -> None:
     """Replay a routing dataset through bandit policies and report cost vs quality."""
     if budget_per_request is not None:
