@@ -67,4 +67,4 @@ def test_paced_replay_with_per_prompt_costs_buys_more_accuracy_for_the_same_budg
         assert run.cost_per_query == pytest.approx(budget, rel=0.1)
     # Priced per prompt, every kind-B call (cheap for 'dear') goes to 'dear' and the rest of
     # the money to kind A; priced at the mean, both kinds get the same share.
-    assert runs["prompt"].accuracy >= runs["mean"].accuracy + 0.1
+    assert runs["prompt"].accuracy >= runs["mean"].accuracy + 0.05
