@@ -97,6 +97,15 @@ class RidgeArms:
         self.theta[i] = a_inv @ self.b[i]
         self._A_inv32[i * self.p : (i + 1) * self.p] = a_inv
 
+    def learn_many(self, i: int, z: np.ndarray, rewards: np.ndarray) -> None:
+        """Add the rows of ``z`` with ``rewards`` to arm ``i`` at once (``A^-1`` recomputed)."""
+        self.A[i] += z.T @ z
+        self.b[i] += z.T @ rewards
+        self.n[i] += len(z)
+        self.A_inv[i] = np.linalg.inv(self.A[i])
+        self.theta[i] = self.A_inv[i] @ self.b[i]
+        self._A_inv32[i * self.p : (i + 1) * self.p] = self.A_inv[i]
+
     def relearn(self, i: int, z: np.ndarray, old: float, new: float) -> None:
         """Exactly replace reward ``old`` by ``new`` for an event with features ``z``."""
         self.b[i] += (new - old) * z

@@ -3,10 +3,11 @@
 A live route prices each candidate per request (input tokens times the price, plus the output
 tokens a :class:`~banditroute.learners.cost.CostModel` predicts from the prompt's features).
 Replay datasets record dollars, not tokens, so :class:`CostEstimates` learns the same thing
-directly: one ridge regression per model of a call's cost on the prompt features, fitted on
-the labelled history (the train split) and updated online with each realised cost of the
-model that was called. Its prior is the model's mean cost (a price list), so with no history
-it starts where a flat per-model price would.
+directly: one ridge regression per model of a call's cost on the prompt features (the
+learners' :class:`~banditroute.learners._ridge.RidgeArms`), fitted on the labelled history (the
+train split) and updated online with each realised cost of the model that was called. Its
+prior is the model's mean cost (a price list), so with no history it starts where a flat
+per-model price would.
 
 Why per prompt: a model's cost per call varies with the prompt (RouterBench: coefficient of
 variation 0.2-0.5; GPT-4's cost falls with prompt length because short coding prompts get
@@ -19,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from banditroute.learners._ridge import RidgeArms
 
 __all__ = ["CostEstimates"]
 
@@ -34,7 +37,7 @@ class CostEstimates:
         Length of the feature vectors.
     ridge
         Prior precision of the coefficients (> 0); the intercept is shrunk to ``prior``, the
-        feature coefficients to 0.
+        feature coefficients to 0 (the regression learns the cost minus ``prior``).
 
     Examples
     --------
@@ -55,33 +58,24 @@ class CostEstimates:
         self._index = {m: j for j, m in enumerate(self.models)}
         self._prior = np.array([float(prior[m]) for m in self.models])
         self._floor = 0.05 * self._prior
-        k, p = len(self.models), dim + 1
-        self._a = np.tile(np.eye(p) * ridge, (k, 1, 1))
-        self._b = np.zeros((k, p))
-        self._b[:, 0] = ridge * self._prior
-        self._w = np.zeros((k, p))
-        self._w[:, 0] = self._prior
+        self._arms = RidgeArms(dim + 1, ridge)  # the intercept is the last coordinate
+        for _ in self.models:
+            self._arms.grow(pooled_intercept=False)
 
     def fit(self, features: np.ndarray, cost: np.ndarray, models: Sequence[str]) -> None:
         """Add a fully labelled history: ``cost[i, j]`` is model ``models[j]``'s cost on row i."""
-        z = np.c_[np.ones(len(features)), features]
-        gram = z.T @ z
+        z = np.c_[features, np.ones(len(features))]
         for j, model in enumerate(models):
             m = self._index[model]
-            self._a[m] += gram
-            self._b[m] += z.T @ cost[:, j]
-            self._w[m] = np.linalg.solve(self._a[m], self._b[m])
+            self._arms.learn_many(m, z, cost[:, j] - self._prior[m])
 
     def update(self, model: str, x: np.ndarray, cost: float) -> None:
         """One realised cost of ``model`` on a prompt with features ``x``."""
         m = self._index[model]
-        z = np.r_[1.0, x]
-        self._a[m] += np.outer(z, z)
-        self._b[m] += cost * z
-        self._w[m] = np.linalg.solve(self._a[m], self._b[m])
+        self._arms.learn(m, np.r_[x, 1.0], cost - self._prior[m])
 
     def predict(self, x: np.ndarray) -> dict[str, float]:
         """Every model's estimated cost (USD) on a prompt with features ``x``; never below 5 %
         of its prior, so a regression cannot make a model look free."""
-        est = np.maximum(self._w @ np.r_[1.0, x], self._floor)
+        est = np.maximum(self._arms.theta.dot(np.r_[x, 1.0]) + self._prior, self._floor)
         return {m: float(est[j]) for j, m in enumerate(self.models)}
