@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,39 @@ def test_generic_csv_and_jsonl_load_the_same_table(tmp_path: Path) -> None:
         assert ds.tasks == ["chat", "code"]
         assert load_generic(path, "test").prompts == ["code?"]
 
+
+
+def test_generic_jsonl_takes_the_csv_spelling_as_flat_keys(tmp_path: Path) -> None:
+    """A JSONL row may spell cells as the CSV does ("quality:<model>"); same table."""
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text(json.dumps({"prompt": "hi", "quality": {"a/b": 1, "c": 0.25},
+                                  "cost": {"a/b": 0.01, "c": 0.001}, "split": "test"}) + "\n")
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text(json.dumps({"prompt": "hi", "quality:a/b": 1, "quality:c": 0.25,
+                                "cost:a/b": 0.01, "cost:c": 0.001, "split": "test"}) + "\n")
+    one, two = load_generic(nested, "test"), load_generic(flat, "test")
+    assert two.models == one.models == ["a/b", "c"]
+    assert two.quality.tolist() == one.quality.tolist() == [[1.0, 0.25]]
+    assert two.cost.tolist() == one.cost.tolist() == [[0.01, 0.001]]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"prompt": "p", "quality:m": "Yes", "cost:m": 0}, "column 'quality:m': expected"),
+        ({"prompt": "p", "score:m": 1, "quality:m": 1, "cost:m": 0}, "column 'score:m'"),
+        ({"prompt": "p", "quality": {"m": 1}, "quality:m": 1, "cost:m": 0}, "given twice"),
+        ({"prompt": "p", "qual": {"m": 1}, "cost": {"m": 0}}, "no model has a quality"),
+    ],
+    ids=["flat-yes", "unknown-kind", "twice", "no-quality-at-all"],
+)
+def test_generic_jsonl_flat_keys_are_checked_like_csv_columns(
+    tmp_path: Path, row: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_generic(path, "all")
 
 def test_generic_rejects_quality_outside_unit_interval(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"

@@ -101,6 +101,17 @@ def _generic_jsonl(path: Path) -> list[_GenericRow]:
                     )
             elif key in _GENERIC_FIELDS:
                 row.fields[key] = _generic_field(path, number, key, raw)
+            elif ":" in key:  # the CSV spelling, "quality:<model>", as a flat key
+                kind, _, model = key.partition(":")
+                if kind not in _GENERIC_TABLES or not model:
+                    raise _generic_error(
+                        path, number, key,
+                        "expected quality:<model>, cost:<model> or latency:<model>")
+                if model in row.cells[kind]:
+                    raise _generic_error(path, number, key,
+                                         f"{kind} of model {model!r} is given twice")
+                if raw is not None:
+                    row.cells[kind][model] = _generic_number(path, number, key, kind, raw)
         rows.append(row)
     return rows
 
@@ -149,7 +160,8 @@ def load_generic(path: Path, split: str = "all") -> ReplayDataset:
     CSV: columns ``prompt``, ``quality:<model>`` and ``cost:<model>`` for every model,
     optional ``latency:<model>`` (seconds), ``task``, ``id`` and ``split``. JSONL: one object
     per line, ``{"prompt": ..., "quality": {model: q}, "cost": {model: usd},
-    "latency": {...}, "task": ..., "id": ..., "split": ...}``.
+    "latency": {...}, "task": ..., "id": ..., "split": ...}``, or with the CSV's flat keys
+    (``"quality:<model>": q``).
 
     Nothing is guessed and nothing is dropped: every row needs a prompt and, for every model,
     a quality (a plain number in [0, 1]) and a cost (a plain number of USD >= 0); a latency
@@ -171,6 +183,10 @@ def load_generic(path: Path, split: str = "all") -> ReplayDataset:
         for model in row.cells["quality"]:
             if model not in models:
                 models.append(model)
+    if not models:
+        raise ValueError(
+            f"{path}: no model has a quality: give quality:<model> and cost:<model> columns "
+            "(CSV) or keys (JSONL: flat, or nested as {\"quality\": {model: q}})")
     for row in rows:
         for kind in ("cost", "latency"):
             for model in row.cells[kind]:
