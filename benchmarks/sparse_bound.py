@@ -14,7 +14,9 @@ known for every fit prompt), what each representation can reach:
 * ``sparse``: kernel ridge on unigrams and bigrams hashed into 2^16 slots, one-hot, rows
   L2-normalised (linear kernel; ``lam`` the ridge), fitted on the 64-d ridge's residuals;
 * ``sparse_diagonal``: the same sparse space with a per-slot (diagonal) ridge, the only
-  version that updates online in O(tokens) without a 2^16-square matrix.
+  version that updates online in O(tokens) without a 2^16-square matrix;
+* ``dense512``: the same grams hashed into only 512 slots, ridge on the residuals (what a
+  wider dense feature vector could carry).
 
 Two-model datasets report CPT(50%) (lower is better); others the accuracy at ``--at`` of the
 strong model's cost (upper envelope over a cost-weight sweep, as ``bounds.py``). ``--split
@@ -119,6 +121,7 @@ def measure(fit: ReplayDataset, ev: ReplayDataset, at: float,
     sf, se = bag_of_words(fit.prompts), bag_of_words(ev.prompts)
     kf, ke = (sf @ sf.T).toarray(), (se @ sf.T).toarray()
     slot_mass = np.asarray(sf.multiply(sf).sum(axis=0)).ravel()
+    df, de = bag_of_words(fit.prompts, 9).toarray(), bag_of_words(ev.prompts, 9).toarray()
     out: dict[str, float] = {}
     if fit.tasks and ev.tasks:
         fit_tasks = np.array(fit.tasks)
@@ -139,8 +142,14 @@ def measure(fit: ReplayDataset, ev: ReplayDataset, at: float,
             weights = (sf.T @ residual) / (lam + slot_mass)[:, None]
             return hashed(y) + np.asarray(se @ weights)
 
+        def dense(y: np.ndarray, lam: float = lam) -> np.ndarray:
+            residual = y - zf @ np.linalg.solve(gram, zf.T @ y)
+            coef = np.linalg.solve(df.T @ df + lam * np.eye(df.shape[1]), df.T @ residual)
+            return hashed(y) + de @ coef
+
         out[f"sparse_lam{lam:g}"] = _score(fit, ev, kernel, at)
         out[f"sparse_diagonal_lam{lam:g}"] = _score(fit, ev, diagonal, at)
+        out[f"dense512_lam{lam:g}"] = _score(fit, ev, dense, at)
     return out
 
 
