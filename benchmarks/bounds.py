@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from replay import print_json, split_fit_validation
+from replay import print_json, split_fit_validation, standardized_design
 
 from banditroute.learners.metrics import convex_hull
 from banditroute.service.replay.hull import hull_quality
@@ -74,10 +74,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows = np.arange(val.n)
     featurize = default_featurizer(64)
     xf, xv = featurize(fit.prompts), featurize(val.prompts)
-    mu, sd = xf.mean(axis=0), xf.std(axis=0)
-    sd[sd < 1e-9] = 1.0
-    zf = np.c_[np.ones(len(xf)), (xf - mu) / sd]
-    zv = np.c_[np.ones(len(xv)), (xv - mu) / sd]
+    zf, zv = standardized_design(xf, xv)
     prior = np.full(zf.shape[1], args.context_ridge)
     prior[0] = 1.0
     gram = zf.T @ zf + np.diag(prior)

@@ -31,10 +31,12 @@ import numpy as np
 from replay import (  # benchmarks/replay.py: this script's folder is on sys.path
     dataset_parser,
     print_json,
+    standardized_design,
+    threshold_cpt,
 )
 
 from banditroute.learners.features import FeatureExtractor
-from banditroute.learners.metrics import aiq, cpt
+from banditroute.learners.metrics import aiq
 from banditroute.service.replay.baselines import strong_weak
 from banditroute.service.replay.cli import default_cost_weights
 from banditroute.service.replay.dataset import ReplayDataset
@@ -78,27 +80,15 @@ def _featurizers() -> dict[str, tuple[Featurizer, float]]:
 def _static(train: ReplayDataset, test: ReplayDataset, xtr: np.ndarray,
             xte: np.ndarray) -> dict[str, float]:
     """Full-information ridge per model on train; threshold sweep on test."""
-    mu, sd = xtr.mean(axis=0), xtr.std(axis=0)
-    sd[sd < 1e-9] = 1.0
-    ztr = np.c_[np.ones(len(xtr)), (xtr - mu) / sd]
-    zte = np.c_[np.ones(len(xte)), (xte - mu) / sd]
+    ztr, zte = standardized_design(xtr, xte)
     prior = np.full(ztr.shape[1], float(ztr.shape[1] - 1))
     prior[0] = 1.0
     coef = np.linalg.solve(ztr.T @ ztr + np.diag(prior), ztr.T @ train.quality)
     pred = zte @ coef
-    q = test.mean_quality()
     pair = strong_weak(test)
     if pair is not None:
         strong, weak = pair
-        order = np.argsort(-(pred[:, strong] - pred[:, weak]))
-        fractions = np.linspace(0.0, 1.0, 101)
-        quality = []
-        for f in fractions:
-            pick = np.zeros(test.n, dtype=bool)
-            pick[order[: round(f * test.n)]] = True
-            quality.append(float(np.where(pick, test.quality[:, strong],
-                                          test.quality[:, weak]).mean()))
-        return {"cpt50": cpt(fractions, quality, q[weak], q[strong], 0.5)}
+        return {"cpt50": threshold_cpt(test, strong, weak, pred[:, strong] - pred[:, weak])}
     costs, accs = [], []
     mean_cost = train.mean_cost()
     rows = np.arange(test.n)

@@ -126,6 +126,29 @@ def split_fit_validation(train: ReplayDataset) -> tuple[ReplayDataset, ReplayDat
     return train.subset(fit, split="fit"), train.subset(val, split="validation")
 
 
+def standardized_design(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``[1, (x - mean) / sd]`` for ``fit`` and each of ``others``, with ``fit``'s mean and sd
+    (a constant column keeps sd 1): the static ridge fits' design matrices."""
+    mu, sd = fit.mean(axis=0), fit.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    return [np.c_[np.ones(len(x)), (x - mu) / sd] for x in (fit, *others)]
+
+
+def threshold_cpt(data: ReplayDataset, strong: int, weak: int, score: np.ndarray) -> float:
+    """CPT(50%) of the router that sends the prompts with the highest ``score`` to ``strong``
+    (the rest to ``weak``), swept over 101 fractions of calls to ``strong``."""
+    order = np.argsort(-score)
+    fractions = np.linspace(0.0, 1.0, 101)
+    quality = []
+    for f in fractions:
+        pick = np.zeros(data.n, dtype=bool)
+        pick[order[: round(f * data.n)]] = True
+        quality.append(float(np.where(pick, data.quality[:, strong],
+                                      data.quality[:, weak]).mean()))
+    q = data.mean_quality()
+    return float(cpt(fractions, quality, q[weak], q[strong], 0.5))
+
+
 def best_single_cost(data: ReplayDataset) -> float:
     """Mean cost of the best single model (best quality, then cheaper)."""
     q, c = data.mean_quality(), data.mean_cost()

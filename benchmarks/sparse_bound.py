@@ -47,9 +47,8 @@ from scipy import sparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bounds import GPT4, envelope_at
-from replay import print_json, split_fit_validation
+from replay import print_json, split_fit_validation, standardized_design, threshold_cpt
 
-from banditroute.learners.metrics import cpt
 from banditroute.service.replay.baselines import strong_weak
 from banditroute.service.replay.dataset import ReplayDataset
 from banditroute.service.replay.loaders import default_data_root, load_dataset
@@ -81,16 +80,7 @@ def _score(fit: ReplayDataset, ev: ReplayDataset, predict: Predict, at: float) -
     if pair is not None:
         strong, weak = pair
         pred = predict(fit.quality)
-        order = np.argsort(-(pred[:, strong] - pred[:, weak]), kind="stable")
-        fractions = np.linspace(0.0, 1.0, 101)
-        quality = []
-        for f in fractions:
-            pick = np.zeros(ev.n, dtype=bool)
-            pick[order[: round(f * ev.n)]] = True
-            quality.append(float(np.where(pick, ev.quality[:, strong],
-                                          ev.quality[:, weak]).mean()))
-        q = ev.mean_quality()
-        return round(cpt(fractions, quality, q[weak], q[strong], 0.5), 4)
+        return round(threshold_cpt(ev, strong, weak, pred[:, strong] - pred[:, weak]), 4)
     g = ev.models.index(GPT4)
     q_ref, c_ref = float(ev.quality[:, g].mean()), float(ev.cost[:, g].mean())
     c_fit = float(fit.cost[:, g].mean())
@@ -106,11 +96,7 @@ def _score(fit: ReplayDataset, ev: ReplayDataset, predict: Predict, at: float) -
 def measure(fit: ReplayDataset, ev: ReplayDataset, at: float,
             lams: Sequence[float]) -> dict[str, float]:
     featurize = default_featurizer(64)
-    xf, xe = featurize(fit.prompts), featurize(ev.prompts)
-    mu, sd = xf.mean(axis=0), xf.std(axis=0)
-    sd[sd < 1e-9] = 1.0
-    zf = np.c_[np.ones(len(xf)), (xf - mu) / sd]
-    ze = np.c_[np.ones(len(xe)), (xe - mu) / sd]
+    zf, ze = standardized_design(featurize(fit.prompts), featurize(ev.prompts))
     prior = np.full(zf.shape[1], 64.0)
     prior[0] = 1.0
     gram = zf.T @ zf + np.diag(prior)
