@@ -77,6 +77,16 @@ def _generic_field(path: Path, line: int, name: str, raw: object) -> str:
     return raw
 
 
+def _cell_name(path: Path, line: int, name: str) -> tuple[str, str]:
+    """``(kind, model)`` of a ``<kind>:<model>`` column or key, or an error naming it."""
+    kind, _, model = name.partition(":")
+    if kind not in _GENERIC_TABLES or not model:
+        raise _generic_error(
+            path, line, name, "expected quality:<model>, cost:<model> or latency:<model>"
+        )
+    return kind, model
+
+
 def _generic_jsonl(path: Path) -> list[_GenericRow]:
     rows: list[_GenericRow] = []
     for number, text in jsonl_lines(path):
@@ -87,6 +97,9 @@ def _generic_jsonl(path: Path) -> list[_GenericRow]:
         if not isinstance(obj, dict):
             raise ValueError(f"{path}:{number}: expected a JSON object")
         row = _GenericRow(number)
+        # (kind, model, key as the error names it, value): nested {"quality": {model: q}}
+        # and the CSV's flat spelling "quality:<model>" alike
+        cells: list[tuple[str, str, str, object]] = []
         for key, raw in obj.items():
             if key in _GENERIC_TABLES:
                 if raw is None:
@@ -95,23 +108,18 @@ def _generic_jsonl(path: Path) -> list[_GenericRow]:
                     raise _generic_error(
                         path, number, key, f"expected an object {{model: number}}, got {raw!r}"
                     )
-                for model, value in raw.items():
-                    row.cells[key][model] = _generic_number(
-                        path, number, f"{key}.{model}", key, value
-                    )
+                cells.extend((key, model, f"{key}.{model}", v) for model, v in raw.items())
             elif key in _GENERIC_FIELDS:
                 row.fields[key] = _generic_field(path, number, key, raw)
-            elif ":" in key:  # the CSV spelling, "quality:<model>", as a flat key
-                kind, _, model = key.partition(":")
-                if kind not in _GENERIC_TABLES or not model:
-                    raise _generic_error(
-                        path, number, key,
-                        "expected quality:<model>, cost:<model> or latency:<model>")
-                if model in row.cells[kind]:
-                    raise _generic_error(path, number, key,
-                                         f"{kind} of model {model!r} is given twice")
+            elif ":" in key:
+                kind, model = _cell_name(path, number, key)  # checked even when null
                 if raw is not None:
-                    row.cells[kind][model] = _generic_number(path, number, key, kind, raw)
+                    cells.append((kind, model, key, raw))
+        for kind, model, column, raw in cells:
+            if model in row.cells[kind]:
+                raise _generic_error(path, number, column,
+                                     f"{kind} of model {model!r} is given twice")
+            row.cells[kind][model] = _generic_number(path, number, column, kind, raw)
         rows.append(row)
     return rows
 
@@ -126,13 +134,8 @@ def _generic_csv(path: Path) -> list[_GenericRow]:
             return rows
         columns: list[tuple[str, str, str]] = []  # (kind or field or "", model, column)
         for name in header:
-            kind, sep, model = name.partition(":")
-            if sep:
-                if kind not in _GENERIC_TABLES or not model:
-                    raise _generic_error(
-                        path, 1, name, "expected quality:<model>, cost:<model> or latency:<model>"
-                    )
-                columns.append((kind, model, name))
+            if ":" in name:
+                columns.append((*_cell_name(path, 1, name), name))
             else:
                 columns.append((name if name in _GENERIC_FIELDS else "", "", name))
         line = reader.line_num + 1
