@@ -16,6 +16,10 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
 * ``ls``: ``g`` learnt online as the least-squares weight of the sparse prediction (made before
   each update) against the dense residual, clipped to [0, 1];
 * ``fixed``: ``g = 1``;
+* ``rel``: only the arm-relative part ``s_a - mean(s)`` is added, times ``g`` learnt online as
+  the least-squares weight of that part (before each update) against the arm's dense residual,
+  clipped to [0, 1] (a shift common to every arm never changes a choice; regressing on the
+  relative part alone keeps its weight from being set by the common part);
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
@@ -26,7 +30,7 @@ strips (so the 64 dense features are exactly the shipped ones).
 Usage::
 
     python benchmarks/sparse_online.py [--datasets routellm-mmlu,routellm-gsm8k,routerbench]
-        [--variants off,ls,fixed:0.25,select] [--seeds 2]
+        [--variants off,ls,fixed:0.25,select,rel:0.25] [--seeds 2]
         [--out benchmarks/results/sparse_online_validation.json]
 """
 
@@ -85,6 +89,7 @@ class TokenLinUCB(LinUCB):
         self._b = np.zeros((0, 1 << BITS))
         self._m = np.zeros((0, 1 << BITS))
         self._sxy = self._sxx = 0.0
+        self._cached: tuple[int, np.ndarray] | None = None
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
 
@@ -104,6 +109,8 @@ class TokenLinUCB(LinUCB):
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
         if self.gate == "fixed":
             return 1.0, self.token_ridge
+        if self.gate == "rel":
+            return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
         best = int(self._errors.argmin())
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
@@ -124,7 +131,15 @@ class TokenLinUCB(LinUCB):
             guesses = np.array([self._sparse(tokens, r)[i] for r in SELECT_GRID] + [0.0])
             self._errors += (residual - guesses) ** 2
         else:
-            guess = float(self._sparse(tokens, self.token_ridge)[i])
+            row = int(x[-1])
+            if self._cached is None or self._cached[0] != row:
+                # predictions made before this prompt's first update (a fully labelled history
+                # updates every arm of a prompt in a row; later arms must not see earlier ones)
+                guesses = self._sparse(tokens, self.token_ridge)
+                if self.gate == "rel":
+                    guesses = guesses - guesses[self._active_idx].mean()
+                self._cached = (row, guesses)
+            guess = float(self._cached[1][i])
             self._sxy += guess * residual
             self._sxx += guess * guess
         slots, weights = tokens
@@ -137,7 +152,10 @@ class TokenLinUCB(LinUCB):
         means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
         weight, ridge = self._weight_and_ridge()
         if weight:
-            means = means + weight * self._sparse(self._tokens, ridge)
+            sparse = self._sparse(self._tokens, ridge)
+            if self.gate == "rel":
+                sparse -= sparse[idx].mean()
+            means = means + weight * sparse
         scores_all = means + self.alpha * np.sqrt(widths)
         k = len(idx)
         scores = scores_all if k == len(means) else scores_all[idx]
@@ -161,7 +179,7 @@ def _spec(variant: str) -> PolicySpec:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="routellm-mmlu,routellm-gsm8k,routerbench")
-    parser.add_argument("--variants", default="off,ls,fixed:0.25,select",
+    parser.add_argument("--variants", default="off,ls,fixed:0.25,select,rel:0.25",
                         help="gate[:token_ridge], comma-separated (see the module doc)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None)
