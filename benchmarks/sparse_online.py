@@ -20,6 +20,10 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   the least-squares weight of that part (before each update) against the arm's dense residual,
   clipped to [0, 1] (a shift common to every arm never changes a choice; regressing on the
   relative part alone keeps its weight from being set by the common part);
+* ``stack``: the prediction is ``w0 * intercept + w1 * context + w2 * grams`` (the dense mean
+  split into its intercept and context parts), the three weights a ridge regression of the
+  reward on the three parts (taken before each prompt's first update), pulled towards
+  ``(1, 1, 0)`` by 10 pseudo-events: each group's shrinkage learnt from the data;
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
@@ -90,6 +94,9 @@ class TokenLinUCB(LinUCB):
         self._m = np.zeros((0, 1 << BITS))
         self._sxy = self._sxx = 0.0
         self._cached: tuple[int, np.ndarray] | None = None
+        self._gram = np.eye(3) * 10.0  # the stacking weights' prior: 10 events at (1, 1, 0)
+        self._rhs = np.array([10.0, 10.0, 0.0])
+        self._stack_cache: tuple[int, np.ndarray] | None = None
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
 
@@ -127,7 +134,18 @@ class TokenLinUCB(LinUCB):
         dense = float(self._ridge.means_and_widths(self._features(dense_x),
                                                    self._intercept_prior())[0][i])
         residual = float(reward) - dense
-        if self.gate == "select":
+        if self.gate == "stack":
+            row = int(x[-1])
+            if self._stack_cache is None or self._stack_cache[0] != row:
+                z = self._features(dense_x)
+                means = self._ridge.means_and_widths(z, self._intercept_prior())[0]
+                ctx = self._ridge.theta[:, :-1].dot(z[:-1])
+                parts = np.stack([means - ctx, ctx, self._sparse(tokens, self.token_ridge)], 1)
+                self._stack_cache = (row, parts)
+            f = self._stack_cache[1][i]
+            self._gram += np.outer(f, f)
+            self._rhs += f * float(reward)
+        elif self.gate == "select":
             guesses = np.array([self._sparse(tokens, r)[i] for r in SELECT_GRID] + [0.0])
             self._errors += (residual - guesses) ** 2
         else:
@@ -150,7 +168,15 @@ class TokenLinUCB(LinUCB):
 
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
         means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
-        weight, ridge = self._weight_and_ridge()
+        if self.gate == "stack":
+            w = np.linalg.solve(self._gram, self._rhs)
+            z = self._features(x)
+            ctx = self._ridge.theta[:, :-1].dot(z[:-1])
+            means = w[0] * (means - ctx) + w[1] * ctx + w[2] * self._sparse(self._tokens,
+                                                                             self.token_ridge)
+            weight = 0.0
+        else:
+            weight, ridge = self._weight_and_ridge()
         if weight:
             sparse = self._sparse(self._tokens, ridge)
             if self.gate == "rel":
