@@ -24,6 +24,9 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   split into its intercept and context parts), the three weights a ridge regression of the
   reward on the three parts (taken before each prompt's first update), pulled towards
   ``(1, 1, 0)`` by 10 pseudo-events: each group's shrinkage learnt from the data;
+* ``top2``: ``g = 1``, but the grams only reorder the two arms with the best dense scores
+  (on a two-model pool the same as ``fixed``; on a crowd of near-tied models they cannot pick
+  the luckiest of all);
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
@@ -56,7 +59,7 @@ from sparse_bound import BITS, bag_of_words
 
 from banditroute.learners import registry
 from banditroute.learners.base import Decision
-from banditroute.learners.linear import LinUCB, _greedy_probabilities
+from banditroute.learners.linear import LinUCB
 from banditroute.service.replay.cli import default_cost_weights
 from banditroute.service.replay.experiment import ReplayConfig, run_experiment
 from banditroute.service.replay.loaders import default_data_root, load_dataset
@@ -114,7 +117,7 @@ class TokenLinUCB(LinUCB):
             return 0.0, self.token_ridge
         if self.gate == "ls":
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
-        if self.gate == "fixed":
+        if self.gate in ("fixed", "top2"):
             return 1.0, self.token_ridge
         if self.gate == "rel":
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
@@ -181,17 +184,19 @@ class TokenLinUCB(LinUCB):
             sparse = self._sparse(self._tokens, ridge)
             if self.gate == "rel":
                 sparse -= sparse[idx].mean()
-            means = means + weight * sparse
-        scores_all = means + self.alpha * np.sqrt(widths)
-        k = len(idx)
-        scores = scores_all if k == len(means) else scores_all[idx]
-        best = int(scores.argmax())
-        explore = self._explore_now()
-        probs = _greedy_probabilities(k, best, explore)
-        pos = best
-        if explore > 0.0 and k > 1 and rng.random() < explore:
-            pos = int(rng.integers(k))
-        return self._decision(idx, scores, probs, pos)
+            if self.gate == "top2" and len(idx) > 2:
+                dense_scores = (means + self.alpha * np.sqrt(widths))[idx]
+                keep = idx[np.argsort(-dense_scores, kind="stable")[:2]]
+                # the others keep their dense score; the top two move by their grams, but
+                # never below the third, so the grams only decide between the two
+                third = float(np.sort(dense_scores)[-3])
+                bonus = self.alpha * np.sqrt(widths)
+                means = means.copy()
+                for j in keep.tolist():
+                    means[j] = max(means[j] + weight * sparse[j], third - bonus[j] + 1e-12)
+            else:
+                means = means + weight * sparse
+        return self._greedy_decision(idx, (means + self.alpha * np.sqrt(widths))[idx], rng)
 
 
 def _spec(variant: str) -> PolicySpec:

@@ -205,8 +205,13 @@ class LinUCB(_RidgePolicy):
         np.sqrt(widths, out=widths)
         widths *= self.alpha
         widths += means
+        return self._greedy_decision(idx, widths if len(idx) == len(means) else widths[idx], rng)
+
+    def _greedy_decision(self, idx: np.ndarray, scores: np.ndarray,
+                         rng: np.random.Generator) -> Decision:
+        """The best of ``scores`` (aligned with ``idx``), or with the current exploration
+        probability a uniformly random candidate; exact epsilon-greedy propensities."""
         k = len(idx)
-        scores = widths if k == len(means) else widths[idx]
         best = int(scores.argmax())
         explore = self._explore_now()
         probs = _greedy_probabilities(k, best, explore)
