@@ -27,6 +27,11 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
 * ``top2``: ``g = 1``, but the grams only reorder the two arms with the best dense scores
   (on a two-model pool the same as ``fixed``; on a crowd of near-tied models they cannot pick
   the luckiest of all);
+* ``mix``: a weight learnt from decisions. Where the grams (weight 1) and the dense scores pick
+  different arms, the learner picks the grams' arm with probability ``w`` and the dense one
+  otherwise (exact propensities), credits each scorer with the reward divided by its arm's
+  propensity, and sets ``w = logistic(4 * (G_grams - G_dense) / sqrt(n + 1))`` in [0.02, 0.98];
+  a fully labelled history credits both scorers' picks directly;
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
@@ -100,6 +105,11 @@ class TokenLinUCB(LinUCB):
         self._gram = np.eye(3) * 10.0  # the stacking weights' prior: 10 events at (1, 1, 0)
         self._rhs = np.array([10.0, 10.0, 0.0])
         self._stack_cache: tuple[int, np.ndarray] | None = None
+        self._g = np.zeros(2)  # mix: (grams, dense) value sums on rounds where they disagree
+        self._n_disagree = 0
+        self._pending: dict[int, tuple[int, int, float]] = {}
+        self._mix_cache: tuple[int, int, int] | None = None
+        self._row = -1
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
 
@@ -128,6 +138,7 @@ class TokenLinUCB(LinUCB):
                rng: np.random.Generator | None = None) -> Decision:
         x = np.asarray(x)
         self._tokens = TOKENS[int(x[-1])]
+        self._row = int(x[-1])
         return super().select(x[:-1], candidates, rng=rng)
 
     def update(self, x: Any, arm: str, reward: Any) -> TokenLinUCB:
@@ -137,7 +148,9 @@ class TokenLinUCB(LinUCB):
         dense = float(self._ridge.means_and_widths(self._features(dense_x),
                                                    self._intercept_prior())[0][i])
         residual = float(reward) - dense
-        if self.gate == "stack":
+        if self.gate == "mix":
+            self._mix_learn(int(x[-1]), dense_x, tokens, i, float(reward))
+        elif self.gate == "stack":
             row = int(x[-1])
             if self._stack_cache is None or self._stack_cache[0] != row:
                 z = self._features(dense_x)
@@ -169,8 +182,57 @@ class TokenLinUCB(LinUCB):
         super().update(dense_x, arm, reward)
         return self
 
+    def _mix_weight(self) -> float:
+        z = (self._g[0] - self._g[1]) / np.sqrt(self._n_disagree + 1.0)
+        return float(min(0.98, max(0.02, 1.0 / (1.0 + np.exp(-4.0 * z)))))
+
+    def _mix_learn(self, row: int, dense_x: np.ndarray, tokens: Any, i: int, r: float) -> None:
+        pending = self._pending.pop(row, None)
+        if pending is not None:  # a bandit round: inverse-propensity credit
+            a1, a0, p1 = pending
+            k = len(self._active_idx)
+            e = self._explore_now()
+            if i == a1:
+                self._g[0] += r / ((1 - e) * p1 + e / k)
+            elif i == a0:
+                self._g[1] += r / ((1 - e) * (1 - p1) + e / k)
+            self._n_disagree += 1
+            return
+        if self._mix_cache is None or self._mix_cache[0] != row:  # fully labelled history
+            z = self._features(dense_x)
+            means, widths = self._ridge.means_and_widths(z, self._intercept_prior())
+            dense = means + self.alpha * np.sqrt(widths)
+            c0 = int(dense.argmax())
+            c1 = int((dense + self._sparse(tokens, self.token_ridge)).argmax())
+            self._mix_cache = (row, c1, c0)
+            if c1 != c0:
+                self._n_disagree += 1
+        _, c1, c0 = self._mix_cache
+        if c1 != c0:
+            if i == c1:
+                self._g[0] += r
+            elif i == c0:
+                self._g[1] += r
+
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
         means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
+        if self.gate == "mix":
+            dense = (means + self.alpha * np.sqrt(widths))[idx]
+            grams = dense + self._sparse(self._tokens, self.token_ridge)[idx]
+            c0, c1 = int(dense.argmax()), int(grams.argmax())
+            if c0 == c1:
+                return self._greedy_decision(idx, grams, rng)
+            w = self._mix_weight()
+            k = len(idx)
+            e = self._explore_now()
+            probs = np.full(k, e / k)
+            probs[c1] += (1 - e) * w
+            probs[c0] += (1 - e) * (1 - w)
+            pos = c1 if rng.random() < w else c0
+            if e > 0.0 and rng.random() < e:
+                pos = int(rng.integers(k))
+            self._pending[self._row] = (int(idx[c1]), int(idx[c0]), w)
+            return self._decision(idx, grams, probs, pos)
         if self.gate == "stack":
             w = np.linalg.solve(self._gram, self._rhs)
             z = self._features(x)
