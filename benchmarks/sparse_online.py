@@ -44,6 +44,8 @@ Usage::
     python benchmarks/sparse_online.py [--datasets routellm-mmlu,routellm-gsm8k,routerbench]
         [--variants off,ls,fixed:0.25,select,rel:0.25] [--seeds 2]
         [--out benchmarks/results/sparse_online_validation.json]
+    python benchmarks/sparse_online.py --mix-trace --datasets routellm-mmlu,routerbench
+        --out benchmarks/results/sparse_online_mix_trace.json
 """
 
 from __future__ import annotations
@@ -68,7 +70,12 @@ from banditroute.learners.linear import LinUCB
 from banditroute.service.replay.cli import default_cost_weights
 from banditroute.service.replay.experiment import ReplayConfig, run_experiment
 from banditroute.service.replay.loaders import default_data_root, load_dataset
-from banditroute.service.replay.runner import PolicySpec, default_featurizer
+from banditroute.service.replay.runner import (
+    PolicySpec,
+    default_featurizer,
+    run_online,
+    warm_start,
+)
 
 #: The grams of every featurised prompt, by the row id in the features' last column.
 TOKENS: list[tuple[np.ndarray, np.ndarray]] = []
@@ -269,6 +276,36 @@ def _spec(variant: str) -> PolicySpec:
     return PolicySpec(TokenLinUCB.algorithm, params, name=variant)
 
 
+def mix_trace(names: Sequence[str], root: Path | None, out: Path | None) -> dict[str, Any]:
+    """Where the grams' and the dense scorer's picks differ, what each earned (``mix:0.25``)."""
+    report: dict[str, Any] = {"benchmark": "sparse_online mix trace", "split": "validation",
+                              "seed": 0, "datasets": {}}
+    for name in names:
+        fit, validation = split_fit_validation(load_dataset(name, "train", root))
+        x_val, x_fit = featurize_with_ids(validation.prompts), featurize_with_ids(fit.prompts)
+        rows = []
+        for weight in default_cost_weights(validation):
+            policy = TokenLinUCB(validation.models, x_val.shape[1], 0, gate="mix",
+                                 token_ridge=0.25)
+            warm_start(policy, fit, x_fit, weight, 0)
+            after_history = {"w": round(policy._mix_weight(), 3),
+                             "disagreements": policy._n_disagree,
+                             "credit_grams": round(float(policy._g[0]), 1),
+                             "credit_dense": round(float(policy._g[1]), 1)}
+            run = run_online(policy, validation, x_val, weight, 0)
+            rows.append({"cost_weight": weight, "after_history": after_history,
+                         "after_pass": {"w": round(policy._mix_weight(), 3),
+                                        "disagreements": policy._n_disagree,
+                                        "credit_grams": round(float(policy._g[0]), 1),
+                                        "credit_dense": round(float(policy._g[1]), 1)},
+                         "accuracy": round(run.accuracy, 4),
+                         "cost_per_query": round(run.cost_per_query, 6)})
+        report["datasets"][name] = rows
+        TOKENS.clear()
+    print_json(report, out)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="routellm-mmlu,routellm-gsm8k,routerbench")
@@ -277,9 +314,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--mix-trace", action="store_true",
+                        help="instead: seed 0, warm, each cost weight: the 'mix' credits and w "
+                        "after the labelled history and after the pass")
     args = parser.parse_args(argv)
     registry.ALGORITHMS[TokenLinUCB.algorithm] = TokenLinUCB
     root = args.data_root or default_data_root()
+    if args.mix_trace:
+        return mix_trace(args.datasets.split(","), root, args.out)
     start = time.perf_counter()
     specs = [_spec(v) for v in args.variants.split(",")]
     report: dict[str, Any] = {"benchmark": "sparse_online", "split": "validation",
