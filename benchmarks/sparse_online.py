@@ -287,11 +287,21 @@ def mix_trace(names: Sequence[str], root: Path | None, out: Path | None) -> dict
         for weight in default_cost_weights(validation):
             policy = TokenLinUCB(validation.models, x_val.shape[1], 0, gate="mix",
                                  token_ridge=0.25)
-            warm_start(policy, fit, x_fit, weight, 0)
+            # the history in two halves (a seeded cut), so the second half's credits show
+            # how the grams choose once they have data
+            halves = np.array_split(np.random.default_rng(0).permutation(fit.n), 2)
+            warm_start(policy, fit.subset(list(halves[0])), x_fit[halves[0]], weight, 0)
+            first_g, first_n = policy._g.copy(), policy._n_disagree
+            warm_start(policy, fit.subset(list(halves[1])), x_fit[halves[1]], weight, 0)
             after_history = {"w": round(policy._mix_weight(), 3),
                              "disagreements": policy._n_disagree,
                              "credit_grams": round(float(policy._g[0]), 1),
-                             "credit_dense": round(float(policy._g[1]), 1)}
+                             "credit_dense": round(float(policy._g[1]), 1),
+                             "second_half_disagreements": policy._n_disagree - first_n,
+                             "second_half_credit_grams": round(float(policy._g[0] - first_g[0]),
+                                                               1),
+                             "second_half_credit_dense": round(float(policy._g[1] - first_g[1]),
+                                                               1)}
             run = run_online(policy, validation, x_val, weight, 0)
             rows.append({"cost_weight": weight, "after_history": after_history,
                          "after_pass": {"w": round(policy._mix_weight(), 3),
