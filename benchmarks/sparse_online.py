@@ -32,6 +32,8 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   otherwise (exact propensities), credits each scorer with the reward divided by its arm's
   propensity, and sets ``w = logistic(4 * (G_grams - G_dense) / sqrt(n + 1))`` in [0.02, 0.98];
   a fully labelled history credits both scorers' picks directly;
+* ``support``: ``g = 1``, but only the slots an arm has seen at least ``SUPPORT`` times count
+  (many weakly supported grams add noise to every score; well supported ones carry a topic);
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
@@ -80,6 +82,8 @@ from banditroute.service.replay.runner import (
 #: The grams of every featurised prompt, by the row id in the features' last column.
 TOKENS: list[tuple[np.ndarray, np.ndarray]] = []
 SELECT_GRID = (0.25, 1.0, 4.0, 16.0)
+#: ``support``: a gram's slot counts for an arm once that arm has seen it this many times.
+SUPPORT = 20
 
 
 def featurize_with_ids(prompts: Sequence[str]) -> np.ndarray:
@@ -107,6 +111,7 @@ class TokenLinUCB(LinUCB):
         super()._init_state()
         self._b = np.zeros((0, 1 << BITS))
         self._m = np.zeros((0, 1 << BITS))
+        self._c = np.zeros((0, 1 << BITS), dtype=np.int32)
         self._sxy = self._sxx = 0.0
         self._cached: tuple[int, np.ndarray] | None = None
         self._gram = np.eye(3) * 10.0  # the stacking weights' prior: 10 events at (1, 1, 0)
@@ -124,9 +129,13 @@ class TokenLinUCB(LinUCB):
         super()._grow()
         self._b = np.vstack([self._b, np.zeros((1, 1 << BITS))])
         self._m = np.vstack([self._m, np.zeros((1, 1 << BITS))])
+        self._c = np.vstack([self._c, np.zeros((1, 1 << BITS), dtype=np.int32)])
 
     def _sparse(self, tokens: tuple[np.ndarray, np.ndarray], ridge: float) -> np.ndarray:
         slots, weights = tokens
+        if self.gate == "support":
+            kept = (self._c[:, slots] >= SUPPORT) * weights
+            return np.asarray((self._b[:, slots] / (ridge + self._m[:, slots]) * kept).sum(1))
         return np.asarray((self._b[:, slots] / (ridge + self._m[:, slots])) @ weights)
 
     def _weight_and_ridge(self) -> tuple[float, float]:
@@ -134,7 +143,7 @@ class TokenLinUCB(LinUCB):
             return 0.0, self.token_ridge
         if self.gate == "ls":
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
-        if self.gate in ("fixed", "top2"):
+        if self.gate in ("fixed", "top2", "support"):
             return 1.0, self.token_ridge
         if self.gate == "rel":
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
@@ -186,6 +195,7 @@ class TokenLinUCB(LinUCB):
         slots, weights = tokens
         self._b[i, slots] += residual * weights
         self._m[i, slots] += weights * weights
+        self._c[i, slots] += 1
         super().update(dense_x, arm, reward)
         return self
 
