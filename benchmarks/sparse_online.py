@@ -113,14 +113,13 @@ class TokenLinUCB(LinUCB):
         self._m = np.zeros((0, 1 << BITS))
         self._c = np.zeros((0, 1 << BITS), dtype=np.int32)
         self._sxy = self._sxx = 0.0
-        self._cached: tuple[int, np.ndarray] | None = None
+        # (row, what the gate computed from the state before that prompt's first update)
+        self._row_cache: tuple[int, Any] | None = None
         self._gram = np.eye(3) * 10.0  # the stacking weights' prior: 10 events at (1, 1, 0)
         self._rhs = np.array([10.0, 10.0, 0.0])
-        self._stack_cache: tuple[int, np.ndarray] | None = None
         self._g = np.zeros(2)  # mix: (grams, dense) value sums on rounds where they disagree
         self._n_disagree = 0
         self._pending: dict[int, tuple[int, int, float]] = {}
-        self._mix_cache: tuple[int, int, int] | None = None
         self._row = -1
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
@@ -138,58 +137,60 @@ class TokenLinUCB(LinUCB):
             return np.asarray((self._b[:, slots] / (ridge + self._m[:, slots]) * kept).sum(1))
         return np.asarray((self._b[:, slots] / (ridge + self._m[:, slots])) @ weights)
 
+    def _before_first_update(self, row: int, compute: Any) -> Any:
+        """``compute()`` once per prompt, before its first update: a fully labelled history
+        updates every arm of a prompt in a row, and later arms must not see earlier ones."""
+        if self._row_cache is None or self._row_cache[0] != row:
+            self._row_cache = (row, compute())
+        return self._row_cache[1]
+
+    def _stack_parts(self, z: np.ndarray, tokens: Any) -> np.ndarray:
+        """Per arm: the dense mean's intercept part, its context part and the grams'."""
+        means = self._ridge.means_and_widths(z, self._intercept_prior())[0]
+        ctx = self._ridge.theta[:, :-1].dot(z[:-1])
+        return np.stack([means - ctx, ctx, self._sparse(tokens, self.token_ridge)], 1)
+
     def _weight_and_ridge(self) -> tuple[float, float]:
         if self.gate == "off":
             return 0.0, self.token_ridge
-        if self.gate == "ls":
+        if self.gate in ("ls", "rel"):
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
         if self.gate in ("fixed", "top2", "support"):
             return 1.0, self.token_ridge
-        if self.gate == "rel":
-            return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
         best = int(self._errors.argmin())
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
     def select(self, x: Any, candidates: Iterable[str] | None = None, *,
                rng: np.random.Generator | None = None) -> Decision:
         x = np.asarray(x)
-        self._tokens = TOKENS[int(x[-1])]
         self._row = int(x[-1])
+        self._tokens = TOKENS[self._row]
         return super().select(x[:-1], candidates, rng=rng)
 
     def update(self, x: Any, arm: str, reward: Any) -> TokenLinUCB:
         x = np.asarray(x)
-        tokens, dense_x = TOKENS[int(x[-1])], x[:-1]
+        row, dense_x = int(x[-1]), x[:-1]
+        tokens = TOKENS[row]
         i = self._index[arm]
         dense = float(self._ridge.means_and_widths(self._features(dense_x),
                                                    self._intercept_prior())[0][i])
         residual = float(reward) - dense
         if self.gate == "mix":
-            self._mix_learn(int(x[-1]), dense_x, tokens, i, float(reward))
+            self._mix_learn(row, dense_x, tokens, i, float(reward))
         elif self.gate == "stack":
-            row = int(x[-1])
-            if self._stack_cache is None or self._stack_cache[0] != row:
-                z = self._features(dense_x)
-                means = self._ridge.means_and_widths(z, self._intercept_prior())[0]
-                ctx = self._ridge.theta[:, :-1].dot(z[:-1])
-                parts = np.stack([means - ctx, ctx, self._sparse(tokens, self.token_ridge)], 1)
-                self._stack_cache = (row, parts)
-            f = self._stack_cache[1][i]
+            f = self._before_first_update(
+                row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
         elif self.gate == "select":
             guesses = np.array([self._sparse(tokens, r)[i] for r in SELECT_GRID] + [0.0])
             self._errors += (residual - guesses) ** 2
         else:
-            row = int(x[-1])
-            if self._cached is None or self._cached[0] != row:
-                # predictions made before this prompt's first update (a fully labelled history
-                # updates every arm of a prompt in a row; later arms must not see earlier ones)
-                guesses = self._sparse(tokens, self.token_ridge)
-                if self.gate == "rel":
-                    guesses = guesses - guesses[self._active_idx].mean()
-                self._cached = (row, guesses)
-            guess = float(self._cached[1][i])
+            def guesses() -> np.ndarray:
+                out = self._sparse(tokens, self.token_ridge)
+                return out - out[self._active_idx].mean() if self.gate == "rel" else out
+
+            guess = float(self._before_first_update(row, guesses)[i])
             self._sxy += guess * residual
             self._sxx += guess * guess
         slots, weights = tokens
@@ -215,16 +216,16 @@ class TokenLinUCB(LinUCB):
                 self._g[1] += r / ((1 - e) * (1 - p1) + e / k)
             self._n_disagree += 1
             return
-        if self._mix_cache is None or self._mix_cache[0] != row:  # fully labelled history
-            z = self._features(dense_x)
-            means, widths = self._ridge.means_and_widths(z, self._intercept_prior())
+        def picks() -> tuple[int, int]:  # a fully labelled history: the two scorers' picks
+            means, widths = self._ridge.means_and_widths(self._features(dense_x),
+                                                         self._intercept_prior())
             dense = means + self.alpha * np.sqrt(widths)
             c0 = int(dense.argmax())
             c1 = int((dense + self._sparse(tokens, self.token_ridge)).argmax())
-            self._mix_cache = (row, c1, c0)
-            if c1 != c0:
-                self._n_disagree += 1
-        _, c1, c0 = self._mix_cache
+            self._n_disagree += c1 != c0
+            return c1, c0
+
+        c1, c0 = self._before_first_update(row, picks)
         if c1 != c0:
             if i == c1:
                 self._g[0] += r
@@ -232,9 +233,11 @@ class TokenLinUCB(LinUCB):
                 self._g[1] += r
 
     def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
-        means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
+        z = self._features(x)
+        means, widths = self._ridge.means_and_widths(z, self._intercept_prior())
+        bonus = self.alpha * np.sqrt(widths)
         if self.gate == "mix":
-            dense = (means + self.alpha * np.sqrt(widths))[idx]
+            dense = (means + bonus)[idx]
             grams = dense + self._sparse(self._tokens, self.token_ridge)[idx]
             c0, c1 = int(dense.argmax()), int(grams.argmax())
             if c0 == c1:
@@ -252,10 +255,8 @@ class TokenLinUCB(LinUCB):
             return self._decision(idx, grams, probs, pos)
         if self.gate == "stack":
             w = np.linalg.solve(self._gram, self._rhs)
-            z = self._features(x)
-            ctx = self._ridge.theta[:, :-1].dot(z[:-1])
-            means = w[0] * (means - ctx) + w[1] * ctx + w[2] * self._sparse(self._tokens,
-                                                                             self.token_ridge)
+            parts = self._stack_parts(z, self._tokens)
+            means = w[0] * parts[:, 0] + w[1] * parts[:, 1] + w[2] * parts[:, 2]
             weight = 0.0
         else:
             weight, ridge = self._weight_and_ridge()
@@ -264,18 +265,17 @@ class TokenLinUCB(LinUCB):
             if self.gate == "rel":
                 sparse -= sparse[idx].mean()
             if self.gate == "top2" and len(idx) > 2:
-                dense_scores = (means + self.alpha * np.sqrt(widths))[idx]
+                dense_scores = (means + bonus)[idx]
                 keep = idx[np.argsort(-dense_scores, kind="stable")[:2]]
                 # the others keep their dense score; the top two move by their grams, but
                 # never below the third, so the grams only decide between the two
                 third = float(np.sort(dense_scores)[-3])
-                bonus = self.alpha * np.sqrt(widths)
                 means = means.copy()
                 for j in keep.tolist():
                     means[j] = max(means[j] + weight * sparse[j], third - bonus[j] + 1e-12)
             else:
                 means = means + weight * sparse
-        return self._greedy_decision(idx, (means + self.alpha * np.sqrt(widths))[idx], rng)
+        return self._greedy_decision(idx, (means + bonus)[idx], rng)
 
 
 def _spec(variant: str) -> PolicySpec:

@@ -13,7 +13,7 @@ from banditroute.learners._validation import check_vector
 from banditroute.learners.cost import CostModel
 
 
-def test_text_hashing_edge_cases_are_bit_identical_to_the_recorded_ones() -> None:
+def test_text_hashing_edge_cases_match_the_recorded_digest() -> None:
     """Single characters, NULs, astral code points, lower-casing that lengthens the window
     (``İ``), windows cut at ``max_ngram_chars``, a text block whose size is not a power of two.
 

@@ -136,7 +136,7 @@ def test_hashed_text_words_and_trigrams_are_case_insensitive_and_stable() -> Non
     assert not np.array_equal(a, FeatureExtractor(dim=64, seed=1).extract("Héllo Wörld_x")[slots])
 
 
-def test_features_are_bit_identical_to_the_recorded_ones() -> None:
+def test_features_match_the_recorded_digest() -> None:
     """Replay results and logged decision features depend on the exact vectors: a speed-up of
     ``extract`` must not change them. The digest is of the features rounded to 9 decimals:
     the text block's norm is BLAS's ``ddot``, whose last bit depends on the CPU's kernel (an
