@@ -170,6 +170,49 @@ def test_router_feedback_changes_the_reward(grpc_server: Any) -> None:
     assert rated.reward < recorded.reward
 
 
+def test_router_record_and_feedback_take_the_decision_itself(grpc_server: Any) -> None:
+    with Router(grpc_server.address) as router:
+        decision = router.route(PROMPT)
+        recorded = router.record(decision, quality=1.0)
+        again = router.record(decision.decision_id, quality=1.0)
+        rated = router.feedback(decision, 0.0)
+        result = router.call(PROMPT, lambda model: "x")
+        rated_call = router.feedback(result, 1.0)
+    assert not recorded.duplicate and again.duplicate  # the first was this decision's outcome
+    assert rated.reward < recorded.reward
+    assert rated_call.reward > 0
+
+
+def test_async_router_record_takes_the_decision_itself(grpc_server: Any) -> None:
+    async def run() -> tuple[float, float]:
+        async with AsyncRouter(grpc_server.address) as router:
+            decision = await router.route(PROMPT)
+            recorded = await router.record(decision, quality=1.0)
+            rated = await router.feedback(decision, 0.0)
+            return recorded.reward, rated.reward
+
+    recorded, rated = asyncio.run(run())
+    assert rated < recorded
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda r: r.record(42, quality=1.0), TypeError, "decision_id: expected a decision id"),
+        (lambda r: r.record(None, quality=1.0), TypeError, "got NoneType"),
+        (lambda r: r.feedback(object(), 1.0), TypeError, "decision_id: expected"),
+        (lambda r: r.record("d-1", qualty=1.0), TypeError, "no field 'qualty'"),
+        (lambda r: r.record("d-1", quality="high"), TypeError, "^quality: "),
+        (lambda r: r.route("hi", max_cost_usd="1"), TypeError, "^max_cost_usd: "),
+        (lambda r: r.route(None), TypeError, "^prompt: "),
+    ],
+)
+def test_router_names_the_argument_it_cannot_send(call: Any, error: type, message: str) -> None:
+    # No server: the request is refused while it is built, before any RPC.
+    with Router("127.0.0.1:1") as router, pytest.raises(error, match=message):
+        call(router)
+
+
 @pytest.fixture
 def keyed_server(fresh_db_url: str) -> Iterator[InProcessServer]:
     register_demo(fresh_db_url)

@@ -12,6 +12,7 @@ import grpc
 
 from banditroute.client.calls import (
     CallResult,
+    DecisionRef,
     Fallback,
     feedback_request,
     record_request,
@@ -93,13 +94,15 @@ class AsyncRouter(ClientBase):
         """:meth:`Router.route <banditroute.client.Router.route>`."""
         return await self.stub.Route(route_request(prompt, fields), timeout=timeout)
 
-    async def record(self, decision_id: str, *, timeout: float | None = None, **fields: Any) -> Any:
+    async def record(
+        self, decision_id: DecisionRef, *, timeout: float | None = None, **fields: Any
+    ) -> Any:
         """:meth:`Router.record <banditroute.client.Router.record>`."""
         return await self.stub.RecordOutcome(record_request(decision_id, fields), timeout=timeout)
 
     async def feedback(
         self,
-        decision_id: str,
+        decision_id: DecisionRef,
         rating: float,
         *,
         comment: str | None = None,

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from banditroute.v1 import router_pb2
 
@@ -28,7 +28,9 @@ __all__ = [
     "AllModelsFailed",
     "Attempt",
     "CallResult",
+    "DecisionRef",
     "Fallback",
+    "decision_id_of",
     "feedback_request",
     "record_request",
     "route_request",
@@ -38,6 +40,63 @@ T = TypeVar("T")
 
 #: The server's limit on the outcome's error text.
 MAX_ERROR_CHARS = 4096
+
+
+class _HasDecisionId(Protocol):
+    @property
+    def decision_id(self) -> str: ...
+
+
+#: What ``record`` and ``feedback`` accept: a decision id, or what carries one (the
+#: ``RouteResponse`` of ``route``, the ``CallResult`` of ``call``).
+DecisionRef = str | _HasDecisionId
+
+
+def decision_id_of(decision: DecisionRef) -> str:
+    """The id of ``decision``: a ``str`` as it is, else its ``decision_id``.
+
+    >>> decision_id_of("d-1"), decision_id_of(router_pb2.RouteResponse(decision_id="d-2"))
+    ('d-1', 'd-2')
+    >>> decision_id_of(42)
+    Traceback (most recent call last):
+    ...
+    TypeError: decision_id: expected a decision id (str), a RouteResponse or a CallResult, got int
+    """
+    if isinstance(decision, str):
+        return decision
+    value = getattr(decision, "decision_id", None)
+    if isinstance(value, str):
+        return value
+    raise TypeError(
+        "decision_id: expected a decision id (str), a RouteResponse or a CallResult, "
+        f"got {type(decision).__name__}"
+    )
+
+
+def _message(cls: Any, values: Mapping[str, Any]) -> Any:
+    """``cls(**values)``, with errors that name the field (protobuf's do not always).
+
+    >>> _message(router_pb2.RecordOutcomeRequest, {"quality": "high"})
+    Traceback (most recent call last):
+    ...
+    TypeError: quality: must be real number, not str
+    >>> _message(router_pb2.RecordOutcomeRequest, {"qualty": 0.8})
+    Traceback (most recent call last):
+    ...
+    TypeError: RecordOutcomeRequest has no field 'qualty'
+    """
+    try:
+        return cls(**values)
+    except (TypeError, ValueError):
+        fields = cls.DESCRIPTOR.fields_by_name
+        for name, value in values.items():
+            if name not in fields:
+                raise TypeError(f"{cls.DESCRIPTOR.name} has no field {name!r}") from None
+            try:
+                cls(**{name: value})
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}: {exc}") from None
+        raise
 
 
 def route_request(prompt: str, fields: Mapping[str, Any]) -> Any:
@@ -50,32 +109,39 @@ def route_request(prompt: str, fields: Mapping[str, Any]) -> Any:
     >>> route_request("hi", {"request_id": "req-1"}).request_id
     'req-1'
     """
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt: expected str, got {type(prompt).__name__}")
     values = {k: v for k, v in fields.items() if v is not None}
     if not values.get("request_id"):
         values["request_id"] = uuid.uuid4().hex
-    return router_pb2.RouteRequest(prompt=prompt, **values)
+    return _message(router_pb2.RouteRequest, {"prompt": prompt, **values})
 
 
-def record_request(decision_id: str, fields: Mapping[str, Any]) -> Any:
+def record_request(decision: DecisionRef, fields: Mapping[str, Any]) -> Any:
     """A ``RecordOutcomeRequest``; fields left None are unset.
 
     >>> record_request("d-1", {"success": True, "quality": None}).HasField("quality")
     False
     """
     values = {k: v for k, v in fields.items() if v is not None}
-    return router_pb2.RecordOutcomeRequest(decision_id=decision_id, **values)
+    return _message(
+        router_pb2.RecordOutcomeRequest, {"decision_id": decision_id_of(decision), **values}
+    )
 
 
 def feedback_request(
-    decision_id: str, rating: float, comment: str | None, source: str, feedback_id: str
+    decision: DecisionRef, rating: float, comment: str | None, source: str, feedback_id: str
 ) -> Any:
     """A ``SubmitFeedbackRequest``."""
-    return router_pb2.SubmitFeedbackRequest(
-        decision_id=decision_id,
-        rating=rating,
-        comment=comment,
-        source=source,
-        feedback_id=feedback_id,
+    return _message(
+        router_pb2.SubmitFeedbackRequest,
+        {
+            "decision_id": decision_id_of(decision),
+            "rating": rating,
+            "comment": comment,
+            "source": source,
+            "feedback_id": feedback_id,
+        },
     )
 
 

@@ -11,6 +11,7 @@ import grpc
 
 from banditroute.client.calls import (
     CallResult,
+    DecisionRef,
     Fallback,
     feedback_request,
     record_request,
@@ -128,17 +129,22 @@ class Router(ClientBase):
         """
         return self.stub.Route(route_request(prompt, fields), timeout=timeout)
 
-    def record(self, decision_id: str, *, timeout: float | None = None, **fields: Any) -> Any:
+    def record(
+        self, decision_id: DecisionRef, *, timeout: float | None = None, **fields: Any
+    ) -> Any:
         """Report how the decision's model did: a ``RecordOutcomeResponse`` (its ``reward``).
 
-        ``fields`` are ``RecordOutcomeRequest``'s: ``quality`` in [0, 1] and/or ``success``,
-        ``error``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``latency_ms``.
+        ``decision_id`` is the decision's id, or the ``RouteResponse`` (or ``CallResult``) that
+        carries it. ``fields`` are ``RecordOutcomeRequest``'s: ``quality`` in [0, 1] and/or
+        ``success``, ``error``, ``input_tokens``, ``output_tokens``, ``cost_usd``,
+        ``latency_ms``. A field it does not have, or a value of the wrong type, is a
+        ``TypeError`` that names the field.
         """
         return self.stub.RecordOutcome(record_request(decision_id, fields), timeout=timeout)
 
     def feedback(
         self,
-        decision_id: str,
+        decision_id: DecisionRef,
         rating: float,
         *,
         comment: str | None = None,
@@ -147,7 +153,8 @@ class Router(ClientBase):
         timeout: float | None = None,
     ) -> Any:
         """Attach a rating in [0, 1] (thumbs up 1.0, down 0.0; stars ``(n - 1) / 4``) to a
-        decision: a ``SubmitFeedbackResponse`` with the decision's new ``reward``."""
+        decision (its id, ``RouteResponse`` or ``CallResult``): a ``SubmitFeedbackResponse``
+        with the decision's new ``reward``."""
         request = feedback_request(decision_id, rating, comment, source, feedback_id)
         return self.stub.SubmitFeedback(request, timeout=timeout)
 
