@@ -40,7 +40,7 @@ from banditroute.service.api.limits import (
     request_limit_bytes,
     server_options,
 )
-from banditroute.service.api.registration import add_intercepted
+from banditroute.service.api.registration import GenericOnly, add_intercepted
 from banditroute.service.api.router import RouterServicer
 from banditroute.service.config import Settings, libpq_url
 from banditroute.service.core.assignment import ExperimentResolver
@@ -291,9 +291,10 @@ async def create_server(
         admin_pb2_grpc.add_AdminServicer_to_server,
         AdminServicer(engine=engine, follower=follower, registry=registry),
         interceptors,
+        registered=False,  # rarely called: see banditroute.service.api.registration
     )
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, GenericOnly(server))
     reflection.enable_server_reflection(
         (
             *SERVICE_NAMES,
