@@ -42,7 +42,10 @@ private
   ``route_cpu_vs_echo`` is Route's over echo's, at ``--concurrency`` in flight.
 * **Added latency** (``route_added_p50_ms_c1``): Route's p50 minus echo's p50 with ONE call in
   flight (``echo_p50_ms_c1``, ``route_p50_ms_c1``): what Route adds to each LLM call of an
-  unloaded server.
+  unloaded server. ``route_p50_ms_c1_fresh_request_id`` is the same Route with a new request id
+  marked fresh, as ``banditroute.client`` sends every Route; ``..._reused_request_id`` with an
+  id not marked fresh (a caller's own ids, a retry), which is looked up and waits for its
+  commit.
 
 The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
 machine only and are what the README reports.
@@ -242,6 +245,7 @@ def _client(
     warmup: float,
     server_pid: int,
     out: Any,
+    request_ids: str = "",
 ) -> None:
     _install_uvloop()
     import grpc.aio
@@ -249,6 +253,9 @@ def _client(
     from banditroute.v1 import router_pb2, router_pb2_grpc
 
     requests = [router_pb2.RouteRequest(prompt=p) for p in PROMPTS]
+    # "fresh": a new request id per call, sent as the Python client's first attempt sends it;
+    # "reused": a new id too, but not marked fresh (a caller's own ids, a retry).
+    new_ids = iter(range(1 << 62)) if request_ids else None
     # The client's own garbage collector stops the client for milliseconds at a time; those
     # pauses would be counted as server latency (for echo and Route alike). The run is
     # bounded, so the client collects once, then runs without automatic collection.
@@ -277,8 +284,15 @@ def _client(
                 t0 = time.perf_counter()
                 if t0 >= stop_at:
                     return
+                request = requests[i % len(requests)]
+                if new_ids is not None:
+                    request = router_pb2.RouteRequest(
+                        prompt=request.prompt,
+                        request_id=f"{os.getpid()}-{next(new_ids)}",
+                        fresh_request_id=request_ids == "fresh",
+                    )
                 try:
-                    await stub.Route(requests[i % len(requests)], timeout=10)
+                    await stub.Route(request, timeout=10)
                 except grpc.aio.AioRpcError:
                     errors += 1
                     continue
@@ -384,6 +398,7 @@ def _measure(
     args: argparse.Namespace,
     channels: int,
     concurrency: int | None = None,
+    request_ids: str = "",
 ) -> dict[str, Any]:
     """Closed-loop Route load on ``port`` (see :func:`_client`; ``concurrency`` in flight,
     default ``--concurrency``), plus the server's CPU seconds (all its threads and worker
@@ -393,7 +408,9 @@ def _measure(
     q = ctx.Queue()
     in_flight = concurrency or args.concurrency
     address = f"127.0.0.1:{port}"
-    client_args = (address, args.seconds, in_flight, channels, args.warmup, server_pid, q)
+    client_args = (
+        address, args.seconds, in_flight, channels, args.warmup, server_pid, q, request_ids
+    )
     p = ctx.Process(target=_client, args=client_args)
     p.start()
     result: dict[str, Any] = q.get(timeout=600)
@@ -581,6 +598,9 @@ def main() -> None:
             )
             c1 = _measure(port, server.pid, args, 1, concurrency=1)
             result.update(route_p50_ms_c1=c1["p50_ms"], route_p99_ms_c1=c1["p99_ms"])
+            for ids in ("fresh", "reused"):  # the Python client's Route; a caller's own ids
+                c1 = _measure(port, server.pid, args, 1, concurrency=1, request_ids=ids)
+                result[f"route_p50_ms_c1_{ids}_request_id"] = c1["p50_ms"]
             # 4. outcome ingest
             o = _run_client(
                 _outcome_client, f"127.0.0.1:{port}", args.outcome_decisions, args.batch

@@ -86,6 +86,8 @@ def test_route_retries_documented_codes_with_the_same_request_id(
     assert len(servicer.requests) == 3
     assert len({r.request_id for r in servicer.requests}) == 1
     assert servicer.requests[0].request_id  # generated, so the retries are idempotent
+    # only the first attempt says the id is new: a retry must find what that attempt stored
+    assert [r.fresh_request_id for r in servicer.requests] == [True, False, False]
     assert all(md.get("x-api-key") == "k-1" for md in servicer.metadata)
     assert not any("authorization" in md for md in servicer.metadata)
 
@@ -156,6 +158,7 @@ def test_async_router_retries_then_answers(fake: tuple[ScriptedRouter, str]) -> 
     assert asyncio.run(run()).decision_id == "d-1"
     assert len(servicer.requests) == 3
     assert len({r.request_id for r in servicer.requests}) == 1
+    assert [r.fresh_request_id for r in servicer.requests] == [True, False, False]
     assert servicer.metadata[-1].get("x-api-key") == "k-2"
 
 

@@ -153,3 +153,86 @@ def test_durable_mode_answers_after_the_decision_committed(fresh_db_url: str) ->
             assert server.app.outcomes.store.decision_wait_s == 0.0  # type: ignore[attr-defined]
     finally:
         server.stop()
+
+
+def _decisions_of_request(db_url: str, request_id: str) -> list[str]:
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        rows = conn.execute(
+            "SELECT decision_id FROM decisions WHERE request_id = %s", (request_id,)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _wait_stored(db_url: str, decision_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while not _stored(db_url, decision_id):
+        assert time.monotonic() < deadline, "the decision never committed"
+        time.sleep(0.02)
+
+
+def test_fresh_request_id_is_answered_before_its_decision_commits(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    first, _ = two_servers
+    channel, stub = _stub(first)
+    with channel:
+        fresh = stub.Route(
+            router_pb2.RouteRequest(prompt="hello", request_id="r-1", fresh_request_id=True),
+            timeout=10,
+        )
+        assert not _stored(first.db_url, fresh.decision_id)
+        # an id that may have been sent before: looked up, and answered once committed
+        reused = stub.Route(router_pb2.RouteRequest(prompt="hello", request_id="r-2"), timeout=10)
+        assert _stored(first.db_url, reused.decision_id)
+        _wait_stored(first.db_url, fresh.decision_id)
+        again = stub.Route(router_pb2.RouteRequest(prompt="hello", request_id="r-1"), timeout=10)
+    assert again.replayed and again.decision_id == fresh.decision_id
+
+
+def test_retry_in_another_process_gets_the_fresh_request_ids_decision(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    first, second = two_servers
+    channel1, stub1 = _stub(first)
+    channel2, stub2 = _stub(second)
+    request = router_pb2.RouteRequest(prompt="hello", request_id="r-1", fresh_request_id=True)
+    with channel1, channel2:
+        answered = stub1.Route(request, timeout=10)
+        _wait_stored(first.db_url, answered.decision_id)
+        request.fresh_request_id = False  # what the client's retry sends
+        retried = stub2.Route(request, timeout=10)
+    assert retried.replayed and retried.decision_id == answered.decision_id
+
+
+def test_retry_stored_first_by_another_process_wins_over_the_fresh_attempt(
+    two_servers: tuple[InProcessServer, ...],
+) -> None:
+    # The first attempt's answer was lost on the way (why the client retried); the retry
+    # reaches another process before that attempt's decision commits. One decision is kept
+    # under the id, the retry's, and it is the one the client has.
+    first, second = two_servers
+    channel1, stub1 = _stub(first)
+    channel2, stub2 = _stub(second)
+    request = router_pb2.RouteRequest(prompt="hello", request_id="r-1", fresh_request_id=True)
+    with channel1, channel2:
+        lost = stub1.Route(request, timeout=10)
+        request.fresh_request_id = False
+        retried = stub2.Route(request, timeout=10)
+        assert not retried.replayed and retried.decision_id != lost.decision_id
+        store = first.app.router.store
+        deadline = time.monotonic() + 10
+        while store.dropped == 0:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the first attempt's decision never settled"
+            time.sleep(0.02)
+        assert _decisions_of_request(first.db_url, "r-1") == [retried.decision_id]
+        outcome = stub1.RecordOutcome(
+            router_pb2.RecordOutcomeRequest(decision_id=retried.decision_id, quality=1.0),
+            timeout=10,
+        )
+        assert outcome.event_id > 0
+        with pytest.raises(grpc.RpcError) as err:  # (after the wait for young decisions)
+            stub2.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=lost.decision_id, quality=1.0),
+                timeout=10,
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -76,6 +76,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 categorical_context=request.categorical_context,
                 max_cost_usd=request.max_cost_usd if request.HasField("max_cost_usd") else None,
                 request_id=request.request_id,
+                fresh_request_id=request.fresh_request_id,
             )
         )
         return router_pb2.RouteResponse(

@@ -170,12 +170,16 @@ class BufferedDecisionStore:
         )
 
     # ------------------------------------------------------------------ DecisionWriter
-    async def write_decision(self, row: Mapping[str, Any]) -> int | None:
+    async def write_decision(self, row: Mapping[str, Any], *, fresh: bool = False) -> int | None:
         """Write ``row``; its event id once committed, or 0 when it is answered before (not
-        durable yet: queued off the request path, or held during an outage)."""
+        durable yet: queued off the request path, or held during an outage).
+
+        A row with a request id waits for its commit, which settles a race with another
+        process over the id (None: the other one won), unless the id is ``fresh`` (never sent
+        before, so there is no race to settle)."""
         if self._rows:
             return self._hold(row)
-        if self.durable or row.get("request_id"):
+        if self.durable or (row.get("request_id") and not fresh):
             try:
                 event_id = await self.inner.write_decision(row)
             except Unavailable:
@@ -239,6 +243,13 @@ class BufferedDecisionStore:
         self.unsettled -= 1
         error = None if future.cancelled() else future.exception()
         if error is None:
+            if future.cancelled() or future.result() is not None:
+                return
+            # None: a retry of its (fresh) request id, through another process, was stored
+            # first; the client uses that answer.
+            if type(row) is DecisionRow:
+                self.forget_recent(row.decision_id)
+            self._drop("lost a request-id race")
             return
         if type(row) is DecisionRow:
             self.forget_recent(row.decision_id)

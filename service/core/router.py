@@ -102,14 +102,19 @@ class RouteRequest:
     categorical_context: Mapping[str, str] = field(default_factory=dict)
     max_cost_usd: float | None = None
     request_id: str = ""
+    #: The client has just generated ``request_id`` and sends it for the first time: no
+    #: decision can be stored under it, so none is looked up or waited for.
+    fresh_request_id: bool = False
 
 
 class DecisionStore(Protocol):
     """Where decisions go: the group-commit writer plus the request-id lookup."""
 
-    async def write_decision(self, row: DecisionRow) -> int | None:
+    async def write_decision(self, row: DecisionRow, *, fresh: bool = False) -> int | None:
         """Write a decision row; return its event id once committed, or None when the
-        ``(tenant, request_id)`` already had a decision (nothing written)."""
+        ``(tenant, request_id)`` already had a decision (nothing written). ``fresh``: the
+        row's request id was never sent before, so it may be answered before its commit (0)
+        like a row without one."""
         ...
 
     async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
@@ -272,7 +277,8 @@ class RouterCore:
         future: asyncio.Future[RouteResult] = asyncio.get_running_loop().create_future()
         self._pending[key] = (fingerprint, future)
         try:
-            stored = await self.store.find_request(req.tenant, req.request_id)
+            fresh = req.fresh_request_id  # nothing can be stored under it: no round trip
+            stored = None if fresh else await self.store.find_request(req.tenant, req.request_id)
             if stored is not None:
                 idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
                 result = self._replay(self._from_row(stored, req))
@@ -365,7 +371,7 @@ class RouterCore:
             pacing_cost_weight=pacing_weight,
             pacing=pacing,
         )
-        event_id = await self.store.write_decision(row)
+        event_id = await self.store.write_decision(row, fresh=req.fresh_request_id)
         if event_id is None:  # another process stored this request id first
             stored = await self.store.find_request(req.tenant, req.request_id)
             if stored is None:

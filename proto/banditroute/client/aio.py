@@ -16,6 +16,7 @@ from banditroute.client.calls import (
     Fallback,
     feedback_request,
     record_request,
+    retry_request,
     route_request,
     score,
 )
@@ -60,6 +61,7 @@ class AsyncRetryingStub:
                         raise
                     await self._sleep(self._retry.backoff(attempt))
                     attempt += 1
+                    request = retry_request(request)
 
         return invoke
 

@@ -33,6 +33,7 @@ __all__ = [
     "decision_id_of",
     "feedback_request",
     "record_request",
+    "retry_request",
     "route_request",
 ]
 
@@ -100,21 +101,44 @@ def _message(cls: Any, values: Mapping[str, Any]) -> Any:
 
 
 def route_request(prompt: str, fields: Mapping[str, Any]) -> Any:
-    """A ``RouteRequest``; fields left None are unset, and an empty ``request_id`` gets a fresh
-    one so that retries of this call are answered with the same decision.
+    """A ``RouteRequest``; fields left None are unset, and an empty ``request_id`` gets a new
+    one so that retries of this call are answered with the same decision. A new id is sent
+    as ``fresh_request_id`` (the server need not look a decision up under it, and answers
+    before its decision commits); :func:`retry_request` clears that for the retries.
 
     >>> r = route_request("hi", {"route": "default", "max_cost_usd": None})
-    >>> r.prompt, r.route, r.HasField("max_cost_usd"), len(r.request_id)
-    ('hi', 'default', False, 32)
-    >>> route_request("hi", {"request_id": "req-1"}).request_id
-    'req-1'
+    >>> r.prompt, r.route, r.HasField("max_cost_usd"), len(r.request_id), r.fresh_request_id
+    ('hi', 'default', False, 32, True)
+    >>> r = route_request("hi", {"request_id": "req-1"})
+    >>> r.request_id, r.fresh_request_id
+    ('req-1', False)
     """
     if not isinstance(prompt, str):
         raise TypeError(f"prompt: expected str, got {type(prompt).__name__}")
     values = {k: v for k, v in fields.items() if v is not None}
     if not values.get("request_id"):
         values["request_id"] = uuid.uuid4().hex
+        values.setdefault("fresh_request_id", True)
     return _message(router_pb2.RouteRequest, {"prompt": prompt, **values})
+
+
+def retry_request(request: Any) -> Any:
+    """``request`` as sent again after a failed attempt: a Route's request id is no longer
+    fresh (the first attempt may have stored a decision under it, which the retry must get).
+
+    >>> first = route_request("hi", {})
+    >>> again = retry_request(first)
+    >>> again.request_id == first.request_id, again.fresh_request_id, first.fresh_request_id
+    (True, False, True)
+    >>> retry_request(record_request("d-1", {})) is not None
+    True
+    """
+    if not getattr(request, "fresh_request_id", False):
+        return request
+    again = type(request)()
+    again.CopyFrom(request)
+    again.fresh_request_id = False
+    return again
 
 
 def record_request(decision: DecisionRef, fields: Mapping[str, Any]) -> Any:

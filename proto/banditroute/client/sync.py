@@ -15,6 +15,7 @@ from banditroute.client.calls import (
     Fallback,
     feedback_request,
     record_request,
+    retry_request,
     route_request,
     score,
 )
@@ -62,6 +63,7 @@ class RetryingStub:
                         raise
                     self._sleep(self._retry.backoff(attempt))
                     attempt += 1
+                    request = retry_request(request)
 
         return invoke
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61nditroute/v1/router.proto\x12\x0e\x62\x61nditroute.v1\"\xb2\x03\n\x0cRouteRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\x12\r\n\x05route\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0f\n\x07unit_id\x18\x05 \x01(\t\x12I\n\x0fnumeric_context\x18\x06 \x03(\x0b\x32\x30.banditroute.v1.RouteRequest.NumericContextEntry\x12Q\n\x13\x63\x61tegorical_context\x18\x07 \x03(\x0b\x32\x34.banditroute.v1.RouteRequest.CategoricalContextEntry\x12\x19\n\x0cmax_cost_usd\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\t \x01(\t\x1a\x35\n\x13NumericContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x39\n\x17\x43\x61tegoricalContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_max_cost_usd\"\\\n\x0bRankedModel\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x04 \x01(\x01\"\xbc\x02\n\rRouteResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\npropensity\x18\x03 \x01(\x01\x12.\n\tfallbacks\x18\x04 \x03(\x0b\x32\x1b.banditroute.v1.RankedModel\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x06 \x01(\x01\x12\x0e\n\x06policy\x18\x07 \x01(\t\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x03\x12\x12\n\nexperiment\x18\t \x01(\t\x12\x0f\n\x07variant\x18\n \x01(\t\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\r\n\x05route\x18\x0c \x01(\t\x12\x0e\n\x06pacing\x18\r \x01(\t\x12\x1a\n\x12pacing_cost_weight\x18\x0e \x01(\x01\"\xa4\x02\n\x14RecordOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x14\n\x07quality\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07success\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x19\n\x0cinput_tokens\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x1a\n\routput_tokens\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x15\n\x08\x63ost_usd\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x17\n\nlatency_ms\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\tB\n\n\x08_qualityB\n\n\x08_successB\x0f\n\r_input_tokensB\x10\n\x0e_output_tokensB\x0b\n\t_cost_usdB\r\n\x0b_latency_ms\"L\n\x15RecordOutcomeResponse\x12\x0e\n\x06reward\x18\x01 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"O\n\x15RecordOutcomesRequest\x12\x36\n\x08outcomes\x18\x01 \x03(\x0b\x32$.banditroute.v1.RecordOutcomeRequest\"x\n\rOutcomeResult\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reward\x18\x04 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\x03\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"l\n\x16RecordOutcomesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.banditroute.v1.OutcomeResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\"\x83\x01\n\x15SubmitFeedbackRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x0e\n\x06rating\x18\x02 \x01(\x01\x12\x14\n\x07\x63omment\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x05 \x01(\tB\n\n\x08_comment\"M\n\x16SubmitFeedbackResponse\x12\x0e\n\x06reward\x18\x01 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32\xee\x02\n\x06Router\x12\x44\n\x05Route\x12\x1c.banditroute.v1.RouteRequest\x1a\x1d.banditroute.v1.RouteResponse\x12\\\n\rRecordOutcome\x12$.banditroute.v1.RecordOutcomeRequest\x1a%.banditroute.v1.RecordOutcomeResponse\x12_\n\x0eRecordOutcomes\x12%.banditroute.v1.RecordOutcomesRequest\x1a&.banditroute.v1.RecordOutcomesResponse\x12_\n\x0eSubmitFeedback\x12%.banditroute.v1.SubmitFeedbackRequest\x1a&.banditroute.v1.SubmitFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62\x61nditroute/v1/router.proto\x12\x0e\x62\x61nditroute.v1\"\xcc\x03\n\x0cRouteRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncandidates\x18\x02 \x03(\t\x12\r\n\x05route\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0f\n\x07unit_id\x18\x05 \x01(\t\x12I\n\x0fnumeric_context\x18\x06 \x03(\x0b\x32\x30.banditroute.v1.RouteRequest.NumericContextEntry\x12Q\n\x13\x63\x61tegorical_context\x18\x07 \x03(\x0b\x32\x34.banditroute.v1.RouteRequest.CategoricalContextEntry\x12\x19\n\x0cmax_cost_usd\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x18\n\x10\x66resh_request_id\x18\n \x01(\x08\x1a\x35\n\x13NumericContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x39\n\x17\x43\x61tegoricalContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_max_cost_usd\"\\\n\x0bRankedModel\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x04 \x01(\x01\"\xbc\x02\n\rRouteResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\npropensity\x18\x03 \x01(\x01\x12.\n\tfallbacks\x18\x04 \x03(\x0b\x32\x1b.banditroute.v1.RankedModel\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\x06 \x01(\x01\x12\x0e\n\x06policy\x18\x07 \x01(\t\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x03\x12\x12\n\nexperiment\x18\t \x01(\t\x12\x0f\n\x07variant\x18\n \x01(\t\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\r\n\x05route\x18\x0c \x01(\t\x12\x0e\n\x06pacing\x18\r \x01(\t\x12\x1a\n\x12pacing_cost_weight\x18\x0e \x01(\x01\"\xa4\x02\n\x14RecordOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x14\n\x07quality\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07success\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x19\n\x0cinput_tokens\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x1a\n\routput_tokens\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x15\n\x08\x63ost_usd\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x17\n\nlatency_ms\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\tB\n\n\x08_qualityB\n\n\x08_successB\x0f\n\r_input_tokensB\x10\n\x0e_output_tokensB\x0b\n\t_cost_usdB\r\n\x0b_latency_ms\"L\n\x15RecordOutcomeResponse\x12\x0e\n\x06reward\x18\x01 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"O\n\x15RecordOutcomesRequest\x12\x36\n\x08outcomes\x18\x01 \x03(\x0b\x32$.banditroute.v1.RecordOutcomeRequest\"x\n\rOutcomeResult\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06reward\x18\x04 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\x03\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"l\n\x16RecordOutcomesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.banditroute.v1.OutcomeResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\"\x83\x01\n\x15SubmitFeedbackRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x0e\n\x06rating\x18\x02 \x01(\x01\x12\x14\n\x07\x63omment\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x05 \x01(\tB\n\n\x08_comment\"M\n\x16SubmitFeedbackResponse\x12\x0e\n\x06reward\x18\x01 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32\xee\x02\n\x06Router\x12\x44\n\x05Route\x12\x1c.banditroute.v1.RouteRequest\x1a\x1d.banditroute.v1.RouteResponse\x12\\\n\rRecordOutcome\x12$.banditroute.v1.RecordOutcomeRequest\x1a%.banditroute.v1.RecordOutcomeResponse\x12_\n\x0eRecordOutcomes\x12%.banditroute.v1.RecordOutcomesRequest\x1a&.banditroute.v1.RecordOutcomesResponse\x12_\n\x0eSubmitFeedback\x12%.banditroute.v1.SubmitFeedbackRequest\x1a&.banditroute.v1.SubmitFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,29 +36,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._loaded_options = None
   _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_ROUTEREQUEST']._serialized_start=48
-  _globals['_ROUTEREQUEST']._serialized_end=482
-  _globals['_ROUTEREQUEST_NUMERICCONTEXTENTRY']._serialized_start=353
-  _globals['_ROUTEREQUEST_NUMERICCONTEXTENTRY']._serialized_end=406
-  _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._serialized_start=408
-  _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._serialized_end=465
-  _globals['_RANKEDMODEL']._serialized_start=484
-  _globals['_RANKEDMODEL']._serialized_end=576
-  _globals['_ROUTERESPONSE']._serialized_start=579
-  _globals['_ROUTERESPONSE']._serialized_end=895
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=898
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1190
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1192
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1268
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=1270
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=1349
-  _globals['_OUTCOMERESULT']._serialized_start=1351
-  _globals['_OUTCOMERESULT']._serialized_end=1471
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=1473
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=1581
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1584
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1715
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1717
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1794
-  _globals['_ROUTER']._serialized_start=1797
-  _globals['_ROUTER']._serialized_end=2163
+  _globals['_ROUTEREQUEST']._serialized_end=508
+  _globals['_ROUTEREQUEST_NUMERICCONTEXTENTRY']._serialized_start=379
+  _globals['_ROUTEREQUEST_NUMERICCONTEXTENTRY']._serialized_end=432
+  _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._serialized_start=434
+  _globals['_ROUTEREQUEST_CATEGORICALCONTEXTENTRY']._serialized_end=491
+  _globals['_RANKEDMODEL']._serialized_start=510
+  _globals['_RANKEDMODEL']._serialized_end=602
+  _globals['_ROUTERESPONSE']._serialized_start=605
+  _globals['_ROUTERESPONSE']._serialized_end=921
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=924
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1216
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1218
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1294
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=1296
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=1375
+  _globals['_OUTCOMERESULT']._serialized_start=1377
+  _globals['_OUTCOMERESULT']._serialized_end=1497
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=1499
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=1607
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1610
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1741
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1743
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1820
+  _globals['_ROUTER']._serialized_start=1823
+  _globals['_ROUTER']._serialized_end=2189
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RouteRequest(_message.Message):
-    __slots__ = ("prompt", "candidates", "route", "tenant", "unit_id", "numeric_context", "categorical_context", "max_cost_usd", "request_id")
+    __slots__ = ("prompt", "candidates", "route", "tenant", "unit_id", "numeric_context", "categorical_context", "max_cost_usd", "request_id", "fresh_request_id")
     class NumericContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class RouteRequest(_message.Message):
     CATEGORICAL_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FRESH_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     candidates: _containers.RepeatedScalarFieldContainer[str]
     route: str
@@ -40,7 +41,8 @@ class RouteRequest(_message.Message):
     categorical_context: _containers.ScalarMap[str, str]
     max_cost_usd: float
     request_id: str
-    def __init__(self, prompt: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ..., route: _Optional[str] = ..., tenant: _Optional[str] = ..., unit_id: _Optional[str] = ..., numeric_context: _Optional[_Mapping[str, float]] = ..., categorical_context: _Optional[_Mapping[str, str]] = ..., max_cost_usd: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
+    fresh_request_id: bool
+    def __init__(self, prompt: _Optional[str] = ..., candidates: _Optional[_Iterable[str]] = ..., route: _Optional[str] = ..., tenant: _Optional[str] = ..., unit_id: _Optional[str] = ..., numeric_context: _Optional[_Mapping[str, float]] = ..., categorical_context: _Optional[_Mapping[str, str]] = ..., max_cost_usd: _Optional[float] = ..., request_id: _Optional[str] = ..., fresh_request_id: _Optional[bool] = ...) -> None: ...
 
 class RankedModel(_message.Message):
     __slots__ = ("model", "score", "probability", "estimated_cost_usd")
