@@ -10,6 +10,9 @@ are repeatable to about 0.1% (callgrind counts them, whatever else the machine d
 is the measure to compare two versions of the server with, and to see how far Route is from
 the echo ceiling of ``benchmarks/load.py`` (which is CPU-bound on the server process).
 
+``--request-ids fresh`` gives each Route a new request id marked ``fresh_request_id``, as
+``banditroute.client`` does; ``reused`` a new id not so marked (a caller's own ids, a retry).
+
 Method: each server runs under ``valgrind --tool=callgrind --instr-atstart=no``; a client
 (this process) warms it up with ``--warmup`` Routes, switches instrumentation on
 (``callgrind_control -i on``), sends ``--calls`` Routes with ``--concurrency`` in flight, dumps
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +66,9 @@ def _valgrind(out_dir: Path, argv: list[str], env: dict[str, str]) -> subprocess
     )
 
 
-async def _drive(port: int, pid: int, warmup: int, calls: int, concurrency: int) -> float:
+async def _drive(
+    port: int, pid: int, warmup: int, calls: int, concurrency: int, request_ids: str = "none"
+) -> float:
     import grpc.aio
 
     from banditroute.v1 import router_pb2, router_pb2_grpc
@@ -83,6 +89,9 @@ async def _drive(port: int, pid: int, warmup: int, calls: int, concurrency: int)
             async def worker(k: int) -> None:
                 for i in range(k, n, concurrency):
                     request = router_pb2.RouteRequest(prompt=PROMPTS[i % len(PROMPTS)])
+                    if request_ids != "none":  # as banditroute.client sends it, or reused
+                        request.request_id = uuid.uuid4().hex
+                        request.fresh_request_id = request_ids == "fresh"
                     await stub.Route(request, timeout=300)
 
             await asyncio.gather(*(worker(k) for k in range(concurrency)))
@@ -141,7 +150,10 @@ def measure(kind: str, db_url: str, args: argparse.Namespace) -> dict[str, float
         )
         proc = _valgrind(out_dir, ["-m", "banditroute.service.cli", "serve", "--demo"], env)
     try:
-        elapsed = asyncio.run(_drive(port, proc.pid, args.warmup, args.calls, args.concurrency))
+        ids = args.request_ids if kind == "route" else "none"
+        elapsed = asyncio.run(
+            _drive(port, proc.pid, args.warmup, args.calls, args.concurrency, ids)
+        )
         time.sleep(1.0)  # the dump is written asynchronously
         result = {
             f"{kind}_instructions_per_call": _instructions(out_dir) / args.calls,
@@ -160,6 +172,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--request-ids",
+        choices=["none", "fresh", "reused"],
+        default="none",
+        help="Routes without a request id; with a new one marked fresh (as banditroute.client "
+        "sends them); with a new one not marked (a caller's own ids)",
+    )
     _server_options(parser, RESULTS)
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -168,6 +187,7 @@ def main() -> None:
         "calls": args.calls,
         "concurrency": args.concurrency,
         "durable_decisions": args.durable_decisions,
+        "request_ids": args.request_ids,
     }
     result.update(measure("echo", "", args))
     with migrated_database(args.database_url, "br_instructions") as (db_url, _mode):

@@ -11,8 +11,9 @@ before its ids (held until COMMIT), so the events followers read (outcomes and f
 (an event joins its decision, which committed before it or in the same transaction), so a
 batch of decisions alone takes no lock: its ids are plain ``nextval`` calls and writer
 processes commit decisions side by side instead of one after the other.
-:func:`commit_plain_decisions` is the Route hot path: decisions without request ids, one
-statement.
+:func:`commit_plain_decisions` is the Route hot path: a batch of decisions alone, one round
+trip; their request ids (when they have some) are claimed in the same transaction, and a batch
+where one is taken already is written again by :func:`commit_batch`, which settles it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ from banditroute.service.storage.row_checks import (
     rated_query,
 )
 from banditroute.service.storage.rows import DECISION_COLUMNS, OUTCOME_COLUMNS, DecisionRow
-from banditroute.service.storage.sql_literals import decision_copy_values, decision_literals
+from banditroute.service.storage.sql_literals import (
+    decision_copy_values,
+    decision_literals,
+    literal,
+)
 
 __all__ = ["BatchItem", "commit_batch", "commit_plain_decisions", "is_plain_decisions"]
 
@@ -70,33 +75,65 @@ assert OUTCOME_COLUMNS[-1] == "error"
 
 
 def is_plain_decisions(batch: Sequence[BatchItem]) -> bool:
-    """True for a batch of decisions without idempotency keys (the Route hot path)."""
-    return all(kind == "d" and not row.request_id for kind, row in batch)
+    """True for a batch of decisions alone (the Route hot path)."""
+    return all(kind == "d" for kind, _ in batch)
+
+
+def _claim_literals(batch: Sequence[BatchItem]) -> str:
+    """``INSERT INTO request_ids ...;`` for the batch's request ids ("" when none has one)."""
+    claims = [
+        f"({literal(row.tenant)},{literal(row.request_id)},{literal(row.decision_id)},"
+        f"{literal(row.created_at)})"
+        for _, row in batch
+        if row.request_id
+    ]
+    if not claims:
+        return ""
+    return (
+        "INSERT INTO request_ids (tenant, request_id, decision_id, created_at) VALUES "
+        + ",".join(claims)
+        + ";"
+    )
 
 
 async def commit_plain_decisions(
     conn: psycopg.AsyncConnection[Any], batch: Sequence[BatchItem]
 ) -> list[Any]:
-    """Write decisions without request ids in ONE round trip; their event ids, in order.
+    """Write a batch of decisions in ONE round trip; their event ids, in order (None for a
+    decision whose request id another decision has: see below).
 
-    One simple-protocol statement on the autocommit connection (so its own transaction): a
-    multi-row ``INSERT`` whose rows take their ids from ``nextval('event_ids')``, ``RETURNING``
-    them in row order. No event-log lock (see the module docstring). Values are rendered as
-    SQL literals (:mod:`banditroute.service.storage.sql_literals`). :func:`commit_batch` takes
-    three or four round trips, each several event-loop waits in psycopg; on Route load (about
-    ten decisions per batch) that difference is a large share of the server's CPU.
+    One simple-protocol query on the autocommit connection (so one implicit transaction): the
+    claims of the batch's request ids, if any, then a multi-row ``INSERT`` whose rows take
+    their ids from ``nextval('event_ids')``, ``RETURNING`` them in row order. No event-log
+    lock (see the module docstring). Values are rendered as SQL literals
+    (:mod:`banditroute.service.storage.sql_literals`). :func:`commit_batch` takes three or four
+    round trips, each several event-loop waits in psycopg; on Route load (about ten decisions
+    per batch) that difference is a large share of the server's CPU.
+
+    Claims are optimistic: a request id already taken (a retry that reached two processes, or
+    twice in the batch) fails the whole query, and the batch is written again by
+    :func:`commit_batch`, whose claims skip taken ids.
     """
     try:
         rows = ",".join([decision_literals(row) for _, row in batch])
+        claims = _claim_literals(batch)
     except TypeError:  # a value the literals do not know: let psycopg adapt it
         return await commit_batch(conn, batch)
-    query = f"INSERT INTO decisions ({_DECISION_INSERT_SQL}) VALUES {rows} RETURNING event_id"
+    query = (
+        f"{claims}INSERT INTO decisions ({_DECISION_INSERT_SQL}) VALUES {rows} RETURNING event_id"
+    )
     try:
         async with conn.cursor() as cur:
             await cur.execute(query.encode(), prepare=False)  # type: ignore[call-overload]
-            ids = [int(r[0]) for r in await cur.fetchall()]
+            if claims:
+                cur.nextset()  # the claims' command status; the decisions' ids come next
+            ids: list[Any] = [int(r[0]) for r in await cur.fetchall()]
         if len(ids) != len(batch) or conn.info.transaction_status != TransactionStatus.IDLE:
             raise psycopg.OperationalError("the decision batch did not commit")
+    except psycopg.errors.UniqueViolation:
+        if not claims:
+            raise
+        return await commit_batch(conn, batch)  # rolled back as a whole: settle the claims
     except BaseException:
         with contextlib.suppress(Exception):
             await conn.rollback()
