@@ -67,7 +67,8 @@ class RouterServicer:
         value, negative max_cost_usd, unknown candidate), NOT_FOUND (unknown
         route), FAILED_PRECONDITION (no enabled candidate, or none under
         max_cost_usd), RESOURCE_EXHAUSTED. Safe to retry with the same
-        request_id: the same decision comes back with replayed = true.
+        request_id (and fresh_request_id = false): the same decision comes back
+        with replayed = true.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
