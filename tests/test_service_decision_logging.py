@@ -7,10 +7,12 @@ answers Route only after its decision committed, as before.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import psycopg
@@ -34,24 +36,37 @@ def _stored(db_url: str, decision_id: str) -> bool:
     return row is not None
 
 
+def _wait_stored(db_url: str, decision_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while not _stored(db_url, decision_id):
+        assert time.monotonic() < deadline, "the decision never committed"
+        time.sleep(0.02)
+
+
 def _stub(server: InProcessServer) -> tuple[grpc.Channel, router_pb2_grpc.RouterStub]:
     channel = grpc.insecure_channel(server.address)
     return channel, router_pb2_grpc.RouterStub(channel)
 
 
-@pytest.fixture
-def two_servers(fresh_db_url: str) -> Iterator[tuple[InProcessServer, InProcessServer]]:
-    """Two processes' worth of server on one database; the first commits decisions slowly."""
-    register_demo(fresh_db_url)
-    first = InProcessServer(fresh_db_url, write_flush_ms=SLOW_FLUSH_MS)
+@contextlib.contextmanager
+def _servers(db_url: str, flush_ms: float) -> Iterator[tuple[InProcessServer, InProcessServer]]:
+    register_demo(db_url)
+    first = InProcessServer(db_url, write_flush_ms=flush_ms)
     try:
-        second = InProcessServer(fresh_db_url)
+        second = InProcessServer(db_url)
         try:
             yield first, second
         finally:
             second.stop()
     finally:
         first.stop()
+
+
+@pytest.fixture
+def two_servers(fresh_db_url: str) -> Iterator[tuple[InProcessServer, InProcessServer]]:
+    """Two processes' worth of server on one database; the first commits decisions slowly."""
+    with _servers(fresh_db_url, SLOW_FLUSH_MS) as servers:
+        yield servers
 
 
 def test_route_answers_before_its_decision_commits(
@@ -62,10 +77,7 @@ def test_route_answers_before_its_decision_commits(
     with channel:
         reply = stub.Route(router_pb2.RouteRequest(prompt="hello"), timeout=10)
         assert not _stored(first.db_url, reply.decision_id)
-        deadline = time.monotonic() + 10
-        while not _stored(first.db_url, reply.decision_id):
-            assert time.monotonic() < deadline, "the decision never committed"
-            time.sleep(0.02)
+        _wait_stored(first.db_url, reply.decision_id)
 
 
 def test_outcome_right_after_route_same_worker_is_accepted(
@@ -163,13 +175,6 @@ def _decisions_of_request(db_url: str, request_id: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _wait_stored(db_url: str, decision_id: str) -> None:
-    deadline = time.monotonic() + 10
-    while not _stored(db_url, decision_id):
-        assert time.monotonic() < deadline, "the decision never committed"
-        time.sleep(0.02)
-
-
 def test_fresh_request_id_is_answered_before_its_decision_commits(
     two_servers: tuple[InProcessServer, ...],
 ) -> None:
@@ -189,50 +194,48 @@ def test_fresh_request_id_is_answered_before_its_decision_commits(
     assert again.replayed and again.decision_id == fresh.decision_id
 
 
-def test_retry_in_another_process_gets_the_fresh_request_ids_decision(
-    two_servers: tuple[InProcessServer, ...],
-) -> None:
-    first, second = two_servers
-    channel1, stub1 = _stub(first)
-    channel2, stub2 = _stub(second)
-    request = router_pb2.RouteRequest(prompt="hello", request_id="r-1", fresh_request_id=True)
-    with channel1, channel2:
-        answered = stub1.Route(request, timeout=10)
-        _wait_stored(first.db_url, answered.decision_id)
-        request.fresh_request_id = False  # what the client's retry sends
-        retried = stub2.Route(request, timeout=10)
-    assert retried.replayed and retried.decision_id == answered.decision_id
+@pytest.mark.parametrize("committed", [True, False], ids=["after-its-commit", "before-it"])
+def test_retry_in_another_process_of_a_fresh_request_id(fresh_db_url: str, committed: bool) -> None:
+    # The first attempt's answer was lost on the way (why the client retried). A retry that
+    # reaches another process after that attempt's decision committed gets it back; one that
+    # arrives before is decided and stored there, and the first attempt's row is dropped: one
+    # decision is kept under the id, and it is the one the client has.
+    # 3 s: the retry surely arrives before the first attempt's commit, even on a loaded machine
+    servers = _servers(fresh_db_url, SLOW_FLUSH_MS if committed else 3000.0)
+    with servers as (first, second):
+        channel1, stub1 = _stub(first)
+        channel2, stub2 = _stub(second)
+        with channel1, channel2:
+            _retry_of_a_fresh_request_id(first, stub1, stub2, committed)
 
 
-def test_retry_stored_first_by_another_process_wins_over_the_fresh_attempt(
-    two_servers: tuple[InProcessServer, ...],
+def _retry_of_a_fresh_request_id(
+    first: InProcessServer, stub1: Any, stub2: Any, committed: bool
 ) -> None:
-    # The first attempt's answer was lost on the way (why the client retried); the retry
-    # reaches another process before that attempt's decision commits. One decision is kept
-    # under the id, the retry's, and it is the one the client has.
-    first, second = two_servers
-    channel1, stub1 = _stub(first)
-    channel2, stub2 = _stub(second)
     request = router_pb2.RouteRequest(prompt="hello", request_id="r-1", fresh_request_id=True)
-    with channel1, channel2:
-        lost = stub1.Route(request, timeout=10)
-        request.fresh_request_id = False
-        retried = stub2.Route(request, timeout=10)
-        assert not retried.replayed and retried.decision_id != lost.decision_id
-        store = first.app.router.store
-        deadline = time.monotonic() + 10
-        while store.dropped == 0:  # type: ignore[attr-defined]
-            assert time.monotonic() < deadline, "the first attempt's decision never settled"
-            time.sleep(0.02)
-        assert _decisions_of_request(first.db_url, "r-1") == [retried.decision_id]
-        outcome = stub1.RecordOutcome(
-            router_pb2.RecordOutcomeRequest(decision_id=retried.decision_id, quality=1.0),
+    lost = stub1.Route(request, timeout=10)
+    if committed:
+        _wait_stored(first.db_url, lost.decision_id)
+    request.fresh_request_id = False  # what the client's retry sends
+    retried = stub2.Route(request, timeout=10)
+    if committed:
+        assert retried.replayed and retried.decision_id == lost.decision_id
+        return
+    assert not retried.replayed and retried.decision_id != lost.decision_id
+    store = first.app.router.store
+    deadline = time.monotonic() + 10
+    while store.dropped == 0:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the first attempt's decision never settled"
+        time.sleep(0.02)
+    assert _decisions_of_request(first.db_url, "r-1") == [retried.decision_id]
+    outcome = stub1.RecordOutcome(
+        router_pb2.RecordOutcomeRequest(decision_id=retried.decision_id, quality=1.0),
+        timeout=10,
+    )
+    assert outcome.event_id > 0
+    with pytest.raises(grpc.RpcError) as err:  # (after the wait for young decisions)
+        stub2.RecordOutcome(
+            router_pb2.RecordOutcomeRequest(decision_id=lost.decision_id, quality=1.0),
             timeout=10,
         )
-        assert outcome.event_id > 0
-        with pytest.raises(grpc.RpcError) as err:  # (after the wait for young decisions)
-            stub2.RecordOutcome(
-                router_pb2.RecordOutcomeRequest(decision_id=lost.decision_id, quality=1.0),
-                timeout=10,
-            )
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
