@@ -1,7 +1,9 @@
 """kill -9 right after a burst of Routes, decisions logged off the request path (the default):
 the decisions lost are at most the last unsettled window (never more than
 ``write_batch_max_rows``, all of them answered in the last moments before the kill), and no
-acknowledged outcome is lost.
+acknowledged outcome is lost. A third of the Routes carry a fresh request id, as
+``banditroute.client`` sends them: a request id is claimed if and only if its decision is
+stored (both commit in one transaction).
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ async def _burst(address: str) -> list[tuple[str, float]]:
 
         async def worker() -> None:
             for i in todo:
-                reply = await stub.Route(
-                    router_pb2.RouteRequest(prompt=f"burst prompt {i} on topic {i % 13}"),
-                    timeout=60,
-                )
+                request = router_pb2.RouteRequest(prompt=f"burst prompt {i} on topic {i % 13}")
+                if i % 3 == 0:
+                    request.request_id, request.fresh_request_id = f"burst-{i}", True
+                reply = await stub.Route(request, timeout=60)
                 answered.append((reply.decision_id, time.monotonic()))
 
         await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
@@ -87,3 +89,15 @@ def test_sigkill_after_route_burst_loses_at_most_one_window(fresh_db_url: str) -
     assert len(lost) <= BATCH_MAX_ROWS, f"{len(lost)} decisions lost"
     late = [d for d, t in lost if killed_at - t > SETTLED_AFTER_S]
     assert late == [], f"{len(late)} decisions answered long before the kill were lost"
+    with psycopg.connect(libpq_url(fresh_db_url)) as conn:
+        keyed = conn.execute(
+            "SELECT count(*) FROM decisions WHERE request_id LIKE 'burst-%'"
+        ).fetchone()
+        claims = conn.execute(
+            "SELECT count(*), count(d.decision_id) FROM request_ids r "
+            "LEFT JOIN decisions d ON d.decision_id = r.decision_id "
+            "WHERE r.request_id LIKE 'burst-%'"
+        ).fetchone()
+    assert keyed is not None and claims is not None
+    assert keyed[0] > BURST // 3 - BATCH_MAX_ROWS
+    assert claims == (keyed[0], keyed[0])  # one claim per stored keyed decision, none orphaned
