@@ -45,7 +45,8 @@ private
   unloaded server. ``route_p50_ms_c1_fresh_request_id`` is the same Route with a new request id
   marked fresh, as ``banditroute.client`` sends every Route; ``..._reused_request_id`` with an
   id not marked fresh (a caller's own ids, a retry), which is looked up and waits for its
-  commit.
+  commit. ``route_cpu_vs_echo_fresh_request_id`` (and ``route_rps_fresh_request_id``) is
+  ``route_cpu_vs_echo`` for Routes as the client sends them.
 
 The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
 machine only and are what the README reports.
@@ -601,6 +602,11 @@ def main() -> None:
             for ids in ("fresh", "reused"):  # the Python client's Route; a caller's own ids
                 c1 = _measure(port, server.pid, args, 1, concurrency=1, request_ids=ids)
                 result[f"route_p50_ms_c1_{ids}_request_id"] = c1["p50_ms"]
+            r = _measure(port, server.pid, args, args.channels, request_ids="fresh")
+            result.update(
+                route_rps_fresh_request_id=r["rps"],
+                route_server_cpu_us_per_call_fresh_request_id=r.get("server_cpu_us_per_call", 0.0),
+            )
             # 4. outcome ingest
             o = _run_client(
                 _outcome_client, f"127.0.0.1:{port}", args.outcome_decisions, args.batch
@@ -629,6 +635,10 @@ def main() -> None:
     result["route_added_p50_ms_c1"] = result["route_p50_ms_c1"] - result["echo_p50_ms_c1"]
     result["route_cpu_vs_echo"] = (
         result["route_server_cpu_us_per_call"] / result["echo_server_cpu_us_per_call"]
+    )
+    result["route_cpu_vs_echo_fresh_request_id"] = (
+        result["route_server_cpu_us_per_call_fresh_request_id"]
+        / result["echo_server_cpu_us_per_call"]
     )
     result["route_vs_echo_2workers"] = result["route_rps_2workers"] / result["echo_rps"]
     result["echo_commit_vs_echo"] = result["echo_commit_rps"] / result["echo_rps"]
