@@ -37,6 +37,12 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
 * ``select``: ``g = 1`` with the ``token_ridge`` of a grid (or no sparse part) whose progressive
   squared error (predictions made before each update) is lowest so far; the sufficient
   statistics do not depend on the ridge, so every candidate is scored from one state.
+* ``cv``: ``g`` chosen from ``CV_GRID`` on the fully labelled warm-start history by the
+  *decisions* each weight would have made: before each history prompt's first update, the
+  arm each weight picks (the same score as ``_select``); each weight is credited with that
+  arm's reward (at the run's cost weight) when it comes in. Only the history's second half
+  counts (the grams know little before it). The weight with the most credit wins (ties: the
+  smallest) and stays fixed in the bandit pass; a cold start keeps 0.
 
 The prompt's row id rides as an extra last column of the feature matrix, which the learner
 strips (so the 64 dense features are exactly the shipped ones).
@@ -82,6 +88,8 @@ from banditroute.service.replay.runner import (
 #: The grams of every featurised prompt, by the row id in the features' last column.
 TOKENS: list[tuple[np.ndarray, np.ndarray]] = []
 SELECT_GRID = (0.25, 1.0, 4.0, 16.0)
+#: ``cv``: the gram weights the labelled history chooses from (ascending: ties go to the least).
+CV_GRID = (0.0, 0.25, 0.5, 1.0)
 #: ``support``: a gram's slot counts for an arm once that arm has seen it this many times.
 SUPPORT = 20
 
@@ -122,6 +130,9 @@ class TokenLinUCB(LinUCB):
         self._pending: dict[int, tuple[int, int, float]] = {}
         self._row = -1
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
+        self._credits: list[np.ndarray] = []  # cv: per history row, each weight's reward
+        self._cv_weight: float | None = None  # cv: chosen at the first select after them
+        self._selected_row = -1  # the last row select() saw: its update is a bandit round
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
 
     def _grow(self) -> None:
@@ -157,13 +168,19 @@ class TokenLinUCB(LinUCB):
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
         if self.gate in ("fixed", "top2", "support"):
             return 1.0, self.token_ridge
+        if self.gate == "cv":
+            if self._cv_weight is None:
+                late = self._credits[len(self._credits) // 2 :]
+                credit = np.sum(late, axis=0)[:-1] if late else np.zeros(len(CV_GRID))
+                self._cv_weight = CV_GRID[int(credit.argmax())]
+            return self._cv_weight, self.token_ridge
         best = int(self._errors.argmin())
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
     def select(self, x: Any, candidates: Iterable[str] | None = None, *,
                rng: np.random.Generator | None = None) -> Decision:
         x = np.asarray(x)
-        self._row = int(x[-1])
+        self._row = self._selected_row = int(x[-1])
         self._tokens = TOKENS[self._row]
         return super().select(x[:-1], candidates, rng=rng)
 
@@ -182,6 +199,13 @@ class TokenLinUCB(LinUCB):
                 row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
+        elif self.gate == "cv":
+            if row != self._selected_row:  # a labelled history row, not a bandit round
+                picks = self._before_first_update(row, lambda: self._cv_picks(dense_x, tokens))
+                if not self._credits or self._credits[-1][-1] != row:
+                    self._credits.append(np.zeros(len(CV_GRID) + 1))
+                    self._credits[-1][-1] = row
+                self._credits[-1][:-1][picks == i] += float(reward)
         elif self.gate == "select":
             guesses = np.array([self._sparse(tokens, r)[i] for r in SELECT_GRID] + [0.0])
             self._errors += (residual - guesses) ** 2
@@ -199,6 +223,15 @@ class TokenLinUCB(LinUCB):
         self._c[i, slots] += 1
         super().update(dense_x, arm, reward)
         return self
+
+    def _cv_picks(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
+        """The arm each weight of ``CV_GRID`` picks now (greedy on ``_select``'s score)."""
+        means, widths = self._ridge.means_and_widths(self._features(dense_x),
+                                                     self._intercept_prior())
+        idx = self._active_idx
+        dense = (means + self.alpha * np.sqrt(widths))[idx]
+        sparse = self._sparse(tokens, self.token_ridge)[idx]
+        return np.array([idx[int((dense + w * sparse).argmax())] for w in CV_GRID])
 
     def _mix_weight(self) -> float:
         z = (self._g[0] - self._g[1]) / np.sqrt(self._n_disagree + 1.0)
