@@ -82,14 +82,17 @@ TEXT_COLUMNS = (
 )
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-request-id", "request-id"])
 @pytest.mark.parametrize("text", HOSTILE)
-def test_decisions_without_request_id_round_trip_hostile_text_exactly(
-    fresh_db_url: str, text: str
+def test_decision_batches_round_trip_hostile_text_exactly(
+    fresh_db_url: str, text: str, keyed: bool
 ) -> None:
-    # Decision-only batches without request ids take the one-round-trip path, which renders
-    # values as SQL literals: every character must arrive unchanged, nothing may execute.
+    # Decision-only batches take the one-round-trip path, which renders values (and the
+    # request ids' claims) as SQL literals: every character must arrive unchanged, nothing
+    # may execute.
     row = decision_row(
         **dict.fromkeys(TEXT_COLUMNS, text),
+        request_id=text if keyed else "",
         candidates=[text, "m2"],
         numeric_context={text: 1.5},
         categorical_context={text: text},
@@ -106,9 +109,11 @@ def test_decisions_without_request_id_round_trip_hostile_text_exactly(
     columns = ", ".join(k for k in row)
     with psycopg.connect(libpq_url(fresh_db_url)) as conn:
         stored = conn.execute(f"SELECT event_id, {columns} FROM decisions").fetchall()
+        claims = conn.execute("SELECT tenant, request_id, decision_id FROM request_ids").fetchall()
     assert len(stored) == 1
     assert stored[0][0] == event_id
     assert dict(zip(row, stored[0][1:], strict=True)) == row
+    assert claims == ([(text, text, row["decision_id"])] if keyed else [])
 
 
 def test_decision_batch_gets_consecutive_ids_in_arrival_order(fresh_db_url: str) -> None:
