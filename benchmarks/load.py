@@ -47,6 +47,8 @@ private
   id not marked fresh (a caller's own ids, a retry), which is looked up and waits for its
   commit. ``route_cpu_vs_echo_fresh_request_id`` (and ``route_rps_fresh_request_id``) is
   ``route_cpu_vs_echo`` for Routes as the client sends them.
+* **Outcome latency** (``outcome_p50_ms_c1``, ``outcome_p99_ms_c1``): a RecordOutcome right
+  after its Route, one call in flight on a quiet server; it is answered after its commit.
 
 The machine is shared by server, client and PostgreSQL (2 cores here): numbers are for this
 machine only and are what the README reports.
@@ -382,6 +384,33 @@ def _outcome_client(address: str, decisions: int, batch: int, out: Any) -> None:
     out.put(asyncio.run(main()))
 
 
+def _outcome_c1_client(address: str, calls: int, out: Any) -> None:
+    """One call in flight: a Route, then its RecordOutcome (acknowledged after its commit);
+    the outcome's p50 and p99 latency."""
+    import grpc
+
+    from banditroute.v1 import router_pb2, router_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = router_pb2_grpc.RouterStub(channel)
+        latencies = []
+        for i in range(calls):
+            reply = stub.Route(router_pb2.RouteRequest(prompt=PROMPTS[i % len(PROMPTS)]))
+            started = time.perf_counter()
+            stub.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(decision_id=reply.decision_id, quality=1.0)
+            )
+            latencies.append((time.perf_counter() - started) * 1e3)
+            time.sleep(0.005)  # a quiet server: the next call comes later
+    latencies.sort()
+    out.put(
+        {
+            "p50_ms": latencies[len(latencies) // 2],
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        }
+    )
+
+
 def _run_client(target: Any, *args: Any) -> dict[str, Any]:
     """Run ``target(*args, queue)`` in a client process and return what it puts on the queue."""
     ctx = multiprocessing.get_context("spawn")
@@ -602,6 +631,8 @@ def main() -> None:
             for ids in ("fresh", "reused"):  # the Python client's Route; a caller's own ids
                 c1 = _measure(port, server.pid, args, 1, concurrency=1, request_ids=ids)
                 result[f"route_p50_ms_c1_{ids}_request_id"] = c1["p50_ms"]
+            o = _run_client(_outcome_c1_client, f"127.0.0.1:{port}", 300)
+            result.update(outcome_p50_ms_c1=o["p50_ms"], outcome_p99_ms_c1=o["p99_ms"])
             r = _measure(port, server.pid, args, args.channels, request_ids="fresh")
             result.update(
                 route_rps_fresh_request_id=r["rps"],
