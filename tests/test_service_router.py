@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -15,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from banditroute.service.config import libpq_url
 from banditroute.service.core.admin import DEMO_MODELS
-from banditroute.v1 import router_pb2, router_pb2_grpc
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, rpc_code
 
 IA = grpc.StatusCode.INVALID_ARGUMENT
@@ -141,6 +142,39 @@ def test_request_id_is_idempotent_across_processes(grpc_server: InProcessServer)
         assert replay.replayed and replay.decision_id == first.decision_id
     finally:
         second.stop()
+
+
+def test_retry_whose_new_decision_fails_gets_the_stored_one(grpc_server: InProcessServer) -> None:
+    # Route does not read the database before deciding: a retry is found out by its write's
+    # claim. When the retry's new decision cannot be made (here: its only model was disabled
+    # since), the stored decision still answers it.
+    second = InProcessServer(grpc_server.db_url)  # the stored row answers, not the cache
+    solo = admin_pb2.Model(id="solo", output_usd_per_mtok=1.0, enabled=True)
+    try:
+        with (
+            grpc.insecure_channel(grpc_server.address) as a,
+            grpc.insecure_channel(second.address) as b,
+        ):
+            admin = admin_pb2_grpc.AdminStub(a)
+            md = grpc_server.admin_metadata
+            admin.PutModel(admin_pb2.PutModelRequest(model=solo), metadata=md)
+            request = router_pb2.RouteRequest(prompt="hi", candidates=["solo"], request_id="r-9")
+            grpc_server.sync()
+            first = router_pb2_grpc.RouterStub(a).Route(request)
+            solo.enabled = False
+            admin.PutModel(admin_pb2.PutModelRequest(model=solo), metadata=md)
+            other = router_pb2_grpc.RouterStub(b)
+            probe = router_pb2.RouteRequest(prompt="hi", candidates=["solo"])
+            for _ in range(200):  # until the second process has the change
+                if rpc_code(lambda: other.Route(probe)) == grpc.StatusCode.FAILED_PRECONDITION:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the second process never saw the model disabled")
+            retried = other.Route(request)
+    finally:
+        second.stop()
+    assert retried.replayed and retried.decision_id == first.decision_id
 
 
 @pytest.mark.parametrize(

@@ -264,13 +264,17 @@ class BufferedDecisionStore:
 
         While the database is unreachable only the buffer can answer.
         """
-        held = self._by_request.get((tenant, request_id))
+        held = self.held_request(tenant, request_id)
         if held is not None:
             return held
         try:
             return await self.inner.find_request(tenant, request_id)
         except Unavailable:
             return None
+
+    def held_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        """The decision of ``(tenant, request_id)`` waiting in the outage buffer, or None."""
+        return self._by_request.get((tenant, request_id))
 
     # ------------------------------------------------------------------ outage state
     @property

@@ -39,7 +39,12 @@ from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyR
 from banditroute.service.core.budgets import BudgetBook, paced_decision
 from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
-from banditroute.service.errors import FailedPrecondition, InvalidArgument, NotFound
+from banditroute.service.errors import (
+    BanditrouteError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from banditroute.service.storage.ids import new_decision_id
 from banditroute.service.storage.rows import DecisionRow
 
@@ -119,6 +124,11 @@ class DecisionStore(Protocol):
 
     async def find_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         """The stored decision row of ``(tenant, request_id)``, or None."""
+        ...
+
+    def held_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        """The decision row of ``(tenant, request_id)`` held in memory, not written yet (a
+        database outage), or None; reads no database."""
         ...
 
 
@@ -277,13 +287,7 @@ class RouterCore:
         future: asyncio.Future[RouteResult] = asyncio.get_running_loop().create_future()
         self._pending[key] = (fingerprint, future)
         try:
-            fresh = req.fresh_request_id  # nothing can be stored under it: no round trip
-            stored = None if fresh else await self.store.find_request(req.tenant, req.request_id)
-            if stored is not None:
-                idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
-                result = self._replay(self._from_row(stored, req))
-            else:
-                result = await self._decide(req)
+            result = await self._decide_once(req)
             self._remember(key, fingerprint, result)
             future.set_result(result)
             return result
@@ -293,6 +297,28 @@ class RouterCore:
             raise
         finally:
             del self._pending[key]
+
+    async def _decide_once(self, req: RouteRequest) -> RouteResult:
+        """The decision of ``req.request_id``: stored already (replayed), else a new one.
+
+        No database read on the way in. Nothing can be stored under a fresh id; for any other
+        id the new decision's write claims it, and finds it taken (a retry) when it is: then
+        :meth:`_decide` reads the stored decision and replays it. A retry whose new decision
+        fails (its route deleted since, its models disabled) gets the stored one too. Retries
+        pay a wasted decision; first tries, the common case, pay no read.
+        """
+        stored = self.store.held_request(req.tenant, req.request_id)  # an outage holds it
+        if stored is None:
+            try:
+                return await self._decide(req)
+            except BanditrouteError:
+                if req.fresh_request_id:
+                    raise
+                stored = await self.store.find_request(req.tenant, req.request_id)
+                if stored is None:
+                    raise
+        idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
+        return self._replay(self._from_row(stored, req))
 
     def _replay(self, result: RouteResult) -> RouteResult:
         if self.metrics is not None:
