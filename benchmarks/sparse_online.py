@@ -43,6 +43,11 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   arm's reward (at the run's cost weight) when it comes in. Only the history's second half
   counts (the grams know little before it). The weight with the most credit wins (ties: the
   smallest) and stays fixed in the bandit pass; a cold start keeps 0.
+* ``cvrank``: as ``cv``, but each weight is scored by how its score *differences* rank the
+  history's second-half prompts: for every pair of arms, the concordance (Kendall's tau-a
+  over pairs of prompts) of the predicted difference with the realised reward difference,
+  averaged over the pairs of arms. This is what CPT(50%) and a paced budget use: which
+  prompts deserve the dearer model most, not whether each pick is right at one cost weight.
 
 The prompt's row id rides as an extra last column of the feature matrix, which the learner
 strips (so the 64 dense features are exactly the shipped ones).
@@ -131,6 +136,8 @@ class TokenLinUCB(LinUCB):
         self._row = -1
         self._errors = np.zeros(len(SELECT_GRID) + 1)  # the last one: no sparse part
         self._credits: list[np.ndarray] = []  # cv: per history row, each weight's reward
+        #: cvrank: per history row, (row, scores per weight and arm, rewards per arm)
+        self._ranked: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._cv_weight: float | None = None  # cv: chosen at the first select after them
         self._selected_row = -1  # the last row select() saw: its update is a bandit round
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
@@ -174,6 +181,10 @@ class TokenLinUCB(LinUCB):
                 credit = np.sum(late, axis=0)[:-1] if late else np.zeros(len(CV_GRID))
                 self._cv_weight = CV_GRID[int(credit.argmax())]
             return self._cv_weight, self.token_ridge
+        if self.gate == "cvrank":
+            if self._cv_weight is None:
+                self._cv_weight = CV_GRID[int(self._rank_scores().argmax())]
+            return self._cv_weight, self.token_ridge
         best = int(self._errors.argmin())
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
@@ -199,6 +210,12 @@ class TokenLinUCB(LinUCB):
                 row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
+        elif self.gate == "cvrank":
+            if row != self._selected_row:  # a labelled history row: its scores, then rewards
+                scores = self._before_first_update(row, lambda: self._cv_scores(dense_x, tokens))
+                if not self._ranked or self._ranked[-1][0] != row:
+                    self._ranked.append((row, scores, np.full(len(self._arm_names), np.nan)))
+                self._ranked[-1][2][i] = float(reward)
         elif self.gate == "cv":
             if row != self._selected_row:  # a labelled history row, not a bandit round
                 picks = self._before_first_update(row, lambda: self._cv_picks(dense_x, tokens))
@@ -223,6 +240,33 @@ class TokenLinUCB(LinUCB):
         self._c[i, slots] += 1
         super().update(dense_x, arm, reward)
         return self
+
+    def _cv_scores(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
+        """Every arm's score under each weight of ``CV_GRID`` (rows: weights)."""
+        means, widths = self._ridge.means_and_widths(self._features(dense_x),
+                                                     self._intercept_prior())
+        dense = means + self.alpha * np.sqrt(widths)
+        sparse = self._sparse(tokens, self.token_ridge)
+        return np.stack([dense + w * sparse for w in CV_GRID])
+
+    def _rank_scores(self) -> np.ndarray:
+        """``cvrank``: per weight, the mean over pairs of arms of Kendall's tau-a between the
+        predicted and the realised reward differences, over the history's second half."""
+        late = self._ranked[len(self._ranked) // 2 :]
+        out = np.zeros(len(CV_GRID))
+        if len(late) < 2:
+            return out
+        scores = np.stack([s for _, s, _ in late])  # (n, weights, arms)
+        rewards = np.stack([r for _, _, r in late])  # (n, arms)
+        arms = [a for a in range(rewards.shape[1]) if not np.isnan(rewards[:, a]).any()]
+        pairs = [(a, b) for j, a in enumerate(arms) for b in arms[j + 1 :]]
+        for a, b in pairs:
+            d = rewards[:, a] - rewards[:, b]
+            sd = np.sign(d[:, None] - d[None, :])
+            for k in range(len(CV_GRID)):
+                g = scores[:, k, a] - scores[:, k, b]
+                out[k] += float((np.sign(g[:, None] - g[None, :]) * sd).mean()) / len(pairs)
+        return out
 
     def _cv_picks(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
         """The arm each weight of ``CV_GRID`` picks now (greedy on ``_select``'s score)."""
