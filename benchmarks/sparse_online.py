@@ -48,6 +48,9 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   over pairs of prompts) of the predicted difference with the realised reward difference,
   averaged over the pairs of arms. This is what CPT(50%) and a paced budget use: which
   prompts deserve the dearer model most, not whether each pick is right at one cost weight.
+* ``cvfold``: as ``cvrank``, over the whole history, with each prompt's gram prediction
+  held out: the grams' sums are additive, so the sums without a fold are the totals minus
+  that fold's part (two folds, by row parity); the dense scores are the final model's.
 
 The prompt's row id rides as an extra last column of the feature matrix, which the learner
 strips (so the 64 dense features are exactly the shipped ones).
@@ -138,6 +141,8 @@ class TokenLinUCB(LinUCB):
         self._credits: list[np.ndarray] = []  # cv: per history row, each weight's reward
         #: cvrank: per history row, (row, scores per weight and arm, rewards per arm)
         self._ranked: list[tuple[int, np.ndarray, np.ndarray]] = []
+        #: cvfold: per history row, (row, dense x, rewards per arm, (arm, residual) updates)
+        self._history: list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, float]]]] = []
         self._cv_weight: float | None = None  # cv: chosen at the first select after them
         self._selected_row = -1  # the last row select() saw: its update is a bandit round
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
@@ -185,6 +190,10 @@ class TokenLinUCB(LinUCB):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._rank_scores().argmax())]
             return self._cv_weight, self.token_ridge
+        if self.gate == "cvfold":
+            if self._cv_weight is None:
+                self._cv_weight = CV_GRID[int(self._fold_scores().argmax())]
+            return self._cv_weight, self.token_ridge
         best = int(self._errors.argmin())
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
@@ -210,6 +219,13 @@ class TokenLinUCB(LinUCB):
                 row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
+        elif self.gate == "cvfold":
+            if row != self._selected_row:  # a labelled history row: keep what a fold needs
+                if not self._history or self._history[-1][0] != row:
+                    rewards = np.full(len(self._arm_names), np.nan)
+                    self._history.append((row, dense_x.copy(), rewards, []))
+                self._history[-1][2][i] = float(reward)
+                self._history[-1][3].append((i, residual))
         elif self.gate == "cvrank":
             if row != self._selected_row:  # a labelled history row: its scores, then rewards
                 scores = self._before_first_update(row, lambda: self._cv_scores(dense_x, tokens))
@@ -249,15 +265,48 @@ class TokenLinUCB(LinUCB):
         sparse = self._sparse(tokens, self.token_ridge)
         return np.stack([dense + w * sparse for w in CV_GRID])
 
+    def _fold_scores(self) -> np.ndarray:
+        """``cvfold``: :meth:`_concordance` of every history prompt, its gram prediction made
+        without the prompt's fold."""
+        n = len(self._history)
+        if n < 4:
+            return np.zeros(len(CV_GRID))
+        k = len(self._arm_names)
+        scores = np.zeros((n, len(CV_GRID), k))
+        rewards = np.stack([r for _, _, r, _ in self._history])
+        for fold in (0, 1):
+            b, m = self._b.copy(), self._m.copy()
+            for j in range(fold, n, 2):  # take the fold's own part out of the sums
+                row, _, _, parts = self._history[j]
+                slots, weights = TOKENS[row]
+                for i, residual in parts:
+                    b[i, slots] -= residual * weights
+                    m[i, slots] -= weights * weights
+            for j in range(fold, n, 2):
+                row, dense_x, _, _ = self._history[j]
+                slots, weights = TOKENS[row]
+                means, widths = self._ridge.means_and_widths(self._features(dense_x),
+                                                             self._intercept_prior())
+                dense = means + self.alpha * np.sqrt(widths)
+                sparse = (b[:, slots] / (self.token_ridge + np.maximum(m[:, slots], 0.0))) @ weights
+                scores[j] = np.stack([dense + w * sparse for w in CV_GRID])
+        return self._concordance(scores, rewards)
+
     def _rank_scores(self) -> np.ndarray:
         """``cvrank``: per weight, the mean over pairs of arms of Kendall's tau-a between the
         predicted and the realised reward differences, over the history's second half."""
         late = self._ranked[len(self._ranked) // 2 :]
-        out = np.zeros(len(CV_GRID))
         if len(late) < 2:
-            return out
+            return np.zeros(len(CV_GRID))
         scores = np.stack([s for _, s, _ in late])  # (n, weights, arms)
         rewards = np.stack([r for _, _, r in late])  # (n, arms)
+        return self._concordance(scores, rewards)
+
+    @staticmethod
+    def _concordance(scores: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Per weight: the mean over pairs of arms of Kendall's tau-a between the predicted
+        (``scores``: prompts x weights x arms) and realised reward differences."""
+        out = np.zeros(len(CV_GRID))
         arms = [a for a in range(rewards.shape[1]) if not np.isnan(rewards[:, a]).any()]
         pairs = [(a, b) for j, a in enumerate(arms) for b in arms[j + 1 :]]
         for a, b in pairs:
