@@ -257,13 +257,20 @@ class TokenLinUCB(LinUCB):
         super().update(dense_x, arm, reward)
         return self
 
-    def _cv_scores(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
-        """Every arm's score under each weight of ``CV_GRID`` (rows: weights)."""
+    def _ucb(self, dense_x: np.ndarray) -> np.ndarray:
+        """Every arm's dense score as ``_select`` makes it: mean plus the UCB bonus."""
         means, widths = self._ridge.means_and_widths(self._features(dense_x),
                                                      self._intercept_prior())
-        dense = means + self.alpha * np.sqrt(widths)
-        sparse = self._sparse(tokens, self.token_ridge)
+        return np.asarray(means + self.alpha * np.sqrt(widths))
+
+    @staticmethod
+    def _weighted(dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+        """Every arm's score under each weight of ``CV_GRID`` (rows: weights)."""
         return np.stack([dense + w * sparse for w in CV_GRID])
+
+    def _cv_scores(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
+        """Every arm's score under each weight of ``CV_GRID`` (rows: weights)."""
+        return self._weighted(self._ucb(dense_x), self._sparse(tokens, self.token_ridge))
 
     def _fold_scores(self) -> np.ndarray:
         """``cvfold``: :meth:`_concordance` of every history prompt, its gram prediction made
@@ -285,11 +292,8 @@ class TokenLinUCB(LinUCB):
             for j in range(fold, n, 2):
                 row, dense_x, _, _ = self._history[j]
                 slots, weights = TOKENS[row]
-                means, widths = self._ridge.means_and_widths(self._features(dense_x),
-                                                             self._intercept_prior())
-                dense = means + self.alpha * np.sqrt(widths)
                 sparse = (b[:, slots] / (self.token_ridge + np.maximum(m[:, slots], 0.0))) @ weights
-                scores[j] = np.stack([dense + w * sparse for w in CV_GRID])
+                scores[j] = self._weighted(self._ucb(dense_x), sparse)
         return self._concordance(scores, rewards)
 
     def _rank_scores(self) -> np.ndarray:
@@ -319,12 +323,8 @@ class TokenLinUCB(LinUCB):
 
     def _cv_picks(self, dense_x: np.ndarray, tokens: Any) -> np.ndarray:
         """The arm each weight of ``CV_GRID`` picks now (greedy on ``_select``'s score)."""
-        means, widths = self._ridge.means_and_widths(self._features(dense_x),
-                                                     self._intercept_prior())
         idx = self._active_idx
-        dense = (means + self.alpha * np.sqrt(widths))[idx]
-        sparse = self._sparse(tokens, self.token_ridge)[idx]
-        return np.array([idx[int((dense + w * sparse).argmax())] for w in CV_GRID])
+        return idx[self._cv_scores(dense_x, tokens)[:, idx].argmax(axis=1)]
 
     def _mix_weight(self) -> float:
         z = (self._g[0] - self._g[1]) / np.sqrt(self._n_disagree + 1.0)
@@ -343,9 +343,7 @@ class TokenLinUCB(LinUCB):
             self._n_disagree += 1
             return
         def picks() -> tuple[int, int]:  # a fully labelled history: the two scorers' picks
-            means, widths = self._ridge.means_and_widths(self._features(dense_x),
-                                                         self._intercept_prior())
-            dense = means + self.alpha * np.sqrt(widths)
+            dense = self._ucb(dense_x)
             c0 = int(dense.argmax())
             c1 = int((dense + self._sparse(tokens, self.token_ridge)).argmax())
             self._n_disagree += c1 != c0

@@ -11,9 +11,10 @@ created without ``interceptors``.
 Only the hot service's methods should be *registered methods* (``registered=True``; grpc
 matches them in its core): grpc.aio keeps one pending request task per registered method, and
 waits on all of them (``asyncio.wait``) once for every RPC it serves. With the Admin service's
-methods registered too that was 25 tasks per wait, about 12 us more per Route than with 5 on
-this machine. Rarely called services go through the generic handler (one task for them all):
-``registered=False`` here, :class:`GenericOnly` for a generated ``add_*Servicer_to_server``.
+methods registered too that was 25 tasks per wait; with 6, Route runs 7 % fewer instructions
+(``benchmarks/instructions.py``). Rarely called services go through the generic handler (one
+task for them all): ``registered=False`` here, :class:`GenericOnly` for a generated
+``add_*Servicer_to_server``.
 
 Examples
 --------

@@ -108,8 +108,12 @@ class RouteRequest:
     max_cost_usd: float | None = None
     request_id: str = ""
     #: The client has just generated ``request_id`` and sends it for the first time: no
-    #: decision can be stored under it, so none is looked up or waited for.
+    #: decision can be stored under it, so the new one's commit is not waited for.
     fresh_request_id: bool = False
+
+
+class _RequestIdTaken(Exception):
+    """The new decision's write found its request id held by another decision."""
 
 
 class DecisionStore(Protocol):
@@ -311,6 +315,12 @@ class RouterCore:
         if stored is None:
             try:
                 return await self._decide(req)
+            except _RequestIdTaken:
+                stored = await self.store.find_request(req.tenant, req.request_id)
+                if stored is None:
+                    raise FailedPrecondition(
+                        "request_id conflict could not be resolved; retry"
+                    ) from None
             except BanditrouteError:
                 if req.fresh_request_id:
                     raise
@@ -398,12 +408,8 @@ class RouterCore:
             pacing=pacing,
         )
         event_id = await self.store.write_decision(row, fresh=req.fresh_request_id)
-        if event_id is None:  # another process stored this request id first
-            stored = await self.store.find_request(req.tenant, req.request_id)
-            if stored is None:
-                raise FailedPrecondition("request_id conflict could not be resolved; retry")
-            idempotency.check_same_request(req, stored, DEFAULT_ROUTE)
-            return self._replay(self._from_row(stored, req))
+        if event_id is None:  # another decision holds this request id: _decide_once replays it
+            raise _RequestIdTaken
         if self.metrics is not None:
             self.metrics.decision(
                 decision.arm,

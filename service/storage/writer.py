@@ -146,8 +146,9 @@ class GroupCommitWriter:
         #: Decisions queued or being committed, by id: outcomes wait for them.
         self._unsettled: dict[Any, asyncio.Future[Any]] = {}
         self._has_rows = asyncio.Event()
-        #: Set when the batch is full or a waited-for write arrives: the gatherer looks again.
-        self._full = asyncio.Event()
+        #: Set when the batch is full, a waited-for write arrives or the writer closes: the
+        #: gatherer looks again.
+        self._wake = asyncio.Event()
         #: Writes a caller awaits among the pending ones.
         self._waited = 0
         #: ``loop.time()`` when the last commit ended (``-inf``: none yet).
@@ -182,7 +183,7 @@ class GroupCommitWriter:
         """Flush every pending write (graceful shutdown), then close the connection."""
         self._closing = True
         self._has_rows.set()
-        self._full.set()
+        self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -286,7 +287,7 @@ class GroupCommitWriter:
         if waited:
             self._waited += len(items)
         if waited or len(self._pending) >= self.limits.batch_max_rows:
-            self._full.set()
+            self._wake.set()
         return futures
 
     # -- background task -------------------------------------------------------------------
@@ -335,7 +336,7 @@ class GroupCommitWriter:
             ]
             self._waited -= sum(item.waited for item in batch)
             if len(self._pending) < limits.batch_max_rows:
-                self._full.clear()
+                self._wake.clear()
             await self._flush(batch)
             self._last_flush_end = asyncio.get_running_loop().time()
 
@@ -352,9 +353,9 @@ class GroupCommitWriter:
             timeout = deadline - loop.time()
             if timeout <= 0:
                 return
-            self._full.clear()
+            self._wake.clear()
             try:
-                await asyncio.wait_for(self._full.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 return
 
@@ -375,7 +376,7 @@ class GroupCommitWriter:
             if item.kind == "d":
                 self._unsettled.pop(item.row.decision_id, None)
         self._waited = 0
-        self._full.clear()
+        self._wake.clear()
 
     async def _flush(self, batch: list[_Item]) -> None:
         try:
