@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -208,11 +208,14 @@ class BudgetPacer:
         return self.lam / target
 
     def choose(self, scores: Mapping[str, float], costs: Mapping[str, float], chosen: str,
-               *, t: float) -> PacedChoice:
+               *, t: float, unapplied: Iterable[tuple[float, float]] = ()) -> PacedChoice:
         """The paced arm among ``scores``' candidates, given each one's estimated cost.
 
         ``chosen`` is the policy's own arm; it stands unless the cost weight or the cap
-        moves the argmax of ``score - w * cost``.
+        moves the argmax of ``score - w * cost``. ``unapplied``: ``(time, cost)`` of spend
+        already acknowledged but not yet given to :meth:`on_decision`; the hard cap counts
+        the part that falls in ``t``'s period (the cost weight does not: it stays a function
+        of the events applied).
         """
         weight = self.cost_weight(t)
         names = [a for a in scores if a in costs]
@@ -220,7 +223,7 @@ class BudgetPacer:
             return PacedChoice(chosen, "", weight)
         allowed = names
         if self.hard_cap and self.budget_usd is not None:
-            remaining = self.budget_usd - self._spend
+            remaining = self.budget_usd - self._period_spend(t, unapplied)
             fits = [a for a in names if costs[a] <= remaining]
             cheapest = min(names, key=lambda a: (costs[a], -scores[a]))
             allowed = fits or [cheapest]
@@ -305,6 +308,16 @@ class BudgetPacer:
         return self
 
     # ------------------------------------------------------------------ internals
+    def _period_spend(self, t: float, unapplied: Iterable[tuple[float, float]]) -> float:
+        """The spend of ``t``'s period: applied (none yet when ``t`` opens a new period)
+        plus the ``unapplied`` costs whose time falls in it."""
+        assert self.period is not None
+        if self._start is not None and self._end is not None and self._start <= t < self._end:
+            start, end, spend = self._start, self._end, self._spend
+        else:
+            (start, end), spend = period_bounds(t, self.period), 0.0
+        return spend + sum(cost for when, cost in unapplied if start <= when < end)
+
     def _move(self, error: float) -> None:
         step = max(self.step_min,
                    self.step / math.sqrt(1.0 + self._total_requests / self.step_decay))

@@ -201,7 +201,10 @@ class Settings(BaseSettings):
     write_flush_ms: float = Field(
         4.0,
         gt=0,
-        description="Longest a write waits for its group commit to start (milliseconds).",
+        description="Group-commit window (milliseconds): the longest a write waits for others "
+        "to join its commit, and the least time between the end of one commit and the start of "
+        "the next; a write a caller awaits (an outcome) is committed at once when the writer "
+        "has been idle that long.",
     )
     write_max_pending_rows: int = Field(
         50_000,
@@ -210,10 +213,11 @@ class Settings(BaseSettings):
     )
     durable_decisions: bool = Field(
         False,
-        description="Answer Route only after its decision committed (one group-commit window "
-        "plus the commit added to every Route). Off: Route answers once the policy chose and "
-        "the decision is group-committed right after; a crash (kill -9) loses at most the "
-        "decisions of the last window. Outcomes and feedback are always answered after commit.",
+        description="Answer Route only after its decision committed (its commit, and under "
+        "load up to one group-commit window, added to every Route). Off: Route answers once "
+        "the policy chose and the decision is group-committed right after; a crash (kill -9) "
+        "loses at most the decisions of the last window. Outcomes and feedback are always "
+        "answered after commit.",
     )
     db_connect_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one database connection attempt."

@@ -252,6 +252,7 @@ async def create_server(
         metrics=metrics,
         pending=decisions.holds,
         recent=decisions,
+        budgets=follower.budgets,
     )
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     install_log_redaction([admin_token])

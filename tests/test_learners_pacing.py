@@ -101,3 +101,20 @@ def test_period_bounds_are_calendar_aligned_utc() -> None:
 def test_pacer_rejects_bad_budgets(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BudgetPacer(**kwargs)
+
+
+def test_pacer_hard_cap_counts_unapplied_spend_of_its_period_only() -> None:
+    start = 1_700_000_000.0 - 1_700_000_000.0 % 3600
+    pacer = BudgetPacer(budget_usd=0.05, period="hour", hard_cap=True)
+    pacer.on_decision(start + 1.0, 0.02)
+    scores, now = {"small": 0.5, "large": 0.9}, start + 2.0
+    assert pacer.choose(scores, COST, "large", t=now).arm == "large"  # 0.03 left
+    spent = [(start + 1.5, 0.015)]  # acknowledged, not applied yet: 0.015 left
+    capped = pacer.choose(scores, COST, "large", t=now, unapplied=spent)
+    assert (capped.arm, capped.reason) == ("small", "cap")
+    assert capped.cost_weight == pacer.cost_weight(now)  # the weight ignores it
+    last_hour = [(start - 10.0, 1.0)]
+    assert pacer.choose(scores, COST, "large", t=now, unapplied=last_hour).arm == "large"
+    # a new period opens with nothing spent, before any event of it is applied
+    next_hour = start + 3600.0 + 1.0
+    assert pacer.choose(scores, COST, "large", t=next_hour).arm == "large"

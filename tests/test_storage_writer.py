@@ -450,3 +450,31 @@ def test_incomplete_rows_are_refused_before_queueing(fresh_db_url: str) -> None:
             assert writer.pending_rows == 0
 
     run(scenario)
+
+
+def test_idle_writer_commits_a_waited_write_at_once_and_queued_decisions_wait_the_window(
+    fresh_db_url: str,
+) -> None:
+    window = 1.0  # s: far longer than a commit, even on a loaded machine
+
+    async def scenario() -> tuple[float, bool, float]:
+        loop = asyncio.get_running_loop()
+        async with GroupCommitWriter(fresh_db_url, WriterLimits(flush_ms=window * 1000)) as w:
+            await asyncio.sleep(window)  # idle for a whole window
+            started = loop.time()
+            await w.write_decision(decision_row())  # awaited: committed at once
+            waited_alone = loop.time() - started
+            queued = w.submit_decision(decision_row())  # nobody waits: gathers a window
+            await asyncio.sleep(window / 4)
+            queued_done_early = queued.done()
+            started = loop.time()
+            await w.write_decision(decision_row())  # within the window of the last commit
+            waited_in_window = loop.time() - started
+            assert queued.done()  # committed with it
+            return waited_alone, queued_done_early, waited_in_window
+
+    waited_alone, queued_done_early, waited_in_window = run(scenario)
+    assert waited_alone < window / 2
+    assert not queued_done_early
+    assert waited_in_window >= window / 4  # the rest of the window after the last commit
+    assert count(fresh_db_url, "decisions") == 3

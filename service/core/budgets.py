@@ -11,6 +11,13 @@ every restart computes the same cost weight.
 
 Route asks :meth:`BudgetBook.choose` for the paced arm; the decision logs the cost weight it
 used (``decisions.pacing_cost_weight``) and whether pacing or the cap changed the choice.
+
+The hard cap must also see money that is spent but not in the log this process has applied
+yet: an outcome this process acknowledged a moment ago (a sequential caller's next Route can
+arrive before the follower applies it). :meth:`BudgetBook.acknowledge` notes such spend by
+event id until the follower passes that id; the cap counts it, the cost weight does not (it
+stays a function of the applied log). Spend acknowledged by another process reaches this one
+through the log only.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from banditroute.service.storage.events import LearningEvent
 __all__ = ["BudgetBook", "paced_decision"]
 
 RouteKey = tuple[str, str]
+_MAX_UNAPPLIED = 100_000
 
 
 class BudgetBook:
@@ -36,6 +44,9 @@ class BudgetBook:
         self._budgets: dict[RouteKey, RouteBudget] = {}
         self._pacers: dict[RouteKey, BudgetPacer] = {}
         self._resolve: Any = None
+        #: Spend acknowledged here, not yet applied: event id -> (route, budget time, cost).
+        self._unapplied: dict[int, tuple[RouteKey, float, float]] = {}
+        self._position = 0  # the last event id applied
         #: Maps a wall-clock time (epoch seconds) to budget time; None = identity. Tests
         #: compress a period with it (every process of a deployment must use the same one).
         self.clock = clock
@@ -71,6 +82,10 @@ class BudgetBook:
 
     def apply(self, ev: LearningEvent) -> None:
         """Apply one event of the log (the follower calls this in log order)."""
+        self._position = max(self._position, ev.event_id)
+        if self._unapplied:
+            self._unapplied = {i: entry for i, entry in self._unapplied.items()
+                               if i > self._position}
         if not self._pacers:
             return
         key = self._key_of(ev)
@@ -78,13 +93,29 @@ class BudgetBook:
         if pacer is not None:
             self._step(pacer, ev)
 
+    def acknowledge(self, event_id: int, tenant: str | None, route: str | None,
+                    decision_created_at: datetime, cost_usd: float) -> None:
+        """Note an outcome this process committed (``event_id``) before the follower applies
+        it, so that the hard cap counts its cost at once (see the module docstring)."""
+        if event_id <= self._position or self._resolve is None or route is None:
+            return
+        entry = self._resolve(tenant or "", route)
+        if entry is None or entry.budget is None or not entry.budget.budget_hard_cap:
+            return
+        if len(self._unapplied) >= _MAX_UNAPPLIED:  # the follower is stuck: keep the newest
+            del self._unapplied[min(self._unapplied)]
+        key = (entry.tenant, entry.name)
+        self._unapplied[event_id] = (key, self._t(decision_created_at), max(cost_usd, 0.0))
+
     def choose(self, tenant: str, route: str, scores: Mapping[str, float],
                costs: Mapping[str, float], chosen: str, now: datetime) -> PacedChoice | None:
         """The paced choice for a decision of ``route`` (None: the route has no budget)."""
-        pacer = self._pacers.get((tenant, route))
+        key = (tenant, route)
+        pacer = self._pacers.get(key)
         if pacer is None:
             return None
-        return pacer.choose(scores, costs, chosen, t=self._t(now))
+        unapplied = [(t, cost) for k, t, cost in self._unapplied.values() if k == key]
+        return pacer.choose(scores, costs, chosen, t=self._t(now), unapplied=unapplied)
 
     def status(self, tenant: str, route: str, now: datetime) -> PacingStatus | None:
         """Where ``route``'s budget stands (None: no budget)."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from banditroute.learners.reward import RewardWeights
 from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.budgets import BudgetBook
 from banditroute.service.core.config_cache import ConfigSnapshot
 from banditroute.service.core.outcome_inputs import (
     MAX_SOURCE,
@@ -96,6 +97,7 @@ class OutcomeCore:
         metrics: Any = None,
         pending: Callable[[uuid.UUID], bool] | None = None,
         recent: RecentDecisions | None = None,
+        budgets: BudgetBook | None = None,
     ) -> None:
         self.store = store
         self._config = config
@@ -109,6 +111,9 @@ class OutcomeCore:
         #: Decisions this process answered recently, joined without reading them back
         #: (:meth:`_record`); None: every outcome reads its decision.
         self.recent = recent
+        #: The routes' budget controllers: an outcome's spend counts against a hard cap as
+        #: soon as it is acknowledged, before the follower applies it.
+        self.budgets = budgets
 
     def _missing(self, did: uuid.UUID, text: str) -> BanditrouteError:
         if self.pending is not None and self.pending(did):
@@ -244,7 +249,11 @@ class OutcomeCore:
             if w.status is WriteStatus.INSERTED:
                 results[n].event_id = w.event_id
                 results[n].reward = float(row["reward"])
-                spent[n] = (decisions[row["decision_id"]], float(row["cost_usd"]))
+                decision = decisions[row["decision_id"]]
+                spent[n] = (decision, float(row["cost_usd"]))
+                if self.budgets is not None:
+                    self.budgets.acknowledge(w.event_id, decision.tenant, decision.route,
+                                             decision.created_at, float(row["cost_usd"]))
                 if row.get("unverified"):
                     self.recent.forget_recent(row["decision_id"])  # type: ignore[union-attr]
             elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write

@@ -3,7 +3,13 @@
 Callers ``await`` a write (or, for Route's decisions, take its future from
 :meth:`GroupCommitWriter.submit_decision` without waiting); a background task gathers the writes
 of the last ``flush_ms`` milliseconds (or ``batch_max_rows`` of them) and commits them in ONE
-transaction:
+transaction. A write somebody waits for does not wait for others when the writer has been idle
+for ``flush_ms`` since its last commit: it is committed at once (with whatever is queued), so
+an outcome on a quiet server is acknowledged in about one commit, not a window plus a commit.
+Under load the writer still commits at most once per ``flush_ms`` after the previous commit
+ended, so batches are as large as before. Queued decisions nobody waits for
+(:meth:`~GroupCommitWriter.submit_decision`) always wait the window for others to join them.
+The steps of a transaction:
 
 1. when the batch holds outcomes or feedback, ``pg_advisory_xact_lock(EVENT_LOG_LOCK_KEY)``,
    held until commit, so their event ids become visible in id order across writer processes
@@ -100,6 +106,7 @@ class _Item:
     kind: str  # "d" (row: DecisionRow), "o", "f" (row: dict)
     row: Any
     future: asyncio.Future[Any]
+    waited: bool  # a caller awaits it (not a queued decision)
 
 
 class GroupCommitWriter:
@@ -139,7 +146,13 @@ class GroupCommitWriter:
         #: Decisions queued or being committed, by id: outcomes wait for them.
         self._unsettled: dict[Any, asyncio.Future[Any]] = {}
         self._has_rows = asyncio.Event()
-        self._full = asyncio.Event()
+        #: Set when the batch is full, a waited-for write arrives or the writer closes: the
+        #: gatherer looks again.
+        self._wake = asyncio.Event()
+        #: Writes a caller awaits among the pending ones.
+        self._waited = 0
+        #: ``loop.time()`` when the last commit ended (``-inf``: none yet).
+        self._last_flush_end = float("-inf")
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -170,7 +183,7 @@ class GroupCommitWriter:
         """Flush every pending write (graceful shutdown), then close the connection."""
         self._closing = True
         self._has_rows.set()
-        self._full.set()
+        self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -211,7 +224,7 @@ class GroupCommitWriter:
 
         Raises ``Unavailable`` or ``ResourceExhausted`` now when the write cannot be queued.
         """
-        (future,) = self._enqueue([("d", DecisionRow.from_mapping(row))])
+        (future,) = self._enqueue([("d", DecisionRow.from_mapping(row))], waited=False)
         return future
 
     async def settle(self, decision_ids: Iterable[Any] | None, timeout_s: float) -> None:
@@ -251,7 +264,9 @@ class GroupCommitWriter:
         (future,) = self._enqueue([(kind, row)])
         return await future
 
-    def _enqueue(self, items: Sequence[tuple[str, Any]]) -> list[asyncio.Future[Any]]:
+    def _enqueue(
+        self, items: Sequence[tuple[str, Any]], *, waited: bool = True
+    ) -> list[asyncio.Future[Any]]:
         if self._task is None or self._closing:
             raise Unavailable("the writer is not running")
         if not self._healthy:
@@ -264,13 +279,15 @@ class GroupCommitWriter:
         futures = []
         for kind, row in items:
             future: asyncio.Future[Any] = loop.create_future()
-            self._pending.append(_Item(kind, row, future))
+            self._pending.append(_Item(kind, row, future, waited))
             futures.append(future)
             if kind == "d":
                 self._unsettled[row.decision_id] = future
         self._has_rows.set()
-        if len(self._pending) >= self.limits.batch_max_rows:
-            self._full.set()
+        if waited:
+            self._waited += len(items)
+        if waited or len(self._pending) >= self.limits.batch_max_rows:
+            self._wake.set()
         return futures
 
     # -- background task -------------------------------------------------------------------
@@ -317,17 +334,30 @@ class GroupCommitWriter:
                 self._pending.popleft()
                 for _ in range(min(len(self._pending), limits.batch_max_rows))
             ]
+            self._waited -= sum(item.waited for item in batch)
             if len(self._pending) < limits.batch_max_rows:
-                self._full.clear()
+                self._wake.clear()
             await self._flush(batch)
+            self._last_flush_end = asyncio.get_running_loop().time()
 
     async def _gather(self) -> None:
-        """Wait up to ``flush_ms`` for more rows, unless the batch is full or we are closing."""
-        if self._closing or len(self._pending) >= self.limits.batch_max_rows:
-            return
-        self._full.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), self._flush_s)
+        """Wait up to ``flush_ms`` for more rows, unless the batch is full or we are closing.
+
+        A waited-for write shortens the wait to ``flush_ms`` after the last commit ended
+        (nothing at all on an idle writer); see the module docstring."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._flush_s
+        while not self._closing and len(self._pending) < self.limits.batch_max_rows:
+            if self._waited:
+                deadline = min(deadline, self._last_flush_end + self._flush_s)
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return
 
     def _mark_down(self, exc: BaseException, op: str) -> None:
         self._last_error = _describe(exc)
@@ -345,7 +375,8 @@ class GroupCommitWriter:
                 item.future.set_exception(error)
             if item.kind == "d":
                 self._unsettled.pop(item.row.decision_id, None)
-        self._full.clear()
+        self._waited = 0
+        self._wake.clear()
 
     async def _flush(self, batch: list[_Item]) -> None:
         try:
