@@ -13,7 +13,8 @@ from banditroute.service.core.outcomes import (
     OutcomeInput,
     OutcomeResult,
 )
-from banditroute.service.core.router import RouterCore, RouteRequest
+from banditroute.service.core.route_request import RouteRequest
+from banditroute.service.core.router import RouterCore
 from banditroute.v1 import router_pb2, router_pb2_grpc
 
 __all__ = ["RouterServicer"]

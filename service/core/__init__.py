@@ -13,7 +13,8 @@ from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.follower import EventFollower, rebuild_policy
 from banditroute.service.core.outcomes import FeedbackInput, OutcomeCore, OutcomeInput
 from banditroute.service.core.policies import PolicyRegistry, PolicySpec
-from banditroute.service.core.router import RouterCore, RouteRequest, RouteResult
+from banditroute.service.core.route_request import RouteRequest, RouteResult
+from banditroute.service.core.router import RouterCore
 from banditroute.service.core.store import SqlStore
 
 __all__ = [

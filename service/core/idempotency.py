@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from banditroute.service.errors import AlreadyExists
 
 if TYPE_CHECKING:
-    from banditroute.service.core.router import RouteRequest
+    from banditroute.service.core.route_request import RouteRequest
 
 __all__ = ["check_fingerprint", "check_same_request", "fingerprint"]
 

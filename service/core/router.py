@@ -1,17 +1,20 @@
-"""The Route use case: validate, featurize, estimate costs, select, log, answer after commit.
+"""The Route use case: featurize, estimate costs, select, pace, log, answer.
 
 Route never reads the database on its hot path: routes, models and policies come from the
 follower's in-memory :class:`~banditroute.service.core.config_cache.ConfigSnapshot` and
-:class:`~banditroute.service.core.policies.PolicyRegistry`. The decision row goes through the
-group-commit writer and the call is answered once its batch committed.
+:class:`~banditroute.service.core.policies.PolicyRegistry`. The decision row goes to the
+:class:`DecisionStore` (the group-commit writer behind the outage buffer): a decision without a
+request id, or with a ``fresh_request_id``, is answered at once and committed off the request
+path; one with a request id that may have been sent before is answered once committed.
 
 Idempotency: a Route with a ``request_id`` answers the stored decision of ``(tenant,
-request_id)`` when there is one (``replayed = true``): from a per-process cache, else from the
-``request_ids`` table (so it holds across processes), and concurrent calls with the same id in
-one process share one decision. Only an identical retry is answered so: a reused
-``request_id`` whose payload differs (another prompt, by its SHA-256; another route, unit or
-context; candidates that do not hold the stored ones; in this process, any field) is
-``ALREADY_EXISTS`` (:mod:`banditroute.service.core.idempotency`).
+request_id)`` when there is one (``replayed = true``): from a per-process cache; else its new
+decision's write claims the id in the ``request_ids`` table and, when the id is taken (a retry
+that reached another process), the stored decision is read and replayed (so it holds across
+processes); concurrent calls with the same id in one process share one decision. Only an
+identical retry is answered so: a reused ``request_id`` whose payload differs (another prompt,
+by its SHA-256; another route, unit or context; candidates that do not hold the stored ones; in
+this process, any field) is ``ALREADY_EXISTS`` (:mod:`banditroute.service.core.idempotency`).
 
 Exploration randomness comes from a per-process generator passed as ``rng=`` to the policies,
 so a policy's state depends only on the event log. Models added to the pool after a policy
@@ -22,12 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,6 +40,14 @@ from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyR
 from banditroute.service.core.budgets import BudgetBook, paced_decision
 from banditroute.service.core.config_cache import ConfigSnapshot, ModelEntry
 from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.core.route_request import (
+    DEFAULT_ROUTE,
+    RankedModel,
+    RouteRequest,
+    RouteResult,
+    replayed,
+    validate_route_request,
+)
 from banditroute.service.errors import (
     BanditrouteError,
     FailedPrecondition,
@@ -48,68 +57,7 @@ from banditroute.service.errors import (
 from banditroute.service.storage.ids import new_decision_id
 from banditroute.service.storage.rows import DecisionRow
 
-__all__ = [
-    "DEFAULT_ROUTE",
-    "DecisionStore",
-    "RankedModel",
-    "RouteRequest",
-    "RouteResult",
-    "RouterCore",
-]
-
-DEFAULT_ROUTE = "default"
-_MAX_NAME = 256
-_MAX_CONTEXT_ITEMS = 256
-
-
-class RankedModel(NamedTuple):
-    """A candidate in the ranking (a named tuple: a frozen dataclass's ``__init__`` goes through
-    ``object.__setattr__`` per field, and Route builds one per fallback)."""
-
-    model: str
-    score: float
-    probability: float
-    estimated_cost_usd: float
-
-
-@dataclass(slots=True)
-class RouteResult:
-    """The answer of one Route call."""
-
-    decision_id: str
-    model: str
-    propensity: float
-    score: float
-    estimated_cost_usd: float
-    fallbacks: list[RankedModel]
-    policy: str
-    policy_version: int
-    experiment: str
-    variant: str
-    route: str
-    replayed: bool = False
-    #: "" when the policy's choice stood; "pacing" or "cap" when the route's budget moved it.
-    pacing: str = ""
-    #: The budget controller's cost weight (USD^-1) the decision used (0: no budget).
-    pacing_cost_weight: float = 0.0
-
-
-@dataclass(slots=True)
-class RouteRequest:
-    """A Route call, in plain Python (the servicer copies the proto into this)."""
-
-    prompt: str
-    candidates: Sequence[str] = ()
-    route: str = ""
-    tenant: str = ""
-    unit_id: str = ""
-    numeric_context: Mapping[str, float] = field(default_factory=dict)
-    categorical_context: Mapping[str, str] = field(default_factory=dict)
-    max_cost_usd: float | None = None
-    request_id: str = ""
-    #: The client has just generated ``request_id`` and sends it for the first time: no
-    #: decision can be stored under it, so the new one's commit is not waited for.
-    fresh_request_id: bool = False
+__all__ = ["DecisionStore", "RouterCore"]
 
 
 class _RequestIdTaken(Exception):
@@ -134,21 +82,6 @@ class DecisionStore(Protocol):
         """The decision row of ``(tenant, request_id)`` held in memory, not written yet (a
         database outage), or None; reads no database."""
         ...
-
-
-def _check_finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise InvalidArgument(f"{name} must be a finite number, got {value!r}")
-    return value
-
-
-def _prompt_size_ok(prompt: str, limit: int) -> bool:
-    n = len(prompt)
-    if n * 4 <= limit:  # a character is at most 4 UTF-8 bytes
-        return True
-    if n > limit:
-        return False
-    return len(prompt.encode("utf-8", "surrogatepass")) <= limit
 
 
 class RouterCore:
@@ -216,33 +149,6 @@ class RouterCore:
         return snap
 
     # ------------------------------------------------------------------ validation
-    def _validate(self, req: RouteRequest) -> None:
-        if not req.prompt:
-            raise InvalidArgument("prompt must not be empty")
-        if not _prompt_size_ok(req.prompt, self.max_prompt_bytes):
-            raise InvalidArgument(
-                f"prompt is larger than max_prompt_bytes ({self.max_prompt_bytes} bytes)"
-            )
-        if len(req.numeric_context) > _MAX_CONTEXT_ITEMS:
-            raise InvalidArgument(f"numeric_context has more than {_MAX_CONTEXT_ITEMS} entries")
-        if len(req.categorical_context) > _MAX_CONTEXT_ITEMS:
-            raise InvalidArgument(f"categorical_context has more than {_MAX_CONTEXT_ITEMS} entries")
-        for key, value in req.numeric_context.items():
-            if not math.isfinite(value):
-                raise InvalidArgument(f"numeric_context[{key[:64]!r}] must be finite")
-        if req.max_cost_usd is not None:
-            _check_finite("max_cost_usd", req.max_cost_usd)
-            if req.max_cost_usd < 0:
-                raise InvalidArgument("max_cost_usd must be >= 0")
-        for name, text in (
-            ("route", req.route),
-            ("tenant", req.tenant),
-            ("unit_id", req.unit_id),
-            ("request_id", req.request_id),
-        ):
-            if len(text) > _MAX_NAME:
-                raise InvalidArgument(f"{name} is longer than {_MAX_NAME} characters")
-
     def _candidates(
         self, req: RouteRequest, snap: ConfigSnapshot, route_models: Sequence[str]
     ) -> list[ModelEntry]:
@@ -273,7 +179,7 @@ class RouterCore:
     # ------------------------------------------------------------------ route
     async def route(self, req: RouteRequest) -> RouteResult:
         """Choose a model for ``req`` (see the module docstring)."""
-        self._validate(req)
+        validate_route_request(req, self.max_prompt_bytes)
         if not req.route:
             req.route = DEFAULT_ROUTE
         if not req.request_id:
@@ -333,7 +239,7 @@ class RouterCore:
     def _replay(self, result: RouteResult) -> RouteResult:
         if self.metrics is not None:
             self.metrics.replays.inc()
-        return _replayed(result)
+        return replayed(result)
 
     def _remember(self, key: tuple[str, str], fingerprint: bytes, result: RouteResult) -> None:
         self._replays[key] = (fingerprint, result)
@@ -496,6 +402,3 @@ class RouterCore:
             route=row.get("route") or req.route,
         )
 
-
-def _replayed(result: RouteResult) -> RouteResult:
-    return result if result.replayed else replace(result, replayed=True)
