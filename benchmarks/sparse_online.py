@@ -53,6 +53,8 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   that fold's part (two folds, by row parity); the dense scores are the final model's.
 * ``cvfold2``: as ``cvfold``, with the dense scores held out too: per arm, a ridge with the
   shipped prior fitted on the other fold (posterior mean, no bonus).
+* ``cvfold5``: as ``cvfold2`` with five folds (row index modulo 5), so that each fold's grams
+  and ridge see four fifths of the history, closer to what the pass starts with.
 
 The prompt's row id rides as an extra last column of the feature matrix, which the learner
 strips (so the 64 dense features are exactly the shipped ones).
@@ -192,7 +194,7 @@ class TokenLinUCB(LinUCB):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._rank_scores().argmax())]
             return self._cv_weight, self.token_ridge
-        if self.gate in ("cvfold", "cvfold2"):
+        if self.gate in ("cvfold", "cvfold2", "cvfold5"):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._fold_scores().argmax())]
             return self._cv_weight, self.token_ridge
@@ -221,7 +223,7 @@ class TokenLinUCB(LinUCB):
                 row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
-        elif self.gate in ("cvfold", "cvfold2"):
+        elif self.gate in ("cvfold", "cvfold2", "cvfold5"):
             if row != self._selected_row:  # a labelled history row: keep what a fold needs
                 if not self._history or self._history[-1][0] != row:
                     rewards = np.full(len(self._arm_names), np.nan)
@@ -283,16 +285,17 @@ class TokenLinUCB(LinUCB):
         k = len(self._arm_names)
         scores = np.zeros((n, len(CV_GRID), k))
         rewards = np.stack([r for _, _, r, _ in self._history])
-        held_out_dense = self._fold_dense(rewards) if self.gate == "cvfold2" else None
-        for fold in (0, 1):
+        folds = 5 if self.gate == "cvfold5" else 2
+        held_out_dense = self._fold_dense(rewards, folds) if self.gate != "cvfold" else None
+        for fold in range(folds):
             b, m = self._b.copy(), self._m.copy()
-            for j in range(fold, n, 2):  # take the fold's own part out of the sums
+            for j in range(fold, n, folds):  # take the fold's own part out of the sums
                 row, _, _, parts = self._history[j]
                 slots, weights = TOKENS[row]
                 for i, residual in parts:
                     b[i, slots] -= residual * weights
                     m[i, slots] -= weights * weights
-            for j in range(fold, n, 2):
+            for j in range(fold, n, folds):
                 row, dense_x, _, _ = self._history[j]
                 slots, weights = TOKENS[row]
                 sparse = (b[:, slots] / (self.token_ridge + np.maximum(m[:, slots], 0.0))) @ weights
@@ -300,16 +303,16 @@ class TokenLinUCB(LinUCB):
                 scores[j] = self._weighted(dense, sparse)
         return self._concordance(scores, rewards)
 
-    def _fold_dense(self, rewards: np.ndarray) -> np.ndarray:
+    def _fold_dense(self, rewards: np.ndarray, folds: int = 2) -> np.ndarray:
         """``cvfold2``: every history prompt's dense score per arm from a ridge fitted on the
         other fold only (the shipped per-arm prior; posterior mean, no bonus), so that the
         dense part is held out like the grams."""
         z = np.stack([self._features(x) for _, x, _, _ in self._history])
         prior = np.diag(self._ridge.ridge)
         out = np.zeros_like(rewards)
-        for fold in (0, 1):
-            test = np.arange(fold, len(z), 2)
-            fit = np.arange(1 - fold, len(z), 2)
+        for fold in range(folds):
+            test = np.arange(fold, len(z), folds)
+            fit = np.setdiff1d(np.arange(len(z)), test)
             for a in range(rewards.shape[1]):
                 rows = fit[~np.isnan(rewards[fit, a])]
                 theta = np.linalg.solve(prior + z[rows].T @ z[rows], z[rows].T @ rewards[rows, a])
