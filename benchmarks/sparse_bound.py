@@ -26,7 +26,12 @@ test split is never read); ``--split test`` fits on the whole train split and sc
 Usage::
 
     python benchmarks/sparse_bound.py [--datasets routellm-mmlu,routellm-gsm8k,routerbench]
-        [--split validation|test] [--out benchmarks/results/sparse_bound_validation.json]
+        [--split validation|test|halves] [--halves 12] [--fit-share 0.5] [--lams 1,3,10]
+        [--out benchmarks/results/sparse_bound_validation.json]
+
+``--split halves`` repeats the validation measurement on ``--halves`` random 50/50 cuts of
+the train split and reports each representation's mean, sd and paired difference from
+``hashed64``: how much of one cut's difference is that cut's luck.
 """
 
 from __future__ import annotations
@@ -139,10 +144,43 @@ def measure(fit: ReplayDataset, ev: ReplayDataset, at: float,
     return out
 
 
+def halves(train: ReplayDataset, n: int, at: float, lams: Sequence[float],
+           fit_share: float = 0.5) -> dict[str, Any]:
+    """:func:`measure` on ``n`` random cuts of ``train`` (numpy seeds 0..n-1; fit on
+    ``fit_share`` of it, score the rest): each representation's mean and sd, and its paired
+    difference from ``hashed64`` (mean, sd, and on how many cuts it is better). How much of a
+    difference on one cut (the fixed validation cut) is the cut's luck."""
+    rows = []
+    for seed in range(n):
+        perm = np.random.default_rng(seed).permutation(train.n)
+        half = round(train.n * fit_share)
+        fit = train.subset(sorted(perm[:half].tolist()), split="fit")
+        ev = train.subset(sorted(perm[half:].tolist()), split="validation")
+        rows.append(measure(fit, ev, at, lams))
+    lower_better = strong_weak(train) is not None
+    out: dict[str, Any] = {"metric": "cpt50 (lower is better)" if lower_better
+                           else f"accuracy / GPT-4's at {at:g} of its cost (higher is better)",
+                           "cuts": n, "n_fit": round(train.n * fit_share)}
+    base = np.array([r["hashed64"] for r in rows])
+    for key in rows[0]:
+        v = np.array([r[key] for r in rows])
+        d = v - base
+        better = (d < 0) if lower_better else (d > 0)
+        out[key] = {"mean": round(float(v.mean()), 4), "sd": round(float(v.std()), 4),
+                    "minus_hashed64_mean": round(float(d.mean()), 4),
+                    "minus_hashed64_sd": round(float(d.std()), 4),
+                    "better_than_hashed64": int(better.sum())}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="routellm-mmlu,routellm-gsm8k,routerbench")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation")
+    parser.add_argument("--split", choices=("validation", "test", "halves"), default="validation")
+    parser.add_argument("--halves", type=int, default=12,
+                        help="with --split halves: how many random cuts of the train split")
+    parser.add_argument("--fit-share", type=float, default=0.5,
+                        help="with --split halves: the share of each cut that is fitted")
     parser.add_argument("--at", type=float, default=0.25,
                         help="cost as a fraction of GPT-4's (datasets with more than 2 models)")
     parser.add_argument("--lams", default="1,3,10")
@@ -155,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                               "bits": BITS, "datasets": {}}
     for name in args.datasets.split(","):
         train = load_dataset(name, "train", root)
+        if args.split == "halves":
+            report["datasets"][name] = halves(train, args.halves, args.at,
+                                              [float(v) for v in args.lams.split(",")],
+                                              args.fit_share)
+            continue
         fit, ev = (split_fit_validation(train) if args.split == "validation"
                    else (train, load_dataset(name, "test", root)))
         metric = ("cpt50 (lower is better)" if strong_weak(ev) is not None

@@ -55,6 +55,15 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   shipped prior fitted on the other fold (posterior mean, no bonus).
 * ``cvfold5``: as ``cvfold2`` with five folds (row index modulo 5), so that each fold's grams
   and ridge see four fifths of the history, closer to what the pass starts with.
+* ``cvcurve``: the weight chosen once per labelled history by the quantity the checks score,
+  held out: on five folds of the history (row index modulo 5), a static full-information fit
+  of the shipped 64-d ridge plus each weight times the per-slot gram ridge on its residuals
+  (``sparse_bound.py``'s ``hashed64`` and ``sparse_diagonal``) predicts every held-out
+  prompt's quality per model; each weight's curve (the choices of ``argmax(quality - f *
+  cost)`` over a sweep of ``f``) is scored by CPT(50%) on a two-model pool and by the mean
+  accuracy of its upper envelope over cost fractions 0.05-1 of the dearest model otherwise.
+  The best weight (ties: the smallest) is fixed for every cost weight of the pass; a cold start
+  keeps 0 (it has no history).
 
 The prompt's row id rides as an extra last column of the feature matrix, which the learner
 strips (so the 64 dense features are exactly the shipped ones).
@@ -81,13 +90,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from replay import print_json, split_fit_validation
+from bounds import envelope_at
+from replay import print_json, split_fit_validation, threshold_cpt
 from sparse_bound import BITS, bag_of_words
 
 from banditroute.learners import registry
 from banditroute.learners.base import Decision
 from banditroute.learners.linear import LinUCB
+from banditroute.service.replay.baselines import strong_weak
 from banditroute.service.replay.cli import default_cost_weights
+from banditroute.service.replay.dataset import ReplayDataset
 from banditroute.service.replay.experiment import ReplayConfig, run_experiment
 from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import (
@@ -102,6 +114,10 @@ TOKENS: list[tuple[np.ndarray, np.ndarray]] = []
 SELECT_GRID = (0.25, 1.0, 4.0, 16.0)
 #: ``cv``: the gram weights the labelled history chooses from (ascending: ties go to the least).
 CV_GRID = (0.0, 0.25, 0.5, 1.0)
+#: ``cvcurve``: the weight :func:`curve_weight` chose on the current dataset's history.
+CURVE_WEIGHT = 0.0
+#: ``cvcurve``: what :func:`curve_weight` scored, per dataset (reported).
+CURVE_CHOICES: dict[str, dict[str, Any]] = {}
 #: ``support``: a gram's slot counts for an arm once that arm has seen it this many times.
 SUPPORT = 20
 
@@ -148,6 +164,7 @@ class TokenLinUCB(LinUCB):
         #: cvfold: per history row, (row, dense x, rewards per arm, (arm, residual) updates)
         self._history: list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, float]]]] = []
         self._cv_weight: float | None = None  # cv: chosen at the first select after them
+        self._history_seen = False  # cvcurve: a labelled history was fed (a warm start)
         self._selected_row = -1  # the last row select() saw: its update is a bandit round
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
 
@@ -194,6 +211,8 @@ class TokenLinUCB(LinUCB):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._rank_scores().argmax())]
             return self._cv_weight, self.token_ridge
+        if self.gate == "cvcurve":
+            return (CURVE_WEIGHT if self._history_seen else 0.0), self.token_ridge
         if self.gate in ("cvfold", "cvfold2", "cvfold5"):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._fold_scores().argmax())]
@@ -223,6 +242,8 @@ class TokenLinUCB(LinUCB):
                 row, lambda: self._stack_parts(self._features(dense_x), tokens))[i]
             self._gram += np.outer(f, f)
             self._rhs += f * float(reward)
+        elif self.gate == "cvcurve":
+            self._history_seen = self._history_seen or row != self._selected_row
         elif self.gate in ("cvfold", "cvfold2", "cvfold5"):
             if row != self._selected_row:  # a labelled history row: keep what a fold needs
                 if not self._history or self._history[-1][0] != row:
@@ -425,6 +446,53 @@ class TokenLinUCB(LinUCB):
         return self._greedy_decision(idx, (means + bonus)[idx], rng)
 
 
+def curve_weight(history: ReplayDataset, ridge: float = 0.25, folds: int = 5) -> dict[str, Any]:
+    """``cvcurve``'s choice on ``history`` (fully labelled): see the module docstring."""
+    z = np.c_[default_featurizer(64)(history.prompts), np.ones(history.n)]
+    grams = bag_of_words(history.prompts)
+    prior = np.full(z.shape[1], 64.0)
+    prior[-1] = 1.0
+    dense = np.zeros_like(history.quality)
+    sparse_part = np.zeros_like(history.quality)
+    for fold in range(folds):
+        test = np.arange(fold, history.n, folds)
+        fit = np.setdiff1d(np.arange(history.n), test)
+        mu, sd = z[fit, :-1].mean(axis=0), z[fit, :-1].std(axis=0)
+        sd[sd < 1e-9] = 1.0
+        zf, zt = z[fit].copy(), z[test].copy()
+        zf[:, :-1] = (zf[:, :-1] - mu) / sd
+        zt[:, :-1] = (zt[:, :-1] - mu) / sd
+        theta = np.linalg.solve(zf.T @ zf + np.diag(prior), zf.T @ history.quality[fit])
+        residual = history.quality[fit] - zf @ theta
+        sf = grams[fit]
+        mass = np.asarray(sf.multiply(sf).sum(axis=0)).ravel()
+        weights = (sf.T @ residual) / (ridge + mass)[:, None]
+        dense[test] = zt @ theta
+        sparse_part[test] = np.asarray(grams[test] @ weights)
+    pair = strong_weak(history)
+    scores: dict[str, float] = {}
+    for g in CV_GRID:
+        pred = dense + g * sparse_part
+        if pair is not None:
+            strong, weak = pair
+            scores[str(g)] = -threshold_cpt(history, strong, weak, pred[:, strong] - pred[:, weak])
+            continue
+        ref = int(history.mean_cost().argmax())
+        q_ref = float(history.quality[:, ref].mean())
+        c_ref = float(history.cost[:, ref].mean())
+        rows = np.arange(history.n)
+        points = []
+        for f in np.r_[np.linspace(0.0, 0.2, 11), np.geomspace(0.25, 8.0, 20)]:
+            choice = (pred - f * history.cost.mean(axis=0) / c_ref).argmax(axis=1)
+            points.append((float(history.cost[rows, choice].mean()) / c_ref,
+                           float(history.quality[rows, choice].mean()) / q_ref))
+        scores[str(g)] = float(np.mean([envelope_at(points, c)
+                                        for c in np.linspace(0.05, 1.0, 20)]))
+    best = max(CV_GRID, key=lambda g: (round(scores[str(g)], 6), -g))
+    return {"weight": best, "scores": {k: round(v, 4) for k, v in scores.items()},
+            "metric": "-CPT(50%)" if pair is not None else "mean envelope accuracy"}
+
+
 def _spec(variant: str) -> PolicySpec:
     gate, _, ridge = variant.partition(":")
     params: dict[str, Any] = {"gate": gate}
@@ -496,6 +564,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     keys = ("aiq", "cpt50", "apgr", "accuracy", "cost_per_query", "hull_gap", "late_hull_gap")
     for name in args.datasets.split(","):
         fit, validation = split_fit_validation(load_dataset(name, "train", root))
+        if any(v.startswith("cvcurve") for v in args.variants.split(",")):
+            global CURVE_WEIGHT
+            CURVE_CHOICES[name] = curve_weight(fit)
+            CURVE_WEIGHT = CURVE_CHOICES[name]["weight"]
+            print(f"{name}: cvcurve {CURVE_CHOICES[name]}", file=sys.stderr)
         config = ReplayConfig(specs, default_cost_weights(validation),
                               seeds=list(range(args.seeds)), warm_start=True)
         result = run_experiment(validation, config, featurize_with_ids, history=fit)
@@ -504,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for r in result["results"]}
         TOKENS.clear()
         print(f"{name}: done", file=sys.stderr)
+    if CURVE_CHOICES:
+        report["cvcurve"] = CURVE_CHOICES
     report["seconds"] = round(time.perf_counter() - start, 1)
     print_json(report, args.out)
     return report
