@@ -61,3 +61,15 @@ def test_acknowledged_spend_is_ignored_without_a_cap_or_route() -> None:
     book.acknowledge(7, "", "capped", HOUR, 1.0)
     book.acknowledge(8, "", "elsewhere", HOUR, 1.0)
     assert _arm(book, now) == "large"
+
+
+def test_acknowledgements_out_of_event_order_are_not_counted_once_applied() -> None:
+    book, now = _book(), HOUR + timedelta(minutes=5)
+    book.acknowledge(5, "", "capped", HOUR, 0.01)
+    book.acknowledge(3, "", "capped", HOUR, 0.02)  # committed later, with a lower id
+    book.apply(_outcome(3, 0.02, HOUR))  # the follower has passed 3, not 5
+    assert _arm(book, now) == "large"  # 0.02 applied + 0.01 unapplied: 0.02 left, not 0
+    book.apply(_outcome(5, 0.01, HOUR))
+    assert _arm(book, now) == "large"  # 0.03 applied, nothing counted twice
+    book.acknowledge(6, "", "capped", HOUR, 0.015)
+    assert _arm(book, now) == "small"  # 0.005 left

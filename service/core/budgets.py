@@ -82,10 +82,13 @@ class BudgetBook:
 
     def apply(self, ev: LearningEvent) -> None:
         """Apply one event of the log (the follower calls this in log order)."""
-        self._position = max(self._position, ev.event_id)
-        if self._unapplied:
-            self._unapplied = {i: entry for i, entry in self._unapplied.items()
-                               if i > self._position}
+        self._position = position = max(self._position, ev.event_id)
+        unapplied = self._unapplied
+        # oldest first: this process acknowledges its outcomes in event-id order, so the
+        # entries the follower has passed sit at the front (any left behind a later one are
+        # not counted by choose and go when they reach the front)
+        while unapplied and (first := next(iter(unapplied))) <= position:
+            del unapplied[first]
         if not self._pacers:
             return
         key = self._key_of(ev)
@@ -103,7 +106,7 @@ class BudgetBook:
         if entry is None or entry.budget is None or not entry.budget.budget_hard_cap:
             return
         if len(self._unapplied) >= _MAX_UNAPPLIED:  # the follower is stuck: keep the newest
-            del self._unapplied[min(self._unapplied)]
+            del self._unapplied[next(iter(self._unapplied))]
         key = (entry.tenant, entry.name)
         self._unapplied[event_id] = (key, self._t(decision_created_at), max(cost_usd, 0.0))
 
@@ -114,7 +117,9 @@ class BudgetBook:
         pacer = self._pacers.get(key)
         if pacer is None:
             return None
-        unapplied = [(t, cost) for k, t, cost in self._unapplied.values() if k == key]
+        position = self._position
+        unapplied = [(t, cost) for event_id, (k, t, cost) in self._unapplied.items()
+                     if k == key and event_id > position]
         return pacer.choose(scores, costs, chosen, t=self._t(now), unapplied=unapplied)
 
     def status(self, tenant: str, route: str, now: datetime) -> PacingStatus | None:
