@@ -17,6 +17,11 @@ known for every fit prompt), what each representation can reach:
   version that updates online in O(tokens) without a 2^16-square matrix;
 * ``dense512``: the same grams hashed into only 512 slots, ridge on the residuals (what a
   wider dense feature vector could carry).
+* ``hashed64_task_context`` and ``hashed64_task_onehot`` (datasets with task labels): the
+  64-d ridge when the router is also given each prompt's task, as the caller's categorical
+  context (what ``categorical_context`` does today: the value signed-hashed into the 8
+  categorical slots of the 64-d vector) or one-hot next to the 64-d features (one slot per
+  value, the same prior).
 
 Two-model datasets report CPT(50%) (lower is better); others the accuracy at ``--at`` of the
 strong model's cost (upper envelope over a cost-weight sweep, as ``bounds.py``). ``--split
@@ -54,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bounds import GPT4, envelope_at
 from replay import print_json, split_fit_validation, standardized_design, threshold_cpt
 
+from banditroute.learners.features import FeatureExtractor
 from banditroute.service.replay.baselines import strong_weak
 from banditroute.service.replay.dataset import ReplayDataset
 from banditroute.service.replay.loaders import default_data_root, load_dataset
@@ -122,6 +128,29 @@ def measure(fit: ReplayDataset, ev: ReplayDataset, at: float,
             return np.stack([means.get(t, y.mean(axis=0)) for t in ev.tasks or []])
 
         out["task"] = _score(fit, ev, task, at)
+        # the task label given to the router: as the caller's categorical context today (its
+        # value signed-hashed into the 64-d vector's 8 categorical slots), or one-hot next to
+        # the 64-d features (one slot per value, the same ridge prior)
+        extractor = FeatureExtractor(dim=64)
+        zf_c, ze_c = standardized_design(
+            np.stack([extractor.extract(p, categorical={"task": t})
+                      for p, t in zip(fit.prompts, fit.tasks, strict=True)]),
+            np.stack([extractor.extract(p, categorical={"task": t})
+                      for p, t in zip(ev.prompts, ev.tasks, strict=True)]))
+        names = sorted(set(fit.tasks) | set(ev.tasks))
+        onehot_f = np.eye(len(names))[[names.index(t) for t in fit.tasks]]
+        onehot_e = np.eye(len(names))[[names.index(t) for t in ev.tasks]]
+        for key, (af, ae) in {"hashed64_task_context": (zf_c, ze_c),
+                              "hashed64_task_onehot": (np.c_[zf, onehot_f],
+                                                       np.c_[ze, onehot_e])}.items():
+            p_ = np.full(af.shape[1], 64.0)
+            p_[0] = 1.0
+
+            def ridge(y: np.ndarray, af: np.ndarray = af, ae: np.ndarray = ae,
+                      p_: np.ndarray = p_) -> np.ndarray:
+                return np.asarray(ae @ np.linalg.solve(af.T @ af + np.diag(p_), af.T @ y))
+
+            out[key] = _score(fit, ev, ridge, at)
     out["hashed64"] = _score(fit, ev, hashed, at)
     for lam in lams:
         def kernel(y: np.ndarray, lam: float = lam) -> np.ndarray:
