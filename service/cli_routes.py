@@ -150,6 +150,10 @@ def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) ->
             "target_per_request_usd": status.target_per_request_usd,
             "pace": status.pace, "lambda": status.lam, "cost_weight": status.cost_weight,
             "projected_spend_usd": status.projected_spend_usd,
+            # the period's money is gone: the target falls to its floor (1e-12) and the cost
+            # weight soars (the hard cap, if set, allows only the cheapest model)
+            "period_budget_spent": (status.remaining_usd is not None
+                                    and status.remaining_usd <= 0),
             "total_spend_usd": status.total_spend_usd,
             "total_requests": status.total_requests,
             "mean_spend_per_request_usd": (status.total_spend_usd / status.total_requests
@@ -166,6 +170,9 @@ def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) ->
             continue
         shown = f"{value:.6g}" if isinstance(value, float) else value
         typer.echo(f"  {key:28s} {'-' if value is None else shown}")
+    if row.get("period_budget_spent"):
+        typer.echo("  (this period's budget is spent: until the period ends, requests go to "
+                   "the cheapest model)")
 
 
 def _iso(t: float | None) -> str | None:

@@ -94,8 +94,31 @@ def test_budget_per_request_paces_mean_cost_of_late_decisions(fresh_db_url: str)
         assert status.exit_code == 0, status.output
         row = json.loads(status.stdout)
         assert row["lambda"] == lam and row["total_requests"] == 600
+        assert row["period_budget_spent"] is False  # a per-request budget has no period
         assert row["mean_spend_per_request_usd"] == pytest.approx(
             sum(_cost(r.model) for r in replies) / 600)
+    finally:
+        server.stop()
+
+
+def test_routes_status_says_when_the_periods_budget_is_spent(fresh_db_url: str) -> None:
+    register_demo(fresh_db_url)
+    server = InProcessServer(fresh_db_url)
+    try:
+        cheapest = min(TRAFFIC, key=_cost)
+        _put_route(server, budget_usd=_cost(cheapest) / 2, budget_period="day",
+                   budget_hard_cap=True)
+        server.sync()  # the follower has the route's budget
+        replies = _traffic(server.address, 4, seed=3)
+        for r in replies:  # nothing fits: the cheapest by the decision's own estimates
+            assert r.estimated_cost_usd <= min(f.estimated_cost_usd for f in r.fallbacks)
+        db = ("--database-url", fresh_db_url)
+        row = json.loads(CliRunner().invoke(app, ["routes", "status", "paced", "--json",
+                                                  *db]).stdout)
+        assert row["period_budget_spent"] is True and row["remaining_usd"] < 0
+        text = CliRunner().invoke(app, ["routes", "status", "paced", *db])
+        assert text.exit_code == 0, text.output
+        assert "this period's budget is spent" in text.stdout
     finally:
         server.stop()
 
