@@ -129,6 +129,25 @@ def test_router_call_quality_outside_unit_interval_is_a_value_error(grpc_server:
         router.call(PROMPT, lambda model: "x", quality=lambda answer: 7)
 
 
+@pytest.mark.parametrize("scorers", [{"quality": 1.0}, {"usage": {"input_tokens": 3}}],
+                         ids=["quality-number", "usage-mapping"])
+def test_router_call_rejects_a_scorer_that_is_not_a_function_before_routing(
+    grpc_server: Any, scorers: dict[str, Any]
+) -> None:
+    called: list[str] = []
+    name = next(iter(scorers))
+    with Router(grpc_server.address) as router, pytest.raises(TypeError, match=name):
+        router.call(PROMPT, called.append, **scorers)
+
+    async def run() -> None:
+        async with AsyncRouter(grpc_server.address) as router:
+            await router.call(PROMPT, called.append, **scorers)
+
+    with pytest.raises(TypeError, match=name):
+        asyncio.run(run())
+    assert called == []  # no model was called, so no outcome was left unrecorded
+
+
 def test_async_router_call_falls_back_and_records(grpc_server: Any) -> None:
     llm = FlakyLLM(down=1)
 

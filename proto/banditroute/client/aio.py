@@ -14,6 +14,7 @@ from banditroute.client.calls import (
     CallResult,
     DecisionRef,
     Fallback,
+    check_scorers,
     feedback_request,
     record_request,
     retry_request,
@@ -130,6 +131,7 @@ class AsyncRouter(ClientBase):
 
         Cancellation is not a failure: it propagates without trying a fallback or recording.
         """
+        check_scorers(quality, usage)
         tries = Fallback(await self.route(prompt, timeout=timeout, **route_fields))
         for model in tries.models():
             started = time.perf_counter()

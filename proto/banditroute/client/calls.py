@@ -321,6 +321,24 @@ class Fallback:
         return AllModelsFailed(self.decision.decision_id, tuple(self.attempts), outcome)
 
 
+def check_scorers(quality: object, usage: object) -> None:
+    """Raise ``TypeError`` now, before Route, when ``call``'s ``quality`` or ``usage`` is not a
+    function of the answer (else the model would be called and its outcome never recorded).
+
+    >>> check_scorers(lambda answer: 1.0, None)
+    >>> check_scorers(1.0, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: quality must be a function of the answer returning [0, 1], got float; ...
+    """
+    for name, scorer, returns in (("quality", quality, "returning [0, 1]"),
+                                  ("usage", usage, "returning its token counts or cost")):
+        if scorer is not None and not callable(scorer):
+            raise TypeError(f"{name} must be a function of the answer {returns}, got "
+                            f"{type(scorer).__name__}; to report a fixed {name}, route and "
+                            "record() yourself")
+
+
 def score(
     value: T,
     quality: Callable[[T], float] | None,

@@ -13,6 +13,7 @@ from banditroute.client.calls import (
     CallResult,
     DecisionRef,
     Fallback,
+    check_scorers,
     feedback_request,
     record_request,
     retry_request,
@@ -182,6 +183,7 @@ class Router(ClientBase):
         Raises :class:`~banditroute.client.AllModelsFailed` (after recording the error) when
         every model raised, and ``grpc.RpcError`` when Route fails.
         """
+        check_scorers(quality, usage)
         tries = Fallback(self.route(prompt, timeout=timeout, **route_fields))
         for model in tries.models():
             started = time.perf_counter()
