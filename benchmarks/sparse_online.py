@@ -114,10 +114,6 @@ TOKENS: list[tuple[np.ndarray, np.ndarray]] = []
 SELECT_GRID = (0.25, 1.0, 4.0, 16.0)
 #: ``cv``: the gram weights the labelled history chooses from (ascending: ties go to the least).
 CV_GRID = (0.0, 0.25, 0.5, 1.0)
-#: ``cvcurve``: the weight :func:`curve_weight` chose on the current dataset's history.
-CURVE_WEIGHT = 0.0
-#: ``cvcurve``: what :func:`curve_weight` scored, per dataset (reported).
-CURVE_CHOICES: dict[str, dict[str, Any]] = {}
 #: ``support``: a gram's slot counts for an arm once that arm has seen it this many times.
 SUPPORT = 20
 
@@ -139,8 +135,9 @@ class TokenLinUCB(LinUCB):
     algorithm = "linucb_tokens"
 
     def __init__(self, arms: Iterable[str], dim: int, seed: int = 0, *, gate: str = "off",
-                 token_ridge: float = 1.0, **params: Any) -> None:
+                 token_ridge: float = 1.0, curve_weight: float = 0.0, **params: Any) -> None:
         self.gate, self.token_ridge = gate, token_ridge
+        self.curve_weight = curve_weight  # cvcurve: chosen on the history by curve_weight()
         super().__init__(arms, dim - 1, seed, **params)
 
     def _init_state(self) -> None:
@@ -212,7 +209,7 @@ class TokenLinUCB(LinUCB):
                 self._cv_weight = CV_GRID[int(self._rank_scores().argmax())]
             return self._cv_weight, self.token_ridge
         if self.gate == "cvcurve":
-            return (CURVE_WEIGHT if self._history_seen else 0.0), self.token_ridge
+            return (self.curve_weight if self._history_seen else 0.0), self.token_ridge
         if self.gate in ("cvfold", "cvfold2", "cvfold5"):
             if self._cv_weight is None:
                 self._cv_weight = CV_GRID[int(self._fold_scores().argmax())]
@@ -493,11 +490,13 @@ def curve_weight(history: ReplayDataset, ridge: float = 0.25, folds: int = 5) ->
             "metric": "-CPT(50%)" if pair is not None else "mean envelope accuracy"}
 
 
-def _spec(variant: str) -> PolicySpec:
+def _spec(variant: str, curve: float = 0.0) -> PolicySpec:
     gate, _, ridge = variant.partition(":")
     params: dict[str, Any] = {"gate": gate}
     if ridge:
         params["token_ridge"] = float(ridge)
+    if gate == "cvcurve":
+        params["curve_weight"] = curve
     return PolicySpec(TokenLinUCB.algorithm, params, name=variant)
 
 
@@ -558,17 +557,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.mix_trace:
         return mix_trace(args.datasets.split(","), root, args.out)
     start = time.perf_counter()
-    specs = [_spec(v) for v in args.variants.split(",")]
+    variants = args.variants.split(",")
+    curve_choices: dict[str, dict[str, Any]] = {}
     report: dict[str, Any] = {"benchmark": "sparse_online", "split": "validation",
                               "seeds": args.seeds, "bits": BITS, "datasets": {}}
     keys = ("aiq", "cpt50", "apgr", "accuracy", "cost_per_query", "hull_gap", "late_hull_gap")
     for name in args.datasets.split(","):
         fit, validation = split_fit_validation(load_dataset(name, "train", root))
-        if any(v.startswith("cvcurve") for v in args.variants.split(",")):
-            global CURVE_WEIGHT
-            CURVE_CHOICES[name] = curve_weight(fit)
-            CURVE_WEIGHT = CURVE_CHOICES[name]["weight"]
-            print(f"{name}: cvcurve {CURVE_CHOICES[name]}", file=sys.stderr)
+        curve = 0.0
+        if any(v.startswith("cvcurve") for v in variants):
+            curve_choices[name] = curve_weight(fit)
+            curve = curve_choices[name]["weight"]
+            print(f"{name}: cvcurve {curve_choices[name]}", file=sys.stderr)
+        specs = [_spec(v, curve) for v in variants]
         config = ReplayConfig(specs, default_cost_weights(validation),
                               seeds=list(range(args.seeds)), warm_start=True)
         result = run_experiment(validation, config, featurize_with_ids, history=fit)
@@ -577,8 +578,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for r in result["results"]}
         TOKENS.clear()
         print(f"{name}: done", file=sys.stderr)
-    if CURVE_CHOICES:
-        report["cvcurve"] = CURVE_CHOICES
+    if curve_choices:
+        report["cvcurve"] = curve_choices
     report["seconds"] = round(time.perf_counter() - start, 1)
     print_json(report, args.out)
     return report

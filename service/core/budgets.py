@@ -117,9 +117,11 @@ class BudgetBook:
         pacer = self._pacers.get(key)
         if pacer is None:
             return None
-        position = self._position
-        unapplied = [(t, cost) for event_id, (k, t, cost) in self._unapplied.items()
-                     if k == key and event_id > position]
+        unapplied: list[tuple[float, float]] = []
+        if pacer.hard_cap and self._unapplied:  # only the cap counts them (Route's hot path)
+            position = self._position
+            unapplied = [(t, cost) for event_id, (k, t, cost) in self._unapplied.items()
+                         if k == key and event_id > position]
         return pacer.choose(scores, costs, chosen, t=self._t(now), unapplied=unapplied)
 
     def status(self, tenant: str, route: str, now: datetime) -> PacingStatus | None:

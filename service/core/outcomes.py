@@ -249,11 +249,11 @@ class OutcomeCore:
             if w.status is WriteStatus.INSERTED:
                 results[n].event_id = w.event_id
                 results[n].reward = float(row["reward"])
-                decision = decisions[row["decision_id"]]
-                spent[n] = (decision, float(row["cost_usd"]))
+                decision, cost = decisions[row["decision_id"]], float(row["cost_usd"])
+                spent[n] = (decision, cost)
                 if self.budgets is not None:
                     self.budgets.acknowledge(w.event_id, decision.tenant, decision.route,
-                                             decision.created_at, float(row["cost_usd"]))
+                                             decision.created_at, cost)
                 if row.get("unverified"):
                     self.recent.forget_recent(row["decision_id"])  # type: ignore[union-attr]
             elif w.status is WriteStatus.DUPLICATE:  # raced with an identical write

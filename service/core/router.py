@@ -148,7 +148,7 @@ class RouterCore:
         snap: ConfigSnapshot = self._config()
         return snap
 
-    # ------------------------------------------------------------------ validation
+    # ------------------------------------------------------------------ candidates
     def _candidates(
         self, req: RouteRequest, snap: ConfigSnapshot, route_models: Sequence[str]
     ) -> list[ModelEntry]:
