@@ -21,9 +21,11 @@ Vowpal Wabbit (``vowpalwabbit.Workspace``)
     default, ``-q sa`` (without a shared x action interaction an ADF learner's scores differ
     between actions only by the action features, i.e. it ignores the prompt). Per prompt:
     ``shared |s tok1 tok2 ...`` (the prompt lower-cased, whitespace-split, ``|`` and ``:``
-    removed, first :data:`VW_MAX_TOKENS` tokens), then one ``|a model=<index>`` line per
-    model. The action is sampled from VW's PMF with the ``(seed, 1)`` generator; VW learns
-    ``index:cost:probability`` on the chosen line with cost = -reward.
+    removed, first :data:`VW_MAX_TOKENS` tokens; a dataset's task label, which banditroute
+    gets as categorical context, comes first as the token ``task=<label>``), then one
+    ``|a model=<index>`` line per model. The action is sampled from VW's PMF with the
+    ``(seed, 1)`` generator; VW learns ``index:cost:probability`` on the chosen line with
+    cost = -reward.
 
 Per method: ``aiq`` (RouterBench AIQ of each seed's lambda sweep, normalised by
 ``max(dataset's largest single-model mean cost, largest point cost)`` as in
@@ -208,6 +210,17 @@ def vw_text(prompt: str, max_tokens: int = VW_MAX_TOKENS) -> str:
     return " ".join(t for t in tokens if t)
 
 
+def vw_task(label: str) -> str:
+    """A task label as one VW token (with its trailing space), or "" without one.
+
+    >>> vw_task("high school maths"), vw_task("")
+    ('task=high_school_maths ', '')
+    """
+    if not label:
+        return ""
+    return "task=" + "_".join(label.replace("|", "").replace(":", "").split()) + " "
+
+
 def vw_args(variant: str, seed: int, interactions: str = VW_INTERACTIONS) -> str:
     """Command line of one VW variant for one seed.
 
@@ -258,7 +271,12 @@ def run_vw_variant(dataset: ReplayDataset, variant: str, weights: Sequence[float
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One VW variant over every seed and lambda; the method entry."""
     started = time.perf_counter()
-    shared = [f"shared |s {vw_text(p, max_tokens)}" for p in dataset.prompts]
+    # VW sees what banditroute sees: the prompt and, where the dataset has one, the task
+    # label (banditroute gets it as categorical context), as one more token interacted with
+    # the model one-hot.
+    tasks = dataset.tasks if dataset.tasks is not None else [""] * dataset.n
+    shared = [f"shared |s {vw_task(t)}{vw_text(p, max_tokens)}"
+              for p, t in zip(dataset.prompts, tasks, strict=True)]
     operating = float(weights[0])
     sweep_weights = sorted(set(float(w) for w in weights))
     pair = strong_weak(dataset)

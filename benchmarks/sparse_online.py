@@ -218,13 +218,13 @@ class TokenLinUCB(LinUCB):
         return (0.0, 1.0) if best == len(SELECT_GRID) else (1.0, SELECT_GRID[best])
 
     def select(self, x: Any, candidates: Iterable[str] | None = None, *,
-               rng: np.random.Generator | None = None) -> Decision:
-        x = np.asarray(x)
+               rng: np.random.Generator | None = None, group: str | None = None) -> Decision:
+        x = np.asarray(x)  # the task label is not used here: task_context.py measures it
         self._row = self._selected_row = int(x[-1])
         self._tokens = TOKENS[self._row]
         return super().select(x[:-1], candidates, rng=rng)
 
-    def update(self, x: Any, arm: str, reward: Any) -> TokenLinUCB:
+    def update(self, x: Any, arm: str, reward: Any, *, group: str | None = None) -> TokenLinUCB:
         x = np.asarray(x)
         row, dense_x = int(x[-1]), x[:-1]
         tokens = TOKENS[row]

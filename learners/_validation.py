@@ -116,6 +116,13 @@ def check_arm_name(value: Any) -> str:
     return value
 
 
+def check_group(value: Any) -> str:
+    """Return ``value`` if it is a usable group label (a str)."""
+    if not isinstance(value, str):
+        raise TypeError(f"group must be a str, got {type(value).__name__}")
+    return value
+
+
 def check_arms(arms: Any) -> list[str]:
     """Return ``arms`` as a list of distinct non-empty strings (at least one).
 

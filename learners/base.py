@@ -30,6 +30,7 @@ from banditroute.learners._validation import (
     check_arms,
     check_choice,
     check_float,
+    check_group,
     check_int,
     check_reward,
     check_rng,
@@ -88,6 +89,8 @@ class Policy(abc.ABC):
 
     algorithm: ClassVar[str] = ""
     _uses_features: ClassVar[bool] = True
+    #: Whether the policy learns per-group effects (see ``group`` in :meth:`select`).
+    _uses_groups: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -191,6 +194,7 @@ class Policy(abc.ABC):
         candidates: Iterable[str] | None = None,
         *,
         rng: np.random.Generator | None = None,
+        group: str | None = None,
     ) -> Decision:
         """Choose an arm for context ``x`` among ``candidates`` (default: all active arms).
 
@@ -203,6 +207,10 @@ class Policy(abc.ABC):
         rng
             Generator used for all exploration randomness instead of the policy's own one
             (so that the policy's state depends on its updates only).
+        group
+            A label of the request's kind (task, product feature, tenant...). Policies with
+            group effects (LinUCB, linear Thompson sampling) learn one effect per arm and
+            group; the others ignore it. Pass the same group to :meth:`update`.
 
         Returns
         -------
@@ -213,10 +221,13 @@ class Policy(abc.ABC):
         idx = self._candidate_indices(candidates)
         gen = self._rng if rng is None else check_rng(rng)
         assert gen is not None
+        if group is not None and self._uses_groups:
+            return self._select_in_group(xv, idx, gen, check_group(group))
         return self._select(xv, idx, gen)
 
-    def update(self, x: Any, arm: str, reward: Any) -> Policy:
-        """Learn from one event: ``arm`` was played for context ``x`` and earned ``reward``.
+    def update(self, x: Any, arm: str, reward: Any, *, group: str | None = None) -> Policy:
+        """Learn from one event: ``arm`` was played for context ``x`` (in ``group``, see
+        :meth:`select`) and earned ``reward``.
 
         Returns
         -------
@@ -227,12 +238,17 @@ class Policy(abc.ABC):
         r = check_reward(reward)
         if self._uses_features:
             self._scale_learn(xv)
-        self._learn(xv, i, r)
+        if group is not None and self._uses_groups:
+            self._learn_in_group(xv, i, r, check_group(group))
+        else:
+            self._learn(xv, i, r)
         self._counts[i] += 1
         self._reward_sums[i] += r
         return self
 
-    def correct(self, x: Any, arm: str, old_reward: Any, new_reward: Any) -> Policy:
+    def correct(
+        self, x: Any, arm: str, old_reward: Any, new_reward: Any, *, group: str | None = None
+    ) -> Policy:
         """Replace the reward of an event already passed to :meth:`update`.
 
         Used when a revised reward (e.g. human feedback) arrives later. Update counts are not
@@ -246,7 +262,10 @@ class Policy(abc.ABC):
         xv, i = self._event(x, arm)
         old = check_reward(old_reward, "old_reward")
         new = check_reward(new_reward, "new_reward")
-        self._relearn(xv, i, old, new)
+        if group is not None and self._uses_groups:
+            self._relearn_in_group(xv, i, old, new, check_group(group))
+        else:
+            self._relearn(xv, i, old, new)
         self._reward_sums[i] += new - old
         return self
 
@@ -312,6 +331,22 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def _relearn(self, x: np.ndarray, i: int, old: float, new: float) -> None:
         """Replace the reward of an already learnt event."""
+
+    def _select_in_group(
+        self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator, group: str
+    ) -> Decision:
+        """:meth:`_select` for a request in ``group`` (policies with ``_uses_groups``)."""
+        raise NotImplementedError
+
+    def _learn_in_group(self, x: np.ndarray, i: int, reward: float, group: str) -> None:
+        """:meth:`_learn` for an event in ``group`` (policies with ``_uses_groups``)."""
+        raise NotImplementedError
+
+    def _relearn_in_group(
+        self, x: np.ndarray, i: int, old: float, new: float, group: str
+    ) -> None:
+        """:meth:`_relearn` for an event in ``group`` (policies with ``_uses_groups``)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def _grow(self) -> None:

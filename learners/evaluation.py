@@ -349,6 +349,8 @@ class LoggedEvent:
     reward: float
     propensity: float
     candidates: tuple[str, ...] | None = None
+    #: The request's group (see ``group`` in :meth:`Policy.select`), or None.
+    group: str | None = None
 
 
 class RidgeRewardModel:
@@ -432,7 +434,7 @@ def evaluate_policy(policy: Policy, events: Sequence[LoggedEvent], *, learn: boo
         cands = list(ev.candidates) if ev.candidates else None
         known = [a for a in (cands or policy.arms) if a in policy.arms]
         if known:
-            decision = policy.select(x, known, rng=rng)
+            decision = policy.select(x, known, rng=rng, group=ev.group)
             for arm, prob in decision.probabilities.items():
                 pi[t, index[arm]] = prob
             sampled.append(decision.arm)
@@ -444,7 +446,7 @@ def evaluate_policy(policy: Policy, events: Sequence[LoggedEvent], *, learn: boo
         logged[t] = index[ev.arm]
         model.update(x, ev.arm, ev.reward)
         if learn and ev.arm in policy.arms:
-            policy.update(x, ev.arm, ev.reward)
+            policy.update(x, ev.arm, ev.reward, group=ev.group)
     rewards = np.array([ev.reward for ev in events], dtype=np.float64)
     props = np.array([ev.propensity for ev in events], dtype=np.float64)
     target = pi[np.arange(n), logged]

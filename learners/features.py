@@ -26,6 +26,7 @@ any process.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from river.preprocessing import FeatureHasher
 
 from banditroute.learners._validation import check_int
 
-__all__ = ["DENSE_FEATURES", "FeatureExtractor", "estimate_tokens"]
+__all__ = ["DENSE_FEATURES", "FeatureExtractor", "context_group", "estimate_tokens"]
 
 DENSE_FEATURES = (
     "log_chars",
@@ -132,6 +133,29 @@ _QUESTION_START = re.compile(
     r"does|did|will|explain|qu[eé]|por qu[eé]|c[oó]mo|warum|wie|was|pourquoi|comment)\b",
     re.IGNORECASE,
 )
+
+
+def context_group(categorical: Mapping[str, str] | None) -> str | None:
+    """The group a request belongs to for the policies' group effects: its whole categorical
+    context as canonical JSON (names sorted), or None without one.
+
+    The categorical context is also hashed into the feature vector; the group gives each
+    distinct context its own learnt effect per model (see ``group`` in
+    :meth:`banditroute.learners.base.Policy.select`).
+
+    >>> context_group({"task": "maths", "tenant": "acme"}) == context_group(
+    ...     {"tenant": "acme", "task": "maths"})
+    True
+    >>> context_group({"task": "maths"}), context_group({})
+    ('{"task":"maths"}', None)
+    """
+    if not categorical:
+        return None
+    if not isinstance(categorical, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in categorical.items()):
+        raise TypeError("categorical context must map str to str")
+    return json.dumps(dict(sorted(categorical.items())), separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def estimate_tokens(text: str) -> int:

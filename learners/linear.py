@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from banditroute.learners._groups import GroupEffects
 from banditroute.learners._ridge import RidgeArms
 from banditroute.learners._validation import check_float, check_int
 from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
@@ -52,7 +53,10 @@ class _RidgePolicy(Policy):
 
     ridge: float
     context_ridge: float | None
+    group_ridge: float
+    max_groups: int
     refresh_every: int
+    _uses_groups = True
     #: ``context_ridge`` when none is given, per feature dimension (benchmarks/defaults.py).
     _context_ridge_per_dim: float = 1.0
 
@@ -65,7 +69,12 @@ class _RidgePolicy(Policy):
         prior = np.full(self._dim + 1, context)
         prior[self._dim] = self.ridge  # the intercept comes last (see Policy._features)
         self._ridge = RidgeArms(self._dim + 1, prior, self.refresh_every)
+        self._groups = GroupEffects(self._dim + 1, self.group_ridge, self.max_groups)
         self._context_cap2 = float(self._dim)
+
+    def _check_groups(self, group_ridge: float, max_groups: int) -> None:
+        self.group_ridge = check_float("group_ridge", group_ridge, low=0.0, low_open=True)
+        self.max_groups = check_int("max_groups", max_groups, low=0)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         """Scaled features and intercept; the context part shrunk to norm <= sqrt(dim)."""
@@ -78,6 +87,29 @@ class _RidgePolicy(Policy):
 
     def _grow(self) -> None:
         self._ridge.grow(pooled_intercept=False)
+        self._groups.grow()
+
+    def _means_and_widths(
+        self, x: np.ndarray, group: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every arm's posterior mean reward and variance for ``x`` (in ``group``)."""
+        z = self._features(x)
+        if group is None:
+            return self._ridge.means_and_widths(z, self._intercept_prior())
+        return self._groups.means_and_widths(self._ridge, z, group, self._intercept_prior())
+
+    def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
+        return self._choose(*self._means_and_widths(x), idx, rng)
+
+    def _select_in_group(
+        self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator, group: str
+    ) -> Decision:
+        return self._choose(*self._means_and_widths(x, group), idx, rng)
+
+    def _choose(self, means: np.ndarray, widths: np.ndarray, idx: np.ndarray,
+                rng: np.random.Generator) -> Decision:
+        """Choose among ``idx`` from every arm's posterior mean and variance."""
+        raise NotImplementedError
 
     def _check_explore(self, explore: float, decay: float | None, minimum: float) -> None:
         self.explore = check_float("explore", explore, low=0.0, high=1.0)
@@ -112,12 +144,24 @@ class _RidgePolicy(Policy):
     def _relearn(self, x: np.ndarray, i: int, old: float, new: float) -> None:
         self._ridge.relearn(i, self._features(x), old, new)
 
+    def _learn_in_group(self, x: np.ndarray, i: int, reward: float, group: str) -> None:
+        self._groups.learn(self._ridge, i, self._features(x), reward, group)
+
+    def _relearn_in_group(
+        self, x: np.ndarray, i: int, old: float, new: float, group: str
+    ) -> None:
+        self._groups.relearn(self._ridge, i, self._features(x), old, new, group)
+
     def _get_state(self) -> dict[str, Any]:
-        return {**super()._get_state(), **self._ridge.get_state()}
+        state = {**super()._get_state(), **self._ridge.get_state()}
+        if self._groups.rows:  # a policy that never saw a group keeps its old snapshot
+            state.update(self._groups.get_state())
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         self._ridge.set_state(state, len(self._arm_names))
+        self._groups.set_state(state, len(self._arm_names))
 
 
 class LinUCB(_RidgePolicy):
@@ -158,6 +202,11 @@ class LinUCB(_RidgePolicy):
         Where the decay stops, in ``[0, 1]`` (``>= explore``: no decay); use ``> 0`` for
         off-policy evaluation (the default 0.002 keeps every propensity >= 0.002 / k, reached
         after 2,400 updates).
+    group_ridge
+        Prior precision of each arm's effect per request group (> 0; see ``group`` in
+        :meth:`~banditroute.learners.base.Policy.select` and :mod:`~banditroute.learners._groups`).
+    max_groups
+        Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
         Recompute ``A^-1`` exactly every this many updates of an arm.
     **scaling
@@ -190,6 +239,8 @@ class LinUCB(_RidgePolicy):
         explore: float = 0.01,
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
+        group_ridge: float = 4.0,
+        max_groups: int = 4096,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
@@ -197,11 +248,12 @@ class LinUCB(_RidgePolicy):
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.context_ridge = _check_context_ridge(context_ridge)
         self._check_explore(explore, explore_decay, explore_min)
+        self._check_groups(group_ridge, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
-    def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
-        means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
+    def _choose(self, means: np.ndarray, widths: np.ndarray, idx: np.ndarray,
+                rng: np.random.Generator) -> Decision:
         np.sqrt(widths, out=widths)
         widths *= self.alpha
         widths += means
@@ -252,6 +304,11 @@ class LinearThompson(_RidgePolicy):
     explore_decay, explore_min
         As for :class:`LinUCB`; off by default (``None``): on validation the decay moved
         Thompson sampling by less than the defaults' tie band (``benchmarks/defaults.py``).
+    group_ridge
+        Prior precision of each arm's effect per request group (> 0; see ``group`` in
+        :meth:`~banditroute.learners.base.Policy.select` and :mod:`~banditroute.learners._groups`).
+    max_groups
+        Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
         Recompute ``A^-1`` exactly every this many updates of an arm.
     **scaling
@@ -282,6 +339,8 @@ class LinearThompson(_RidgePolicy):
         explore: float = 0.01,
         explore_decay: float | None = None,
         explore_min: float = 0.0,
+        group_ridge: float = 4.0,
+        max_groups: int = 4096,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
@@ -290,11 +349,12 @@ class LinearThompson(_RidgePolicy):
         self.context_ridge = _check_context_ridge(context_ridge)
         self.propensity_draws = check_int("propensity_draws", propensity_draws, low=1)
         self._check_explore(explore, explore_decay, explore_min)
+        self._check_groups(group_ridge, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
-    def _select(self, x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> Decision:
-        means, widths = self._ridge.means_and_widths(self._features(x), self._intercept_prior())
+    def _choose(self, means: np.ndarray, widths: np.ndarray, idx: np.ndarray,
+                rng: np.random.Generator) -> Decision:
         mu = means[idx]
         k = len(idx)
         if k == 1:

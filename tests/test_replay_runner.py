@@ -38,12 +38,13 @@ class _Spy:
         self.inner = inner
         self.updates: list[tuple[str, float]] = []
 
-    def select(self, x: np.ndarray, candidates: Any = None, *, rng: Any = None) -> Any:
-        return self.inner.select(x, candidates, rng=rng)
+    def select(self, x: np.ndarray, candidates: Any = None, *, rng: Any = None,
+               group: str | None = None) -> Any:
+        return self.inner.select(x, candidates, rng=rng, group=group)
 
-    def update(self, x: np.ndarray, arm: str, reward: float) -> Any:
+    def update(self, x: np.ndarray, arm: str, reward: float, *, group: str | None = None) -> Any:
         self.updates.append((arm, reward))
-        return self.inner.update(x, arm, reward)
+        return self.inner.update(x, arm, reward, group=group)
 
 
 def test_reward_matrix_equals_the_learners_reward() -> None:

@@ -36,10 +36,12 @@ def _traffic(address: str, n: int, seed: int, feedback_every: int = 3) -> int:
     with grpc.insecure_channel(address) as channel:
         router = router_pb2_grpc.RouterStub(channel)
         for i in range(n):
+            task = rng.choice(["qa", "code", ""])  # a group per task, and requests without
             reply = router.Route(
                 router_pb2.RouteRequest(
                     prompt=f"prompt {rng.randrange(50)}",
                     numeric_context={"len": float(rng.randrange(10))},
+                    categorical_context={"task": task} if task else {},
                 )
             )
             out = router.RecordOutcome(
@@ -92,6 +94,7 @@ def test_restart_rebuilds_policy_state_bit_identically(fresh_db_url: str) -> Non
         cfg = first.app.follower.config
         live = first.app.registry.get(cfg.routes[("", "default")].policy)
         assert live is not None and "late-model" in live.policy.arms  # it was explored
+        assert set(live.policy._groups.rows) == {'{"task":"qa"}', '{"task":"code"}'}
     finally:
         first.stop()
     with psycopg.connect(libpq_url(fresh_db_url)) as conn:

@@ -78,3 +78,35 @@ def test_demo_route_learns_the_winner_fast_and_transfers_to_new_kinds_of_prompt(
             for i in range(100)
         )
         assert unseen[winner] >= 80, (winner, unseen)
+
+
+def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
+    grpc_server: InProcessServer,
+) -> None:
+    """Twenty teams send the same support tickets, labelled with their team as categorical
+    context, and the winning model depends on the team. The prompts cannot tell the teams
+    apart, nor can twenty labels hashed into the feature vector's few categorical slots; the
+    label learnt as the request's group does."""
+    rng = random.Random(5)
+    with grpc.insecure_channel(grpc_server.address) as channel:
+        router = router_pb2_grpc.RouterStub(channel)
+        first = router.Route(router_pb2.RouteRequest(prompt=_ticket(rng)))
+        ranking = [first.model, *(f.model for f in first.fallbacks)]
+        teams = [f"team-{j}" for j in range(20)]
+        winners = {team: ranking[-1 - j % len(ranking)] for j, team in enumerate(teams)}
+        hits: list[bool] = []
+        for i in range(600):
+            team = teams[i % len(teams)]
+            reply = router.Route(
+                router_pb2.RouteRequest(prompt=_ticket(rng), categorical_context={"team": team})
+            )
+            hits.append(reply.model == winners[team])
+            router.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(
+                    decision_id=reply.decision_id,
+                    quality=1.0 if reply.model == winners[team] else 0.2,
+                )
+            )
+            if i % 25 == 24:
+                grpc_server.sync()
+        assert sum(hits[400:]) >= 150, sum(hits[400:])  # 75 % of decisions 401-600

@@ -92,8 +92,9 @@ class ExperimentResolver(Protocol):
         x: np.ndarray,
         candidates: Iterable[str] | None,
         rng: np.random.Generator | None = None,
+        group: str | None = None,
     ) -> dict[str, Any] | None:
-        """What each of ``assignment.shadows`` would have chosen for ``x`` (stored in
+        """What each of ``assignment.shadows`` would have chosen for ``x`` in ``group`` (stored in
         ``decisions.shadow``); ``None`` when there are none. Never raises for a shadow.
 
         The default scores nothing: only an experiment resolver assigns shadows."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from banditroute.learners.features import context_group
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.policies import (
     DecisionEvents,
@@ -68,6 +69,7 @@ def decision_of(event: LearningEvent) -> DecisionEvents | None:
         shadows=parse_shadow_keys(event.shadow),
         outcome=outcome_of(event) if earlier_outcome else None,
         ratings=[float(r) for r in event.prior_ratings],
+        group=context_group(event.categorical_context),
     )
 
 

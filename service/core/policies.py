@@ -160,6 +160,8 @@ class DecisionEvents:
     features: np.ndarray
     shadows: tuple[PolicyKey, ...]
     outcome: OutcomeFacts | None = None
+    #: The request's group (its categorical context, see ``context_group``), or None.
+    group: str | None = None
     ratings: list[float] = field(default_factory=list)
     #: Reward each policy (served and shadows) last learned for this decision.
     rewards: dict[PolicyKey, float] = field(default_factory=dict)
@@ -272,10 +274,10 @@ class PolicyRegistry:
         if ev.model not in policy.arms:
             policy.add_arm(ev.model)
         if old is None:
-            policy.update(ev.features, ev.model, new)
+            policy.update(ev.features, ev.model, new, group=ev.group)
             live.updates += 1
         elif old != new:
-            policy.correct(ev.features, ev.model, old, new)
+            policy.correct(ev.features, ev.model, old, new, group=ev.group)
         else:
             return None
         live.since_snapshot += 1

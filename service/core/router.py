@@ -34,7 +34,7 @@ import numpy as np
 
 from banditroute.learners.base import Decision, Policy
 from banditroute.learners.cost import CostModel
-from banditroute.learners.features import FeatureExtractor, estimate_tokens
+from banditroute.learners.features import FeatureExtractor, context_group, estimate_tokens
 from banditroute.service.core import idempotency
 from banditroute.service.core.assignment import ExperimentResolver, RoutePolicyResolver
 from banditroute.service.core.budgets import BudgetBook, paced_decision
@@ -271,10 +271,11 @@ class RouterCore:
                 raise FailedPrecondition(
                     f"no candidate model is estimated under max_cost_usd={limit:g}"
                 )
-        decision = self._select(live.policy, x, names)
+        group = context_group(req.categorical_context)
+        decision = self._select(live.policy, x, names, group)
         shadow = None
         if assignment.shadows:
-            shadow = self._score_shadows(assignment, x, names)
+            shadow = self._score_shadows(assignment, x, names, group)
         now = datetime.now(UTC)
         created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # id precision
         decision_id = new_decision_id(created_at)
@@ -342,7 +343,8 @@ class RouterCore:
             pacing_cost_weight=pacing_weight,
         )
 
-    def _select(self, policy: Policy, x: np.ndarray, names: list[str]) -> Decision:
+    def _select(self, policy: Policy, x: np.ndarray, names: list[str],
+                group: str | None) -> Decision:
         """The policy's decision; models that are not arms yet ("cold") get explored.
 
         A model added to the pool after the policy version becomes an arm at its first outcome
@@ -353,10 +355,10 @@ class RouterCore:
         arms = set(policy.arms)
         cold = [n for n in names if n not in arms]
         if not cold:
-            return policy.select(x, names, rng=self.rng)
+            return policy.select(x, names, rng=self.rng, group=group)
         known = [n for n in names if n in arms]
         total = len(names)
-        base = policy.select(x, known, rng=self.rng) if known else None
+        base = policy.select(x, known, rng=self.rng, group=group) if known else None
         explore = base is None or self.rng.random() < len(cold) / total
         chosen = cold[int(self.rng.integers(len(cold)))] if explore else base.arm  # type: ignore[union-attr]
         probabilities = {n: 1.0 / total for n in cold}
@@ -372,12 +374,14 @@ class RouterCore:
             ranking += [n for n in base.ranking if n != chosen]
         return Decision(chosen, probabilities[chosen], scores, probabilities, ranking)
 
-    def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str]) -> Any:
+    def _score_shadows(self, assignment: Any, x: np.ndarray, names: list[str],
+                       group: str | None) -> Any:
         def policy_of(key: Any) -> Any:
             live = self.registry.get(key)
             return None if live is None else live.policy
 
-        return self.resolver.score_shadows(assignment, policy_of, x, names, rng=self.rng)
+        return self.resolver.score_shadows(assignment, policy_of, x, names, rng=self.rng,
+                                           group=group)
 
     def _from_row(self, row: Mapping[str, Any], req: RouteRequest) -> RouteResult:
         ranking = list(row["candidates"])

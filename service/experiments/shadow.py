@@ -57,6 +57,7 @@ def score_shadows(
     x: Any,
     candidates: Iterable[str] | None,
     rng: np.random.Generator | None = None,
+    group: str | None = None,
 ) -> dict[str, Any] | None:
     """Score ``x`` with every shadow policy of ``assignment``; ``None`` when there are none.
 
@@ -66,7 +67,7 @@ def score_shadows(
         The request's assignment; only its ``shadows`` are used.
     policy_of
         Returns the live policy of a version (the registry), or ``None`` if not loaded.
-    x, candidates, rng
+    x, candidates, rng, group
         As passed to the serving policy's ``select``. A shadow policy that cannot score (not
         loaded, or none of the candidates among its arms) is skipped and logged, never raised:
         shadows must not break serving.
@@ -83,7 +84,8 @@ def score_shadows(
         if usable is not None and not usable:
             continue
         try:
-            out[shadow_key(key.name, key.version)] = shadow_entry(policy.select(x, usable, rng=rng))
+            out[shadow_key(key.name, key.version)] = shadow_entry(
+                policy.select(x, usable, rng=rng, group=group))
         except (ValueError, TypeError) as exc:  # a shadow must never fail the request
             _log.warning("shadow policy %s@%s could not score: %s", key.name, key.version, exc)
     return out or None

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from banditroute.learners.features import context_group
+
 __all__ = ["ReplayDataset", "jsonl_lines"]
 
 
@@ -46,7 +48,9 @@ class ReplayDataset:
         Optional ``(n, K)`` seconds per call.
     tasks
         Optional per-prompt task label (e.g. RouterBench ``eval_name``); reports break
-        results down by it. Not shown to policies.
+        results down by it, and replay passes it to policies as the request's categorical
+        context ``{"task": label}`` (see :meth:`context_groups`), as a caller that knows
+        which product feature a request comes from would.
     ids
         Optional per-prompt identifiers.
     split
@@ -116,6 +120,18 @@ class ReplayDataset:
     def mean_cost(self) -> np.ndarray:
         """Mean cost per query of each model, shape ``(K,)``."""
         return np.asarray(self.cost.mean(axis=0), dtype=np.float64)
+
+    def context_groups(self) -> list[str | None] | None:
+        """Each prompt's group for the policies: ``context_group({"task": label})``, or
+        None when the dataset has no task labels.
+
+        >>> ReplayDataset("toy", ["a"], ["m"], np.ones((1, 1)), np.ones((1, 1)),
+        ...               tasks=["maths"]).context_groups()
+        ['{"task":"maths"}']
+        """
+        if self.tasks is None:
+            return None
+        return [context_group({"task": t}) if t else None for t in self.tasks]
 
     def subset(self, rows: list[int] | np.ndarray, split: str | None = None) -> ReplayDataset:
         """The dataset restricted to ``rows`` (in that order)."""

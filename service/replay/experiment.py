@@ -76,6 +76,10 @@ class ReplayConfig:
         Number of points kept on each regret curve.
     share_windows
         Number of consecutive windows of the pass in ``share_curve``.
+    task_context
+        Pass each prompt's task label, where the dataset has one, to the policies as the
+        request's categorical context (default True; see
+        :meth:`~banditroute.service.replay.dataset.ReplayDataset.context_groups`).
     """
 
     policies: list[PolicySpec]
@@ -86,6 +90,7 @@ class ReplayConfig:
     cold_start: bool = True
     regret_points: int = 100
     share_windows: int = 20
+    task_context: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -234,8 +239,9 @@ def run_experiment(dataset: ReplayDataset, config: ReplayConfig, featurize: Feat
                     if start == "warm":
                         assert history is not None and hist_features is not None
                         warm_start(policy, history, hist_features, weight, seed,
-                                   config.warm_mode)
-                    run = run_online(policy, dataset, features, weight, seed)
+                                   config.warm_mode, config.task_context)
+                    run = run_online(policy, dataset, features, weight, seed,
+                                     config.task_context)
                     per_weight[weight].append(run)
                     if progress is not None:
                         progress(f"{spec.label} {start} seed={seed} lambda={weight:g}: "
@@ -252,6 +258,7 @@ def run_experiment(dataset: ReplayDataset, config: ReplayConfig, featurize: Feat
         "cost_weights": sweep_weights,
         "warm_mode": config.warm_mode if config.warm_start else None,
         "feature_dim": dim,
+        "task_context": config.task_context and dataset.tasks is not None,
         "notes": {k: v for k, v in dataset.notes.items()},
         **{k: base[k] for k in ("best_single_model", "best_single_accuracy",
                                 "best_single_cost_per_query", "oracle_accuracy",

@@ -8,7 +8,7 @@ Logged events come from
 * a replay log file, JSONL, one decision per line::
 
       {"features": [0.1, ...] | "prompt": "...", "model": "gpt-4o", "propensity": 0.9,
-       "reward": 0.7, "candidates": ["gpt-4o", "mini"]}
+       "reward": 0.7, "candidates": ["gpt-4o", "mini"], "categorical_context": {"task": "qa"}}
 
   (``features`` wins; a ``prompt`` is featurised with the learners' FeatureExtractor of
   ``feature_dim``). ``banditroute replay --decision-log`` writes this format.
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from banditroute.learners.evaluation import LoggedEvent, evaluate_policy
+from banditroute.learners.features import context_group
 from banditroute.service.replay.dataset import jsonl_lines
 from banditroute.service.replay.runner import PolicySpec
 
@@ -52,7 +53,8 @@ def load_events_from_file(path: Path, feature_dim: int = 64) -> list[LoggedEvent
             cands = rec.get("candidates")
             events.append(LoggedEvent(x, str(rec["model"]), float(rec["reward"]),
                                       float(rec["propensity"]),
-                                      tuple(cands) if cands else None))
+                                      tuple(cands) if cands else None,
+                                      context_group(rec.get("categorical_context"))))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: bad log record ({exc})") from exc
     return events
@@ -68,7 +70,7 @@ def load_events_from_db(url: str, route: str | None = None, tenant: str | None =
 
     stmt = (
         select(Decision.features, Decision.model, Decision.propensity, Decision.candidates,
-               Outcome.reward)
+               Outcome.reward, Decision.categorical_context)
         .join(Outcome, Outcome.decision_id == Decision.decision_id)
         .where(Decision.logged.is_(True))
         .order_by(Decision.event_id)
@@ -89,8 +91,9 @@ def load_events_from_db(url: str, route: str | None = None, tenant: str | None =
         engine.dispose()
     return [
         LoggedEvent(np.frombuffer(features, dtype="<f8").astype(np.float64), model, float(reward),
-                    float(propensity), tuple(candidates) if candidates else None)
-        for features, model, propensity, candidates, reward in rows
+                    float(propensity), tuple(candidates) if candidates else None,
+                    context_group(categorical))
+        for features, model, propensity, candidates, reward, categorical in rows
     ]
 
 

@@ -109,30 +109,41 @@ class RunResult:
         return np.bincount(self.choices, minlength=k) / max(self.choices.size, 1)
 
 
+def _groups(dataset: ReplayDataset, task_context: bool) -> list[str | None]:
+    """Each prompt's policy group (its task label as categorical context) or all None."""
+    groups = dataset.context_groups() if task_context else None
+    return groups if groups is not None else [None] * dataset.n
+
+
 def warm_start(policy: Any, history: ReplayDataset, features: np.ndarray, cost_weight: float,
-               seed: int, mode: str = "full") -> Any:
-    """Fit ``policy`` on a labelled ``history`` before the online pass (see module doc)."""
+               seed: int, mode: str = "full", task_context: bool = True) -> Any:
+    """Fit ``policy`` on a labelled ``history`` before the online pass (see module doc).
+
+    ``task_context``: pass each prompt's task label to the policy as its group."""
     rewards = reward_matrix(history, cost_weight)
     order = np.random.default_rng([seed, 2]).permutation(history.n)
+    groups = _groups(history, task_context)
     if mode == "full":
         for i in order:
-            x = features[i]
+            x, group = features[i], groups[i]
             for j, model in enumerate(history.models):
-                policy.update(x, model, float(rewards[i, j]))
+                policy.update(x, model, float(rewards[i, j]), group=group)
         return policy
     if mode == "replay":
         rng = np.random.default_rng([seed, 3])
         for i in order:
-            decision = policy.select(features[i], rng=rng)
+            decision = policy.select(features[i], rng=rng, group=groups[i])
             policy.update(features[i], decision.arm, float(rewards[i, history.models.index(
-                decision.arm)]))
+                decision.arm)]), group=groups[i])
         return policy
     raise ValueError(f"warm_start: mode must be 'full' or 'replay', got {mode!r}")
 
 
 def run_online(policy: Any, dataset: ReplayDataset, features: np.ndarray, cost_weight: float,
-               seed: int) -> RunResult:
+               seed: int, task_context: bool = True) -> RunResult:
     """Stream ``dataset`` in a seeded random order through ``policy``; bandit feedback only.
+
+    ``task_context``: pass each prompt's task label to the policy as its group.
 
     Examples
     --------
@@ -151,16 +162,17 @@ def run_online(policy: Any, dataset: ReplayDataset, features: np.ndarray, cost_w
     order = np.random.default_rng(seed).permutation(dataset.n)
     rng = np.random.default_rng([seed, 1])
     index = {model: j for j, model in enumerate(dataset.models)}
+    groups = _groups(dataset, task_context)
     n = dataset.n
     choices = np.empty(n, dtype=np.int64)
     props = np.empty(n)
     for t, i in enumerate(order):
-        x = features[i]
-        decision = policy.select(x, rng=rng)
+        x, group = features[i], groups[i]
+        decision = policy.select(x, rng=rng, group=group)
         j = index[decision.arm]
         choices[t] = j
         props[t] = decision.propensity
-        policy.update(x, decision.arm, float(rewards[i, j]))
+        policy.update(x, decision.arm, float(rewards[i, j]), group=group)
     got = rewards[order, choices]
     return RunResult(
         order=order,
@@ -196,7 +208,7 @@ def estimated_costs(history: ReplayDataset | None, dataset: ReplayDataset) -> di
 
 def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
                  pacer: BudgetPacer, costs: dict[str, float] | CostEstimates, seed: int,
-                 warm_features: np.ndarray | None = None) -> BudgetRun:
+                 warm_features: np.ndarray | None = None, task_context: bool = True) -> BudgetRun:
     """Stream ``dataset`` through ``policy`` paced by ``pacer`` (see
     :mod:`banditroute.learners.pacing`).
 
@@ -207,7 +219,8 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     decision and the realised cost at its outcome (the next step: the run is sequential).
     Time is the step index. ``warm_features``: a pass over these contexts (no learning by the
     policy, no outcome) sets the pacer's starting cost weight, as a route that has been
-    running would have it.
+    running would have it. ``task_context``: pass each prompt's task label to the policy as
+    its group.
 
     Examples
     --------
@@ -241,9 +254,10 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     props = np.empty(n)
     weights = np.empty(n)
     paced = np.zeros(n, dtype=bool)
+    groups = _groups(dataset, task_context)
     for t, i in enumerate(order):
-        x = features[i]
-        decision = policy.select(x, rng=rng)
+        x, group = features[i], groups[i]
+        decision = policy.select(x, rng=rng, group=group)
         estimate = priced(x)
         choice = pacer.choose(decision.scores, estimate, decision.arm, t=float(t))
         j = index[choice.arm]
@@ -253,7 +267,7 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
         paced[t] = bool(choice.reason)
         pacer.on_decision(float(t), estimate[choice.arm])
         quality = float(dataset.quality[i, j])
-        policy.update(x, choice.arm, min(max(quality, REWARD_MIN), REWARD_MAX))
+        policy.update(x, choice.arm, min(max(quality, REWARD_MIN), REWARD_MAX), group=group)
         pacer.on_outcome(float(t), estimate[choice.arm], float(dataset.cost[i, j]))
         if isinstance(costs, CostEstimates):
             costs.update(choice.arm, x, float(dataset.cost[i, j]))

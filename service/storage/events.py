@@ -61,7 +61,8 @@ SELECT e.event_id, e.kind, e.decision_id, e.decision_created_at,
        o.latency_ms, o.error, o.reward,
        f.rating, f.source,
        (SELECT array_agg(p.rating ORDER BY p.event_id) FROM feedback p
-         WHERE p.decision_id = e.decision_id AND p.event_id < e.event_id) AS prior_ratings
+         WHERE p.decision_id = e.decision_id AND p.event_id < e.event_id) AS prior_ratings,
+       d.categorical_context
   FROM e
   LEFT JOIN decisions d ON d.decision_id = e.decision_id AND d.created_at = e.decision_created_at
   LEFT JOIN outcomes o ON o.decision_id = e.decision_id AND o.event_id <= e.event_id
@@ -108,6 +109,7 @@ class LearningEvent:
     rating: float | None
     source: str | None
     prior_ratings: tuple[float, ...]
+    categorical_context: dict[str, str] | None = None
 
 
 def _event(row: Sequence[Any]) -> LearningEvent:
@@ -140,6 +142,7 @@ def _event(row: Sequence[Any]) -> LearningEvent:
         rating=row[24],
         source=row[25],
         prior_ratings=tuple(row[26] or ()),
+        categorical_context=row[27],
     )
 
 
