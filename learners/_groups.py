@@ -25,7 +25,7 @@ a policy that never sees a group behaves bit for bit as one without this module.
 Examples
 --------
 >>> import numpy as np
->>> from banditroute.learners._ridge import RidgeArms
+>>> from banditroute.learners._ridge import RidgeArms, exact_array
 >>> ridge, groups = RidgeArms(p=1, ridge=1.0), GroupEffects(p=1, prior=1.0, capacity=8)
 >>> ridge.grow(); groups.grow()
 >>> for r in (1.0, 1.0, 1.0):
@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from banditroute.learners._ridge import RidgeArms
+from banditroute.learners._ridge import RidgeArms, exact_array
 
 __all__ = ["GroupEffects"]
 
@@ -131,7 +131,8 @@ class GroupEffects:
         if intercept_prior:
             means += (intercept_prior * float(ridge.ridge[-1])) * np.einsum(
                 "kp,kp->k", ridge.A_inv[:, -1, :], w)
-        widths = np.einsum("kp,kpq,kq->k", w, ridge.A_inv, w) + 1.0 / a
+        widths = np.einsum("kp,kp->k", np.matmul(ridge.A_inv, w[:, :, None])[:, :, 0], w)
+        widths += 1.0 / a
         np.maximum(widths, 0.0, out=widths)
         return means, widths
 
@@ -148,13 +149,9 @@ class GroupEffects:
         g = len(keys)
         self.k = k
         self.rows = {key: j for j, key in enumerate(keys)}
-        self.sums = _exact(state.get("group_sums", np.zeros((g, k, self.p))), (g, k, self.p))
-        self.n = _exact(state.get("group_n", np.zeros((g, k))), (g, k))
-        self.rewards = _exact(state.get("group_rewards", np.zeros((g, k))), (g, k))
+        f64 = np.float64
+        self.sums = exact_array(state.get("group_sums", np.zeros((g, k, self.p))),
+                                (g, k, self.p), f64)
+        self.n = exact_array(state.get("group_n", np.zeros((g, k))), (g, k), f64)
+        self.rewards = exact_array(state.get("group_rewards", np.zeros((g, k))), (g, k), f64)
 
-
-def _exact(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    arr = np.ascontiguousarray(np.array(value, dtype=np.float64))
-    if arr.shape != shape:
-        raise ValueError(f"state array has shape {arr.shape}, expected {shape}")
-    return arr

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RidgeArms"]
+__all__ = ["RidgeArms", "exact_array"]
 
 
 class RidgeArms:
@@ -143,15 +143,15 @@ class RidgeArms:
 
     def set_state(self, state: dict[str, Any], k: int) -> None:
         p = self.p
-        self.A = _exact(state["ridge_A"], (k, p, p), np.float64)
-        self.A_inv = _exact(state["ridge_A_inv"], (k, p, p), np.float64)
-        self.b = _exact(state["ridge_b"], (k, p), np.float64)
-        self.theta = _exact(state["ridge_theta"], (k, p), np.float64)
-        self.n = _exact(state["ridge_n"], (k,), np.int64)
+        self.A = exact_array(state["ridge_A"], (k, p, p), np.float64)
+        self.A_inv = exact_array(state["ridge_A_inv"], (k, p, p), np.float64)
+        self.b = exact_array(state["ridge_b"], (k, p), np.float64)
+        self.theta = exact_array(state["ridge_theta"], (k, p), np.float64)
+        self.n = exact_array(state["ridge_n"], (k,), np.int64)
         self._refresh_cache()
 
 
-def _exact(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def exact_array(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     arr = np.ascontiguousarray(np.array(value, dtype=dtype))
     if arr.shape != shape:
         raise ValueError(f"state array has shape {arr.shape}, expected {shape}")

@@ -19,6 +19,10 @@ Structure for fast cold start and transfer
   so far (recomputed at every decision from the update counts and reward sums, so rebuilds
   stay exact). An arm not yet tried scores the pool's average plus its full prior width, so
   every arm is tried early and none is locked out by an early lucky one.
+* Group effects: a request may name its group (``group`` in ``select``/``update``: the
+  service passes the request's categorical context). Each arm learns one effect per group
+  with prior precision ``group_ridge``, solved exactly with the ridge state above
+  (:mod:`banditroute.learners._groups`); a group never seen is scored by the features alone.
 
 References
 ----------
@@ -239,7 +243,7 @@ class LinUCB(_RidgePolicy):
         explore: float = 0.01,
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
-        group_ridge: float = 4.0,
+        group_ridge: float = 16.0,
         max_groups: int = 4096,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -339,7 +343,7 @@ class LinearThompson(_RidgePolicy):
         explore: float = 0.01,
         explore_decay: float | None = None,
         explore_min: float = 0.0,
-        group_ridge: float = 4.0,
+        group_ridge: float = 16.0,
         max_groups: int = 4096,
         refresh_every: int = 1000,
         **scaling: Any,

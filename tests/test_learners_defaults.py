@@ -55,3 +55,14 @@ def test_replay_operating_point_is_the_validation_selected_one() -> None:
     from banditroute.service.replay.cli import DEFAULT_COST_FRACTIONS
 
     assert DEFAULT_COST_FRACTIONS[0] == _defaults_module().OPERATING_FRACTION
+
+
+def test_the_group_prior_is_the_one_task_context_py_chose_on_validation() -> None:
+    """``python benchmarks/task_context.py --grid 4,16,64 --out ...`` wrote this file."""
+    import json
+
+    chosen = json.loads(
+        (ROOT / "benchmarks" / "results" / "task_context_validation.json").read_text()
+    )["chosen_group_ridge"]
+    for cls in (LinUCB, LinearThompson):
+        assert inspect.signature(cls.__init__).parameters["group_ridge"].default == chosen

@@ -102,13 +102,18 @@ def replay_command(
     pacing_step: Annotated[float, typer.Option(
         help="the pacing controller's initial dual step (with --budget-per-request; it "
              "decays to 0.002 as a live route's does)")] = 0.02,
+    task_context: Annotated[bool, typer.Option(
+        "--task-context/--no-task-context",
+        help="pass each prompt's task label, where the dataset has one, to the policies as "
+             "categorical context {\"task\": label}, as a caller that knows the kind of "
+             "request would")] = True,
 ) -> None:
     """Replay a routing dataset through bandit policies and report cost vs quality."""
     if budget_per_request is not None:
         try:
             report = _replay_budget(dataset, split, policy or ["linucb"], seeds,
                                     budget_per_request, pacing_step, _resolve_root(data_root),
-                                    warm_start, warm_mode, feature_dim)
+                                    warm_start, warm_mode, feature_dim, task_context)
         except (ValueError, FileNotFoundError, TypeError) as exc:
             raise _fail(str(exc)) from exc
         if out is not None:
@@ -123,7 +128,8 @@ def replay_command(
         report = _replay(dataset, split, policy or ["linucb", "thompson", "epsilon_greedy"],
                          seeds, cost_weight, _resolve_root(data_root), server,
                          admin_token or os.environ.get("BANDITROUTE_ADMIN_TOKEN"), api_key,
-                         warm_start, warm_mode, feature_dim, decision_log, quiet=json_output)
+                         warm_start, warm_mode, feature_dim, decision_log, quiet=json_output,
+                         task_context=task_context)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         raise _fail(str(exc)) from exc
     from banditroute.service.replay.report import markdown_table, to_json, write_report
@@ -149,7 +155,8 @@ def _warm_history(dataset_name: str, split: str, data_root: Path | None,
 def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
             cost_weights: list[float] | None, data_root: Path | None, server: str | None,
             admin_token: str | None, api_key: str | None, warm: bool, warm_mode: str,
-            feature_dim: int, decision_log: Path | None, quiet: bool) -> dict[str, Any]:
+            feature_dim: int, decision_log: Path | None, quiet: bool,
+            task_context: bool = True) -> dict[str, Any]:
     from banditroute.service.replay.experiment import ReplayConfig, run_experiment
     from banditroute.service.replay.runner import default_featurizer, run_online
 
@@ -161,10 +168,11 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
     seeds = list(range(n_seeds))
     if server is not None:
         return _replay_grpc(server, data, specs, weights[0], seeds, admin_token, api_key,
-                            quiet)
+                            quiet, task_context)
     history = _warm_history(dataset_name, split, data_root, warm)
     featurize = default_featurizer(feature_dim)
-    config = ReplayConfig(specs, weights, seeds=seeds, warm_start=warm, warm_mode=warm_mode)
+    config = ReplayConfig(specs, weights, seeds=seeds, warm_start=warm, warm_mode=warm_mode,
+                          task_context=task_context)
 
     def progress(line: str) -> None:
         if not quiet:
@@ -174,7 +182,8 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
     if decision_log is not None:
         features = featurize(data.prompts)
         policy = specs[0].build(data.models, features.shape[1], seeds[0])
-        run = run_online(policy, data, features, weights[0], seeds[0])
+        run = run_online(policy, data, features, weights[0], seeds[0], task_context)
+        tasks = data.tasks if task_context and data.tasks is not None else None
         decision_log.parent.mkdir(parents=True, exist_ok=True)
         with decision_log.open("w", encoding="utf-8") as fh:
             for t, i in enumerate(run.order):
@@ -182,13 +191,16 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
                     "features": features[i].tolist(), "model": data.models[run.choices[t]],
                     "propensity": float(run.propensities[t]), "reward": float(run.reward[t]),
                     "candidates": list(data.models),
+                    **({"categorical_context": {"task": tasks[i]}} if tasks and tasks[i]
+                       else {}),
                 }) + "\n")
     return report
 
 
 def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: int,
                    budget: float, step: float, data_root: Path | None, warm: bool,
-                   warm_mode: str, feature_dim: int, windows: int = 5) -> dict[str, Any]:
+                   warm_mode: str, feature_dim: int, task_context: bool = True,
+                   windows: int = 5) -> dict[str, Any]:
     """Budget-paced passes (:func:`~banditroute.service.replay.runner.run_budgeted`): the
     policy learns quality, the pacer prices each prompt's estimated cost per model
     (:class:`~banditroute.service.replay.cost_estimates.CostEstimates`: the model's mean cost,
@@ -219,13 +231,13 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
         for seed in range(n_seeds):
             policy = spec.build(data.models, features.shape[1], seed)
             if history is not None and hist_features is not None:
-                warm_start(policy, history, hist_features, 0.0, seed, warm_mode)
+                warm_start(policy, history, hist_features, 0.0, seed, warm_mode, task_context)
             pacer = BudgetPacer(budget_per_request_usd=budget, step=step)
             estimates = CostEstimates(costs, features.shape[1])
             if history is not None and hist_features is not None:
                 estimates.fit(hist_features, history.cost, history.models)
             run = run_budgeted(policy, data, features, pacer, estimates, seed,
-                               warm_features=hist_features)
+                               warm_features=hist_features, task_context=task_context)
             rows.append({"seed": seed, "accuracy": run.accuracy,
                          "cost_per_query": run.cost_per_query,
                          "windows": run.spend_windows(windows), "final_lambda": pacer.lam,
@@ -270,7 +282,7 @@ def _budget_table(report: dict[str, Any]) -> str:
 
 def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weight: float,
                  seeds: list[int], admin_token: str | None, api_key: str | None,
-                 quiet: bool) -> dict[str, Any]:
+                 quiet: bool, task_context: bool = True) -> dict[str, Any]:
     from rich.progress import Progress
 
     from banditroute.service.replay.baselines import baseline_report
@@ -288,7 +300,8 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
 
                 res = replay_over_grpc(
                     server, data, spec, weight, seed=seed, admin_token=admin_token,
-                    api_key=api_key, register=True, progress=advance)
+                    api_key=api_key, register=True, progress=advance,
+                    task_context=task_context)
                 results.append({"policy": spec.label, "seed": seed, "accuracy": res.accuracy,
                                 "cost_per_query": res.cost_per_query,
                                 "mean_reward": res.mean_reward, "regret": res.regret,

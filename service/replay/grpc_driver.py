@@ -73,11 +73,13 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
                      seed: int = 0, route: str | None = None, admin_token: str | None = None,
                      api_key: str | None = None, register: bool = True,
                      progress: Callable[[int, int], None] | None = None,
-                     timeout: float = 30.0) -> GrpcReplayResult:
+                     timeout: float = 30.0, task_context: bool = True) -> GrpcReplayResult:
     """Stream ``dataset`` through the server at ``address`` (Route, then RecordOutcome).
 
-    ``progress(done, total)`` is called after each prompt. ``route`` defaults to a fresh
-    ``replay-<hex>`` name so repeated runs do not share learned state.
+    ``progress(done, total)`` is called after each prompt. ``task_context``: send each
+    prompt's task label, where the dataset has one, as ``categorical_context={"task": ...}``.
+    ``route`` defaults to a fresh ``replay-<hex>`` name so repeated runs do not share learned
+    state.
     """
     from banditroute.v1 import router_pb2, router_pb2_grpc
 
@@ -97,10 +99,13 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
         if register:
             register_replay_route(channel, dataset, spec, cost_weight, route, seed, admin_token)
         stub = router_pb2_grpc.RouterStub(channel)
+        tasks = dataset.tasks if task_context and dataset.tasks is not None else None
         for t, i in enumerate(order):
             response = stub.Route(router_pb2.RouteRequest(
                 prompt=dataset.prompts[i], candidates=list(dataset.models), route=route,
-                request_id=f"{route}-{seed}-{int(i)}"), metadata=meta, timeout=timeout)
+                request_id=f"{route}-{seed}-{int(i)}",
+                categorical_context={"task": tasks[i]} if tasks and tasks[i] else {}),
+                metadata=meta, timeout=timeout)
             j = index[response.model]
             stub.RecordOutcome(router_pb2.RecordOutcomeRequest(
                 decision_id=response.decision_id, quality=float(dataset.quality[i, j]),
