@@ -69,23 +69,21 @@ class GroupEffects:
 
     def grow(self) -> None:
         """Add an arm with no events in any group."""
-        g = len(self.rows)
-        self.sums = np.concatenate([self.sums, np.zeros((g, 1, self.p))], axis=1)
-        self.n = np.concatenate([self.n, np.zeros((g, 1))], axis=1)
-        self.rewards = np.concatenate([self.rewards, np.zeros((g, 1))], axis=1)
+        rows = self.n.shape[0]
+        self.sums = np.concatenate([self.sums, np.zeros((rows, 1, self.p))], axis=1)
+        self.n = np.concatenate([self.n, np.zeros((rows, 1))], axis=1)
+        self.rewards = np.concatenate([self.rewards, np.zeros((rows, 1))], axis=1)
         self.k += 1
-
-    def known(self, group: str) -> bool:
-        """Whether ``group`` has (or, with room left, will get) its own effects."""
-        return group in self.rows or len(self.rows) < self.capacity
 
     def _row(self, group: str) -> int | None:
         row = self.rows.get(group)
         if row is None and len(self.rows) < self.capacity:
             row = self.rows[group] = len(self.rows)
-            self.sums = np.concatenate([self.sums, np.zeros((1, self.k, self.p))])
-            self.n = np.concatenate([self.n, np.zeros((1, self.k))])
-            self.rewards = np.concatenate([self.rewards, np.zeros((1, self.k))])
+            if row == self.n.shape[0]:  # full: double the rows (amortised O(1) per group)
+                more = max(8, row)
+                self.sums = np.concatenate([self.sums, np.zeros((more, self.k, self.p))])
+                self.n = np.concatenate([self.n, np.zeros((more, self.k))])
+                self.rewards = np.concatenate([self.rewards, np.zeros((more, self.k))])
         return row
 
     def learn(self, ridge: RidgeArms, i: int, z: np.ndarray, reward: float, group: str) -> None:
@@ -137,11 +135,12 @@ class GroupEffects:
         return means, widths
 
     def get_state(self) -> dict[str, Any]:
+        g = len(self.rows)
         return {
             "group_keys": list(self.rows),
-            "group_sums": self.sums.copy(),
-            "group_n": self.n.copy(),
-            "group_rewards": self.rewards.copy(),
+            "group_sums": self.sums[:g].copy(),
+            "group_n": self.n[:g].copy(),
+            "group_rewards": self.rewards[:g].copy(),
         }
 
     def set_state(self, state: dict[str, Any], k: int) -> None:

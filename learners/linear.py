@@ -244,7 +244,7 @@ class LinUCB(_RidgePolicy):
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
         group_ridge: float = 16.0,
-        max_groups: int = 4096,
+        max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:
@@ -344,7 +344,7 @@ class LinearThompson(_RidgePolicy):
         explore_decay: float | None = None,
         explore_min: float = 0.0,
         group_ridge: float = 16.0,
-        max_groups: int = 4096,
+        max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
     ) -> None:

@@ -149,3 +149,20 @@ def test_a_group_that_is_not_a_str_is_rejected() -> None:
         policy.select([0.0, 0.0], group=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_groups"):
         LinUCB(ARMS, dim=2, max_groups=-1)
+
+
+def test_only_the_first_max_groups_groups_get_effects_and_many_survive_a_snapshot() -> None:
+    rng = np.random.default_rng(5)
+    capped = LinUCB(ARMS, dim=2, seed=1, max_groups=2)
+    many = LinUCB(ARMS, dim=2, seed=1)
+    for j in range(40):
+        x, r = rng.normal(size=2), float(rng.uniform(-1, 1))
+        capped.update(x, ARMS[j % 2], r, group=f"g{j % 20}")
+        many.update(x, ARMS[j % 2], r, group=f"g{j % 20}")
+    assert list(capped._groups.rows) == ["g0", "g1"]
+    assert len(many._groups.rows) == 20
+    restored = loads(dumps(many))
+    assert dumps(restored) == dumps(many)
+    x = np.array([0.3, 0.3])
+    for group in ("g0", "g19", "g-new"):
+        assert restored.select(x, group=group).scores == many.select(x, group=group).scores
