@@ -96,6 +96,39 @@ def bench_service_path(algorithm: str, dim: int = 64, n: int = 1500) -> float:
     return best_rate(decide)
 
 
+def bench_grouped(algorithm: str, dim: int = 64, n: int = 1500,
+                  groups: int = 50) -> tuple[float, float]:
+    """Decisions/s and updates/s of requests with a group (categorical context), after a
+    warm-up spread over ``groups`` groups: the batched per-arm scoring of learners/_groups.py."""
+    arms = [f"m{i}" for i in range(K)]
+    warmup = contexts(2000, dim, seed=1)
+    xs = contexts(n, dim, seed=2)
+    names = [f"task-{j}" for j in range(groups)]
+
+    def trained(rows: np.ndarray) -> object:
+        policy = make_policy(algorithm, arms, dim, seed=0)
+        for i, x in enumerate(rows):
+            policy.update(x, arms[i % K], float(np.tanh(x[i % dim])), group=names[i % groups])
+        return policy
+
+    policy = trained(warmup)
+
+    def decide() -> int:
+        select = policy.select  # type: ignore[attr-defined]
+        for i, x in enumerate(xs):
+            select(x, group=names[i % groups])
+        return n
+
+    def learn() -> int:
+        p = trained(warmup[:200])
+        update = p.update  # type: ignore[attr-defined]
+        for i, x in enumerate(xs):
+            update(x, arms[i % K], float(np.tanh(x[0])), group=names[i % groups])
+        return n
+
+    return best_rate(decide), best_rate(learn, repeats=5)
+
+
 def bench_river_linucb(dim: int, n_warm: int = 300, n: int = 300) -> tuple[float, float]:
     names = [f"x{i}" for i in range(dim)]
     warm = [dict(zip(names, x.tolist(), strict=True)) for x in contexts(n_warm, dim, seed=1)]
@@ -229,6 +262,10 @@ def main() -> dict[str, object]:
     for algorithm, key in (("linucb", "linucb"), ("thompson", "ts")):
         rate = bench_service_path(algorithm)
         results[f"{key}_k11_d64_decisions_with_candidates_and_rng_per_s"] = round(rate)
+    for algorithm, key in (("linucb", "linucb"), ("thompson", "ts")):
+        decisions, updates = bench_grouped(algorithm)
+        results[f"{key}_k11_d64_grouped_decisions_per_s"] = round(decisions)
+        results[f"{key}_k11_d64_grouped_updates_per_s"] = round(updates)
     for algorithm in ("epsilon_greedy", "uniform", "river"):
         decisions, updates = bench_policy(algorithm, 64, n=500 if algorithm == "river" else 1500)
         results[f"{algorithm}_k11_d64_decisions_per_s"] = round(decisions)

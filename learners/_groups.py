@@ -125,11 +125,11 @@ class GroupEffects:
             return means, widths
         a = self.n[row] + self.prior  # (K,)
         w = z - self.sums[row] / a[:, None]  # (K, p)
+        u = np.matmul(ridge.A_inv, w[:, :, None])[:, :, 0]  # A^-1 w per arm (A^-1 symmetric)
         means = np.einsum("kp,kp->k", ridge.theta, w) + self.rewards[row] / a
         if intercept_prior:
-            means += (intercept_prior * float(ridge.ridge[-1])) * np.einsum(
-                "kp,kp->k", ridge.A_inv[:, -1, :], w)
-        widths = np.einsum("kp,kp->k", np.matmul(ridge.A_inv, w[:, :, None])[:, :, 0], w)
+            means += (intercept_prior * float(ridge.ridge[-1])) * u[:, -1]
+        widths = np.einsum("kp,kp->k", u, w)
         widths += 1.0 / a
         np.maximum(widths, 0.0, out=widths)
         return means, widths
