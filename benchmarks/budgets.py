@@ -75,6 +75,9 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help="warm-start on the fit half of the train split and run on its "
                              "validation half (for choosing settings; the test split is not read)")
+    parser.add_argument("--no-task-context", dest="task_context", action="store_false",
+                        help="do not pass the task labels as categorical context (the rows "
+                             "measured before group effects)")
     args = parser.parse_args()
 
     train = load_dataset(args.dataset, "train", None)
@@ -101,7 +104,7 @@ def main() -> None:
 
     def paced(budget: float, seed: int) -> dict[str, Any]:
         policy = spec.build(test.models, feats.shape[1], seed)
-        warm_start(policy, train, hist_feats, 0.0, seed)
+        warm_start(policy, train, hist_feats, 0.0, seed, task_context=args.task_context)
         pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step,
                             step_min=args.step_min)
         estimates: dict[str, float] | CostEstimates = costs
@@ -109,15 +112,15 @@ def main() -> None:
             estimates = CostEstimates(costs, feats.shape[1])
             estimates.fit(hist_feats, train.cost, train.models)
         run = run_budgeted(policy, test, feats, pacer, estimates, seed,
-                           warm_features=hist_feats)
+                           warm_features=hist_feats, task_context=args.task_context)
         return {"accuracy": run.accuracy, "cost": run.cost_per_query,
                 "windows": run.spend_windows(5), "final_lambda": pacer.lam,
                 "paced_share": float(run.paced.mean()) if run.paced is not None else 0.0}
 
     def fixed(weight: float, seed: int) -> dict[str, Any]:
         policy = spec.build(test.models, feats.shape[1], seed)
-        warm_start(policy, train, hist_feats, weight, seed)
-        run = run_online(policy, test, feats, weight, seed)
+        warm_start(policy, train, hist_feats, weight, seed, task_context=args.task_context)
+        run = run_online(policy, test, feats, weight, seed, task_context=args.task_context)
         return {"accuracy": run.accuracy, "cost": run.cost_per_query}
 
     def mean(rows: list[dict[str, Any]], key: str) -> float:
@@ -166,7 +169,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = (f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
             + ("_mean_costs" if args.costs == "mean" else "")
-            + (f"_{args.seeds}seeds" if args.seeds != 3 else ""))
+            + (f"_{args.seeds}seeds" if args.seeds != 3 else "")
+            + ("" if args.task_context else "_no_task_context"))
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(report, RESULTS / f"{stem}.png")
     print(json.dumps(report))
