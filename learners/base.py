@@ -221,8 +221,9 @@ class Policy(abc.ABC):
         idx = self._candidate_indices(candidates)
         gen = self._rng if rng is None else check_rng(rng)
         assert gen is not None
-        if group is not None and self._uses_groups:
-            return self._select_in_group(xv, idx, gen, check_group(group))
+        g = None if group is None else check_group(group)
+        if g is not None and self._uses_groups:
+            return self._select_in_group(xv, idx, gen, g)
         return self._select(xv, idx, gen)
 
     def update(self, x: Any, arm: str, reward: Any, *, group: str | None = None) -> Policy:
@@ -238,8 +239,9 @@ class Policy(abc.ABC):
         r = check_reward(reward)
         if self._uses_features:
             self._scale_learn(xv)
-        if group is not None and self._uses_groups:
-            self._learn_in_group(xv, i, r, check_group(group))
+        g = None if group is None else check_group(group)
+        if g is not None and self._uses_groups:
+            self._learn_in_group(xv, i, r, g)
         else:
             self._learn(xv, i, r)
         self._counts[i] += 1
@@ -262,8 +264,9 @@ class Policy(abc.ABC):
         xv, i = self._event(x, arm)
         old = check_reward(old_reward, "old_reward")
         new = check_reward(new_reward, "new_reward")
-        if group is not None and self._uses_groups:
-            self._relearn_in_group(xv, i, old, new, check_group(group))
+        g = None if group is None else check_group(group)
+        if g is not None and self._uses_groups:
+            self._relearn_in_group(xv, i, old, new, g)
         else:
             self._relearn(xv, i, old, new)
         self._reward_sums[i] += new - old

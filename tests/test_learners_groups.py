@@ -147,6 +147,8 @@ def test_a_group_that_is_not_a_str_is_rejected() -> None:
     policy = LinUCB(ARMS, dim=2)
     with pytest.raises(TypeError, match="group must be a str"):
         policy.select([0.0, 0.0], group=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="group must be a str"):
+        make_policy("uniform", ARMS, dim=2).update([0.0, 0.0], "a", 1.0, group=b"g")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_groups"):
         LinUCB(ARMS, dim=2, max_groups=-1)
 
