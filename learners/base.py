@@ -295,6 +295,11 @@ class Policy(abc.ABC):
         self._refresh_active()
         return self
 
+    @property
+    def groups(self) -> int:
+        """Request groups with their own learnt effects (0 for policies without them)."""
+        return 0
+
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per-arm number of updates, mean reward (``None`` before any) and whether active.
 

@@ -89,6 +89,10 @@ class _RidgePolicy(Policy):
             head *= math.sqrt(self._context_cap2 / norm2)
         return z
 
+    @property
+    def groups(self) -> int:
+        return len(self._groups.rows)
+
     def _grow(self) -> None:
         self._ridge.grow(pooled_intercept=False)
         self._groups.grow()

@@ -297,6 +297,7 @@ def _state(info: admin.PolicyInfo, registry: PolicyRegistry) -> dict[str, Any]:
         "loaded": live is not None,
         "last_event_id": int(live.last_event_id) if live is not None else 0,
         "updates": sum(a["updates"] for a in arms),
+        "groups": live.policy.groups if live is not None else 0,
         "arms": arms,
     }
 
@@ -305,7 +306,8 @@ def _state_header(state: dict[str, Any]) -> str:
     head = f"policy {state['policy']} version {state['version']} ({state['algorithm']})"
     if not state["loaded"]:
         return f"{head}: cannot be built (see the server log)"
-    return f"{head}: {state['updates']} updates, log position {state['last_event_id']}"
+    groups = f", {state['groups']} request groups" if state["groups"] else ""
+    return f"{head}: {state['updates']} updates{groups}, log position {state['last_event_id']}"
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def test_policies_state_json_on_data_dir_shows_learnt_updates(demo_data_dir: Pat
     assert sum(arm["updates"] for arm in state["arms"]) == OUTCOMES
     assert all(isinstance(arm["updates"], int) for arm in state["arms"])
     assert isinstance(state["last_event_id"], int) and state["last_event_id"] > 0
+    assert state["groups"] == 0  # the demo traffic sends no categorical context
     learnt = [arm for arm in state["arms"] if arm["updates"]]
     assert learnt and all(0.0 <= arm["mean_reward"] <= 1.0 for arm in learnt)
 

@@ -89,6 +89,7 @@ def test_each_group_learns_its_own_winner_on_identical_prompts() -> None:
         policy.update(x, "a", 0.0, group="french").update(x, "b", 1.0, group="french")
     assert policy.select(x, group="maths").ranking[0] == "a"
     assert policy.select(x, group="french").ranking[0] == "b"
+    assert policy.groups == 2
     plain = make_policy("linucb", ARMS, dim=2, seed=0)
     for _ in range(30):
         plain.update(x, "a", 1.0).update(x, "b", 0.0).update(x, "a", 0.0).update(x, "b", 1.0)
@@ -139,6 +140,7 @@ def test_policies_without_group_effects_ignore_the_group() -> None:
     policy = make_policy("epsilon_greedy", ARMS, dim=2, seed=0)
     x = np.array([0.1, 0.2])
     policy.update(x, "a", 1.0, group="g1")
+    assert policy.groups == 0
     assert policy.select(x, rng=np.random.default_rng(1), group="g1") == policy.select(
         x, rng=np.random.default_rng(1))
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 import grpc
 
-from banditroute.v1 import router_pb2, router_pb2_grpc
+from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer
 
 _PRODUCTS = ("router", "laptop", "headset", "subscription", "printer", "phone plan")
@@ -110,3 +110,9 @@ def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
             if i % 25 == 24:
                 grpc_server.sync()
         assert sum(hits[400:]) >= 150, sum(hits[400:])  # 75 % of decisions 401-600
+        grpc_server.sync()
+        state = admin_pb2_grpc.AdminStub(channel).GetPolicyState(
+            admin_pb2.GetPolicyStateRequest(name=first.policy),
+            metadata=grpc_server.admin_metadata,
+        )
+        assert state.groups == len(teams)

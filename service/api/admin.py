@@ -207,6 +207,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             last_event_id=int(live.last_event_id),
             updates=sum(a.updates for a in arms),
             arms=arms,
+            groups=live.policy.groups,
         )
 
     # -- routes --------------------------------------------------------------------------
