@@ -61,7 +61,6 @@ class GroupEffects:
         self.p = p
         self.prior = float(prior)
         self.capacity = capacity
-        self.k = 0
         self.rows: dict[str, int] = {}
         self.sums = np.zeros((0, 0, p))  # (G, K, p): sum of z per group and arm
         self.n = np.zeros((0, 0))  # (G, K): events per group and arm
@@ -73,17 +72,16 @@ class GroupEffects:
         self.sums = np.concatenate([self.sums, np.zeros((rows, 1, self.p))], axis=1)
         self.n = np.concatenate([self.n, np.zeros((rows, 1))], axis=1)
         self.rewards = np.concatenate([self.rewards, np.zeros((rows, 1))], axis=1)
-        self.k += 1
 
     def _row(self, group: str) -> int | None:
         row = self.rows.get(group)
         if row is None and len(self.rows) < self.capacity:
             row = self.rows[group] = len(self.rows)
             if row == self.n.shape[0]:  # full: double the rows (amortised O(1) per group)
-                more = max(8, row)
-                self.sums = np.concatenate([self.sums, np.zeros((more, self.k, self.p))])
-                self.n = np.concatenate([self.n, np.zeros((more, self.k))])
-                self.rewards = np.concatenate([self.rewards, np.zeros((more, self.k))])
+                more, k = max(8, row), self.n.shape[1]
+                self.sums = np.concatenate([self.sums, np.zeros((more, k, self.p))])
+                self.n = np.concatenate([self.n, np.zeros((more, k))])
+                self.rewards = np.concatenate([self.rewards, np.zeros((more, k))])
         return row
 
     def learn(self, ridge: RidgeArms, i: int, z: np.ndarray, reward: float, group: str) -> None:
@@ -146,7 +144,6 @@ class GroupEffects:
     def set_state(self, state: dict[str, Any], k: int) -> None:
         keys = [str(key) for key in state.get("group_keys", [])]
         g = len(keys)
-        self.k = k
         self.rows = {key: j for j, key in enumerate(keys)}
         f64 = np.float64
         self.sums = exact_array(state.get("group_sums", np.zeros((g, k, self.p))),

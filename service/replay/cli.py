@@ -183,7 +183,7 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
         features = featurize(data.prompts)
         policy = specs[0].build(data.models, features.shape[1], seeds[0])
         run = run_online(policy, data, features, weights[0], seeds[0], task_context)
-        tasks = data.tasks if task_context and data.tasks is not None else None
+        contexts = data.categorical_contexts() if task_context else None
         decision_log.parent.mkdir(parents=True, exist_ok=True)
         with decision_log.open("w", encoding="utf-8") as fh:
             for t, i in enumerate(run.order):
@@ -191,7 +191,7 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
                     "features": features[i].tolist(), "model": data.models[run.choices[t]],
                     "propensity": float(run.propensities[t]), "reward": float(run.reward[t]),
                     "candidates": list(data.models),
-                    **({"categorical_context": {"task": tasks[i]}} if tasks and tasks[i]
+                    **({"categorical_context": contexts[i]} if contexts and contexts[i]
                        else {}),
                 }) + "\n")
     return report

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from banditroute.learners.features import context_group
-
 __all__ = ["ReplayDataset", "jsonl_lines"]
 
 
@@ -49,7 +47,7 @@ class ReplayDataset:
     tasks
         Optional per-prompt task label (e.g. RouterBench ``eval_name``); reports break
         results down by it, and replay passes it to policies as the request's categorical
-        context ``{"task": label}`` (see :meth:`context_groups`), as a caller that knows
+        context ``{"task": label}`` (see :meth:`categorical_contexts`), as a caller that knows
         which product feature a request comes from would.
     ids
         Optional per-prompt identifiers.
@@ -121,17 +119,15 @@ class ReplayDataset:
         """Mean cost per query of each model, shape ``(K,)``."""
         return np.asarray(self.cost.mean(axis=0), dtype=np.float64)
 
-    def context_groups(self) -> list[str | None] | None:
-        """Each prompt's group for the policies: ``context_group({"task": label})``, or
-        None when the dataset has no task labels.
+    def categorical_contexts(self) -> list[dict[str, str]]:
+        """Each prompt's categorical context as replay passes it: ``{"task": label}``, or
+        ``{}`` for a prompt without a label (every prompt, when the dataset has none).
 
-        >>> ReplayDataset("toy", ["a"], ["m"], np.ones((1, 1)), np.ones((1, 1)),
-        ...               tasks=["maths"]).context_groups()
-        ['{"task":"maths"}']
+        >>> ReplayDataset("toy", ["a", "b"], ["m"], np.ones((2, 1)), np.ones((2, 1)),
+        ...               tasks=["maths", ""]).categorical_contexts()
+        [{'task': 'maths'}, {}]
         """
-        if self.tasks is None:
-            return None
-        return [context_group({"task": t}) if t else None for t in self.tasks]
+        return [{"task": t} if t else {} for t in self.tasks or [""] * self.n]
 
     def subset(self, rows: list[int] | np.ndarray, split: str | None = None) -> ReplayDataset:
         """The dataset restricted to ``rows`` (in that order)."""

@@ -79,7 +79,7 @@ class ReplayConfig:
     task_context
         Pass each prompt's task label, where the dataset has one, to the policies as the
         request's categorical context (default True; see
-        :meth:`~banditroute.service.replay.dataset.ReplayDataset.context_groups`).
+        :meth:`~banditroute.service.replay.dataset.ReplayDataset.categorical_contexts`).
     """
 
     policies: list[PolicySpec]

@@ -99,12 +99,12 @@ def replay_over_grpc(address: str, dataset: ReplayDataset, spec: PolicySpec, cos
         if register:
             register_replay_route(channel, dataset, spec, cost_weight, route, seed, admin_token)
         stub = router_pb2_grpc.RouterStub(channel)
-        tasks = dataset.tasks if task_context and dataset.tasks is not None else None
+        contexts = dataset.categorical_contexts() if task_context else None
         for t, i in enumerate(order):
             response = stub.Route(router_pb2.RouteRequest(
                 prompt=dataset.prompts[i], candidates=list(dataset.models), route=route,
                 request_id=f"{route}-{seed}-{int(i)}",
-                categorical_context={"task": tasks[i]} if tasks and tasks[i] else {}),
+                categorical_context=contexts[i] if contexts else {}),
                 metadata=meta, timeout=timeout)
             j = index[response.model]
             stub.RecordOutcome(router_pb2.RecordOutcomeRequest(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from banditroute.learners.features import context_group
 from banditroute.learners.pacing import BudgetPacer
 from banditroute.service.core.policies import PolicySpec
 from banditroute.service.replay.cost_estimates import CostEstimates
@@ -111,8 +112,9 @@ class RunResult:
 
 def _groups(dataset: ReplayDataset, task_context: bool) -> list[str | None]:
     """Each prompt's policy group (its task label as categorical context) or all None."""
-    groups = dataset.context_groups() if task_context else None
-    return groups if groups is not None else [None] * dataset.n
+    if not task_context:
+        return [None] * dataset.n
+    return [context_group(c) for c in dataset.categorical_contexts()]
 
 
 def warm_start(policy: Any, history: ReplayDataset, features: np.ndarray, cost_weight: float,
