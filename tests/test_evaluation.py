@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 from banditroute.learners.evaluation import (
-    LoggedEvent,
-    RidgeRewardModel,
     doubly_robust,
     effective_sample_size,
-    evaluate_policy,
     ips,
     replay_estimate,
     snips,
 )
+from banditroute.learners.policy_evaluation import LoggedEvent, RidgeRewardModel, evaluate_policy
 from banditroute.learners.registry import make_policy
 
 K = 3

@@ -14,8 +14,8 @@ Logged events come from
   ``feature_dim``). ``banditroute replay --decision-log`` writes this format.
 
 The candidate policy (algorithm + hyperparameters) is evaluated with
-:func:`banditroute.learners.evaluation.evaluate_policy`: IPS, SNIPS, doubly robust and the replay
-method, each with a confidence interval and the number of supporting events.
+:func:`banditroute.learners.policy_evaluation.evaluate_policy`: IPS, SNIPS, doubly robust and
+the replay method, each with a confidence interval and the number of supporting events.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from banditroute.learners.evaluation import LoggedEvent, evaluate_policy
 from banditroute.learners.features import context_group
+from banditroute.learners.policy_evaluation import LoggedEvent, evaluate_policy
 from banditroute.service.replay.dataset import jsonl_lines
 from banditroute.service.replay.runner import PolicySpec
 
