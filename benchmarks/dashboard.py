@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from banditroute.service.core.admin import register_demo_pool  # noqa: E402
+from banditroute.service.core.demo import register_demo_pool  # noqa: E402
 from banditroute.service.dashboard import Dashboard, parse_window  # noqa: E402
 from banditroute.service.dashboard.queries import experiment_rewards_by_bucket  # noqa: E402
 from banditroute.service.experiments.assignment import VariantSpec  # noqa: E402

@@ -218,7 +218,7 @@ def _demo_learners() -> Any:
 
     from banditroute.learners import CostModel, FeatureExtractor, make_policy
     from banditroute.service.config import Settings
-    from banditroute.service.core.admin import DEMO_MODELS
+    from banditroute.service.core.demo import DEMO_MODELS
 
     dim = int(Settings.model_fields["feature_dim"].default)
     extractor, cost_model = FeatureExtractor(dim=dim), CostModel(dim=dim)

@@ -29,7 +29,7 @@ from banditroute.service.cli_common import (
     with_target,
 )
 from banditroute.service.config import Settings
-from banditroute.service.core import admin
+from banditroute.service.core import admin, api_keys
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
@@ -327,7 +327,7 @@ def keys_create(
 
 def _keys_create(settings: Settings, tenant: str, label: str) -> None:
     with admin_session(settings) as session:
-        created = admin.create_api_key(session, tenant, label, actor="cli")
+        created = api_keys.create_api_key(session, tenant, label, actor="cli")
     typer.echo(f"key_id: {created.key_id}")
     typer.echo(f"key:    {created.key}")
     typer.echo("(store the key now: it cannot be shown again)", err=True)
@@ -346,5 +346,5 @@ def keys_revoke(
 
 def _keys_revoke(settings: Settings, key_id: str) -> None:
     with admin_session(settings) as session:
-        info = admin.revoke_api_key(session, key_id, actor="cli")
+        info = api_keys.revoke_api_key(session, key_id, actor="cli")
     typer.echo(f"revoked {info.key_id} (tenant {info.tenant or '(shared)'})")

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from banditroute.service.config import Settings
-from banditroute.service.core.admin import register_demo_pool
+from banditroute.service.core.demo import register_demo_pool
 from banditroute.service.logs import configure_logging
 from banditroute.service.server import create_server
 from banditroute.service.storage.database import SchemaMode, create_engine, open_database

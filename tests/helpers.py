@@ -430,7 +430,7 @@ class InProcessServer:
 
 def register_demo(db_url: str) -> None:
     """Register the demo model pool and route ``default`` (as ``serve --demo`` does)."""
-    from banditroute.service.core.admin import register_demo_pool
+    from banditroute.service.core.demo import register_demo_pool
     from banditroute.service.storage.database import create_engine
 
     engine = create_engine(db_url, pool_size=1)

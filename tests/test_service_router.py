@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from banditroute.service.config import libpq_url
-from banditroute.service.core.admin import DEMO_MODELS
+from banditroute.service.core.demo import DEMO_MODELS
 from banditroute.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc
 from tests.helpers import InProcessServer, rpc_code
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, func, select
 
-from banditroute.service.core import admin
+from banditroute.service.core import admin, api_keys, demo
 from banditroute.service.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from banditroute.service.storage.database import create_engine
 from banditroute.service.storage.models import ApiKey, ConfigChange
@@ -116,34 +116,34 @@ def test_put_route_validates_policy_and_models(engine: Engine) -> None:
 
 def test_api_keys_are_hashed_and_revocable(engine: Engine) -> None:
     with admin.transaction(engine) as s:
-        created = admin.create_api_key(s, "acme", "ci")
+        created = api_keys.create_api_key(s, "acme", "ci")
     assert created.key.startswith("br_") and created.key not in repr(created)
     with admin.transaction(engine) as s:
         stored = s.get(ApiKey, created.key_id)
-        assert stored is not None and stored.key_hash == admin.hash_api_key(created.key)
+        assert stored is not None and stored.key_hash == api_keys.hash_api_key(created.key)
         assert created.key.encode() not in stored.key_hash
-        assert admin.authenticate_api_key(s, created.key) == "acme"
+        assert api_keys.authenticate_api_key(s, created.key) == "acme"
         with pytest.raises(Unauthenticated):
-            admin.authenticate_api_key(s, created.key + "x")
+            api_keys.authenticate_api_key(s, created.key + "x")
     with admin.transaction(engine) as s:
-        revoked = admin.revoke_api_key(s, created.key_id)
-        again = admin.revoke_api_key(s, created.key_id)
+        revoked = api_keys.revoke_api_key(s, created.key_id)
+        again = api_keys.revoke_api_key(s, created.key_id)
     assert revoked.revoked_at is not None and again.revoked_at == revoked.revoked_at
     with admin.transaction(engine) as s:
         with pytest.raises(Unauthenticated):
-            admin.authenticate_api_key(s, created.key)
+            api_keys.authenticate_api_key(s, created.key)
         with pytest.raises(NotFound):
-            admin.revoke_api_key(s, "key_missing")
+            api_keys.revoke_api_key(s, "key_missing")
 
 
 def test_ensure_demo_registers_once_and_keeps_changes(engine: Engine) -> None:
-    assert admin.register_demo_pool(engine) is True
+    assert demo.register_demo_pool(engine) is True
     with admin.transaction(engine) as s:
         admin.put_model(s, "gpt-4o", provider="openai", input_usd_per_mtok=1.0)
-    assert admin.register_demo_pool(engine) is False
+    assert demo.register_demo_pool(engine) is False
     with admin.transaction(engine) as s:
         models = {m.id: m for m in admin.list_models(s)}
-        assert set(models) == {m[0] for m in admin.DEMO_MODELS}
+        assert set(models) == {m[0] for m in demo.DEMO_MODELS}
         assert models["gpt-4o"].input_usd_per_mtok == 1.0
         assert admin.get_policy(s, "default").algorithm == "linucb"
         assert [(r.tenant, r.name, r.policy) for r in admin.list_routes(s)] == [

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from banditroute.service.api.experiments import ExperimentRpcs
 from banditroute.service.core import admin as core
+from banditroute.service.core import api_keys
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
@@ -243,7 +244,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     # -- API keys ------------------------------------------------------------------------
     async def CreateApiKey(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         """See admin.proto."""
-        created = await self._tx(core.create_api_key, request.tenant, request.label, "admin")
+        created = await self._tx(api_keys.create_api_key, request.tenant, request.label, "admin")
         await self._changed()
         return admin_pb2.CreateApiKeyResponse(
             key_id=created.key_id, key=created.key, tenant=created.tenant
@@ -251,7 +252,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     async def RevokeApiKey(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         """See admin.proto."""
-        await self._tx(core.revoke_api_key, request.key_id, "admin")
+        await self._tx(api_keys.revoke_api_key, request.key_id, "admin")
         await self._changed()
         return admin_pb2.RevokeApiKeyResponse()
 

@@ -1,4 +1,7 @@
-"""Administration: the model pool, versioned policies, routes and API keys.
+"""Administration: the model pool, versioned policies and routes.
+
+API keys: :mod:`banditroute.service.core.api_keys`; the demo pool:
+:mod:`banditroute.service.core.demo`.
 
 Each function validates its input (raising :mod:`banditroute.service.errors`), works inside the
 caller's ``Session`` transaction and records a config change (``NOTIFY banditroute_config``) so
@@ -17,15 +20,13 @@ banditroute.service.errors.InvalidArgument: route 'bad name' must be 1-200 chara
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Self, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -42,13 +43,11 @@ from banditroute.service.errors import (
     BanditrouteError,
     InvalidArgument,
     NotFound,
-    Unauthenticated,
     Unavailable,
 )
-from banditroute.service.storage.models import ApiKey, Model, Policy, Route
+from banditroute.service.storage.models import Model, Policy, Route
 from banditroute.service.storage.models.base import row_view
 from banditroute.service.storage.repositories import (
-    ApiKeyRepository,
     ModelRepository,
     PolicyRepository,
     RouteRepository,
@@ -56,42 +55,22 @@ from banditroute.service.storage.repositories import (
 )
 
 __all__ = [
-    "DEMO_MODELS",
-    "ApiKeyInfo",
-    "CreatedApiKey",
     "ModelInfo",
     "PolicyInfo",
     "RouteInfo",
-    "authenticate_api_key",
-    "create_api_key",
-    "ensure_demo",
     "get_policy",
-    "hash_api_key",
-    "list_api_keys",
     "list_models",
     "list_policies",
     "list_routes",
     "put_model",
     "put_policy",
     "put_route",
-    "register_demo_pool",
-    "revoke_api_key",
     "transaction",
     "validate_name",
 ]
 
 R = TypeVar("R")
 _MAX_SEED = 2**63 - 1
-
-#: The demo pool: (id, provider, USD per 1M input tokens, USD per 1M output tokens), list prices.
-DEMO_MODELS: tuple[tuple[str, str, float, float], ...] = (
-    ("gpt-4o", "openai", 2.50, 10.00),
-    ("gpt-4o-mini", "openai", 0.15, 0.60),
-    ("claude-3-5-sonnet", "anthropic", 3.00, 15.00),
-    ("claude-3-haiku", "anthropic", 0.25, 1.25),
-    ("llama-3.1-8b-instruct", "meta", 0.18, 0.18),
-)
-
 
 # -- results ---------------------------------------------------------------------------------
 
@@ -151,24 +130,6 @@ class RouteInfo(_RowResult[Route]):
     def budget(self) -> RouteBudget | None:
         """The route's budget (None when it has none)."""
         return RouteBudget.of(self)
-
-
-@dataclass(frozen=True)
-class ApiKeyInfo(_RowResult[ApiKey]):
-    key_id: str
-    tenant: str
-    label: str
-    created_at: datetime | None
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True)
-class CreatedApiKey:
-    """A new key: ``key`` is shown this once; only its SHA-256 is stored."""
-
-    key_id: str
-    key: str = field(repr=False)
-    tenant: str = ""
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -329,107 +290,6 @@ def list_routes(session: Session, tenant: str | None = None) -> list[RouteInfo]:
     if tenant is not None:
         check_tenant(tenant)
     return [RouteInfo.of(r) for r in RouteRepository(session).all(tenant)]
-
-
-# -- API keys -------------------------------------------------------------------------------
-
-
-def hash_api_key(key: str) -> bytes:
-    """SHA-256 of a raw key, the only form stored.
-
-    >>> hash_api_key("br_x").hex()[:12]
-    'dbfea6c1e8b6'
-    """
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-
-
-def create_api_key(
-    session: Session, tenant: str, label: str = "", actor: str = ""
-) -> CreatedApiKey:
-    """Issue a key for ``tenant``; the raw key is returned once and never stored."""
-    check_tenant(tenant)
-    check_label("label", label)
-    key_id = "key_" + secrets.token_hex(8)
-    raw = "br_" + secrets.token_urlsafe(32)
-    ApiKeyRepository(session).add(key_id, tenant, label, hash_api_key(raw))
-    record_change(session, "api_key", key_id, "create", {"tenant": tenant, "label": label}, actor)
-    return CreatedApiKey(key_id=key_id, key=raw, tenant=tenant)
-
-
-def revoke_api_key(session: Session, key_id: str, actor: str = "") -> ApiKeyInfo:
-    """Revoke a key (idempotent); NotFound for an unknown id."""
-    if not isinstance(key_id, str) or not key_id or len(key_id) > 64:
-        raise InvalidArgument("key_id is required")
-    repo = ApiKeyRepository(session)
-    key = repo.get(key_id)
-    if key is None:
-        raise NotFound(f"API key {key_id!r} not found")
-    if key.revoked_at is None:
-        repo.revoke(key)
-        session.refresh(key)
-        record_change(session, "api_key", key_id, "revoke", {"tenant": key.tenant}, actor)
-    return ApiKeyInfo.of(key)
-
-
-def list_api_keys(session: Session, tenant: str | None = None) -> list[ApiKeyInfo]:
-    """Keys (without secrets) of ``tenant`` or of everyone."""
-    return [ApiKeyInfo.of(k) for k in ApiKeyRepository(session).all(tenant)]
-
-
-def authenticate_api_key(session: Session, key: str) -> str:
-    """Return the tenant of a valid, unrevoked key; Unauthenticated otherwise."""
-    if not isinstance(key, str) or not key or len(key) > 256:
-        raise Unauthenticated("missing or malformed API key")
-    found = ApiKeyRepository(session).by_hash(hash_api_key(key))
-    if found is None or found.revoked_at is not None:
-        raise Unauthenticated("unknown or revoked API key")
-    return found.tenant
-
-
-# -- demo -----------------------------------------------------------------------------------
-
-
-def ensure_demo(session: Session) -> bool:
-    """Register the demo pool, policy ``default`` (LinUCB) and route ``default`` where missing.
-
-    Existing models, policies and routes are left untouched. Returns True if anything was added.
-    """
-    added = False
-    models = ModelRepository(session)
-    for model_id, provider, price_in, price_out in DEMO_MODELS:
-        if models.get(model_id) is None:
-            put_model(
-                session,
-                model_id,
-                provider=provider,
-                input_usd_per_mtok=price_in,
-                output_usd_per_mtok=price_out,
-                actor="demo",
-            )
-            added = True
-    if PolicyRepository(session).get("default") is None:
-        put_policy(
-            session,
-            "default",
-            "linucb",
-            hyperparameters={},
-            cost_weight=10.0,
-            latency_weight=0.0,
-            feedback_weight=0.5,
-            actor="demo",
-        )
-        added = True
-    if RouteRepository(session).get("", "default") is None:
-        put_route(session, "default", "default", actor="demo")
-        added = True
-    return added
-
-
-def register_demo_pool(engine: Engine) -> bool:
-    """:func:`ensure_demo` in its own transaction (serialised across processes)."""
-    with transaction(engine) as session:
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('banditroute.demo'))"))
-        return ensure_demo(session)
 
 
 def _asdict(info: Any) -> dict[str, Any]:

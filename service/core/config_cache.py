@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from banditroute.learners.reward import RewardWeights
+from banditroute.service.core.api_keys import hash_api_key
 from banditroute.service.core.assignment import PolicyKey, RouteEntry
 from banditroute.service.core.policies import PolicySpec
 from banditroute.service.core.route_budget import RouteBudget
@@ -105,7 +105,7 @@ class ConfigSnapshot:
         so the lookup's timing reveals nothing about stored keys; the hit is then confirmed
         with a constant-time comparison.
         """
-        digest = hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).digest()
+        digest = hash_api_key(raw_key)
         for stored, (_key_id, tenant) in self._key_candidates(digest):
             if hmac.compare_digest(stored, digest):
                 return tenant
