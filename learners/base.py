@@ -8,12 +8,10 @@ online feature scaling and bookkeeping live here once.
 Online feature scaling
 ----------------------
 Policies accept *raw* feature vectors. Policies that use features (all but ``uniform`` and
-``fixed``) standardise them with a per-dimension running mean and variance (Welford) that is
-part of the learned state: it is updated by :meth:`Policy.update` (never by ``select``), can be
-frozen after ``scale_freeze_after`` updates, and the standardised values are clipped to
-``[-scale_clip, scale_clip]``. A dimension whose variance is still 0 is only centred. A constant
-intercept feature 1.0 is appended after scaling, so the internal dimension is ``dim + 1``. With
-``scaling="none"`` the raw vector (plus the intercept) is used as is.
+``fixed``) standardise them with a running mean and variance that is part of the learned state
+(:class:`~banditroute.learners._scaling.OnlineScaler`; hyperparameters ``scaling``,
+``scale_clip``, ``scale_freeze_after``). A constant intercept feature 1.0 is appended after
+scaling, so the internal dimension is ``dim + 1``.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from banditroute.learners._scaling import OnlineScaler
 from banditroute.learners._validation import (
     check_arm_name,
     check_arms,
@@ -126,10 +125,8 @@ class Policy(abc.ABC):
         self._active = np.zeros(0, dtype=bool)
         self._counts = np.zeros(0, dtype=np.int64)
         self._reward_sums = np.zeros(0, dtype=np.float64)
-        self._scale_n = 0
-        self._scale_mean = np.zeros(self._dim)
-        self._scale_m2 = np.zeros(self._dim)
-        self._scale_inv_std = np.ones(self._dim)
+        self._scaler = OnlineScaler(self._dim, self.scaling, self.scale_clip,
+                                    self.scale_freeze_after)
         self._active_idx = np.zeros(0, dtype=np.int64)
         self._active_names: list[str] = []
         # candidate list -> validated index array; cleared whenever the active arms change
@@ -238,7 +235,7 @@ class Policy(abc.ABC):
         xv, i = self._event(x, arm)
         r = check_reward(reward)
         if self._uses_features:
-            self._scale_learn(xv)
+            self._scaler.learn(xv)
         g = None if group is None else check_group(group)
         if g is not None and self._uses_groups:
             self._learn_in_group(xv, i, r, g)
@@ -367,9 +364,7 @@ class Policy(abc.ABC):
             "active": self._active.copy(),
             "counts": self._counts.copy(),
             "reward_sums": self._reward_sums.copy(),
-            "scale_n": self._scale_n,
-            "scale_mean": self._scale_mean.copy(),
-            "scale_m2": self._scale_m2.copy(),
+            **self._scaler.get_state(),
             "rng": self._rng.bit_generator.state,
         }
 
@@ -382,11 +377,12 @@ class Policy(abc.ABC):
         self._active = _array(state["active"], (k,), bool)
         self._counts = _array(state["counts"], (k,), np.int64)
         self._reward_sums = _array(state["reward_sums"], (k,), np.float64)
-        self._scale_n = int(state["scale_n"])
-        self._scale_mean = _array(state["scale_mean"], (self._dim,), np.float64)
-        self._scale_m2 = _array(state["scale_m2"], (self._dim,), np.float64)
+        self._scaler.set_state(
+            int(state["scale_n"]),
+            _array(state["scale_mean"], (self._dim,), np.float64),
+            _array(state["scale_m2"], (self._dim,), np.float64),
+        )
         self._rng.bit_generator.state = state["rng"]
-        self._refresh_scale()
         self._refresh_active()
 
     # ------------------------------------------------------------------ helpers
@@ -448,36 +444,10 @@ class Policy(abc.ABC):
         idx.flags.writeable = False  # shared by later calls with the same candidates
         return idx
 
-    def _scale_learn(self, x: np.ndarray) -> None:
-        if self.scaling == "none":
-            return
-        if self.scale_freeze_after is not None and self._scale_n >= self.scale_freeze_after:
-            return
-        self._scale_n += 1
-        delta = x - self._scale_mean
-        self._scale_mean += delta / self._scale_n
-        self._scale_m2 += delta * (x - self._scale_mean)
-        self._refresh_scale()
-
-    def _refresh_scale(self) -> None:
-        if self._scale_n == 0:
-            self._scale_inv_std = np.ones(self._dim)
-            return
-        var = self._scale_m2 / self._scale_n
-        with np.errstate(divide="ignore"):
-            self._scale_inv_std = np.where(var > 1e-12, 1.0 / np.sqrt(var), 1.0)
-
     def _features(self, x: np.ndarray) -> np.ndarray:
         """Scaled features plus the intercept (length ``dim + 1``)."""
         z = np.empty(self._dim + 1)
-        head = z[: self._dim]
-        if self.scaling == "none":
-            head[...] = x
-        else:
-            np.subtract(x, self._scale_mean, out=head)
-            np.multiply(head, self._scale_inv_std, out=head)
-            np.minimum(head, self.scale_clip, out=head)
-            np.maximum(head, -self.scale_clip, out=head)
+        self._scaler.transform_into(x, z[: self._dim])
         z[self._dim] = 1.0
         return z
 
