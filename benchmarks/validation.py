@@ -1,0 +1,99 @@
+"""Compare policy settings on validation data only: the tool for trying a default.
+
+Each dataset's train split is cut into ``fit`` and ``validation`` (the cut of
+``benchmarks/replay.py``); every ``--specs`` entry runs one online pass per seed over
+``validation``, cold and warm-started on ``fit``, at the replay's default lambda grid and
+with the task labels as categorical context (as ``banditroute replay`` does by default).
+The test splits are never read.
+
+Per dataset, spec and start it reports AIQ minus the single-model hull's AIQ on the same
+prompts (``aiq_vs_hull``), the late-half hull gap (mean over seeds and the worst seed), and
+accuracy as a fraction of the best single model's; then each spec's mean over datasets.
+
+Usage::
+
+    python benchmarks/validation.py --specs "linucb|linucb:alpha=0.5" \\
+        [--datasets routerbench,routellm-gsm8k,routellm-mmlu,routellm-mtbench] [--seeds 3] \\
+        [--jobs 2] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from replay import print_json, split_fit_validation
+
+from banditroute.service.replay.cli import default_cost_weights
+from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.loaders import default_data_root, load_dataset
+from banditroute.service.replay.runner import PolicySpec, default_featurizer
+
+
+def _run(job: tuple[str, str, int, Path]) -> tuple[str, str, dict[str, Any]]:
+    name, spec, seeds, root = job
+    fit, validation = split_fit_validation(load_dataset(name, "train", root))
+    config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation),
+                          seeds=list(range(seeds)), warm_start=True)
+    result = run_experiment(validation, config, default_featurizer(), history=fit)
+    hull = float(result["baselines"]["zero_router_aiq"])
+    best = float(result["best_single_accuracy"])
+    rows = {
+        r["start"]: {
+            "aiq_vs_hull": round(float(r["aiq"]) - hull, 4),
+            "late_hull_gap": round(float(r["late_hull_gap"]), 4),
+            "worst_seed_late_hull_gap": round(min(s["late_hull_gap"] for s in r["per_seed"]), 4),
+            "accuracy_vs_best_single": round(float(r["accuracy"]) / best, 4),
+        }
+        for r in result["results"]
+    }
+    return name, spec, rows
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--specs", required=True, help="policy specs separated by '|'")
+    parser.add_argument("--datasets",
+                        default="routerbench,routellm-gsm8k,routellm-mmlu,routellm-mtbench")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    root = args.data_root or default_data_root()
+    specs = args.specs.split("|")
+    for spec in specs:
+        PolicySpec.parse(spec)  # a typo fails now, not after minutes of work
+    datasets = args.datasets.split(",")
+    start = time.perf_counter()
+    jobs = [(name, spec, args.seeds, root) for name in datasets for spec in specs]
+    report: dict[str, Any] = {"benchmark": "validation", "split": "validation",
+                              "seeds": args.seeds, "datasets": {}, "mean_over_datasets": {}}
+    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
+        for name, spec, rows in pool.map(_run, jobs):
+            report["datasets"].setdefault(name, {})[spec] = rows
+            print(f"{name} {spec}: done", file=sys.stderr, flush=True)
+    for spec in specs:
+        report["mean_over_datasets"][spec] = {
+            start_: {key: round(fmean(report["datasets"][d][spec][start_][key]
+                                      for d in datasets), 4)
+                     for key in ("aiq_vs_hull", "late_hull_gap")}
+            | {"worst_seed_late_hull_gap": min(report["datasets"][d][spec][start_][
+                "worst_seed_late_hull_gap"] for d in datasets)}
+            for start_ in ("cold", "warm")
+        }
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    print_json(report, args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()
