@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -46,7 +46,7 @@ from banditroute.service.errors import (
     Unavailable,
 )
 from banditroute.service.storage.models import Model, Policy, Route
-from banditroute.service.storage.models.base import row_view
+from banditroute.service.storage.models.base import RowResult, row_view
 from banditroute.service.storage.repositories import (
     ModelRepository,
     PolicyRepository,
@@ -69,23 +69,13 @@ __all__ = [
     "validate_name",
 ]
 
-R = TypeVar("R")
 _MAX_SEED = 2**63 - 1
 
 # -- results ---------------------------------------------------------------------------------
 
 
-class _RowResult(Generic[R]):
-    """A result dataclass read from an ORM row ``R`` whose attributes have its fields' names; a
-    result with computed fields overrides :meth:`of`."""
-
-    @classmethod
-    def of(cls, row: R) -> Self:
-        return row_view(cls, row)
-
-
 @dataclass(frozen=True)
-class ModelInfo(_RowResult[Model]):
+class ModelInfo(RowResult[Model]):
     id: str
     provider: str
     input_usd_per_mtok: float
@@ -94,7 +84,7 @@ class ModelInfo(_RowResult[Model]):
 
 
 @dataclass(frozen=True)
-class PolicyInfo(_RowResult[Policy]):
+class PolicyInfo(RowResult[Policy]):
     name: str
     version: int
     algorithm: str
@@ -111,7 +101,7 @@ class PolicyInfo(_RowResult[Policy]):
 
 
 @dataclass(frozen=True)
-class RouteInfo(_RowResult[Route]):
+class RouteInfo(RowResult[Route]):
     tenant: str
     name: str
     policy: str

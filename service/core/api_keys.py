@@ -1,7 +1,7 @@
 """API keys: issued once, stored only as their SHA-256, revocable.
 
-A caller authenticates a Router RPC with ``authorization: Bearer <key>``; the servers look the
-key up in their in-memory config (:meth:`ConfigSnapshot.tenant_for_key
+A caller authenticates a Router RPC with the ``x-api-key`` header; the servers look the key
+up in their in-memory config (:meth:`ConfigSnapshot.tenant_for_key
 <banditroute.service.core.config_cache.ConfigSnapshot.tenant_for_key>`), by the same
 :func:`hash_api_key`. Each function works inside the caller's ``Session`` transaction
 (:func:`banditroute.service.core.admin.transaction`) and records a config change.
@@ -18,14 +18,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Self
 
 from sqlalchemy.orm import Session
 
 from banditroute.service.core.validation import check_label, check_tenant
 from banditroute.service.errors import InvalidArgument, NotFound, Unauthenticated
 from banditroute.service.storage.models import ApiKey
-from banditroute.service.storage.models.base import row_view
+from banditroute.service.storage.models.base import RowResult
 from banditroute.service.storage.repositories import ApiKeyRepository, record_change
 
 __all__ = [
@@ -40,7 +39,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ApiKeyInfo:
+class ApiKeyInfo(RowResult[ApiKey]):
     """A key as listed: never its secret."""
 
     key_id: str
@@ -48,10 +47,6 @@ class ApiKeyInfo:
     label: str
     created_at: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, row: ApiKey) -> Self:
-        return row_view(cls, row)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,27 @@
 """Declarative base of every table, with a naming convention so constraint names are stable;
-:func:`row_view` copies a row into a read model detached from its session."""
+:func:`row_view` copies a row into a read model detached from its session (:class:`RowResult`
+gives such a read model its ``of(row)``)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["NAMING_CONVENTION", "Base", "CreatedAtMixin", "TimestampedMixin", "row_view"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "CreatedAtMixin",
+    "RowResult",
+    "TimestampedMixin",
+    "row_view",
+]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -57,3 +66,12 @@ def row_view(cls: type[T], row: Any, **computed: Any) -> T:
     """
     names = (f.name for f in fields(cls) if f.name not in computed)  # type: ignore[arg-type]
     return cls(**{name: getattr(row, name) for name in names}, **computed)
+
+
+class RowResult(Generic[R]):
+    """A read-model dataclass built from an ORM row ``R`` whose attributes have its fields'
+    names (:func:`row_view`); a read model with computed fields overrides :meth:`of`."""
+
+    @classmethod
+    def of(cls, row: R) -> Self:
+        return row_view(cls, row)
