@@ -86,7 +86,13 @@ def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
     """Twenty teams send the same support tickets, labelled with their team as categorical
     context, and the winning model depends on the team. The prompts cannot tell the teams
     apart, nor can twenty labels hashed into the feature vector's few categorical slots; the
-    label learnt as the request's group does."""
+    label learnt as the request's group does.
+
+    Fifty decisions per team: the default prior on a group's effects (``group_ridge`` 16)
+    shrinks them towards nothing until a team has a few dozen outcomes, so a team whose
+    winner is a dear model can take ~40 decisions to try it. With 30 per team, 3 runs in 24
+    fell short of 75 % on decisions 401-600; with 50, all 16 tries sent >= 98 % of the last
+    200 to the winner."""
     rng = random.Random(5)
     with grpc.insecure_channel(grpc_server.address) as channel:
         router = router_pb2_grpc.RouterStub(channel)
@@ -95,7 +101,7 @@ def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
         teams = [f"team-{j}" for j in range(20)]
         winners = {team: ranking[-1 - j % len(ranking)] for j, team in enumerate(teams)}
         hits: list[bool] = []
-        for i in range(600):
+        for i in range(1000):
             team = teams[i % len(teams)]
             reply = router.Route(
                 router_pb2.RouteRequest(prompt=_ticket(rng), categorical_context={"team": team})
@@ -109,7 +115,7 @@ def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
             )
             if i % 25 == 24:
                 grpc_server.sync()
-        assert sum(hits[400:]) >= 150, sum(hits[400:])  # 75 % of decisions 401-600
+        assert sum(hits[800:]) >= 180, sum(hits[800:])  # 90 % of decisions 801-1000
         grpc_server.sync()
         state = admin_pb2_grpc.AdminStub(channel).GetPolicyState(
             admin_pb2.GetPolicyStateRequest(name=first.policy),
