@@ -65,6 +65,7 @@ class GroupEffects:
         self.sums = np.zeros((0, 0, p))  # (G, K, p): sum of z per group and arm
         self.n = np.zeros((0, 0))  # (G, K): events per group and arm
         self.rewards = np.zeros((0, 0))  # (G, K): sum of rewards per group and arm
+        self.squares = np.zeros((0, 0))  # (G, K): sum of squared rewards per group and arm
 
     def grow(self) -> None:
         """Add an arm with no events in any group."""
@@ -72,6 +73,7 @@ class GroupEffects:
         self.sums = np.concatenate([self.sums, np.zeros((rows, 1, self.p))], axis=1)
         self.n = np.concatenate([self.n, np.zeros((rows, 1))], axis=1)
         self.rewards = np.concatenate([self.rewards, np.zeros((rows, 1))], axis=1)
+        self.squares = np.concatenate([self.squares, np.zeros((rows, 1))], axis=1)
 
     def _row(self, group: str) -> int | None:
         row = self.rows.get(group)
@@ -82,6 +84,7 @@ class GroupEffects:
                 self.sums = np.concatenate([self.sums, np.zeros((more, k, self.p))])
                 self.n = np.concatenate([self.n, np.zeros((more, k))])
                 self.rewards = np.concatenate([self.rewards, np.zeros((more, k))])
+                self.squares = np.concatenate([self.squares, np.zeros((more, k))])
         return row
 
     def learn(self, ridge: RidgeArms, i: int, z: np.ndarray, reward: float, group: str) -> None:
@@ -97,6 +100,7 @@ class GroupEffects:
         self.sums[row, i] += z
         self.n[row, i] += 1.0
         self.rewards[row, i] += reward
+        self.squares[row, i] += reward * reward
 
     def relearn(self, ridge: RidgeArms, i: int, z: np.ndarray, old: float, new: float,
                 group: str) -> None:
@@ -107,6 +111,51 @@ class GroupEffects:
             return
         ridge.relearn(i, z - self.sums[row, i] / (self.n[row, i] + self.prior), old, new)
         self.rewards[row, i] += new - old
+        self.squares[row, i] += new * new - old * old
+
+    def set_prior(self, ridge: RidgeArms, prior: float) -> None:
+        """Change the effects' prior precision to ``prior``, exactly: ``P`` and ``q`` become
+        what learning every event with it would have given (``P = A - sum s s'/(n + prior)``,
+        so each stored group moves them by ``s s'`` and ``s c`` times ``1/(n + old) - 1/(n +
+        new)``), and ``ridge`` is re-solved."""
+        prior = float(prior)
+        g = len(self.rows)
+        if g and prior != self.prior:
+            n = self.n[:g]
+            d = 1.0 / (n + self.prior) - 1.0 / (n + prior)  # (G, K)
+            s = self.sums[:g]
+            ridge.A += np.einsum("gk,gkp,gkq->kpq", d, s, s)
+            ridge.b += np.einsum("gk,gkp->kp", d * self.rewards[:g], s)
+            ridge.recompute()
+        self.prior = prior
+
+    def estimate_prior(self, ridge: RidgeArms, low: float, high: float) -> float | None:
+        """Empirical-Bayes prior precision of the effects, in ``[low, high]``, or None while
+        fewer than two groups or eight (group, arm) cells have two events or more.
+
+        Method of moments on the (group, arm) cells with events: the noise variance
+        ``sigma^2`` is the pooled within-cell variance of the rewards (it also holds what the
+        features explain inside a cell, so it errs towards a stronger prior), and the effects'
+        variance ``tau^2`` is the mean of ``e^2 - sigma^2 / n`` over cells, where ``e`` is a
+        cell's mean residual from the features' fit. The precision is ``sigma^2 / tau^2``: large
+        when groups differ little beyond noise, small when they differ a lot.
+        """
+        g = len(self.rows)
+        if g < 2:
+            return None
+        n, c = self.n[:g], self.rewards[:g]
+        seen, several = n > 0, n > 1
+        dof = float((n[several] - 1.0).sum())
+        if int(several.sum()) < 8:  # too few repeated cells to tell effects from noise
+            return None
+        within = self.squares[:g] - c * c / np.maximum(n, 1.0)
+        sigma2 = max(float(within[several].sum()) / dof, 1e-4)
+        predicted = np.einsum("gkp,kp->gk", self.sums[:g], ridge.theta)
+        e = (c - predicted)[seen] / n[seen]
+        tau2 = float(np.mean(e * e - sigma2 / n[seen]))
+        if tau2 <= sigma2 / high:
+            return high
+        return min(max(sigma2 / tau2, low), high)
 
     def means_and_widths(self, ridge: RidgeArms, z: np.ndarray, group: str,
                          intercept_prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +188,8 @@ class GroupEffects:
             "group_sums": self.sums[:g].copy(),
             "group_n": self.n[:g].copy(),
             "group_rewards": self.rewards[:g].copy(),
+            "group_squares": self.squares[:g].copy(),
+            "group_prior": self.prior,
         }
 
     def set_state(self, state: dict[str, Any], k: int) -> None:
@@ -150,4 +201,6 @@ class GroupEffects:
                                 (g, k, self.p), f64)
         self.n = exact_array(state.get("group_n", np.zeros((g, k))), (g, k), f64)
         self.rewards = exact_array(state.get("group_rewards", np.zeros((g, k))), (g, k), f64)
+        self.squares = exact_array(state.get("group_squares", np.zeros((g, k))), (g, k), f64)
+        self.prior = float(state.get("group_prior", self.prior))
 

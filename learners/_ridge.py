@@ -106,6 +106,13 @@ class RidgeArms:
         self.theta[i] = self.A_inv[i] @ self.b[i]
         self._A_inv32[i * self.p : (i + 1) * self.p] = self.A_inv[i]
 
+    def recompute(self) -> None:
+        """Recompute every arm's ``A^-1`` and ``theta`` exactly from ``A`` and ``b``."""
+        if self.k:
+            self.A_inv[...] = np.linalg.inv(self.A)
+            self.theta = np.einsum("kpq,kq->kp", self.A_inv, self.b)
+            self._refresh_cache()
+
     def relearn(self, i: int, z: np.ndarray, old: float, new: float) -> None:
         """Exactly replace reward ``old`` by ``new`` for an event with features ``z``."""
         self.b[i] += (new - old) * z

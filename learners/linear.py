@@ -42,10 +42,13 @@ import numpy as np
 
 from banditroute.learners._groups import GroupEffects
 from banditroute.learners._ridge import RidgeArms
-from banditroute.learners._validation import check_float, check_int
+from banditroute.learners._validation import check_bool, check_float, check_int
 from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabilities, sample_index
 
 __all__ = ["LinUCB", "LinearThompson"]
+
+#: Where ``fit_group_ridge`` keeps its estimate: at most a unit-variance prior, at least 1/256.
+_FIT_GROUP_RIDGE_RANGE = (1.0, 256.0)
 
 
 def _check_context_ridge(value: float | None) -> float | None:
@@ -58,6 +61,7 @@ class _RidgePolicy(Policy):
     ridge: float
     context_ridge: float | None
     group_ridge: float
+    fit_group_ridge: bool
     max_groups: int
     refresh_every: int
     _uses_groups = True
@@ -76,8 +80,9 @@ class _RidgePolicy(Policy):
         self._groups = GroupEffects(self._dim + 1, self.group_ridge, self.max_groups)
         self._context_cap2 = float(self._dim)
 
-    def _check_groups(self, group_ridge: float, max_groups: int) -> None:
+    def _check_groups(self, group_ridge: float, fit_group_ridge: bool, max_groups: int) -> None:
         self.group_ridge = check_float("group_ridge", group_ridge, low=0.0, low_open=True)
+        self.fit_group_ridge = check_bool("fit_group_ridge", fit_group_ridge)
         self.max_groups = check_int("max_groups", max_groups, low=0)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
@@ -92,6 +97,12 @@ class _RidgePolicy(Policy):
     @property
     def groups(self) -> int:
         return len(self._groups.rows)
+
+    @property
+    def group_prior(self) -> float:
+        """The group effects' prior precision now: ``group_ridge``, or its estimate when
+        ``fit_group_ridge`` is on."""
+        return self._groups.prior
 
     def _grow(self) -> None:
         self._ridge.grow(pooled_intercept=False)
@@ -154,6 +165,12 @@ class _RidgePolicy(Policy):
 
     def _learn_in_group(self, x: np.ndarray, i: int, reward: float, group: str) -> None:
         self._groups.learn(self._ridge, i, self._features(x), reward, group)
+        if self.fit_group_ridge:
+            t = int(self._groups.n.sum())  # grouped events so far: the log fixes the schedule
+            if t >= 64 and (t & (t - 1) == 0 or t % 256 == 0):
+                prior = self._groups.estimate_prior(self._ridge, *_FIT_GROUP_RIDGE_RANGE)
+                if prior is not None:
+                    self._groups.set_prior(self._ridge, prior)
 
     def _relearn_in_group(
         self, x: np.ndarray, i: int, old: float, new: float, group: str
@@ -213,6 +230,9 @@ class LinUCB(_RidgePolicy):
     group_ridge
         Prior precision of each arm's effect per request group (> 0; see ``group`` in
         :meth:`~banditroute.learners.base.Policy.select` and :mod:`~banditroute.learners._groups`).
+    fit_group_ridge
+        Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
+        64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``.
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -248,6 +268,7 @@ class LinUCB(_RidgePolicy):
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
         group_ridge: float = 16.0,
+        fit_group_ridge: bool = False,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -256,7 +277,7 @@ class LinUCB(_RidgePolicy):
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.context_ridge = _check_context_ridge(context_ridge)
         self._check_explore(explore, explore_decay, explore_min)
-        self._check_groups(group_ridge, max_groups)
+        self._check_groups(group_ridge, fit_group_ridge, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
@@ -315,6 +336,9 @@ class LinearThompson(_RidgePolicy):
     group_ridge
         Prior precision of each arm's effect per request group (> 0; see ``group`` in
         :meth:`~banditroute.learners.base.Policy.select` and :mod:`~banditroute.learners._groups`).
+    fit_group_ridge
+        Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
+        64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``.
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -348,6 +372,7 @@ class LinearThompson(_RidgePolicy):
         explore_decay: float | None = None,
         explore_min: float = 0.0,
         group_ridge: float = 16.0,
+        fit_group_ridge: bool = False,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -357,7 +382,7 @@ class LinearThompson(_RidgePolicy):
         self.context_ridge = _check_context_ridge(context_ridge)
         self.propensity_draws = check_int("propensity_draws", propensity_draws, low=1)
         self._check_explore(explore, explore_decay, explore_min)
-        self._check_groups(group_ridge, max_groups)
+        self._check_groups(group_ridge, fit_group_ridge, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
