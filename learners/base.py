@@ -297,6 +297,11 @@ class Policy(abc.ABC):
         """Request groups with their own learnt effects (0 for policies without them)."""
         return 0
 
+    @property
+    def group_prior(self) -> float:
+        """Prior precision of the group effects now (0.0 for policies without them)."""
+        return 0.0
+
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per-arm number of updates, mean reward (``None`` before any) and whether active.
 

@@ -298,6 +298,7 @@ def _state(info: admin.PolicyInfo, registry: PolicyRegistry) -> dict[str, Any]:
         "last_event_id": int(live.last_event_id) if live is not None else 0,
         "updates": sum(a["updates"] for a in arms),
         "groups": live.policy.groups if live is not None else 0,
+        "group_prior": live.policy.group_prior if live is not None else 0.0,
         "arms": arms,
     }
 
@@ -306,7 +307,8 @@ def _state_header(state: dict[str, Any]) -> str:
     head = f"policy {state['policy']} version {state['version']} ({state['algorithm']})"
     if not state["loaded"]:
         return f"{head}: cannot be built (see the server log)"
-    groups = f", {state['groups']} request groups" if state["groups"] else ""
+    groups = (f", {state['groups']} request groups (effects' prior {state['group_prior']:.3g})"
+              if state["groups"] else "")
     return f"{head}: {state['updates']} updates{groups}, log position {state['last_event_id']}"
 
 

@@ -79,6 +79,7 @@ def test_policies_state_json_on_data_dir_shows_learnt_updates(demo_data_dir: Pat
     assert all(isinstance(arm["updates"], int) for arm in state["arms"])
     assert isinstance(state["last_event_id"], int) and state["last_event_id"] > 0
     assert state["groups"] == 0  # the demo traffic sends no categorical context
+    assert state["group_prior"] == 16.0  # nothing to estimate it from: the starting value
     learnt = [arm for arm in state["arms"] if arm["updates"]]
     assert learnt and all(0.0 <= arm["mean_reward"] <= 1.0 for arm in learnt)
 

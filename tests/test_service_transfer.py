@@ -121,3 +121,4 @@ def test_demo_route_learns_a_winner_per_task_label_on_the_same_kind_of_prompt(
             metadata=grpc_server.admin_metadata,
         )
         assert state.groups == len(teams)
+        assert 1.0 <= state.group_prior < 16.0  # estimated: teams differ far beyond noise

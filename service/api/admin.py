@@ -209,6 +209,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             updates=sum(a.updates for a in arms),
             arms=arms,
             groups=live.policy.groups,
+            group_prior=live.policy.group_prior,
         )
 
     # -- routes --------------------------------------------------------------------------

@@ -129,18 +129,20 @@ class ArmState(_message.Message):
     def __init__(self, model: _Optional[str] = ..., updates: _Optional[int] = ..., mean_reward: _Optional[float] = ...) -> None: ...
 
 class PolicyState(_message.Message):
-    __slots__ = ("policy", "last_event_id", "updates", "arms", "groups")
+    __slots__ = ("policy", "last_event_id", "updates", "arms", "groups", "group_prior")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATES_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_PRIOR_FIELD_NUMBER: _ClassVar[int]
     policy: Policy
     last_event_id: int
     updates: int
     arms: _containers.RepeatedCompositeFieldContainer[ArmState]
     groups: int
-    def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ..., last_event_id: _Optional[int] = ..., updates: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmState, _Mapping]]] = ..., groups: _Optional[int] = ...) -> None: ...
+    group_prior: float
+    def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ..., last_event_id: _Optional[int] = ..., updates: _Optional[int] = ..., arms: _Optional[_Iterable[_Union[ArmState, _Mapping]]] = ..., groups: _Optional[int] = ..., group_prior: _Optional[float] = ...) -> None: ...
 
 class RouteConfig(_message.Message):
     __slots__ = ("tenant", "name", "policy", "policy_version", "models", "experiment", "budget_per_request_usd", "budget_usd", "budget_period", "budget_hard_cap")
