@@ -23,7 +23,7 @@ Structure for fast cold start and transfer
   service passes the request's categorical context). Each arm learns one effect per group
   with prior precision ``group_ridge``, solved exactly with the ridge state above
   (:mod:`banditroute.learners._groups`); a group never seen is scored by the features alone.
-  The prior is estimated from the data as groups accumulate (``fit_group_ridge``): strong
+  With ``fit_group_ridge`` the prior is estimated from the data as groups accumulate: strong
   where groups differ little beyond noise, weak where each has its own winner.
 
 References
@@ -235,7 +235,8 @@ class LinUCB(_RidgePolicy):
     fit_group_ridge
         Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
         64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``
-        (default on; ``False`` keeps ``group_ridge`` fixed).
+        (off by default: it ties on the validation cuts and lost on reshaped pools; turn it
+        on where groups differ a lot, e.g. one winner per team).
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -271,7 +272,7 @@ class LinUCB(_RidgePolicy):
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
         group_ridge: float = 16.0,
-        fit_group_ridge: bool = True,
+        fit_group_ridge: bool = False,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -342,7 +343,8 @@ class LinearThompson(_RidgePolicy):
     fit_group_ridge
         Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
         64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``
-        (default on; ``False`` keeps ``group_ridge`` fixed).
+        (off by default: it ties on the validation cuts and lost on reshaped pools; turn it
+        on where groups differ a lot, e.g. one winner per team).
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -376,7 +378,7 @@ class LinearThompson(_RidgePolicy):
         explore_decay: float | None = None,
         explore_min: float = 0.0,
         group_ridge: float = 16.0,
-        fit_group_ridge: bool = True,
+        fit_group_ridge: bool = False,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,

@@ -246,7 +246,7 @@ def test_fit_group_ridge_finds_each_teams_dear_winner_within_thirty_decisions() 
     winner = {team: arms[j % 5] for j, team in enumerate(teams)}
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        policy = LinUCB(arms, dim=8, seed=seed)  # fit_group_ridge is the default
+        policy = LinUCB(arms, dim=8, seed=seed, fit_group_ridge=True)
         hits = []
         for i in range(600):
             team = teams[i % 20]
