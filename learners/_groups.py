@@ -129,7 +129,8 @@ class GroupEffects:
             ridge.recompute()
         self.prior = prior
 
-    def estimate_prior(self, ridge: RidgeArms, low: float, high: float) -> float | None:
+    def estimate_prior(self, ridge: RidgeArms, low: float, high: float,
+                       start: float | None = None, halfway: float = 0.0) -> float | None:
         """Empirical-Bayes prior precision of the effects, in ``[low, high]``, or None while
         fewer than two groups or eight (group, arm) cells have two events or more.
 
@@ -138,7 +139,9 @@ class GroupEffects:
         features explain inside a cell, so it errs towards a stronger prior), and the effects'
         variance ``tau^2`` is the mean of ``e^2 - sigma^2 / n`` over cells, where ``e`` is a
         cell's mean residual from the features' fit. The precision is ``sigma^2 / tau^2``: large
-        when groups differ little beyond noise, small when they differ a lot.
+        when groups differ little beyond noise, small when they differ a lot. With ``halfway``
+        > 0 it is pulled towards ``start`` on a log scale, halfway when ``halfway`` cells have
+        two events or more (few cells make a noisy estimate).
         """
         g = len(self.rows)
         if g < 2:
@@ -153,9 +156,11 @@ class GroupEffects:
         predicted = np.einsum("gkp,kp->gk", self.sums[:g], ridge.theta)
         e = (c - predicted)[seen] / n[seen]
         tau2 = float(np.mean(e * e - sigma2 / n[seen]))
-        if tau2 <= sigma2 / high:
-            return high
-        return min(max(sigma2 / tau2, low), high)
+        raw = high if tau2 <= sigma2 / high else min(max(sigma2 / tau2, low), high)
+        if halfway <= 0.0 or start is None:
+            return raw
+        w = float(several.sum()) / (float(several.sum()) + halfway)  # trust grows with support
+        return math.exp(w * math.log(raw) + (1.0 - w) * math.log(start))
 
     def means_and_widths(self, ridge: RidgeArms, z: np.ndarray, group: str,
                          intercept_prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

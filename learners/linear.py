@@ -23,8 +23,9 @@ Structure for fast cold start and transfer
   service passes the request's categorical context). Each arm learns one effect per group
   with prior precision ``group_ridge``, solved exactly with the ridge state above
   (:mod:`banditroute.learners._groups`); a group never seen is scored by the features alone.
-  With ``fit_group_ridge`` the prior is estimated from the data as groups accumulate: strong
-  where groups differ little beyond noise, weak where each has its own winner.
+  The prior is estimated from the data as groups accumulate (``fit_group_ridge``), strong
+  where groups differ little beyond noise and weak where each has its own winner, and moves
+  away from ``group_ridge`` only as far as the number of (group, model) cells supports.
 
 References
 ----------
@@ -64,6 +65,7 @@ class _RidgePolicy(Policy):
     context_ridge: float | None
     group_ridge: float
     fit_group_ridge: bool
+    fit_group_ridge_halfway: float
     max_groups: int
     refresh_every: int
     _uses_groups = True
@@ -82,9 +84,11 @@ class _RidgePolicy(Policy):
         self._groups = GroupEffects(self._dim + 1, self.group_ridge, self.max_groups)
         self._context_cap2 = float(self._dim)
 
-    def _check_groups(self, group_ridge: float, fit_group_ridge: bool, max_groups: int) -> None:
+    def _check_groups(self, group_ridge: float, fit_group_ridge: bool, halfway: float,
+                      max_groups: int) -> None:
         self.group_ridge = check_float("group_ridge", group_ridge, low=0.0, low_open=True)
         self.fit_group_ridge = check_bool("fit_group_ridge", fit_group_ridge)
+        self.fit_group_ridge_halfway = check_float("fit_group_ridge_halfway", halfway, low=0.0)
         self.max_groups = check_int("max_groups", max_groups, low=0)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
@@ -170,7 +174,8 @@ class _RidgePolicy(Policy):
         if self.fit_group_ridge:
             t = int(self._groups.n.sum())  # grouped events so far: the log fixes the schedule
             if t >= 64 and (t & (t - 1) == 0 or t % 256 == 0):
-                prior = self._groups.estimate_prior(self._ridge, *_FIT_GROUP_RIDGE_RANGE)
+                prior = self._groups.estimate_prior(self._ridge, *_FIT_GROUP_RIDGE_RANGE,
+                                                    self.group_ridge, self.fit_group_ridge_halfway)
                 if prior is not None:
                     self._groups.set_prior(self._ridge, prior)
 
@@ -235,8 +240,10 @@ class LinUCB(_RidgePolicy):
     fit_group_ridge
         Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
         64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``
-        (off by default: it ties on the validation cuts and lost on reshaped pools; turn it
-        on where groups differ a lot, e.g. one winner per team).
+        (``False`` keeps it fixed).
+    fit_group_ridge_halfway
+        How far the estimate may move from ``group_ridge``: halfway on a log scale once this
+        many (group, model) cells have two events or more (>= 0; 0 trusts the raw estimate).
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -272,7 +279,8 @@ class LinUCB(_RidgePolicy):
         explore_decay: float | None = 100.0,
         explore_min: float = 0.002,
         group_ridge: float = 16.0,
-        fit_group_ridge: bool = False,
+        fit_group_ridge: bool = True,
+        fit_group_ridge_halfway: float = 128.0,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -281,7 +289,7 @@ class LinUCB(_RidgePolicy):
         self.ridge = check_float("ridge", ridge, low=0.0, low_open=True)
         self.context_ridge = _check_context_ridge(context_ridge)
         self._check_explore(explore, explore_decay, explore_min)
-        self._check_groups(group_ridge, fit_group_ridge, max_groups)
+        self._check_groups(group_ridge, fit_group_ridge, fit_group_ridge_halfway, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 
@@ -343,8 +351,10 @@ class LinearThompson(_RidgePolicy):
     fit_group_ridge
         Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
         64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``
-        (off by default: it ties on the validation cuts and lost on reshaped pools; turn it
-        on where groups differ a lot, e.g. one winner per team).
+        (``False`` keeps it fixed).
+    fit_group_ridge_halfway
+        How far the estimate may move from ``group_ridge``: halfway on a log scale once this
+        many (group, model) cells have two events or more (>= 0; 0 trusts the raw estimate).
     max_groups
         Groups that get their own effects (>= 0); later new groups are treated as none.
     refresh_every
@@ -378,7 +388,8 @@ class LinearThompson(_RidgePolicy):
         explore_decay: float | None = None,
         explore_min: float = 0.0,
         group_ridge: float = 16.0,
-        fit_group_ridge: bool = False,
+        fit_group_ridge: bool = True,
+        fit_group_ridge_halfway: float = 128.0,
         max_groups: int = 1024,
         refresh_every: int = 1000,
         **scaling: Any,
@@ -388,7 +399,7 @@ class LinearThompson(_RidgePolicy):
         self.context_ridge = _check_context_ridge(context_ridge)
         self.propensity_draws = check_int("propensity_draws", propensity_draws, low=1)
         self._check_explore(explore, explore_decay, explore_min)
-        self._check_groups(group_ridge, fit_group_ridge, max_groups)
+        self._check_groups(group_ridge, fit_group_ridge, fit_group_ridge_halfway, max_groups)
         self.refresh_every = check_int("refresh_every", refresh_every, low=1)
         super().__init__(arms, dim, seed, **scaling)
 

@@ -11,8 +11,8 @@ Examples
 Traceback (most recent call last):
 ...
 ValueError: unknown hyperparameter 'beta' for linucb; valid hyperparameters: alpha, ridge, \
-context_ridge, explore, explore_decay, explore_min, group_ridge, fit_group_ridge, max_groups, \
-refresh_every, scaling, scale_clip, scale_freeze_after
+context_ridge, explore, explore_decay, explore_min, group_ridge, fit_group_ridge, \
+fit_group_ridge_halfway, max_groups, refresh_every, scaling, scale_clip, scale_freeze_after
 """
 
 from __future__ import annotations

@@ -207,14 +207,28 @@ def _team_events(
 def test_fit_group_ridge_estimates_weak_priors_for_large_effects_and_strong_for_none() -> None:
     fitted = {}
     for effect in (0.0, 0.4):
-        policy = LinUCB(["a", "b", "c"], dim=2, seed=0, fit_group_ridge=True)
+        policy = LinUCB(["a", "b", "c"], dim=2, seed=0, fit_group_ridge_halfway=0.0)
         for x, arm, r, g in _team_events(effect, seed=1):
             policy.update(x, arm, r, group=g)
         fitted[effect] = policy.group_prior
-    assert fitted[0.0] >= 64.0  # no effects: shrink them hard (default 16)
+    assert fitted[0.0] >= 64.0  # no effects: shrink them hard (the start is 16)
     # effects of +0.26 / -0.14 around each arm's mean, noise sd ~0.49: sigma^2/tau^2 ~ 6.7
     assert 3.0 <= fitted[0.4] <= 12.0
     assert LinUCB(["a"], dim=2, fit_group_ridge=False).group_prior == 16.0
+
+
+def test_few_cells_keep_the_fitted_prior_near_its_start() -> None:
+    """``fit_group_ridge_halfway``: the estimate moves from ``group_ridge`` towards the raw
+    one on a log scale, halfway once that many (group, model) cells have two events."""
+    policy = LinUCB(["a", "b", "c"], dim=2, seed=0, fit_group_ridge=False)
+    for x, arm, r, g in _team_events(0.4, seed=1):
+        policy.update(x, arm, r, group=g)
+    groups, ridge = policy._groups, policy._ridge
+    raw = groups.estimate_prior(ridge, 1.0, 256.0)
+    shrunk = groups.estimate_prior(ridge, 1.0, 256.0, start=16.0, halfway=30.0)
+    assert raw is not None and shrunk is not None and raw < 12.0
+    w = 30 / (30 + 30.0)  # 10 teams x 3 arms, every cell with many events
+    assert shrunk == pytest.approx(16.0 ** (1 - w) * raw**w, rel=1e-12)
 
 
 def test_fit_group_ridge_survives_a_snapshot_and_rebuilds_identically() -> None:
@@ -238,15 +252,15 @@ def test_fit_group_ridge_finds_each_teams_dear_winner_within_thirty_decisions() 
     """Twenty teams send the same kind of prompt and each has its own winner (quality 1.0
     against 0.2, minus the model's cost). A fixed prior of 16 shrinks a team's effects until
     it has a few dozen outcomes, so a team whose winner is a dear model may never try it in
-    30 decisions (160-199 of decisions 401-600 over 10 seeds); the fitted prior learns that
-    teams differ and tries it."""
+    30 decisions (160-199 of decisions 401-600 over 10 seeds); the fitted prior (the
+    default) learns that teams differ and tries it."""
     arms = ["a", "b", "c", "d", "e"]
     cost = {"a": 0.02, "b": 0.001, "c": 0.025, "d": 0.002, "e": 0.001}
     teams = [f"team-{j}" for j in range(20)]
     winner = {team: arms[j % 5] for j, team in enumerate(teams)}
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        policy = LinUCB(arms, dim=8, seed=seed, fit_group_ridge=True)
+        policy = LinUCB(arms, dim=8, seed=seed)  # fit_group_ridge is the default
         hits = []
         for i in range(600):
             team = teams[i % 20]
