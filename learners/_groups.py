@@ -66,6 +66,7 @@ class GroupEffects:
         self.n = np.zeros((0, 0))  # (G, K): events per group and arm
         self.rewards = np.zeros((0, 0))  # (G, K): sum of rewards per group and arm
         self.squares = np.zeros((0, 0))  # (G, K): sum of squared rewards per group and arm
+        self.events = 0  # events learnt with a group's effects (the sum of ``n``)
 
     def grow(self) -> None:
         """Add an arm with no events in any group."""
@@ -101,6 +102,7 @@ class GroupEffects:
         self.n[row, i] += 1.0
         self.rewards[row, i] += reward
         self.squares[row, i] += reward * reward
+        self.events += 1
 
     def relearn(self, ridge: RidgeArms, i: int, z: np.ndarray, old: float, new: float,
                 group: str) -> None:
@@ -123,9 +125,9 @@ class GroupEffects:
         if g and prior != self.prior:
             n = self.n[:g]
             d = 1.0 / (n + self.prior) - 1.0 / (n + prior)  # (G, K)
-            s = self.sums[:g]
-            ridge.A += np.einsum("gk,gkp,gkq->kpq", d, s, s)
-            ridge.b += np.einsum("gk,gkp->kp", d * self.rewards[:g], s)
+            s = self.sums[:g].transpose(1, 0, 2)  # (K, G, p)
+            ridge.A += np.matmul(s.transpose(0, 2, 1) * d.T[:, None, :], s)  # sum_g d s s'
+            ridge.b += np.einsum("kg,kgp->kp", (d * self.rewards[:g]).T, s)
             ridge.recompute()
         self.prior = prior
 
@@ -208,4 +210,5 @@ class GroupEffects:
         self.rewards = exact_array(state.get("group_rewards", np.zeros((g, k))), (g, k), f64)
         self.squares = exact_array(state.get("group_squares", np.zeros((g, k))), (g, k), f64)
         self.prior = float(state.get("group_prior", self.prior))
+        self.events = int(self.n.sum())
 

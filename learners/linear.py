@@ -172,7 +172,7 @@ class _RidgePolicy(Policy):
     def _learn_in_group(self, x: np.ndarray, i: int, reward: float, group: str) -> None:
         self._groups.learn(self._ridge, i, self._features(x), reward, group)
         if self.fit_group_ridge:
-            t = int(self._groups.n.sum())  # grouped events so far: the log fixes the schedule
+            t = self._groups.events  # grouped events so far: the log fixes the schedule
             if t >= 64 and (t & (t - 1) == 0 or t % 256 == 0):
                 prior = self._groups.estimate_prior(self._ridge, *_FIT_GROUP_RIDGE_RANGE,
                                                     self.group_ridge, self.fit_group_ridge_halfway)
