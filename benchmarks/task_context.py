@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"{name}: no task labels")
         fit, validation = split_fit_validation(train)
         variants = [("none", "linucb", False)] + [
-            (f"group_ridge={g:g}", f"linucb:group_ridge={g!r}", True) for g in grid]
+            (f"group_ridge={g:g}", f"linucb:group_ridge={g!r},fit_group_ridge=false", True)
+            for g in grid]  # the fixed prior: what this chose is fit_group_ridge's start
         rows: dict[str, Any] = {"task_labels": len(set(fit.tasks or []))}
         for label, spec, task_context in variants:
             config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation),
