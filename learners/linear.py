@@ -345,20 +345,8 @@ class LinearThompson(_RidgePolicy):
     explore_decay, explore_min
         As for :class:`LinUCB`; off by default (``None``): on validation the decay moved
         Thompson sampling by less than the defaults' tie band (``benchmarks/defaults.py``).
-    group_ridge
-        Prior precision of each arm's effect per request group (> 0; see ``group`` in
-        :meth:`~banditroute.learners.base.Policy.select` and :mod:`~banditroute.learners._groups`).
-    fit_group_ridge
-        Estimate ``group_ridge`` from the data (empirical Bayes, within ``[1, 256]``): after
-        64, 128 and 256 grouped events, then every 256, starting from ``group_ridge``
-        (``False`` keeps it fixed).
-    fit_group_ridge_halfway
-        How far the estimate may move from ``group_ridge``: halfway on a log scale once this
-        many (group, model) cells have two events or more (>= 0; 0 trusts the raw estimate).
-    max_groups
-        Groups that get their own effects (>= 0); later new groups are treated as none.
-    refresh_every
-        Recompute ``A^-1`` exactly every this many updates of an arm.
+    group_ridge, fit_group_ridge, fit_group_ridge_halfway, max_groups, refresh_every
+        As for :class:`LinUCB`.
     **scaling
         ``scaling``, ``scale_clip``, ``scale_freeze_after`` (see :class:`Policy`).
 
