@@ -63,7 +63,10 @@ class PolicySnapshots:
     def restore(self, config: ConfigSnapshot) -> dict[PolicyKey, tuple[int, Policy]]:
         """Latest snapshot of each policy version of ``config`` not live yet, as ``(position,
         policy)``; restores the cost model in place. An unreadable snapshot is skipped (the
-        policy is rebuilt from the log). Blocking: run it in a thread."""
+        policy is rebuilt from the log), and so is one whose resolved hyperparameters are not
+        what this release builds for the version: a release that changed a default would
+        otherwise go on from a state the log no longer rebuilds. Blocking: run it in a
+        thread."""
         out: dict[PolicyKey, tuple[int, Policy]] = {}
         with self.engine.connect() as conn:
             for key in config.policies:
@@ -73,9 +76,16 @@ class PolicySnapshots:
                 if snap is None:
                     continue
                 try:
-                    out[key] = (snap.last_event_id, policy_state.loads(snap.state))
+                    policy = policy_state.loads(snap.state)
                 except Exception:
                     log.warning("snapshot of %s@%s unreadable; rebuilding", *key)
+                    continue
+                current = config.policies[key].build(["probe"], policy.dim).hyperparameters
+                if policy.hyperparameters != current:
+                    log.info("snapshot of %s@%s was learnt with other hyperparameter defaults "
+                             "(an earlier release); rebuilding", *key)
+                    continue
+                out[key] = (snap.last_event_id, policy)
             cost = latest_snapshot(conn, COST_MODEL_SNAPSHOT, 0)
             if cost is not None:
                 try:
