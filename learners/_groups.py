@@ -150,18 +150,18 @@ class GroupEffects:
             return None
         n, c = self.n[:g], self.rewards[:g]
         seen, several = n > 0, n > 1
-        dof = float((n[several] - 1.0).sum())
-        if int(several.sum()) < 8:  # too few repeated cells to tell effects from noise
+        cells = int(several.sum())
+        if cells < 8:  # too few repeated cells to tell effects from noise
             return None
         within = self.squares[:g] - c * c / np.maximum(n, 1.0)
-        sigma2 = max(float(within[several].sum()) / dof, 1e-4)
+        sigma2 = max(float(within[several].sum()) / float((n[several] - 1.0).sum()), 1e-4)
         predicted = np.einsum("gkp,kp->gk", self.sums[:g], ridge.theta)
         e = (c - predicted)[seen] / n[seen]
         tau2 = float(np.mean(e * e - sigma2 / n[seen]))
         raw = high if tau2 <= sigma2 / high else min(max(sigma2 / tau2, low), high)
         if halfway <= 0.0 or start is None:
             return raw
-        w = float(several.sum()) / (float(several.sum()) + halfway)  # trust grows with support
+        w = cells / (cells + halfway)  # trust grows with the cells behind the estimate
         return math.exp(w * math.log(raw) + (1.0 - w) * math.log(start))
 
     def means_and_widths(self, ridge: RidgeArms, z: np.ndarray, group: str,

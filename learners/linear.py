@@ -50,7 +50,8 @@ from banditroute.learners.base import Decision, Policy, epsilon_greedy_probabili
 
 __all__ = ["LinUCB", "LinearThompson"]
 
-#: Where ``fit_group_ridge`` keeps its estimate: at most a unit-variance prior, at least 1/256.
+#: Where ``fit_group_ridge`` keeps its estimate: precision 1 (effects as large as the noise)
+#: to 256 (effects 1/16 of the noise's standard deviation).
 _FIT_GROUP_RIDGE_RANGE = (1.0, 256.0)
 
 
@@ -173,7 +174,7 @@ class _RidgePolicy(Policy):
         self._groups.learn(self._ridge, i, self._features(x), reward, group)
         if self.fit_group_ridge:
             t = self._groups.events  # grouped events so far: the log fixes the schedule
-            if t >= 64 and (t & (t - 1) == 0 or t % 256 == 0):
+            if t >= 64 and ((t & (t - 1)) == 0 or t % 256 == 0):  # 64, 128, 256, 512, ...
                 prior = self._groups.estimate_prior(self._ridge, *_FIT_GROUP_RIDGE_RANGE,
                                                     self.group_ridge, self.fit_group_ridge_halfway)
                 if prior is not None:
