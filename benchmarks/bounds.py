@@ -15,10 +15,16 @@ Each curve's accuracy at ``--at`` of GPT-4's cost (upper envelope, linear betwee
 printed with the curve itself, as percentages of GPT-4's accuracy and cost. It answers "is
 97 % at 25 % reachable with these features and a linear model?" before anyone tunes for it.
 
+``--feature-sets`` also asks whether richer features would lift the ridge bound: the same
+full-information ridge on the 64-d features plus the task one-hot, plus WordLlama's 256-d
+embedding (:func:`~banditroute.learners.embeddings.wordllama_embedder`), and on 256 hashed
+dimensions plus the task, each at context priors 16, 64, 256 and 1,024 per coordinate
+(``ridge_feature_sets`` in the output: accuracy at ``--at``, as a fraction of GPT-4's).
+
 Usage::
 
     python benchmarks/bounds.py [--dataset routerbench] [--at 0.25] [--seeds 2]
-        [--out benchmarks/results/bounds_routerbench.json]
+        [--feature-sets] [--out benchmarks/results/bounds_routerbench.json]
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--context-ridge", type=float, default=256.0)
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--feature-sets", action="store_true",
+                        help="also the ridge bound on richer feature sets (needs wordllama)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     fit, val = split_fit_validation(
@@ -99,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runs.append((run.cost_per_query / c_ref, run.accuracy / q_ref))
         curves["warm"].append((float(np.mean([r[0] for r in runs])),
                                float(np.mean([r[1] for r in runs]))))
+    extra = {}
+    if args.feature_sets:
+        extra["ridge_feature_sets"] = ridge_feature_sets(fit, val, point, c_fit, args.at)
     out = {
         "benchmark": "bounds", "dataset": args.dataset, "split": "validation", "n": val.n,
         "at_cost_fraction_of_gpt4": args.at,
@@ -107,8 +118,51 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "curves": {k: [{"fraction": f, "cost": round(c, 4), "accuracy": round(a, 4)}
                        for f, (c, a) in zip(FRACTIONS, v, strict=True)]
                    for k, v in curves.items()},
+        **extra,
     }
     print_json(out, args.out)
+    return out
+
+
+def ridge_feature_sets(fit: Any, val: Any, point: Any, c_fit: float,
+                       at: float) -> dict[str, dict[str, float]]:
+    """The full-information ridge's accuracy at ``at`` on richer features, per context prior.
+
+    ``point(choice)`` maps validation choices to (cost, accuracy) as fractions of GPT-4's.
+    """
+    from banditroute.learners.embeddings import wordllama_embedder
+
+    tasks = sorted(set(fit.tasks))
+
+    def one_hot(labels: Sequence[str]) -> np.ndarray:
+        return np.array([[t == u for u in tasks] for t in labels], dtype=float)
+
+    embed = wordllama_embedder(256)
+    f64, f256 = default_featurizer(64), default_featurizer(256)
+    base = (np.c_[f64(fit.prompts), one_hot(fit.tasks)],
+            np.c_[f64(val.prompts), one_hot(val.tasks)])
+    sets = {
+        "hashed64+task": base,
+        "hashed64+task+wordllama256": (
+            np.c_[base[0], np.array([embed(p) for p in fit.prompts], dtype=float)],
+            np.c_[base[1], np.array([embed(p) for p in val.prompts], dtype=float)]),
+        "hashed256+task": (np.c_[f256(fit.prompts), one_hot(fit.tasks)],
+                           np.c_[f256(val.prompts), one_hot(val.tasks)]),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, (xf, xv) in sets.items():
+        zf, zv = standardized_design(xf, xv)
+        out[name] = {}
+        for ridge in (16.0, 64.0, 256.0, 1024.0):
+            prior = np.full(zf.shape[1], ridge)
+            prior[0] = 1.0
+            gram = zf.T @ zf + np.diag(prior)
+            points = []
+            for f in FRACTIONS:
+                coef = np.linalg.solve(gram, zf.T @ (fit.quality - f * fit.cost / c_fit))
+                points.append(point((zv @ coef).argmax(axis=1)))
+            out[name][f"context_prior_{ridge:g}"] = envelope_at(points, at)
+        print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
     return out
 
 
