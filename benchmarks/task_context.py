@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="routellm-mmlu,routellm-mtbench,routerbench")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--operating-fraction", type=float, default=None,
+                        help="operating point of the lambda grid (default: replay's); 0.2 "
+                             "reproduces the files written before 2026-12-01")
     parser.add_argument("--grid", default="1,4,16")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -70,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for g in grid]  # the fixed prior: what this chose is fit_group_ridge's start
         rows: dict[str, Any] = {"task_labels": len(set(fit.tasks or []))}
         for label, spec, task_context in variants:
-            config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation),
+            config = ReplayConfig([PolicySpec.parse(spec)],
+                                  default_cost_weights(validation, args.operating_fraction),
                                   seeds=list(range(args.seeds)), warm_start=True,
                                   task_context=task_context)
             result = run_experiment(validation, config, featurize, history=fit)

@@ -38,10 +38,10 @@ from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import PolicySpec, default_featurizer
 
 
-def _run(job: tuple[str, str, int, Path]) -> tuple[str, str, dict[str, Any]]:
-    name, spec, seeds, root = job
+def _run(job: tuple[str, str, int, Path, float | None]) -> tuple[str, str, dict[str, Any]]:
+    name, spec, seeds, root, operating = job
     fit, validation = split_fit_validation(load_dataset(name, "train", root))
-    config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation),
+    config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation, operating),
                           seeds=list(range(seeds)), warm_start=True)
     result = run_experiment(validation, config, default_featurizer(), history=fit)
     hull = float(result["baselines"]["zero_router_aiq"])
@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--datasets",
                         default="routerbench,routellm-gsm8k,routellm-mmlu,routellm-mtbench")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--operating-fraction", type=float, default=None,
+                        help="operating point of the lambda grid (default: replay's); 0.2 "
+                             "reproduces the files written before 2026-12-01")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -74,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         PolicySpec.parse(spec)  # a typo fails now, not after minutes of work
     datasets = args.datasets.split(",")
     start = time.perf_counter()
-    jobs = [(name, spec, args.seeds, root) for name in datasets for spec in specs]
+    jobs = [(name, spec, args.seeds, root, args.operating_fraction)
+            for name in datasets for spec in specs]
     report: dict[str, Any] = {"benchmark": "validation", "split": "validation",
                               "seeds": args.seeds, "datasets": {}, "mean_over_datasets": {}}
     with ProcessPoolExecutor(max(1, args.jobs)) as pool:

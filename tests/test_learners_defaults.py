@@ -57,6 +57,30 @@ def test_replay_operating_point_is_the_validation_selected_one() -> None:
     assert DEFAULT_COST_FRACTIONS[0] == _defaults_module().OPERATING_FRACTION
 
 
+def test_the_committed_selection_runs_chose_what_the_code_ships() -> None:
+    """``benchmarks/results/defaults*.json`` (the procedure's last runs) agree with the code."""
+    import json
+
+    module = _defaults_module()
+    results = ROOT / "benchmarks" / "results"
+    grid = json.loads((results / "defaults.json").read_text())
+    for algorithm, shipped in module.DEFAULTS.items():
+        assert grid["winners"][algorithm]["params"] == shipped
+    operating = json.loads((results / "defaults_operating.json").read_text())
+    assert operating["operating_fraction"] == module.OPERATING_FRACTION
+
+
+def test_a_default_changes_only_for_a_gain_beyond_the_tie_band() -> None:
+    module = _defaults_module()
+    grid = [{"alpha": 0.5}, {"alpha": 0.35}, {"alpha": 1.0}]
+    shipped = {"alpha": 0.35}
+    band = module.TIE_BAND
+    assert module.choose_winner(grid, [0.001 + band, 0.001, 0.0], shipped)[0] == shipped
+    assert module.choose_winner(grid, [0.002 + band, 0.001, 0.0], shipped)[0] == grid[0]
+    # a grid without the shipped entry: the best mean wins
+    assert module.choose_winner(grid[:1] + grid[2:], [0.0, 0.1], shipped)[0] == grid[2]
+
+
 def test_the_group_prior_is_the_one_task_context_py_chose_on_validation() -> None:
     """``python benchmarks/task_context.py --grid 4,16,64 --out ...`` wrote this file."""
     import json

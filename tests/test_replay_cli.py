@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -228,3 +229,34 @@ def test_replay_budget_per_request_rejects_bad_values(app: typer.Typer, traffic:
                                       "--budget-per-request", value])
     assert result.exit_code == 1
     assert "budget_per_request_usd" in result.output
+
+
+def test_another_operating_fraction_reorders_the_same_lambda_grid() -> None:
+    from banditroute.service.replay.cli import DEFAULT_COST_FRACTIONS, default_cost_weights
+    from banditroute.service.replay.dataset import ReplayDataset
+
+    ds = ReplayDataset("t", ["a"], ["m"], np.array([[1.0]]), np.array([[0.01]]))
+    shipped, earlier = default_cost_weights(ds), default_cost_weights(ds, 0.2)
+    assert shipped[0] == DEFAULT_COST_FRACTIONS[0] * 100 and earlier[0] == 20.0
+    assert sorted(shipped) == sorted(earlier)
+    with pytest.raises(ValueError, match="not in the grid"):
+        default_cost_weights(ds, 0.123)
+
+
+def test_replay_operating_fraction_picks_the_operating_lambda(app: typer.Typer,
+                                                              traffic: Path) -> None:
+    def run(*extra: str) -> Any:
+        return CliRunner().invoke(app, [
+            "replay", "--dataset", str(traffic), "--policy", "linucb", "--seeds", "1",
+            "--json", "--feature-dim", "32", *extra])
+
+    shipped, earlier = run(), run("--operating-fraction", "0.2")
+    assert shipped.exit_code == 0 and earlier.exit_code == 0, earlier.output
+    shipped_report, earlier_report = json.loads(shipped.stdout), json.loads(earlier.stdout)
+    assert earlier_report["cost_weight"] == pytest.approx(2 * shipped_report["cost_weight"])
+    assert sorted(earlier_report["cost_weights"]) == sorted(shipped_report["cost_weights"])
+    for bad in (["--operating-fraction", "0.123"],
+                ["--operating-fraction", "0.2", "--cost-weight", "5"]):
+        result = run(*bad)
+        assert result.exit_code == 1
+        assert "operating" in result.output

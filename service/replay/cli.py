@@ -32,22 +32,35 @@ __all__ = ["default_cost_weights", "evaluate_command", "replay_command"]
 #: (``python benchmarks/defaults.py --stage operating``); the sweep runs to 5, where even
 #: the cheap models cost a noticeable share of a quality point, so the curve reaches the
 #: pool's cheap end (AIQ integrates from a router's cheapest point).
-DEFAULT_COST_FRACTIONS = (0.2, 0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.3, 0.5, 1.0, 2.0, 5.0)
+DEFAULT_COST_FRACTIONS = (0.1, 0.0, 0.025, 0.05, 0.075, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
-def default_cost_weights(dataset: ReplayDataset) -> list[float]:
+def default_cost_weights(dataset: ReplayDataset,
+                         operating_fraction: float | None = None) -> list[float]:
     """The default lambda grid for ``dataset`` (see :data:`DEFAULT_COST_FRACTIONS`).
+
+    ``operating_fraction``: another fraction of the grid as the operating point (first), e.g.
+    0.2 to reproduce results of releases that used it; the sweep is the same set either way.
 
     Examples
     --------
     >>> ds = ReplayDataset("t", ["a"], ["m"], np.array([[1.0]]), np.array([[0.01]]))
     >>> default_cost_weights(ds)[:3]
-    [20.0, 0.0, 2.5]
+    [10.0, 0.0, 2.5]
+    >>> default_cost_weights(ds, operating_fraction=0.2)[:3]
+    [20.0, 10.0, 0.0]
     """
+    fractions = list(DEFAULT_COST_FRACTIONS)
+    if operating_fraction is not None:
+        if operating_fraction not in fractions:
+            raise ValueError(f"operating fraction {operating_fraction!r} is not in the grid "
+                             f"{DEFAULT_COST_FRACTIONS}")
+        fractions.remove(operating_fraction)
+        fractions.insert(0, operating_fraction)
     quality, cost = dataset.mean_quality(), dataset.mean_cost()
     best_cost = float(cost[int(np.lexsort((cost, -quality))[0])])
     scale = 1.0 / best_cost if best_cost > 0 else 1.0
-    return [round(f * scale, 6) for f in DEFAULT_COST_FRACTIONS]
+    return [round(f * scale, 6) for f in fractions]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -73,6 +86,9 @@ def replay_command(
     cost_weight: Annotated[list[float] | None, typer.Option(
         help="cost weight lambda (USD^-1), repeatable: the first is the operating point, "
              "all form the sweep; default: a grid scaled to the dataset")] = None,
+    operating_fraction: Annotated[float | None, typer.Option(
+        help="with the default grid: which of its fractions is the operating point "
+             f"(default {DEFAULT_COST_FRACTIONS[0]:g}; 0.2 before 2026-12-01)")] = None,
     data_root: Annotated[Path | None, typer.Option(
         help="folder holding routerbench-subset/ and routellm/ (default: "
              "$BANDITROUTE_DATA_ROOT or ../shared/data beside the repository)")] = None,
@@ -124,12 +140,14 @@ def replay_command(
         else:
             typer.echo(_budget_table(report))
         return
+    if operating_fraction is not None and cost_weight:
+        raise _fail("give --operating-fraction or --cost-weight, not both")
     try:
         report = _replay(dataset, split, policy or ["linucb", "thompson", "epsilon_greedy"],
                          seeds, cost_weight, _resolve_root(data_root), server,
                          admin_token or os.environ.get("BANDITROUTE_ADMIN_TOKEN"), api_key,
                          warm_start, warm_mode, feature_dim, decision_log, quiet=json_output,
-                         task_context=task_context)
+                         task_context=task_context, operating_fraction=operating_fraction)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         raise _fail(str(exc)) from exc
     from banditroute.service.replay.report import markdown_table, to_json, write_report
@@ -156,7 +174,8 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
             cost_weights: list[float] | None, data_root: Path | None, server: str | None,
             admin_token: str | None, api_key: str | None, warm: bool, warm_mode: str,
             feature_dim: int, decision_log: Path | None, quiet: bool,
-            task_context: bool = True) -> dict[str, Any]:
+            task_context: bool = True,
+            operating_fraction: float | None = None) -> dict[str, Any]:
     from banditroute.service.replay.experiment import ReplayConfig, run_experiment
     from banditroute.service.replay.runner import default_featurizer, run_online
 
@@ -164,7 +183,8 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
     data = load_dataset(dataset_name, split, data_root)
     if data.n == 0:
         raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
-    weights = list(cost_weights) if cost_weights else default_cost_weights(data)
+    weights = (list(cost_weights) if cost_weights
+               else default_cost_weights(data, operating_fraction))
     seeds = list(range(n_seeds))
     if server is not None:
         return _replay_grpc(server, data, specs, weights[0], seeds, admin_token, api_key,
