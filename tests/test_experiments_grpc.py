@@ -133,6 +133,14 @@ def _two_free_ports() -> int:
     raise RuntimeError("no two consecutive free ports")
 
 
+def _metrics_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def _decisions_served(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
@@ -150,6 +158,11 @@ def test_experiments_sticky_across_two_workers_and_a_restart(fresh_db_url: str) 
     )
     units = [f"user-{i}" for i in range(80)]
     try:
+        # Health answers once one worker serves; the other may still be starting, and then
+        # every Route below would reach the first. Its metrics endpoint says when it is up.
+        assert _wait_until(lambda: _metrics_up(metrics) and _metrics_up(metrics + 1), 1200), (
+            srv.log()
+        )
         with grpc.insecure_channel(srv.address) as ch:
             admin = admin_pb2_grpc.AdminStub(ch)
             _setup(admin)
