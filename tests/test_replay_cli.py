@@ -256,7 +256,8 @@ def test_replay_operating_fraction_picks_the_operating_lambda(app: typer.Typer,
     assert earlier_report["cost_weight"] == pytest.approx(2 * shipped_report["cost_weight"])
     assert sorted(earlier_report["cost_weights"]) == sorted(shipped_report["cost_weights"])
     for bad in (["--operating-fraction", "0.123"],
-                ["--operating-fraction", "0.2", "--cost-weight", "5"]):
+                ["--operating-fraction", "0.2", "--cost-weight", "5"],
+                ["--operating-fraction", "0.2", "--budget-per-request", "0.001"]):
         result = run(*bad)
         assert result.exit_code == 1
         assert "operating" in result.output

@@ -125,6 +125,9 @@ def replay_command(
              "request would")] = True,
 ) -> None:
     """Replay a routing dataset through bandit policies and report cost vs quality."""
+    if operating_fraction is not None and (cost_weight or budget_per_request is not None):
+        raise _fail("--operating-fraction picks a point of the default grid: not with "
+                    "--cost-weight or --budget-per-request")
     if budget_per_request is not None:
         try:
             report = _replay_budget(dataset, split, policy or ["linucb"], seeds,
@@ -140,8 +143,6 @@ def replay_command(
         else:
             typer.echo(_budget_table(report))
         return
-    if operating_fraction is not None and cost_weight:
-        raise _fail("give --operating-fraction or --cost-weight, not both")
     try:
         report = _replay(dataset, split, policy or ["linucb", "thompson", "epsilon_greedy"],
                          seeds, cost_weight, _resolve_root(data_root), server,
