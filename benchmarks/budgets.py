@@ -65,6 +65,8 @@ def main() -> None:
                         help="the pacer's initial step (BudgetPacer)")
     parser.add_argument("--step-min", type=float, default=0.002,
                         help="where the step's decay stops (= --step: a constant step)")
+    parser.add_argument("--step-decay", type=float, default=100.0,
+                        help="requests over which the step's square halves (BudgetPacer)")
     parser.add_argument("--headline", default="0.3",
                         help="headline budget: a fraction of GPT-4's cost, or 'half' (the cost "
                              "of sending half the calls to GPT-4 and half to the other model)")
@@ -78,6 +80,9 @@ def main() -> None:
     parser.add_argument("--no-task-context", dest="task_context", action="store_false",
                         help="do not pass the task labels as categorical context (the rows "
                              "measured before group effects)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write <out>.json and <out>.png instead of "
+                             "benchmarks/results/budgets_<dataset>[_...]")
     args = parser.parse_args()
 
     train = load_dataset(args.dataset, "train", None)
@@ -106,7 +111,7 @@ def main() -> None:
         policy = spec.build(test.models, feats.shape[1], seed)
         warm_start(policy, train, hist_feats, 0.0, seed, task_context=args.task_context)
         pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step,
-                            step_min=args.step_min)
+                            step_min=args.step_min, step_decay=args.step_decay)
         estimates: dict[str, float] | CostEstimates = costs
         if args.costs == "prompt":
             estimates = CostEstimates(costs, feats.shape[1])
@@ -153,6 +158,7 @@ def main() -> None:
     report = {
         "dataset": test.name, "split": test.split, "n_prompts": test.n, "policy": spec.label,
         "warm_start": True, "seeds": seeds, "step": args.step, "step_min": args.step_min,
+        "step_decay": args.step_decay,
         "costs": args.costs,
         "gpt4_cost_per_query": gpt4_cost, "gpt4_accuracy": gpt4_acc,
         "headline": {
@@ -171,8 +177,10 @@ def main() -> None:
             + ("_mean_costs" if args.costs == "mean" else "")
             + (f"_{args.seeds}seeds" if args.seeds != 3 else "")
             + ("" if args.task_context else "_no_task_context"))
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(report, RESULTS / f"{stem}.png")
+    out = args.out or RESULTS / stem
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot(report, out.with_suffix(".png"))
     print(json.dumps(report))
 
 

@@ -6,6 +6,10 @@ Each dataset's train split is cut into ``fit`` and ``validation`` (the cut of
 with the task labels as categorical context (as ``banditroute replay`` does by default).
 The test splits are never read.
 
+``--pools`` adds the five reshaped RouterBench pools of ``benchmarks/pool_variants.py``
+(``pool:no-gpt4``, ``pool:subset-0``, ...), cut the same way: the pool shapes the defaults
+were not chosen on, on their train splits only.
+
 Per dataset, spec and start it reports AIQ minus the single-model hull's AIQ on the same
 prompts (``aiq_vs_hull``), the late-half hull gap (mean over seeds and the worst seed), and
 accuracy as a fraction of the best single model's; then each spec's mean over datasets.
@@ -14,13 +18,14 @@ Usage::
 
     python benchmarks/validation.py --specs "linucb|linucb:alpha=0.5" \\
         [--datasets routerbench,routellm-gsm8k,routellm-mmlu,routellm-mtbench] [--seeds 3] \\
-        [--jobs 2] [--out FILE]
+        [--pools] [--jobs 2] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pool_variants
 from replay import print_json, split_fit_validation
 
 from banditroute.service.replay.cli import default_cost_weights
@@ -38,9 +44,9 @@ from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import PolicySpec, default_featurizer
 
 
-def _run(job: tuple[str, str, int, Path, float | None]) -> tuple[str, str, dict[str, Any]]:
-    name, spec, seeds, root, operating = job
-    fit, validation = split_fit_validation(load_dataset(name, "train", root))
+def _run(job: tuple[str, str, str, int, Path, float | None]) -> tuple[str, str, dict[str, Any]]:
+    name, source, spec, seeds, root, operating = job
+    fit, validation = split_fit_validation(load_dataset(source, "train", root))
     config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation, operating),
                           seeds=list(range(seeds)), warm_start=True)
     result = run_experiment(validation, config, default_featurizer(), history=fit)
@@ -67,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--operating-fraction", type=float, default=None,
                         help="operating point of the lambda grid (default: replay's); 0.2 "
                              "reproduces the files written before 2026-12-01")
+    parser.add_argument("--pools", action="store_true",
+                        help="also the reshaped RouterBench pools of pool_variants.py")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -75,16 +83,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     specs = args.specs.split("|")
     for spec in specs:
         PolicySpec.parse(spec)  # a typo fails now, not after minutes of work
-    datasets = args.datasets.split(",")
+    sources = {name: name for name in args.datasets.split(",")}
     start = time.perf_counter()
-    jobs = [(name, spec, args.seeds, root, args.operating_fraction)
-            for name in datasets for spec in specs]
     report: dict[str, Any] = {"benchmark": "validation", "split": "validation",
                               "seeds": args.seeds, "datasets": {}, "mean_over_datasets": {}}
-    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-        for name, spec, rows in pool.map(_run, jobs):
-            report["datasets"].setdefault(name, {})[spec] = rows
-            print(f"{name} {spec}: done", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="banditroute-pools-") as tmp:
+        if args.pools:  # written from the train split only: the test split stays unread
+            parts = {"train": load_dataset("routerbench", "train", root)}
+            for name, path in pool_variants.variants(parts, Path(tmp), 2).items():
+                sources[f"pool:{name}"] = str(path)
+        jobs = [(name, source, spec, args.seeds, root, args.operating_fraction)
+                for name, source in sources.items() for spec in specs]
+        with ProcessPoolExecutor(max(1, args.jobs)) as pool:
+            for name, spec, rows in pool.map(_run, jobs):
+                report["datasets"].setdefault(name, {})[spec] = rows
+                print(f"{name} {spec}: done", file=sys.stderr, flush=True)
+    datasets = list(sources)
     for spec in specs:
         report["mean_over_datasets"][spec] = {
             start_: {key: round(fmean(report["datasets"][d][spec][start_][key]
