@@ -88,3 +88,29 @@ def test_linucb_exploration_decays_to_its_floor_and_propensities_stay_exact() ->
     for _ in range(1_000):
         constant.update(x, arms[0], 1.0)
     assert min(constant.select(x, rng=rng).probabilities.values()) == pytest.approx(0.01 / 5)
+
+
+@pytest.mark.parametrize("min_pulls", [0, 3])
+def test_linucb_min_pulls_keeps_an_early_zero_from_locking_a_good_model_out(
+    min_pulls: int,
+) -> None:
+    """"good" earns 1.0 on every call but its first, "fair" 0.6 always. Without
+    ``min_pulls`` good's one zero puts its optimistic score under fair's mean, and good is
+    never tried again; with ``min_pulls=3`` it gets its three tries and takes every later
+    decision. Propensities stay exact either way."""
+    policy = make_policy("linucb", ["good", "fair"], dim=1, seed=0, explore=0.0,
+                         explore_min=0.0, min_pulls=min_pulls)
+    rng = np.random.default_rng(0)
+    x = np.array([0.0])
+    chosen = []
+    for _ in range(300):
+        d = policy.select(x, rng=rng)
+        assert d.probabilities[d.arm] == d.propensity > 0
+        tries = chosen.count("good") if d.arm == "good" else -1
+        policy.update(x, d.arm, 0.6 if d.arm == "fair" else 0.0 if tries == 0 else 1.0)
+        chosen.append(d.arm)
+    late = chosen[100:]
+    if min_pulls:
+        assert chosen.count("good") >= 3 and late.count("good") == len(late)
+    else:
+        assert chosen.count("good") == 1 and late.count("good") == 0
