@@ -12,7 +12,8 @@ Traceback (most recent call last):
 ...
 ValueError: unknown hyperparameter 'beta' for linucb; valid hyperparameters: alpha, ridge, \
 context_ridge, explore, explore_decay, explore_min, group_ridge, fit_group_ridge, \
-fit_group_ridge_halfway, max_groups, refresh_every, min_pulls, scaling, scale_clip, scale_freeze_after
+fit_group_ridge_halfway, max_groups, refresh_every, min_pulls, scaling, scale_clip, \
+scale_freeze_after
 """
 
 from __future__ import annotations
