@@ -3,7 +3,8 @@
 Each dataset's train split is cut into ``fit`` and ``validation`` (the cut of
 ``benchmarks/replay.py``); every ``--specs`` entry runs one online pass per seed over
 ``validation``, cold and warm-started on ``fit``, at the replay's default lambda grid and
-with the task labels as categorical context (as ``banditroute replay`` does by default).
+with the task labels as categorical context (as ``banditroute replay`` does by default;
+``--no-task-context``: without them, as for a pool whose prompts carry no label).
 The test splits are never read.
 
 ``--pools`` adds the five reshaped RouterBench pools of ``benchmarks/pool_variants.py``
@@ -18,7 +19,7 @@ Usage::
 
     python benchmarks/validation.py --specs "linucb|linucb:alpha=0.5" \\
         [--datasets routerbench,routellm-gsm8k,routellm-mmlu,routellm-mtbench] [--seeds 3] \\
-        [--pools] [--jobs 2] [--out FILE]
+        [--pools] [--no-task-context] [--jobs 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ from banditroute.service.replay.loaders import default_data_root, load_dataset
 from banditroute.service.replay.runner import PolicySpec, default_featurizer
 
 
-def _run(job: tuple[str, str, str, int, Path, float | None]) -> tuple[str, str, dict[str, Any]]:
-    name, source, spec, seeds, root, operating = job
+def _run(
+    job: tuple[str, str, str, int, Path, float | None, bool],
+) -> tuple[str, str, dict[str, Any]]:
+    name, source, spec, seeds, root, operating, task_context = job
     fit, validation = split_fit_validation(load_dataset(source, "train", root))
     config = ReplayConfig([PolicySpec.parse(spec)], default_cost_weights(validation, operating),
-                          seeds=list(range(seeds)), warm_start=True)
+                          seeds=list(range(seeds)), warm_start=True,
+                          task_context=task_context)
     result = run_experiment(validation, config, default_featurizer(), history=fit)
     hull = float(result["baselines"]["zero_router_aiq"])
     best = float(result["best_single_accuracy"])
@@ -75,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                              "reproduces the files written before 2026-12-01")
     parser.add_argument("--pools", action="store_true",
                         help="also the reshaped RouterBench pools of pool_variants.py")
+    parser.add_argument("--no-task-context", dest="task_context", action="store_false",
+                        help="do not pass the task labels as categorical context (a pool "
+                             "without labels)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -86,13 +93,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sources = {name: name for name in args.datasets.split(",")}
     start = time.perf_counter()
     report: dict[str, Any] = {"benchmark": "validation", "split": "validation",
-                              "seeds": args.seeds, "datasets": {}, "mean_over_datasets": {}}
+                              "seeds": args.seeds, "task_context": args.task_context,
+                              "datasets": {}, "mean_over_datasets": {}}
     with tempfile.TemporaryDirectory(prefix="banditroute-pools-") as tmp:
         if args.pools:  # written from the train split only: the test split stays unread
             parts = {"train": load_dataset("routerbench", "train", root)}
             for name, path in pool_variants.variants(parts, Path(tmp), 2).items():
                 sources[f"pool:{name}"] = str(path)
-        jobs = [(name, source, spec, args.seeds, root, args.operating_fraction)
+        jobs = [(name, source, spec, args.seeds, root, args.operating_fraction, args.task_context)
                 for name, source in sources.items() for spec in specs]
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
             for name, spec, rows in pool.map(_run, jobs):
