@@ -56,6 +56,23 @@ def _envelope_at(points: list[tuple[float, float]], cost: float) -> float:
     return float(np.interp(cost, xs, ys))
 
 
+def _seed_bootstrap(fixed_seeds: list[np.ndarray], paced_seeds: np.ndarray,
+                    draws: int = 2000) -> list[float]:
+    """95 % interval of paced minus fixed, resampling the seeds (the same draw for both
+    sides, whose seeds share their data order): each draw recomputes the fixed-lambda
+    envelope and the paced point from the drawn seeds' (cost, accuracy) rows."""
+    rng = np.random.default_rng(0)
+    n = len(paced_seeds)
+    diffs = []
+    for _ in range(draws):
+        pick = rng.integers(n, size=n)
+        points = [(float(f[pick, 0].mean()), float(f[pick, 1].mean())) for f in fixed_seeds]
+        cost, acc = paced_seeds[pick].mean(axis=0)
+        diffs.append(float(acc) - _envelope_at(points, float(cost)))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="routerbench")
@@ -133,17 +150,21 @@ def main() -> None:
 
     scale = 1.0 / gpt4_cost
     fixed_rows = []
+    fixed_seeds = []  # per lambda: the seeds' (cost, accuracy)
     for f in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0):
         runs = [fixed(f * scale, s) for s in seeds]
         fixed_rows.append({"cost_weight": f * scale, "accuracy": mean(runs, "accuracy"),
                            "cost": mean(runs, "cost")})
+        fixed_seeds.append(np.array([(r["cost"], r["accuracy"]) for r in runs]))
     points = [(r["cost"], r["accuracy"]) for r in fixed_rows]
     budget_rows = []
     for b in budgets:
         runs = [paced(b, s) for s in seeds]
         acc, cost = mean(runs, "accuracy"), mean(runs, "cost")
         fixed_acc = _envelope_at(points, cost)
+        paced_seeds = np.array([(r["cost"], r["accuracy"]) for r in runs])
         budget_rows.append({
+            "accuracy_minus_fixed_ci95": _seed_bootstrap(fixed_seeds, paced_seeds),
             "budget_per_request": b, "budget_fraction_of_gpt4": b / gpt4_cost,
             "accuracy": acc, "cost": cost, "cost_over_budget": cost / b,
             "max_seed_cost_over_budget": max(r["cost"] / b for r in runs),
