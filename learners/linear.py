@@ -253,7 +253,9 @@ class LinUCB(_RidgePolicy):
         Until a candidate has this many updates, the greedy choice is the best-scoring such
         candidate (>= 0; 0: off). One early zero cannot then lock a good model out for the
         rest of the pass (with 0/1 quality, a model right 77 % of the time opens with a zero
-        23 % of the time); the epsilon-greedy propensities stay exact.
+        23 % of the time); the epsilon-greedy propensities stay exact. Counts move with
+        updates, so on a live route every request goes to such a model until its outcomes
+        arrive: keep ``min_pulls`` small where outcomes come late.
     **scaling
         ``scaling``, ``scale_clip``, ``scale_freeze_after`` (see :class:`Policy`).
 
