@@ -193,7 +193,6 @@ def main() -> None:
                                                for r in budget_rows),
         "budgets": budget_rows, "fixed_lambda": fixed_rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = (f"budgets_{args.dataset}" + ("_validation" if args.validation else "")
             + ("_mean_costs" if args.costs == "mean" else "")
             + (f"_{args.seeds}seeds" if args.seeds != 3 else "")
