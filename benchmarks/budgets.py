@@ -134,7 +134,8 @@ def main() -> None:
             estimates = CostEstimates(costs, feats.shape[1])
             estimates.fit(hist_feats, train.cost, train.models)
         run = run_budgeted(policy, test, feats, pacer, estimates, seed,
-                           warm_features=hist_feats, task_context=args.task_context)
+                           history=train, history_features=hist_feats,
+                           task_context=args.task_context)
         return {"accuracy": run.accuracy, "cost": run.cost_per_query,
                 "windows": run.spend_windows(5), "final_lambda": pacer.lam,
                 "paced_share": float(run.paced.mean()) if run.paced is not None else 0.0}

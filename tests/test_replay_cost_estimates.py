@@ -6,6 +6,8 @@ per-prompt estimate: then it spends the budget where the dear model is cheap.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,38 @@ def test_paced_replay_with_per_prompt_costs_buys_more_accuracy_for_the_same_budg
     # Priced per prompt, every kind-B call (cheap for 'dear') goes to 'dear' and the rest of
     # the money to kind A; priced at the mean, both kinds get the same share.
     assert runs["prompt"].accuracy >= runs["mean"].accuracy + 0.05
+
+
+class _GroupSpy:
+    """A policy that records the group of every ``select`` and delegates to LinUCB."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.inner = make_policy("linucb", models, dim=1, seed=0)
+        self.groups: list[str | None] = []
+
+    def select(self, x: np.ndarray, **kwargs: object) -> object:
+        self.groups.append(kwargs.get("group"))  # type: ignore[arg-type]
+        return self.inner.select(x, **kwargs)
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        self.inner.update(*args, **kwargs)
+
+
+@pytest.mark.parametrize("task_context", [True, False])
+def test_warm_pacing_pass_sees_each_history_prompts_task_as_the_run_does(
+        task_context: bool) -> None:
+    history, hist_features = _two_kinds(30, seed=2)
+    history = replace(history, tasks=["billing" if i % 2 else "code" for i in range(history.n)])
+    data, features = _two_kinds(20, seed=3)
+    data = replace(data, tasks=["code"] * data.n)
+    spy = _GroupSpy(data.models)
+    run_budgeted(spy, data, features, BudgetPacer(budget_per_request_usd=0.002, step=0.05),
+                 estimated_costs(history, data), seed=0, history=history,
+                 history_features=hist_features, task_context=task_context)
+    warm, live = spy.groups[:history.n], spy.groups[history.n:]
+    assert len(live) == data.n
+    if task_context:
+        assert set(warm) == {'{"task":"billing"}', '{"task":"code"}'}
+        assert set(live) == {'{"task":"code"}'}
+    else:
+        assert set(warm) == set(live) == {None}

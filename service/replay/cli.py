@@ -258,7 +258,8 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
             if history is not None and hist_features is not None:
                 estimates.fit(hist_features, history.cost, history.models)
             run = run_budgeted(policy, data, features, pacer, estimates, seed,
-                               warm_features=hist_features, task_context=task_context)
+                               history=history, history_features=hist_features,
+                               task_context=task_context)
             rows.append({"seed": seed, "accuracy": run.accuracy,
                          "cost_per_query": run.cost_per_query,
                          "windows": run.spend_windows(windows), "final_lambda": pacer.lam,

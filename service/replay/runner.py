@@ -210,7 +210,8 @@ def estimated_costs(history: ReplayDataset | None, dataset: ReplayDataset) -> di
 
 def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
                  pacer: BudgetPacer, costs: dict[str, float] | CostEstimates, seed: int,
-                 warm_features: np.ndarray | None = None, task_context: bool = True) -> BudgetRun:
+                 history: ReplayDataset | None = None, history_features: np.ndarray | None = None,
+                 task_context: bool = True) -> BudgetRun:
     """Stream ``dataset`` through ``policy`` paced by ``pacer`` (see
     :mod:`banditroute.learners.pacing`).
 
@@ -219,10 +220,10 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     model, or a :class:`~banditroute.service.replay.cost_estimates.CostEstimates` that prices
     each prompt and learns from each realised cost), the pacer accounts the estimate at the
     decision and the realised cost at its outcome (the next step: the run is sequential).
-    Time is the step index. ``warm_features``: a pass over these contexts (no learning by the
-    policy, no outcome) sets the pacer's starting cost weight, as a route that has been
-    running would have it. ``task_context``: pass each prompt's task label to the policy as
-    its group.
+    Time is the step index. ``history`` and its ``history_features``: a pass over these
+    prompts (no learning by the policy, no outcome) sets the pacer's starting cost weight, as
+    a route that has been running would have it. ``task_context``: pass each prompt's task
+    label to the policy as its group, in that pass and in the run.
 
     Examples
     --------
@@ -242,10 +243,11 @@ def run_budgeted(policy: Any, dataset: ReplayDataset, features: np.ndarray,
     def priced(x: np.ndarray) -> Mapping[str, float]:
         return costs.predict(x) if isinstance(costs, CostEstimates) else costs
 
-    if warm_features is not None:
+    if history is not None and history_features is not None:
         rng_w = np.random.default_rng([seed, 4])
-        for t, x in enumerate(warm_features):
-            decision = policy.select(x, rng=rng_w)
+        for t, (x, group) in enumerate(zip(history_features, _groups(history, task_context),
+                                           strict=True)):
+            decision = policy.select(x, rng=rng_w, group=group)
             estimate = priced(x)
             choice = pacer.choose(decision.scores, estimate, decision.arm, t=float(t))
             pacer.on_decision(float(t), estimate[choice.arm])
