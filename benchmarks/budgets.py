@@ -44,16 +44,53 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GPT4 = "gpt-4-1106-preview"
 
 
+def _envelope_mix(points: list[tuple[float, float]], cost: float) -> dict[int, float]:
+    """Which fixed-lambda points the upper envelope mixes at ``cost``, and how much of each
+    (linear between points; beyond the ends the end point): indices into ``points``."""
+    best: list[int] = []
+    for i in sorted(range(len(points)), key=lambda i: points[i]):
+        if not best or points[i][1] > points[best[-1]][1]:
+            best.append(i)
+    xs = [points[i][0] for i in best]
+    if cost <= xs[0]:
+        return {best[0]: 1.0}
+    if cost >= xs[-1]:
+        return {best[-1]: 1.0}
+    k = int(np.searchsorted(xs, cost))  # xs[k - 1] < cost <= xs[k]
+    share = (cost - xs[k - 1]) / (xs[k] - xs[k - 1])
+    return {best[k - 1]: 1.0 - share, best[k]: share}
+
+
 def _envelope_at(points: list[tuple[float, float]], cost: float) -> float:
     """The best accuracy the fixed-lambda points reach at ``cost`` (upper envelope, linear
     between points; beyond the ends the end value)."""
-    pts = sorted(points)
-    best: list[tuple[float, float]] = []
-    for c, a in pts:
-        if not best or a > best[-1][1]:
-            best.append((c, a))
-    xs, ys = [p[0] for p in best], [p[1] for p in best]
-    return float(np.interp(cost, xs, ys))
+    return float(sum(w * points[i][1] for i, w in _envelope_mix(points, cost).items()))
+
+
+def _by_prompt(order: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """A pass's quality per prompt, in the split's order instead of the pass's."""
+    out = np.empty(order.size)
+    out[order] = quality
+    return out
+
+
+def _joint_bootstrap(paced: np.ndarray, fixed: dict[int, tuple[float, np.ndarray]],
+                     draws: int = 2000) -> list[float]:
+    """95 % interval of paced minus fixed accuracy when the seeds *and* the prompts are
+    resampled. ``paced``: quality per seed and prompt, shape ``(seeds, prompts)``;
+    ``fixed``: the envelope's mix at the paced cost, each point's weight and the same
+    array. The seeds share the split's prompts, so an interval over seeds alone does not see
+    how much a difference owes to which prompts the split holds; this one does (the
+    envelope's points and mix are held fixed)."""
+    rng = np.random.default_rng(0)
+    n_seeds, n = paced.shape
+    diffs = []
+    for _ in range(draws):
+        cells = np.ix_(rng.integers(n_seeds, size=n_seeds), rng.integers(n, size=n))
+        diffs.append(float(paced[cells].mean())
+                     - sum(w * float(f[cells].mean()) for w, f in fixed.values()))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return [float(lo), float(hi)]
 
 
 def _seed_bootstrap(fixed_seeds: list[np.ndarray], paced_seeds: np.ndarray,
@@ -77,6 +114,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="routerbench")
     parser.add_argument("--policy", default="linucb")
+    parser.add_argument("--paced-policy", default=None,
+                        help="a different policy spec for the paced runs only (an ablation; "
+                             "default: --policy)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--step", type=float, default=0.02,
                         help="the pacer's initial step (BudgetPacer)")
@@ -110,6 +150,7 @@ def main() -> None:
     featurize = default_featurizer(64)
     feats, hist_feats = featurize(test.prompts), featurize(train.prompts)
     spec = PolicySpec.parse(args.policy)
+    paced_spec = PolicySpec.parse(args.paced_policy) if args.paced_policy else spec
     g = test.models.index(GPT4)
     gpt4_cost = float(test.mean_cost()[g])
     gpt4_acc = float(test.mean_quality()[g])
@@ -125,7 +166,7 @@ def main() -> None:
     seeds = list(range(args.seeds))
 
     def paced(budget: float, seed: int) -> dict[str, Any]:
-        policy = spec.build(test.models, feats.shape[1], seed)
+        policy = paced_spec.build(test.models, feats.shape[1], seed)
         warm_start(policy, train, hist_feats, 0.0, seed, task_context=args.task_context)
         pacer = BudgetPacer(budget_per_request_usd=budget, step=args.step,
                             step_min=args.step_min, step_decay=args.step_decay)
@@ -137,6 +178,7 @@ def main() -> None:
                            history=train, history_features=hist_feats,
                            task_context=args.task_context)
         return {"accuracy": run.accuracy, "cost": run.cost_per_query,
+                "per_prompt": _by_prompt(run.order, run.quality),
                 "windows": run.spend_windows(5), "final_lambda": pacer.lam,
                 "paced_share": float(run.paced.mean()) if run.paced is not None else 0.0}
 
@@ -144,7 +186,11 @@ def main() -> None:
         policy = spec.build(test.models, feats.shape[1], seed)
         warm_start(policy, train, hist_feats, weight, seed, task_context=args.task_context)
         run = run_online(policy, test, feats, weight, seed, task_context=args.task_context)
-        return {"accuracy": run.accuracy, "cost": run.cost_per_query}
+        return {"accuracy": run.accuracy, "cost": run.cost_per_query,
+                "per_prompt": _by_prompt(run.order, run.quality)}
+
+    def per_seed_and_prompt(runs: list[dict[str, Any]]) -> np.ndarray:
+        return np.array([r["per_prompt"] for r in runs])
 
     def mean(rows: list[dict[str, Any]], key: str) -> float:
         return float(np.mean([r[key] for r in rows]))
@@ -152,20 +198,25 @@ def main() -> None:
     scale = 1.0 / gpt4_cost
     fixed_rows = []
     fixed_seeds = []  # per lambda: the seeds' (cost, accuracy)
+    fixed_prompts = []  # per lambda: each seed's accuracy on each prompt
     for f in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0):
         runs = [fixed(f * scale, s) for s in seeds]
         fixed_rows.append({"cost_weight": f * scale, "accuracy": mean(runs, "accuracy"),
                            "cost": mean(runs, "cost")})
         fixed_seeds.append(np.array([(r["cost"], r["accuracy"]) for r in runs]))
+        fixed_prompts.append(per_seed_and_prompt(runs))
     points = [(r["cost"], r["accuracy"]) for r in fixed_rows]
     budget_rows = []
     for b in budgets:
         runs = [paced(b, s) for s in seeds]
         acc, cost = mean(runs, "accuracy"), mean(runs, "cost")
         fixed_acc = _envelope_at(points, cost)
+        envelope = {i: (w, fixed_prompts[i]) for i, w in _envelope_mix(points, cost).items()}
         paced_seeds = np.array([(r["cost"], r["accuracy"]) for r in runs])
         budget_rows.append({
             "accuracy_minus_fixed_ci95": _seed_bootstrap(fixed_seeds, paced_seeds),
+            "accuracy_minus_fixed_seeds_and_prompts_ci95": _joint_bootstrap(
+                per_seed_and_prompt(runs), envelope),
             "budget_per_request": b, "budget_fraction_of_gpt4": b / gpt4_cost,
             "accuracy": acc, "cost": cost, "cost_over_budget": cost / b,
             "max_seed_cost_over_budget": max(r["cost"] / b for r in runs),
@@ -179,6 +230,7 @@ def main() -> None:
     head = min(budget_rows, key=lambda r: abs(r["budget_per_request"] - headline))
     report = {
         "dataset": test.name, "split": test.split, "n_prompts": test.n, "policy": spec.label,
+        "paced_policy": args.paced_policy or args.policy,
         "warm_start": True, "seeds": seeds, "step": args.step, "step_min": args.step_min,
         "step_decay": args.step_decay,
         "costs": args.costs,
