@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from replay import split_fit_validation  # benchmarks/replay.py: this script's folder
+from replay import history_and_pass  # benchmarks/replay.py: this script's folder
 
 from banditroute.learners.pacing import BudgetPacer
 from banditroute.service.replay.cost_estimates import CostEstimates
-from banditroute.service.replay.loaders import load_dataset
 from banditroute.service.replay.runner import (
     PolicySpec,
     default_featurizer,
@@ -93,11 +92,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    train = load_dataset(args.dataset, "train", None)
-    if args.validation:
-        train, test = split_fit_validation(train)
-    else:
-        test = load_dataset(args.dataset, "test", None)
+    train, test = history_and_pass(args.dataset, args.validation)
     if len(test.models) != 2:
         raise SystemExit(f"{args.dataset}: needs exactly two models, has {len(test.models)}")
     mean_cost = test.mean_cost()

@@ -126,6 +126,15 @@ def split_fit_validation(train: ReplayDataset) -> tuple[ReplayDataset, ReplayDat
     return train.subset(fit, split="fit"), train.subset(val, split="validation")
 
 
+def history_and_pass(dataset: str, validation: bool) -> tuple[ReplayDataset, ReplayDataset]:
+    """The split a pass learns from first and the split it runs on: train and test, or with
+    ``validation`` the fit and validation halves of train (the test split is not read)."""
+    train = load_dataset(dataset, "train", None)
+    if validation:
+        return split_fit_validation(train)
+    return train, load_dataset(dataset, "test", None)
+
+
 def standardized_design(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """``[1, (x - mean) / sd]`` for ``fit`` and each of ``others``, with ``fit``'s mean and sd
     (a constant column keeps sd 1): the static ridge fits' design matrices."""
