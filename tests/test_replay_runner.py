@@ -12,6 +12,7 @@ from banditroute.learners.reward import RewardWeights, compute_reward
 from banditroute.service.replay.baselines import baseline_report
 from banditroute.service.replay.dataset import ReplayDataset
 from banditroute.service.replay.experiment import ReplayConfig, run_experiment
+from banditroute.service.replay.hull import hull_gap_interval
 from banditroute.service.replay.runner import PolicySpec, reward_matrix, run_online, warm_start
 
 
@@ -205,6 +206,9 @@ def test_fixed_policy_hull_gaps_equal_the_hand_computed_distance_to_the_hull(
     assert res["hull_gap"] == pytest.approx(gap)
     assert res["late_hull_gap_std"] == pytest.approx(0.0)
     assert [s["late_hull_gap"] for s in res["per_seed"]] == pytest.approx([gap] * 3)
+    # every prompt alike: resampling prompts and seeds cannot move the gap
+    assert res["hull_gap_ci95"] == pytest.approx([gap, gap])
+    assert res["late_hull_gap_ci95"] == pytest.approx([gap, gap])
 
 
 def test_uniform_policy_late_hull_gap_uses_only_the_second_half_of_its_own_pass() -> None:
@@ -222,6 +226,8 @@ def test_uniform_policy_late_hull_gap_uses_only_the_second_half_of_its_own_pass(
     assert res["late_hull_gap"] == pytest.approx(np.mean(expected))
     assert res["late_hull_gap_std"] == pytest.approx(np.std(expected))
     assert res["late_hull_gap"] < 0  # a blind mixture that includes "bad" and "pricey"
+    lo, hi = res["late_hull_gap_ci95"]
+    assert lo < res["late_hull_gap"] < hi < 0  # below every mixture, beyond the noise
 
 
 def test_late_hull_gap_uses_the_hull_of_the_late_prompts() -> None:
@@ -278,5 +284,17 @@ def test_a_router_that_beats_every_single_model_has_positive_gap_and_negative_re
     res = run_experiment(ds, config, _featurize)["results"][0]
     assert res["late_hull_gap"] > 0
     assert res["late_hull_gap"] > res["hull_gap"]  # it learned: the late half is better
+    lo, hi = res["late_hull_gap_ci95"]
+    assert 0 < lo < res["late_hull_gap"] < hi  # above every mixture, beyond the noise
     assert res["best_fixed_model"] == "dear"
     assert res["final_regret_vs_best_fixed"] < 0
+
+
+def test_hull_gap_interval_rejects_bad_arguments() -> None:
+    ds = _flat(4)
+    with pytest.raises(ValueError, match="passes"):
+        hull_gap_interval(ds, [])
+    with pytest.raises(ValueError, match="level"):
+        hull_gap_interval(ds, [(np.arange(4), np.zeros(4, dtype=int))], level=1.0)
+    with pytest.raises(ValueError, match="choices"):
+        hull_gap_interval(ds, [(np.arange(4), np.zeros(3, dtype=int))])

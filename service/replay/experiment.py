@@ -15,7 +15,10 @@ seed in ``per_seed``):
   its second half by stream position, the hull being computed on the same prompts
   (:mod:`banditroute.service.replay.hull`). Positive: the policy beats any
   mixture of single models at that cost; the late gap shows where learning ended up,
-  without the exploration of the first half.
+  without the exploration of the first half. ``hull_gap_ci95`` and ``late_hull_gap_ci95``:
+  95 % bootstrap intervals of the mean gaps that resample the seeds and the prompts
+  (:func:`~banditroute.service.replay.hull.hull_gap_interval`); the seeds share the
+  prompts, so ``*_std`` alone does not show how sure a gap is.
 * ``regret_vs_best_fixed_curve`` / ``final_regret_vs_best_fixed``: cumulative reward of
   always calling ``best_fixed_model`` (the single model with the best total reward on the
   stream at that cost weight) minus the policy's, i.e. a learning curve against the best
@@ -39,7 +42,7 @@ import numpy as np
 from banditroute.learners.metrics import aiq, apgr, cpt
 from banditroute.service.replay.baselines import baseline_report, strong_weak
 from banditroute.service.replay.dataset import ReplayDataset
-from banditroute.service.replay.hull import hull_gap, late_hull_gap
+from banditroute.service.replay.hull import hull_gap, hull_gap_interval, late_hull_gap
 from banditroute.service.replay.runner import (
     Featurizer,
     PolicySpec,
@@ -325,6 +328,7 @@ def _summarise(dataset: ReplayDataset, spec: PolicySpec, start: str, operating: 
     late_gaps = [late_hull_gap(dataset, r.order, r.choices) for r in runs]
     gap, gap_sd = _mean_std(gaps)
     late_gap, late_gap_sd = _mean_std(late_gaps)
+    passes = [(r.order, r.choices) for r in runs]
     out: dict[str, Any] = {
         "policy": spec.label,
         "algorithm": spec.algorithm,
@@ -351,6 +355,8 @@ def _summarise(dataset: ReplayDataset, spec: PolicySpec, start: str, operating: 
         "hull_gap_std": gap_sd,
         "late_hull_gap": late_gap,
         "late_hull_gap_std": late_gap_sd,
+        "hull_gap_ci95": list(hull_gap_interval(dataset, passes)),
+        "late_hull_gap_ci95": list(hull_gap_interval(dataset, passes, late=True)),
         "best_fixed_model": dataset.models[fixed],
         "final_regret_vs_best_fixed": float(vs_fixed[:, -1].mean()),
         "final_regret_vs_best_fixed_std": float(vs_fixed[:, -1].std()),
