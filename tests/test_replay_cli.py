@@ -204,6 +204,9 @@ def test_replay_command_with_server_reports_grpc_results(request: pytest.Fixture
     assert report["results"][0]["per_seed"][0]["seed"] == 0
     assert report["results"][0]["late_hull_gap"] == pytest.approx(
         report["results"][0]["per_seed"][0]["late_hull_gap"])
+    for key in ("hull_gap", "late_hull_gap"):  # the interval around the same gap
+        lo, hi = report["results"][0][f"{key}_ci95"]
+        assert lo <= report["results"][0][key] <= hi
 
 
 def test_replay_budget_per_request_paces_mean_cost_to_the_budget(app: typer.Typer,

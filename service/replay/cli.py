@@ -309,9 +309,10 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
 
     from banditroute.service.replay.baselines import baseline_report
     from banditroute.service.replay.grpc_driver import replay_over_grpc
-    from banditroute.service.replay.hull import hull_gap, late_hull_gap
+    from banditroute.service.replay.hull import hull_gap, hull_gap_interval, late_hull_gap
 
     results: list[dict[str, Any]] = []
+    passes: dict[str, list[tuple[Any, Any]]] = {spec.label: [] for spec in specs}
     with Progress(disable=quiet, transient=False) as bar:
         for spec in specs:
             for seed in seeds:
@@ -324,6 +325,7 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
                     server, data, spec, weight, seed=seed, admin_token=admin_token,
                     api_key=api_key, register=True, progress=advance,
                     task_context=task_context)
+                passes[spec.label].append((res.order, res.choices))
                 results.append({"policy": spec.label, "seed": seed, "accuracy": res.accuracy,
                                 "cost_per_query": res.cost_per_query,
                                 "mean_reward": res.mean_reward, "regret": res.regret,
@@ -343,6 +345,8 @@ def _replay_grpc(server: str, data: ReplayDataset, specs: list[PolicySpec], weig
             **{f"{key}{suffix}": float(fn([r[key] for r in rows]))
                for key in ("hull_gap", "late_hull_gap")
                for suffix, fn in (("", np.mean), ("_std", np.std))},
+            "hull_gap_ci95": list(hull_gap_interval(data, passes[spec.label])),
+            "late_hull_gap_ci95": list(hull_gap_interval(data, passes[spec.label], late=True)),
             "per_seed": rows,
         })
     head = summary[0]
