@@ -57,13 +57,10 @@ class _Frozen:
         return None
 
 
-def _predicted_gain(policy: Any, train: Any, hist_feats: np.ndarray, test: Any,
-                    feats: np.ndarray, seed: int, dear: int, cheap: int) -> np.ndarray:
-    """Each test prompt's predicted gain of the dear model over the cheap one: the scores
-    of ``policy`` (a :class:`PolicySpec` is built and warm-started first) before the pass."""
-    if isinstance(policy, PolicySpec):
-        policy = policy.build(test.models, feats.shape[1], seed)
-        warm_start(policy, train, hist_feats, 0.0, seed)
+def _predicted_gain(policy: Any, test: Any, feats: np.ndarray, seed: int, dear: int,
+                    cheap: int) -> np.ndarray:
+    """Each test prompt's predicted gain of the dear model over the cheap one: ``policy``'s
+    scores before the pass."""
     rng = np.random.default_rng([seed, 7])
     scores = [policy.select(x, rng=rng).scores for x in feats]
     return np.array([s[test.models[dear]] - s[test.models[cheap]] for s in scores])
@@ -103,10 +100,16 @@ def main() -> None:
     spec = PolicySpec.parse(args.policy)
     prices = estimated_costs(train, test)
     shares = np.round(np.arange(0.05, 0.55, 0.05), 2)
+
+    def warm(seed: int) -> Any:
+        policy = spec.build(test.models, feats.shape[1], seed)
+        return warm_start(policy, train, hist_feats, 0.0, seed)
+
+    predicted = [_predicted_gain(warm(seed), test, feats, seed, dear, cheap)
+                 for seed in range(args.seeds)]
     curve, deciles = [], []
     for seed in range(args.seeds):  # the static ranking alone: its top-k curve and deciles
-        ranked = np.argsort(-_predicted_gain(spec, train, hist_feats, test, feats, seed,
-                                             dear, cheap))
+        ranked = np.argsort(-predicted[seed])
         curve.append([(test.quality[:, cheap].sum() + gain[ranked[:round(k * test.n)]].sum())
                       / test.n for k in shares])
         deciles.append([gain[part].mean() for part in np.array_split(ranked, 10)])
@@ -121,11 +124,8 @@ def main() -> None:
 
         for seed in range(args.seeds):
             for mode in ("paced", "frozen"):
-                policy = spec.build(test.models, feats.shape[1], seed)
-                warm_start(policy, train, hist_feats, 0.0, seed)
-                predicted = _predicted_gain(policy, train, hist_feats, test, feats, seed,
-                                            dear, cheap)
-                rank = np.argsort(np.argsort(-predicted)) / test.n
+                policy = warm(seed)
+                rank = np.argsort(np.argsort(-predicted[seed])) / test.n
                 estimates = CostEstimates(prices, feats.shape[1])
                 estimates.fit(hist_feats, train.cost, train.models)
                 pacer = BudgetPacer(budget_per_request_usd=fraction * float(mean_cost[dear]))
@@ -142,7 +142,7 @@ def main() -> None:
                     run.cost_weights.std() / max(run.cost_weights.mean(), 1e-12))
                 if mode == "paced":
                     add("dear_share", sent.size / test.n)
-                    top = np.argsort(-predicted)[:sent.size]
+                    top = np.argsort(-predicted[seed])[:sent.size]
                     sent_share["top_k"][top] += 1.0 / args.seeds
                     add("top_k_accuracy", (test.quality[:, cheap].sum() + gain[top].sum())
                         / test.n)

@@ -67,6 +67,16 @@ def _checked(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
     return o, c
 
 
+def _rows(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
+          choices: Sequence[int] | np.ndarray,
+          late: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pass's quality and cost rows and its choices, from stream position ``n // 2`` on
+    when ``late``: what :func:`_gap` takes."""
+    o, c = _checked(dataset, order, choices)
+    start = o.size // 2 if late else 0
+    return dataset.quality[o[start:]], dataset.cost[o[start:]], c[start:]
+
+
 def hull_gap(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
              choices: Sequence[int] | np.ndarray) -> float:
     """Hull gap of a whole pass: ``choices[t]`` is the model column chosen for row ``order[t]``.
@@ -88,8 +98,7 @@ def hull_gap(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
     >>> hull_gap(ds, [0, 1, 2, 3], [0, 1, 0, 1])
     0.25
     """
-    o, c = _checked(dataset, order, choices)
-    return _gap(dataset.quality[o], dataset.cost[o], c)
+    return _gap(*_rows(dataset, order, choices, late=False))
 
 
 def late_hull_gap(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
@@ -111,9 +120,7 @@ def late_hull_gap(dataset: ReplayDataset, order: Sequence[int] | np.ndarray,
     >>> late_hull_gap(ds, [1, 0, 3, 2], [1, 1, 0, 1])   # wrong late: 0.5 at 0.5
     -0.25
     """
-    o, c = _checked(dataset, order, choices)
-    start = o.size // 2
-    return _gap(dataset.quality[o[start:]], dataset.cost[o[start:]], c[start:])
+    return _gap(*_rows(dataset, order, choices, late=True))
 
 
 def hull_gap_interval(dataset: ReplayDataset,
@@ -145,11 +152,7 @@ def hull_gap_interval(dataset: ReplayDataset,
         raise ValueError("passes: need at least one (order, choices) pass")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: must lie in (0, 1), got {level}")
-    rows = []
-    for order, choices in passes:
-        o, c = _checked(dataset, order, choices)
-        start = o.size // 2 if late else 0
-        rows.append((dataset.quality[o[start:]], dataset.cost[o[start:]], c[start:]))
+    rows = [_rows(dataset, order, choices, late) for order, choices in passes]
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(draws):
