@@ -225,6 +225,20 @@ def test_replay_budget_per_request_paces_mean_cost_to_the_budget(app: typer.Type
     assert all(s["final_lambda"] > 0 for s in entry["per_seed"])
 
 
+@pytest.mark.parametrize("budget", [[], ["--budget-per-request", "0.001"]],
+                         ids=["fixed-weight", "budget"])
+def test_replay_warm_start_without_train_rows_exits_with_a_clear_error(
+        app: typer.Typer, traffic: Path, tmp_path: Path, budget: list[str]) -> None:
+    only_test = tmp_path / "only_test.jsonl"
+    only_test.write_text("".join(line + "\n" for line in traffic.read_text().splitlines()
+                                 if '"split": "test"' in line))
+    result = CliRunner().invoke(app, ["replay", "--dataset", str(only_test), "--seeds", "1",
+                                      "--warm-start", "--json", *budget])
+    assert result.exit_code == 1
+    assert "--warm-start: the train split of" in result.output
+    assert "is empty" in result.output
+
+
 @pytest.mark.parametrize("value", ["-1", "nan", "inf"], ids=["negative", "nan", "inf"])
 def test_replay_budget_per_request_rejects_bad_values(app: typer.Typer, traffic: Path,
                                                       value: str) -> None:

@@ -161,14 +161,26 @@ def replay_command(
         typer.echo(markdown_table(report))
 
 
+def _load_split(dataset_name: str, split: str, data_root: Path | None,
+                what: str = "dataset", hint: str = "") -> ReplayDataset:
+    """``split`` of ``dataset_name``; an empty one is refused, naming ``what`` needed it."""
+    data = load_dataset(dataset_name, split, data_root)
+    if data.n == 0:
+        raise ValueError(f"{what}: the {split} split of {dataset_name} is empty{hint}")
+    return data
+
+
 def _warm_history(dataset_name: str, split: str, data_root: Path | None,
                   warm: bool) -> ReplayDataset | None:
-    """The train split a warm start fits on (None without ``warm``); refuses ``split='train'``."""
+    """The train split a warm start fits on (None without ``warm``); refuses ``split='train'``
+    and an empty train split."""
     if not warm:
         return None
     if split == "train":
         raise ValueError("split: warm start fits on the train split; evaluate on test")
-    return load_dataset(dataset_name, "train", data_root)
+    return _load_split(dataset_name, "train", data_root, "--warm-start",
+                       " (a warm start fits on it: give rows with split \"train\", or leave "
+                       "split empty to hash-split the prompts)")
 
 
 def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
@@ -181,9 +193,7 @@ def _replay(dataset_name: str, split: str, policies: list[str], n_seeds: int,
     from banditroute.service.replay.runner import default_featurizer, run_online
 
     specs = [PolicySpec.parse(p) for p in policies]
-    data = load_dataset(dataset_name, split, data_root)
-    if data.n == 0:
-        raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
+    data = _load_split(dataset_name, split, data_root)
     weights = (list(cost_weights) if cost_weights
                else default_cost_weights(data, operating_fraction))
     seeds = list(range(n_seeds))
@@ -237,9 +247,7 @@ def _replay_budget(dataset_name: str, split: str, policies: list[str], n_seeds: 
     )
 
     BudgetPacer(budget_per_request_usd=budget, step=step)  # validates before any work
-    data = load_dataset(dataset_name, split, data_root)
-    if data.n == 0:
-        raise ValueError(f"dataset: the {split} split of {dataset_name} is empty")
+    data = _load_split(dataset_name, split, data_root)
     history = _warm_history(dataset_name, split, data_root, warm)
     featurize = default_featurizer(feature_dim)
     features = featurize(data.prompts)
