@@ -21,10 +21,16 @@ embedding (:func:`~banditroute.learners.embeddings.wordllama_embedder`), and on 
 dimensions plus the task, each at context priors 16, 64, 256 and 1,024 per coordinate
 (``ridge_feature_sets`` in the output: accuracy at ``--at``, as a fraction of GPT-4's).
 
+``--nonlinear`` asks the same of two models that are not one linear fit over all prompts
+(``nonlinear`` in the output): a ridge per task on the 64-d features (the task interacting
+with every feature) at context priors 64 to 10^6, and k nearest neighbours among the fit
+prompts of the same task by WordLlama cosine similarity (k = 50, 100, 200), each neighbour's
+reward seen for every model.
+
 Usage::
 
     python benchmarks/bounds.py [--dataset routerbench] [--at 0.25] [--seeds 2]
-        [--feature-sets] [--out benchmarks/results/bounds_routerbench.json]
+        [--feature-sets] [--nonlinear] [--out benchmarks/results/bounds_routerbench.json]
 """
 
 from __future__ import annotations
@@ -72,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--feature-sets", action="store_true",
                         help="also the ridge bound on richer feature sets (needs wordllama)")
+    parser.add_argument("--nonlinear", action="store_true",
+                        help="also a ridge per task and k nearest neighbours within the task "
+                             "(needs wordllama)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     fit, val = split_fit_validation(
@@ -110,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     extra = {}
     if args.feature_sets:
         extra["ridge_feature_sets"] = ridge_feature_sets(fit, val, point, c_fit, args.at)
+    if args.nonlinear:
+        extra["nonlinear"] = nonlinear(fit, val, zf, zv, point, c_fit, args.at)
     out = {
         "benchmark": "bounds", "dataset": args.dataset, "split": "validation", "n": val.n,
         "at_cost_fraction_of_gpt4": args.at,
@@ -163,6 +174,49 @@ def ridge_feature_sets(fit: Any, val: Any, point: Any, c_fit: float,
                 points.append(point((zv @ coef).argmax(axis=1)))
             out[name][f"context_prior_{ridge:g}"] = envelope_at(points, at)
         print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
+    return out
+
+
+def nonlinear(fit: Any, val: Any, zf: np.ndarray, zv: np.ndarray, point: Any, c_fit: float,
+              at: float) -> dict[str, float]:
+    """Full-information accuracy at ``at`` of a ridge per task and of k nearest neighbours
+    within the task (see the module doc); ``zf``/``zv`` are the standardised 64-d designs."""
+    from banditroute.learners.embeddings import wordllama_embedder
+
+    fit_tasks, val_tasks = np.array(fit.tasks), np.array(val.tasks)
+    embed = wordllama_embedder(256)
+
+    def unit(prompts: Sequence[str]) -> np.ndarray:
+        e = np.array([embed(p) for p in prompts], dtype=float)
+        return e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
+
+    same_task = val_tasks[:, None] == fit_tasks[None, :]
+    similarity = np.where(same_task, unit(val.prompts) @ unit(fit.prompts).T, -np.inf)
+    order = np.argsort(-similarity, axis=1)
+    out: dict[str, float] = {}
+
+    def envelope(predict: Any) -> float:
+        points = []
+        for f in FRACTIONS:
+            points.append(point(predict(fit.quality - f * fit.cost / c_fit).argmax(axis=1)))
+        return envelope_at(points, at)
+
+    for prior in (64.0, 256.0, 1024.0, 1e6):
+        def per_task(reward: np.ndarray, prior: float = prior) -> np.ndarray:
+            pred = np.zeros((val.n, val.k))
+            for task in set(val.tasks):
+                a, b = fit_tasks == task, val_tasks == task
+                ridge = np.full(zf.shape[1], prior)
+                ridge[0] = 1.0
+                coef = np.linalg.solve(zf[a].T @ zf[a] + np.diag(ridge), zf[a].T @ reward[a])
+                pred[b] = zv[b] @ coef
+            return pred
+        out[f"ridge_per_task_context_prior_{prior:g}"] = envelope(per_task)
+    for k in (50, 100, 200):
+        def neighbours(reward: np.ndarray, k: int = k) -> np.ndarray:
+            return np.asarray(reward[order[:, :k]].mean(axis=1))
+        out[f"knn_within_task_k{k}"] = envelope(neighbours)
+    print(f"nonlinear: {out}", file=sys.stderr, flush=True)
     return out
 
 
