@@ -27,8 +27,8 @@ evidence puts it?
 
 Usage::
 
-    python benchmarks/priors.py --stage lockout [--seeds 10]     # 1 min on 2 cores
-    python benchmarks/priors.py --stage evidence                 # 30 s
+    python benchmarks/priors.py --stage lockout [--seeds 10]     # 30 s on 2 cores
+    python benchmarks/priors.py --stage evidence                 # 5 s
 """
 
 from __future__ import annotations
