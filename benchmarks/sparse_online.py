@@ -55,6 +55,13 @@ row-normalised one-hot weight of each of the prompt's grams. The sparse predicti
   shipped prior fitted on the other fold (posterior mean, no bonus).
 * ``cvfold5``: as ``cvfold2`` with five folds (row index modulo 5), so that each fold's grams
   and ridge see four fifths of the history, closer to what the pass starts with.
+* ``eb``: empirical Bayes. Each arm's per-slot effect ``B / (token_ridge + M)`` minus the
+  arms' mean effect for that slot, shrunk by ``tau2 / (tau2 + noise)``: ``noise`` is the
+  estimate's sampling variance (the dense residuals' variance times ``M / (token_ridge +
+  M) ** 2``) and ``tau2`` the method-of-moments variance of the true effects around their
+  mean (the deviations' mean square net of their sampling variance, over the slots every
+  arm has seen; re-estimated every ``EB_REFRESH`` updates). A pool whose arms' slot effects
+  differ no more than their noise gets no grams.
 * ``cvcurve``: the weight chosen once per labelled history by the quantity the checks score,
   held out: on five folds of the history (row index modulo 5), a static full-information fit
   of the shipped 64-d ridge plus each weight times the per-slot gram ridge on its residuals
@@ -75,6 +82,7 @@ Usage::
         [--out benchmarks/results/sparse_online_validation.json]
     python benchmarks/sparse_online.py --mix-trace --datasets routellm-mmlu,routerbench
         --out benchmarks/results/sparse_online_mix_trace.json
+    python benchmarks/sparse_online.py --eb-trace --datasets routellm-gsm8k,routerbench
 """
 
 from __future__ import annotations
@@ -116,6 +124,8 @@ SELECT_GRID = (0.25, 1.0, 4.0, 16.0)
 CV_GRID = (0.0, 0.25, 0.5, 1.0)
 #: ``support``: a gram's slot counts for an arm once that arm has seen it this many times.
 SUPPORT = 20
+#: ``eb``: re-estimate the between-arm variance of slot effects every this many updates.
+EB_REFRESH = 50
 
 
 def featurize_with_ids(prompts: Sequence[str]) -> np.ndarray:
@@ -164,6 +174,9 @@ class TokenLinUCB(LinUCB):
         self._history_seen = False  # cvcurve: a labelled history was fed (a warm start)
         self._selected_row = -1  # the last row select() saw: its update is a bandit round
         self._tokens = TOKENS[0] if TOKENS else (np.zeros(0, np.int64), np.zeros(0))
+        self._rss, self._n_res = 0.0, 0  # eb: the dense residuals' sum of squares and count
+        self._tau2: float | None = None  # eb: between-arm variance of slot effects (cached)
+        self._tau2_at = -1
 
     def _grow(self) -> None:
         super()._grow()
@@ -171,8 +184,42 @@ class TokenLinUCB(LinUCB):
         self._m = np.vstack([self._m, np.zeros((1, 1 << BITS))])
         self._c = np.vstack([self._c, np.zeros((1, 1 << BITS), dtype=np.int32)])
 
+    def _eb_tau2(self) -> float:
+        """``eb``: method-of-moments estimate of the variance of an arm's slot effect around
+        the arms' mean effect, net of each estimate's sampling variance (empirical Bayes)."""
+        if self._tau2 is not None and self._n_res - self._tau2_at < EB_REFRESH:
+            return self._tau2
+        idx = self._active_idx
+        k = len(idx)
+        m = self._m[idx]
+        seen = (m > 0).all(axis=0)
+        if k < 2 or not seen.any() or self._n_res < 2:
+            self._tau2, self._tau2_at = 0.0, self._n_res
+            return 0.0
+        m = m[:, seen]
+        beta = self._b[idx][:, seen] / (self.token_ridge + m)
+        sigma2 = self._rss / self._n_res
+        noise = sigma2 * m / (self.token_ridge + m) ** 2
+        dev2 = (beta - beta.mean(axis=0)) ** 2
+        excess = dev2 - noise * (k - 1) / k
+        self._tau2 = max(0.0, float(excess.mean()) * k / (k - 1))
+        self._tau2_at = self._n_res
+        return self._tau2
+
     def _sparse(self, tokens: tuple[np.ndarray, np.ndarray], ridge: float) -> np.ndarray:
         slots, weights = tokens
+        if self.gate == "eb":
+            idx = self._active_idx
+            tau2 = self._eb_tau2()
+            out = np.zeros(len(self._arm_names))
+            if tau2 <= 0.0 or not len(slots):
+                return out
+            m = self._m[idx][:, slots]
+            beta = self._b[idx][:, slots] / (ridge + m)
+            noise = (self._rss / self._n_res) * m / (ridge + m) ** 2
+            dev = beta - beta.mean(axis=0)
+            out[idx] = (tau2 / (tau2 + noise) * dev) @ weights
+            return out
         if self.gate == "support":
             kept = (self._c[:, slots] >= SUPPORT) * weights
             return np.asarray((self._b[:, slots] / (ridge + self._m[:, slots]) * kept).sum(1))
@@ -196,7 +243,7 @@ class TokenLinUCB(LinUCB):
             return 0.0, self.token_ridge
         if self.gate in ("ls", "rel"):
             return min(1.0, max(0.0, self._sxy / (self._sxx + 1.0))), self.token_ridge
-        if self.gate in ("fixed", "top2", "support"):
+        if self.gate in ("fixed", "top2", "support", "eb"):
             return 1.0, self.token_ridge
         if self.gate == "cv":
             if self._cv_weight is None:
@@ -261,6 +308,8 @@ class TokenLinUCB(LinUCB):
                     self._credits.append(np.zeros(len(CV_GRID) + 1))
                     self._credits[-1][-1] = row
                 self._credits[-1][:-1][picks == i] += float(reward)
+        elif self.gate in ("eb", "fixed", "top2", "support", "off"):
+            pass
         elif self.gate == "select":
             guesses = np.array([self._sparse(tokens, r)[i] for r in SELECT_GRID] + [0.0])
             self._errors += (residual - guesses) ** 2
@@ -273,6 +322,8 @@ class TokenLinUCB(LinUCB):
             self._sxy += guess * residual
             self._sxx += guess * guess
         slots, weights = tokens
+        self._rss += residual * residual
+        self._n_res += 1
         self._b[i, slots] += residual * weights
         self._m[i, slots] += weights * weights
         self._c[i, slots] += 1
@@ -540,6 +591,36 @@ def mix_trace(names: Sequence[str], root: Path | None, out: Path | None) -> dict
     return report
 
 
+def eb_trace(names: Sequence[str], root: Path | None) -> dict[str, Any]:
+    """``eb`` after the fit half's labelled history (middle cost weight, seed 0): the slot
+    effects' mean square deviation between arms against its sampling variance, per ridge."""
+    report: dict[str, Any] = {"benchmark": "sparse_online eb trace", "split": "validation",
+                              "datasets": {}}
+    for name in names:
+        fit, validation = split_fit_validation(load_dataset(name, "train", root))
+        x_fit = featurize_with_ids(fit.prompts)
+        weights = default_cost_weights(validation)
+        rows = []
+        for ridge in (0.25, 1.0, 4.0):
+            policy = TokenLinUCB(fit.models, x_fit.shape[1], 0, gate="eb", token_ridge=ridge)
+            warm_start(policy, fit, x_fit, weights[len(weights) // 2], 0)
+            idx = policy._active_idx
+            m = policy._m[idx]
+            m = m[:, (m > 0).all(axis=0)]
+            beta = policy._b[idx][:, (policy._m[idx] > 0).all(axis=0)] / (ridge + m)
+            noise = policy._rss / policy._n_res * m / (ridge + m) ** 2 * (len(idx) - 1) / len(idx)
+            deviation = float(((beta - beta.mean(axis=0)) ** 2).mean())
+            rows.append({"token_ridge": ridge, "slots": int(m.shape[1]),
+                         "mean_square_deviation": round(deviation, 5),
+                         "sampling_variance": round(float(noise.mean()), 5),
+                         "ratio": round(deviation / float(noise.mean()), 3),
+                         "tau2": round(policy._eb_tau2(), 6)})
+        report["datasets"][name] = rows
+        TOKENS.clear()
+    print_json(report, None)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="routellm-mmlu,routellm-gsm8k,routerbench")
@@ -551,11 +632,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mix-trace", action="store_true",
                         help="instead: seed 0, warm, each cost weight: the 'mix' credits and w "
                         "after the labelled history and after the pass")
+    parser.add_argument("--eb-trace", action="store_true",
+                        help="instead: the 'eb' gate's between-arm dispersion of slot effects "
+                        "against its sampling variance, after the labelled history")
     args = parser.parse_args(argv)
     registry.ALGORITHMS[TokenLinUCB.algorithm] = TokenLinUCB
     root = args.data_root or default_data_root()
     if args.mix_trace:
         return mix_trace(args.datasets.split(","), root, args.out)
+    if args.eb_trace:
+        return eb_trace(args.datasets.split(","), root)
     start = time.perf_counter()
     variants = args.variants.split(",")
     curve_choices: dict[str, dict[str, Any]] = {}
