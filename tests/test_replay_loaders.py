@@ -242,13 +242,12 @@ def test_generic_csv_refuses_what_it_cannot_parse_naming_file_line_column(
     ("changed", "column", "message"),
     [
         ({"quality": {"m": "Yes"}}, "quality.m", "1/0"),
-        ({"quality": {"m": True}}, "quality.m", "1/0"),
         ({"cost": {"m": "$0.01"}}, "cost.m", "$0.01"),
         ({"quality": {"m": 3}}, "quality.m", "out of range"),
         ({"split": "Test"}, "split", "lower case"),
         ({"cost": {}}, "cost:m", "missing cost"),
     ],
-    ids=["quality-yes", "quality-true", "cost-dollar", "quality-3", "split-Test", "no-cost"],
+    ids=["quality-yes", "cost-dollar", "quality-3", "split-Test", "no-cost"],
 )
 def test_generic_jsonl_refuses_what_it_cannot_parse_naming_file_line_column(
     tmp_path: Path, changed: dict[str, object], column: str, message: str
@@ -260,6 +259,24 @@ def test_generic_jsonl_refuses_what_it_cannot_parse_naming_file_line_column(
         load_generic(path, "all")
     assert str(err.value).startswith(f"{path}:3: column {column!r}"), str(err.value)
     assert message in str(err.value)
+
+
+def test_generic_reads_boolean_correctness_as_one_and_zero(tmp_path: Path) -> None:
+    """RouteLLM's files write correctness as True/False; JSON has true/false. Both are read as
+    1/0 for quality (never for cost), while yes/no stays refused (tests above)."""
+    csv_path = tmp_path / "bools.csv"
+    _write_csv(csv_path, _CSV_HEADER, [["a", "True", "false", "0.001", "0.01", "train"],
+                                       ["b", " FALSE ", "TRUE", "0.001", "0.01", "test"]])
+    data = load_generic(csv_path, "all")
+    assert data.quality.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    jsonl_path = tmp_path / "bools.jsonl"
+    jsonl_path.write_text(json.dumps(
+        {"prompt": "p", "quality": {"m": True, "n": False}, "cost": {"m": 0.1, "n": 0.0}}) + "\n")
+    assert load_generic(jsonl_path, "all").quality.tolist() == [[1.0, 0.0]]
+    jsonl_path.write_text(json.dumps(
+        {"prompt": "p", "quality": {"m": 1}, "cost": {"m": True}}) + "\n")
+    with pytest.raises(ValueError, match=r"column 'cost.m': expected a number of US dollars"):
+        load_generic(jsonl_path, "all")
 
 
 def test_generic_model_with_only_cost_columns_is_an_error(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ __all__ = ["load_generic"]
 
 _GENERIC_FIELDS = ("prompt", "task", "id", "split")
 _GENERIC_TABLES = ("quality", "cost", "latency")
+#: Correctness written as a boolean, accepted for quality only (any case): right 1, wrong 0.
+_BOOLEANS = {"true": 1.0, "false": 0.0}
 
 
 class _GenericRow:
@@ -45,12 +47,16 @@ def _generic_error(path: Path, line: int, column: str, problem: str) -> ValueErr
 def _generic_number(path: Path, line: int, column: str, kind: str, raw: object) -> float:
     """A quality, cost or latency cell: a finite number in the kind's range, else an error."""
     hint = {
-        "quality": "a number in [0, 1] (write 1/0, not yes/no or true/false)",
+        "quality": "a number in [0, 1], or true/false for right/wrong (write 1/0, not yes/no)",
         "cost": "a number of US dollars >= 0, without a currency sign (0.01, not $0.01)",
         "latency": "a number of seconds >= 0, without a unit",
     }[kind]
     value: float | None = None
-    if isinstance(raw, str):
+    if kind == "quality" and isinstance(raw, bool):  # JSON true/false: right or wrong
+        value = float(raw)
+    elif kind == "quality" and isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        value = _BOOLEANS[raw.strip().lower()]  # "True"/"False", as RouteLLM's files write it
+    elif isinstance(raw, str):
         text = raw.strip()
         if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
             value = float(text)
