@@ -27,6 +27,7 @@ from banditroute.service.cli_common import (
 )
 from banditroute.service.config import Settings
 from banditroute.service.core import admin
+from banditroute.service.core.budgets import status_fields
 from banditroute.service.core.follower import EventFollower
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.core.route_budget import RouteBudget, check_budget
@@ -103,15 +104,7 @@ def _routes_put(
 
 
 def _budget_text(budget: RouteBudget | None) -> str:
-    if budget is None:
-        return ""
-    parts = []
-    if budget.budget_per_request_usd is not None:
-        parts.append(f"${budget.budget_per_request_usd:g}/request")
-    if budget.budget_usd is not None:
-        parts.append(f"${budget.budget_usd:g}/{budget.budget_period}"
-                     + (" (hard cap)" if budget.budget_hard_cap else ""))
-    return ", budget " + " and ".join(parts)
+    return "" if budget is None else ", budget " + budget.describe()
 
 
 @routes_app.command("status")
@@ -142,22 +135,7 @@ def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) ->
                                "budget_period": entry.budget.budget_period,
                                "budget_hard_cap": entry.budget.budget_hard_cap}}
     if status is not None:
-        row.update({
-            "period_start": _iso(status.period_start), "period_end": _iso(status.period_end),
-            "period_spend_usd": status.period_spend_usd,
-            "period_requests": status.period_requests,
-            "remaining_usd": status.remaining_usd,
-            "target_per_request_usd": status.target_per_request_usd,
-            "pace": status.pace, "lambda": status.lam, "cost_weight": status.cost_weight,
-            "projected_spend_usd": status.projected_spend_usd,
-            # the period's money is gone: the target falls to its floor (1e-12) and the cost
-            # weight soars (the hard cap, if set, allows only the cheapest model)
-            "period_budget_spent": (status.remaining_usd is not None
-                                    and status.remaining_usd <= 0),
-            "total_spend_usd": status.total_spend_usd,
-            "total_requests": status.total_requests,
-            "mean_spend_per_request_usd": (status.total_spend_usd / status.total_requests
-                                           if status.total_requests else None)})
+        row.update(status_fields(status))
     if as_json:
         print_json(row)
         return
@@ -173,10 +151,6 @@ def _routes_status(settings: Settings, name: str, tenant: str, as_json: bool) ->
     if row.get("period_budget_spent"):
         typer.echo("  (this period's budget is spent: until the period ends, requests go to "
                    "the cheapest model)")
-
-
-def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 async def _followed(engine: Engine, dim: int) -> EventFollower:

@@ -306,7 +306,9 @@ async def create_server(
     )
     port = add_port(server, f"{settings.host}:{settings.port}", settings)
     metrics.serve(metrics_port_for_worker(settings.metrics_port, worker_index), settings.host)
-    metrics.mount(Dashboard(engine, registry=registry, admin_token=admin_token))
+    metrics.mount(
+        Dashboard(engine, registry=registry, budgets=follower.budgets, admin_token=admin_token)
+    )
     app = BanditrouteServer(
         grpc_server=server,
         port=port,

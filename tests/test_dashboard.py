@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import math
 import re
 import urllib.error
@@ -21,7 +22,10 @@ from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
 
+from banditroute.service.cli import app as cli_app
 from banditroute.service.dashboard import Dashboard, parse_window, queries
 from banditroute.service.dashboard import views as dash_views
 from banditroute.service.dashboard.rollup import HourlyRollup
@@ -41,6 +45,10 @@ from tests.helpers import (
 
 ADMIN = (("authorization", f"Bearer {TEST_ADMIN_TOKEN}"),)
 ROUTE = "dash"
+BUDGETED = "dash-budget"
+#: The budgeted route's budget: per request, and per day with the hard cap.
+BUDGET = {"budget_per_request_usd": 0.002, "budget_usd": 1000.0, "budget_period": "day",
+          "budget_hard_cap": True}
 EXPERIMENT = "dash-exp"
 SECRET_PROMPT = "do-not-show-this-prompt"
 MODELS = ("model-a", "model-b", "model-c")
@@ -54,6 +62,7 @@ class Seeded:
     base: str
     decisions: int
     spend: dict[str, float]
+    url: str
 
 
 def _setup(admin: admin_pb2_grpc.AdminStub) -> None:
@@ -65,6 +74,12 @@ def _setup(admin: admin_pb2_grpc.AdminStub) -> None:
     admin.PutRoute(
         admin_pb2.PutRouteRequest(
             route=admin_pb2.RouteConfig(name=ROUTE, policy="lin", models=list(MODELS))
+        ),
+        metadata=ADMIN,
+    )
+    admin.PutRoute(
+        admin_pb2.PutRouteRequest(
+            route=admin_pb2.RouteConfig(name=BUDGETED, policy="lin", models=list(MODELS), **BUDGET)
         ),
         metadata=ADMIN,
     )
@@ -111,6 +126,20 @@ def _seed(server: InProcessServer) -> tuple[int, dict[str, float]]:
                 )
             )
             spend[route] = spend.get(route, 0.0) + cost
+        for i in range(30):  # the budgeted route: its spend is what the budget counts
+            resp = router.Route(router_pb2.RouteRequest(prompt=f"{SECRET_PROMPT} b{i}",
+                                                        route=BUDGETED))
+            n += 1
+            cost = {"model-a": 0.004, "model-b": 0.0005, "model-c": 0.001}[resp.model]
+            router.RecordOutcome(
+                router_pb2.RecordOutcomeRequest(
+                    decision_id=resp.decision_id,
+                    quality=QUALITY[resp.model],
+                    cost_usd=cost,
+                    latency_ms=50.0,
+                )
+            )
+            spend[BUDGETED] = spend.get(BUDGETED, 0.0) + cost
     return n, spend
 
 
@@ -122,11 +151,16 @@ def seeded(pg_server_url: str, template_db: str) -> Iterator[Seeded]:
     server = InProcessServer(url, metrics_port=port, store_prompts=True)
     try:
         app = server.app
-        dashboard = Dashboard(app.engine, registry=app.registry, admin_token=TEST_ADMIN_TOKEN)
+        dashboard = Dashboard(
+            app.engine,
+            registry=app.registry,
+            budgets=app.follower.budgets,
+            admin_token=TEST_ADMIN_TOKEN,
+        )
         app.metrics.mount(dashboard)
         n, spend = _seed(server)
         server.sync()
-        yield Seeded(server, dashboard, f"http://127.0.0.1:{port}", n, spend)
+        yield Seeded(server, dashboard, f"http://127.0.0.1:{port}", n, spend, url)
     finally:
         server.stop()
         drop_database(pg_server_url, database_name(url))
@@ -180,6 +214,59 @@ def test_dashboard_overview_decisions_per_model_equal_the_metrics(seeded: Seeded
             seeded.spend[route], abs=1e-4
         )
     assert f'data-experiment="{EXPERIMENT}"' in page
+
+
+def test_dashboard_budget_is_what_routes_status_prints(seeded: Seeded) -> None:
+    """The route page shows the budget's state as ``banditroute routes status --json`` gives
+    it, which folds the event log afresh in its own follower: two computations, one answer.
+    The overview shows the same spend; a route without a budget shows none."""
+    _, page, _ = _get(seeded.base + f"/routes/{BUDGETED}?window=hour")
+    cli = CliRunner().invoke(
+        cli_app, ["routes", "status", BUDGETED, "--json", "--database-url", seeded.url]
+    )
+    assert cli.exit_code == 0, cli.output
+    row = json.loads(cli.stdout)
+    assert row["budget"] == BUDGET
+    assert "$0.002/request and $1000/day (hard cap)" in page
+    # pace, projection and target move with the clock; the rest is the log's alone
+    for key in ("period_spend_usd", "period_requests", "remaining_usd", "lambda",
+                "total_spend_usd", "total_requests", "mean_spend_per_request_usd"):
+        shown = re.search(rf'data-field="{key}">([^<]*)<', page)
+        assert shown, key
+        assert float(shown.group(1)) == pytest.approx(row[key], rel=1e-5, abs=1e-12), key
+    assert row["total_requests"] == 30
+    assert row["total_spend_usd"] == pytest.approx(seeded.spend[BUDGETED])
+    assert re.search(r'data-field="period_budget_spent">no<', page)
+    _, overview, _ = _get(seeded.base + "/?window=hour")
+    spent = _field(overview, f'data-route="{BUDGETED}"', "budget_period_spend_usd")
+    assert float(spent) == pytest.approx(row["period_spend_usd"], abs=1e-4)
+    mean = _field(overview, f'data-route="{BUDGETED}"', "budget_mean_spend_usd")
+    assert float(mean) == pytest.approx(seeded.spend[BUDGETED] / 30, abs=1e-6)
+    assert re.search(rf'<tr data-route="{ROUTE}"[^>]*>.*?<span class="muted">none</span>',
+                     overview, re.S)
+    _, unbudgeted, _ = _get(seeded.base + f"/routes/{ROUTE}?window=hour")
+    assert "<h2>Budget</h2>" not in unbudgeted
+
+
+def test_dashboard_recent_decisions_say_when_the_budget_changed_the_choice(
+    seeded: Seeded,
+) -> None:
+    """Each recent decision's budget cell is its ``decisions.pacing``: paced, capped or empty."""
+    _, page, _ = _get(seeded.base + f"/routes/{BUDGETED}?window=hour")
+    shown = re.findall(r'<td data-field="pacing">([^<]*)</td>', page)
+    with seeded.server.app.engine.connect() as conn:
+        stored = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT pacing FROM decisions WHERE route = :r "
+                    "ORDER BY decision_id DESC LIMIT 25"
+                ),
+                {"r": BUDGETED},
+            )
+        ]
+    assert len(shown) == len(stored) == 25
+    assert shown == [{"": "", "pacing": "paced", "cap": "capped"}[p] for p in stored]
 
 
 def test_dashboard_learnt_state_equals_get_policy_state(seeded: Seeded) -> None:

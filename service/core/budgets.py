@@ -23,7 +23,7 @@ through the log only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from banditroute.learners.base import Decision
@@ -31,7 +31,7 @@ from banditroute.learners.pacing import BudgetPacer, PacedChoice, PacingStatus
 from banditroute.service.core.route_budget import RouteBudget
 from banditroute.service.storage.events import LearningEvent
 
-__all__ = ["BudgetBook", "paced_decision"]
+__all__ = ["BudgetBook", "paced_decision", "status_fields"]
 
 RouteKey = tuple[str, str]
 _MAX_UNAPPLIED = 100_000
@@ -143,6 +143,31 @@ class BudgetBook:
     def _step(self, pacer: BudgetPacer, ev: LearningEvent) -> None:
         cost = ev.cost_usd if ev.cost_usd is not None and ev.cost_usd >= 0 else 0.0
         pacer.on_decision(self._t(ev.decision_created_at), float(cost))
+
+
+def status_fields(status: PacingStatus) -> dict[str, Any]:
+    """Where a route's budget stands, by name: what ``banditroute routes status --json``
+    prints and the dashboard's route page shows (times as ISO 8601 UTC, None where a field
+    does not apply, e.g. a period for a per-request budget)."""
+
+    def iso(t: float | None) -> str | None:
+        return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+    return {
+        "period_start": iso(status.period_start), "period_end": iso(status.period_end),
+        "period_spend_usd": status.period_spend_usd,
+        "period_requests": status.period_requests,
+        "remaining_usd": status.remaining_usd,
+        "target_per_request_usd": status.target_per_request_usd,
+        "pace": status.pace, "lambda": status.lam, "cost_weight": status.cost_weight,
+        "projected_spend_usd": status.projected_spend_usd,
+        # the period's money is gone: the target falls to its floor (1e-12) and the cost
+        # weight soars (the hard cap, if set, allows only the cheapest model)
+        "period_budget_spent": status.remaining_usd is not None and status.remaining_usd <= 0,
+        "total_spend_usd": status.total_spend_usd,
+        "total_requests": status.total_requests,
+        "mean_spend_per_request_usd": (status.total_spend_usd / status.total_requests
+                                       if status.total_requests else None)}
 
 
 def paced_decision(book: BudgetBook | None, route: Any, decision: Decision,

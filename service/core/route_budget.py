@@ -49,6 +49,20 @@ class RouteBudget:
                      bool(row.budget_hard_cap))
         return None if budget == cls() else budget
 
+    def describe(self) -> str:
+        """The budget in words, as the CLI and the dashboard show it.
+
+        >>> RouteBudget(0.0015, 5.0, "day", True).describe()
+        '$0.0015/request and $5/day (hard cap)'
+        """
+        parts = []
+        if self.budget_per_request_usd is not None:
+            parts.append(f"${self.budget_per_request_usd:g}/request")
+        if self.budget_usd is not None:
+            parts.append(f"${self.budget_usd:g}/{self.budget_period}"
+                         + (" (hard cap)" if self.budget_hard_cap else ""))
+        return " and ".join(parts)
+
     def pacer(self) -> BudgetPacer:
         """A fresh controller for this budget."""
         return BudgetPacer(budget_per_request_usd=self.budget_per_request_usd,

@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlencode
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from banditroute.service.core.budgets import BudgetBook
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import pages, views
 from banditroute.service.dashboard.rollup import HourlyRollup
@@ -86,6 +87,9 @@ class Dashboard:
     registry
         This process's live policies, shown as the learnt state; without it (or for a policy
         version this process has not loaded) the latest snapshot in the database is shown.
+    budgets
+        This process's budget controllers (its follower's), shown for budgeted routes; without
+        them a route's budget is shown as configured, without its state.
     admin_token
         Token that protects every page; ``None``: open.
     clock
@@ -101,12 +105,14 @@ class Dashboard:
         engine: Engine,
         *,
         registry: PolicyRegistry | None = None,
+        budgets: BudgetBook | None = None,
         admin_token: str | None = None,
         clock: Callable[[], datetime] | None = None,
         rollup: bool = True,
     ) -> None:
         self.engine = engine
         self.registry = registry
+        self.budgets = budgets
         self._token = admin_token or None
         self._session = (
             hmac.new(admin_token.encode(), b"banditroute-dashboard", hashlib.sha256).hexdigest()
@@ -194,14 +200,16 @@ class Dashboard:
         if path == "/":
             return (
                 HTTPStatus.OK,
-                pages.overview_html(views.overview(self.engine, window, now, self.rollup)),
+                pages.overview_html(
+                    views.overview(self.engine, window, now, self.rollup, self.budgets)
+                ),
                 [],
             )
         if path.startswith("/routes/") and len(path) > len("/routes/"):
             name = _name(path[len("/routes/") :], "route")
             tenant = _name(_one(query, "tenant") or "", "tenant")
             page = views.route_page(
-                self.engine, self.registry, tenant, name, window, now, self.rollup
+                self.engine, self.registry, tenant, name, window, now, self.rollup, self.budgets
             )
             return HTTPStatus.OK, pages.route_html(page), []
         if path.startswith("/experiments/") and len(path) > len("/experiments/"):

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from banditroute.service.api.experiments import status_to_proto
 from banditroute.service.dashboard import charts
-from banditroute.service.dashboard.views import ExperimentPage, Overview, RoutePage
+from banditroute.service.dashboard.views import BudgetView, ExperimentPage, Overview, RoutePage
 from banditroute.service.dashboard.windows import WINDOWS, Window
 from banditroute.service.experiments.formatting import format_status
 
@@ -44,6 +44,10 @@ pre{background:#fff;border:1px solid #ddd;padding:8px;overflow-x:auto}
 .guardrail td{background:#fff4f4}
 form input{padding:4px}
 """
+
+
+#: What a decision's ``pacing`` says, in the recent decisions' budget column.
+_PACING = {"": "", "pacing": "paced", "cap": "capped"}
 
 
 def _num(v: float | None, fmt: str = ".3f") -> str:
@@ -109,6 +113,62 @@ def _share_bar(by_model: dict[str, int], colors: dict[str, str]) -> str:
     return f'<div class="bar">{parts}</div><small>{text}</small>'
 
 
+def _budget_cell(view: BudgetView | None) -> str:
+    """The overview's budget column: this period's spend against the budget, and the mean
+    spend per request against its target."""
+    if view is None:
+        return '<span class="muted">none</span>'
+    st = view.status
+    if st is None:
+        return f'{escape(view.description)} <span class="muted">(no state here yet)</span>'
+    parts = []
+    if view.amount_usd is not None:
+        spend = st["period_spend_usd"]
+        parts.append(
+            f'<span data-field="budget_period_spend_usd">{_num(spend, ".4f")}</span> of '
+            f"${view.amount_usd:g}/{escape(view.period or '')} "
+            f"({_num(spend / view.amount_usd, '.1%')})"
+        )
+    if view.per_request_usd is not None:
+        mean = st["mean_spend_per_request_usd"]
+        ratio = None if mean is None else mean / view.per_request_usd
+        parts.append(
+            f'<span data-field="budget_mean_spend_usd">{_num(mean, ".6f")}</span>/request, '
+            f"{_num(ratio, '.2f')} x ${view.per_request_usd:g}"
+        )
+    return "<br>".join(parts)
+
+
+def _budget_section(view: BudgetView | None) -> str:
+    """The route page's budget: every field of ``banditroute routes status``."""
+    if view is None:
+        return ""
+    head = f"<h2>Budget</h2><p>{escape(view.description)} "
+    if view.status is None:
+        return head + (
+            '<span class="muted">(this process has no controller state for it yet)</span></p>'
+        )
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return _num(v, ".6g")
+        return "-" if v is None else escape(str(v))
+
+    rows = (
+        f'<tr><td>{escape(k)}</td><td class="num" data-field="{escape(k)}">{value(v)}</td></tr>'
+        for k, v in view.status.items()
+    )
+    return (
+        head
+        + '<span class="muted">(this process\'s controller, computed from the event log like '
+        "every other process's: the fields of <code>banditroute routes status</code>; pace: the "
+        "period's spend over what an even rate would have spent by now, 1 = on pace)</span></p>"
+        + _table(["field", "value"], rows, "budget")
+    )
+
+
 def overview_html(o: Overview) -> str:
     """The overview page."""
     models = sorted({m for _, t in o.routes for m in t.by_model})
@@ -125,6 +185,7 @@ def overview_html(o: Overview) -> str:
             f'<td class="num" data-field="outcomes">{t.sums.outcomes}</td>'
             f'<td class="num" data-field="mean_reward">{_num(t.mean_reward, ".4f")}</td>'
             f'<td class="num" data-field="spend_usd">{_num(t.sums.cost_sum, ".4f")}</td>'
+            f"<td>{_budget_cell(o.budgets.get((r.tenant, r.name)))}</td>"
             f"<td>{_share_bar(t.by_model, colors)}</td></tr>"
         )
     exp_rows = [
@@ -138,7 +199,8 @@ def overview_html(o: Overview) -> str:
         f"<h1>Routes</h1>{_windows('/', o.window)}"
         f'<p class="muted">{escape(o.window.label)} up to {o.now:%Y-%m-%d %H:%M:%S} UTC. '
         "Mean reward: of the outcomes recorded for the window's decisions; spend: their "
-        "reported cost. Budgets: none configured.</p>"
+        "reported cost. Budget: this period's spend and the mean spend per request against "
+        "the route's budget, from this process's controller.</p>"
         + _table(
             [
                 "tenant",
@@ -148,6 +210,7 @@ def overview_html(o: Overview) -> str:
                 "outcomes",
                 "mean reward",
                 "spend (USD)",
+                "budget (USD)",
                 "model share",
             ],
             rows,
@@ -188,6 +251,7 @@ def route_html(p: RoutePage) -> str:
             markers=markers,
             from_zero=True,
         ),
+        _budget_section(p.budget),
         "<h2>Traffic in the window</h2>",
     ]
     total = sum(t.decisions for t in p.totals.values())
@@ -251,6 +315,7 @@ def route_html(p: RoutePage) -> str:
                 "reward",
                 "cost (USD)",
                 "latency (ms)",
+                "budget",
             ],
             (
                 f"<tr><td>{d.created_at:%Y-%m-%d %H:%M:%S}</td><td>{escape(d.model)}</td>"
@@ -259,7 +324,8 @@ def route_html(p: RoutePage) -> str:
                 f"<td>{escape(d.experiment)}{'/' + escape(d.variant) if d.variant else ''}</td>"
                 f'<td class="num">{_num(d.reward, ".4f")}</td>'
                 f'<td class="num">{_num(d.cost_usd, ".6f")}</td>'
-                f'<td class="num">{_num(d.latency_ms, ".0f")}</td></tr>'
+                f'<td class="num">{_num(d.latency_ms, ".0f")}</td>'
+                f'<td data-field="pacing">{escape(_PACING.get(d.pacing, d.pacing))}</td></tr>'
                 for d in p.recent
             ),
             "recent",

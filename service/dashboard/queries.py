@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from banditroute.learners.reward import RewardWeights
+from banditroute.service.core.route_budget import RouteBudget
 from banditroute.service.experiments.scoring import outcome_quality, reward
 from banditroute.service.storage.models import (
     Decision,
@@ -113,25 +114,38 @@ def _bucket(stride: timedelta) -> ColumnElement[datetime]:
 # -- routes -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RouteInfo:
-    """A configured route (``policy_version`` 0 = latest)."""
+    """A configured route (``policy_version`` 0 = latest; ``budget`` None = none)."""
 
     tenant: str
     name: str
     policy: str
     policy_version: int
     models: tuple[str, ...]
+    budget: RouteBudget | None = None
 
 
 def routes(conn: Connection, tenant: str | None = None, name: str | None = None) -> list[RouteInfo]:
     """Configured routes, by tenant then name (optionally one)."""
     q = select(
-        Route.tenant, Route.name, Route.policy_name, Route.policy_version, Route.models
+        Route.tenant,
+        Route.name,
+        Route.policy_name,
+        Route.policy_version,
+        Route.models,
+        Route.budget_per_request_usd,
+        Route.budget_usd,
+        Route.budget_period,
+        Route.budget_hard_cap,
     ).order_by(Route.tenant, Route.name)
     if tenant is not None:
         q = q.where(Route.tenant == tenant)
     if name is not None:
         q = q.where(Route.name == name)
-    return [RouteInfo(r[0], r[1], r[2], int(r[3]), tuple(r[4] or ())) for r in conn.execute(q)]
+    return [
+        RouteInfo(r.tenant, r.name, r.policy_name, int(r.policy_version), tuple(r.models or ()),
+                  RouteBudget.of(r))
+        for r in conn.execute(q)
+    ]
 
 
 def latest_version(conn: Connection, policy: str) -> int:
@@ -298,6 +312,8 @@ class DecisionRow:
     reward: float | None
     cost_usd: float | None
     latency_ms: float | None
+    #: "" when the policy's choice stood, "pacing" or "cap" when the route's budget changed it.
+    pacing: str = ""
 
 
 def recent_decisions(
@@ -317,6 +333,7 @@ def recent_decisions(
             o.reward,
             o.cost_usd,
             o.latency_ms,
+            d.pacing,
         )
         .select_from(_joined(since))
         .where(_since(since), d.tenant == tenant, d.route == route)
@@ -324,7 +341,8 @@ def recent_decisions(
         .limit(limit)
     )
     return [
-        DecisionRow(r[0], r[1], float(r[2]), r[3], int(r[4]), r[5], r[6], r[7], r[8], r[9])
+        DecisionRow(r[0], r[1], float(r[2]), r[3], int(r[4]), r[5], r[6], r[7], r[8], r[9],
+                    r[10] or "")
         for r in conn.execute(q)
     ]
 

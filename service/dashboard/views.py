@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from banditroute.learners.sequential import Difference, MeanSummary, difference
 from banditroute.learners.state import StateFormatError, loads
 from banditroute.service.core.assignment import PolicyKey
+from banditroute.service.core.budgets import BudgetBook, status_fields
 from banditroute.service.core.policies import PolicyRegistry
 from banditroute.service.dashboard import queries as q
 from banditroute.service.dashboard.rollup import HOUR, HourlyRollup, Sums
@@ -32,6 +33,7 @@ from banditroute.service.experiments.views import ExperimentStatusView, Experime
 
 __all__ = [
     "ArmView",
+    "BudgetView",
     "ExperimentPage",
     "NotFoundPage",
     "Overview",
@@ -64,6 +66,19 @@ class RouteTotals:
 
 
 @dataclass(frozen=True)
+class BudgetView:
+    """A route's budget and where it stands now: the fields of ``banditroute routes status``
+    (:func:`~banditroute.service.core.budgets.status_fields`) from this process's controller,
+    or None when this process has none for it (no follower given, or not configured yet)."""
+
+    description: str
+    per_request_usd: float | None
+    amount_usd: float | None
+    period: str | None
+    status: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Overview:
     """Every route's traffic in the window, and the experiments."""
 
@@ -71,6 +86,7 @@ class Overview:
     now: datetime
     routes: list[tuple[q.RouteInfo, RouteTotals]]
     experiments: list[ExperimentView]
+    budgets: dict[tuple[str, str], BudgetView] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,7 @@ class RoutePage:
     totals: dict[str, Sums]
     policies: list[PolicyStateView]
     recent: list[q.DecisionRow]
+    budget: BudgetView | None = None
 
 
 @dataclass(frozen=True)
@@ -164,10 +181,29 @@ def _traffic(
         return q.decisions_by_bucket(conn, since, window.stride, tenant=tenant, route=route)
 
 
+def budget_view(book: BudgetBook | None, route: q.RouteInfo, now: datetime) -> BudgetView | None:
+    """``route``'s budget as the pages show it (None: it has no budget)."""
+    b = route.budget
+    if b is None:
+        return None
+    status = book.status(route.tenant, route.name, now) if book is not None else None
+    return BudgetView(
+        b.describe(),
+        b.budget_per_request_usd,
+        b.budget_usd,
+        b.budget_period,
+        None if status is None else status_fields(status),
+    )
+
+
 def overview(
-    engine: Engine, window: Window, now: datetime, rollup: HourlyRollup | None = None
+    engine: Engine,
+    window: Window,
+    now: datetime,
+    rollup: HourlyRollup | None = None,
+    budgets: BudgetBook | None = None,
 ) -> Overview:
-    """The overview page's data."""
+    """The overview page's data (``budgets``: this process's budget controllers)."""
     with engine.connect() as conn:
         routes = q.routes(conn)
     totals: dict[tuple[str, str], RouteTotals] = {}
@@ -182,7 +218,10 @@ def overview(
         if (tenant, name) not in known:
             rows.append((q.RouteInfo(tenant, name, "", 0, ()), t))
     experiments = ExperimentManager(engine).list_experiments()
-    return Overview(window, now, rows, experiments)
+    shown = {
+        (r.tenant, r.name): view for r, _ in rows if (view := budget_view(budgets, r, now))
+    }
+    return Overview(window, now, rows, experiments, shown)
 
 
 def _arms(summary: dict[str, dict[str, Any]], totals: dict[str, Sums]) -> list[ArmView]:
@@ -240,8 +279,10 @@ def route_page(
     window: Window,
     now: datetime,
     rollup: HourlyRollup | None = None,
+    budgets: BudgetBook | None = None,
 ) -> RoutePage:
-    """The route page's data (:class:`NotFoundPage` for an unknown route)."""
+    """The route page's data (:class:`NotFoundPage` for an unknown route; ``budgets``: this
+    process's budget controllers)."""
     since = window.since(now)
     with engine.connect() as conn:
         found = q.routes(conn, tenant=tenant, name=name)
@@ -293,6 +334,7 @@ def route_page(
         totals=dict(sorted(totals.items())),
         policies=policies,
         recent=recent,
+        budget=budget_view(budgets, route, now),
     )
 
 
