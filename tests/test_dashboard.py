@@ -246,6 +246,7 @@ def test_dashboard_budget_is_what_routes_status_prints(seeded: Seeded) -> None:
                      overview, re.S)
     _, unbudgeted, _ = _get(seeded.base + f"/routes/{ROUTE}?window=hour")
     assert "<h2>Budget</h2>" not in unbudgeted
+    assert "budget per request" in page and "budget per request" not in unbudgeted
 
 
 def test_dashboard_recent_decisions_say_when_the_budget_changed_the_choice(

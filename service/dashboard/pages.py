@@ -139,6 +139,12 @@ def _budget_cell(view: BudgetView | None) -> str:
     return "<br>".join(parts)
 
 
+def _budget_line(p: RoutePage) -> dict[str, list[float | None]]:
+    """The cost chart's reference line: the route's budget per request, if it has one."""
+    per_request = p.budget.per_request_usd if p.budget is not None else None
+    return {} if per_request is None else {"budget per request": [per_request] * len(p.labels)}
+
+
 def _budget_section(view: BudgetView | None) -> str:
     """The route page's budget: every field of ``banditroute routes status``."""
     if view is None:
@@ -246,7 +252,7 @@ def route_html(p: RoutePage) -> str:
         ),
         charts.lines(
             p.labels,
-            {"cost per request (USD)": p.cost_per_request},
+            {"cost per request (USD)": p.cost_per_request, **_budget_line(p)},
             title="Cost per request (USD, reported by outcomes)",
             markers=markers,
             from_zero=True,
