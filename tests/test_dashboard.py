@@ -26,7 +26,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from banditroute.service.cli import app as cli_app
-from banditroute.service.dashboard import Dashboard, parse_window, queries
+from banditroute.service.dashboard import Dashboard, pages, parse_window, queries
 from banditroute.service.dashboard import views as dash_views
 from banditroute.service.dashboard.rollup import HourlyRollup
 from banditroute.service.experiments.formatting import format_status
@@ -247,6 +247,20 @@ def test_dashboard_budget_is_what_routes_status_prints(seeded: Seeded) -> None:
     _, unbudgeted, _ = _get(seeded.base + f"/routes/{ROUTE}?window=hour")
     assert "<h2>Budget</h2>" not in unbudgeted
     assert "budget per request" in page and "budget per request" not in unbudgeted
+
+
+def test_dashboard_budget_without_a_controller_shows_the_configuration(seeded: Seeded) -> None:
+    """A dashboard given no budget controllers (or before its follower has one for the route)
+    still shows the route's budget as configured, and says that it has no state for it."""
+    engine = seeded.server.app.engine
+    window, now = parse_window("hour"), datetime.now(UTC)
+    page = dash_views.route_page(engine, None, "", BUDGETED, window, now)
+    assert page.budget is not None and page.budget.status is None
+    text_ = pages.route_html(page)
+    assert "$0.002/request and $1000/day (hard cap)" in text_
+    assert "no controller state" in text_ and 'data-field="lambda"' not in text_
+    overview = pages.overview_html(dash_views.overview(engine, window, now))
+    assert "(no state here yet)" in overview
 
 
 def test_dashboard_recent_decisions_say_when_the_budget_changed_the_choice(
