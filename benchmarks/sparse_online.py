@@ -184,41 +184,45 @@ class TokenLinUCB(LinUCB):
         self._m = np.vstack([self._m, np.zeros((1, 1 << BITS))])
         self._c = np.vstack([self._c, np.zeros((1, 1 << BITS), dtype=np.int32)])
 
+    def _effects(self, cols: Any, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+        """``eb``: per active arm and slot of ``cols``, the slot effect's deviation from the
+        arms' mean effect and the effect's sampling variance."""
+        idx = self._active_idx
+        m = self._m[idx][:, cols]
+        beta = self._b[idx][:, cols] / (ridge + m)
+        return beta - beta.mean(axis=0), self._rss / self._n_res * m / (ridge + m) ** 2
+
+    def _eb_dispersion(self) -> tuple[float, float, int]:
+        """``eb``: over the slots every active arm has seen, the deviations' mean square, the
+        part of it sampling noise explains ((k - 1) / k of the mean sampling variance) and
+        how many slots that is."""
+        idx = self._active_idx
+        k = len(idx)
+        seen = (self._m[idx] > 0).all(axis=0)
+        if k < 2 or not seen.any() or self._n_res < 2:
+            return 0.0, 0.0, 0
+        dev, noise = self._effects(seen, self.token_ridge)
+        return float((dev**2).mean()), float(noise.mean()) * (k - 1) / k, int(seen.sum())
+
     def _eb_tau2(self) -> float:
         """``eb``: method-of-moments estimate of the variance of an arm's slot effect around
         the arms' mean effect, net of each estimate's sampling variance (empirical Bayes)."""
-        if self._tau2 is not None and self._n_res - self._tau2_at < EB_REFRESH:
-            return self._tau2
-        idx = self._active_idx
-        k = len(idx)
-        m = self._m[idx]
-        seen = (m > 0).all(axis=0)
-        if k < 2 or not seen.any() or self._n_res < 2:
-            self._tau2, self._tau2_at = 0.0, self._n_res
-            return 0.0
-        m = m[:, seen]
-        beta = self._b[idx][:, seen] / (self.token_ridge + m)
-        sigma2 = self._rss / self._n_res
-        noise = sigma2 * m / (self.token_ridge + m) ** 2
-        dev2 = (beta - beta.mean(axis=0)) ** 2
-        excess = dev2 - noise * (k - 1) / k
-        self._tau2 = max(0.0, float(excess.mean()) * k / (k - 1))
-        self._tau2_at = self._n_res
+        if self._tau2 is None or self._n_res - self._tau2_at >= EB_REFRESH:
+            k = len(self._active_idx)
+            deviation, noise, slots = self._eb_dispersion()
+            self._tau2 = max(0.0, (deviation - noise) * k / (k - 1)) if slots else 0.0
+            self._tau2_at = self._n_res
         return self._tau2
 
     def _sparse(self, tokens: tuple[np.ndarray, np.ndarray], ridge: float) -> np.ndarray:
         slots, weights = tokens
         if self.gate == "eb":
-            idx = self._active_idx
             tau2 = self._eb_tau2()
             out = np.zeros(len(self._arm_names))
             if tau2 <= 0.0 or not len(slots):
                 return out
-            m = self._m[idx][:, slots]
-            beta = self._b[idx][:, slots] / (ridge + m)
-            noise = (self._rss / self._n_res) * m / (ridge + m) ** 2
-            dev = beta - beta.mean(axis=0)
-            out[idx] = (tau2 / (tau2 + noise) * dev) @ weights
+            dev, noise = self._effects(slots, ridge)
+            out[self._active_idx] = (tau2 / (tau2 + noise) * dev) @ weights
             return out
         if self.gate == "support":
             kept = (self._c[:, slots] >= SUPPORT) * weights
@@ -604,16 +608,11 @@ def eb_trace(names: Sequence[str], root: Path | None) -> dict[str, Any]:
         for ridge in (0.25, 1.0, 4.0):
             policy = TokenLinUCB(fit.models, x_fit.shape[1], 0, gate="eb", token_ridge=ridge)
             warm_start(policy, fit, x_fit, weights[len(weights) // 2], 0)
-            idx = policy._active_idx
-            m = policy._m[idx]
-            m = m[:, (m > 0).all(axis=0)]
-            beta = policy._b[idx][:, (policy._m[idx] > 0).all(axis=0)] / (ridge + m)
-            noise = policy._rss / policy._n_res * m / (ridge + m) ** 2 * (len(idx) - 1) / len(idx)
-            deviation = float(((beta - beta.mean(axis=0)) ** 2).mean())
-            rows.append({"token_ridge": ridge, "slots": int(m.shape[1]),
+            deviation, noise, slots = policy._eb_dispersion()
+            rows.append({"token_ridge": ridge, "slots": slots,
                          "mean_square_deviation": round(deviation, 5),
-                         "sampling_variance": round(float(noise.mean()), 5),
-                         "ratio": round(deviation / float(noise.mean()), 3),
+                         "sampling_variance": round(noise, 5),
+                         "ratio": round(deviation / noise, 3),
                          "tau2": round(policy._eb_tau2(), 6)})
         report["datasets"][name] = rows
         TOKENS.clear()

@@ -118,30 +118,30 @@ def _budget_cell(view: BudgetView | None) -> str:
     spend per request against its target."""
     if view is None:
         return '<span class="muted">none</span>'
-    st = view.status
+    b, st = view.budget, view.status
     if st is None:
-        return f'{escape(view.description)} <span class="muted">(no state here yet)</span>'
+        return f'{escape(b.describe())} <span class="muted">(no state here yet)</span>'
     parts = []
-    if view.amount_usd is not None:
+    if b.budget_usd is not None:
         spend = st["period_spend_usd"]
         parts.append(
             f'<span data-field="budget_period_spend_usd">{_num(spend, ".4f")}</span> of '
-            f"${view.amount_usd:g}/{escape(view.period or '')} "
-            f"({_num(spend / view.amount_usd, '.1%')})"
+            f"${b.budget_usd:g}/{escape(b.budget_period or '')} "
+            f"({_num(spend / b.budget_usd, '.1%')})"
         )
-    if view.per_request_usd is not None:
+    if b.budget_per_request_usd is not None:
         mean = st["mean_spend_per_request_usd"]
-        ratio = None if mean is None else mean / view.per_request_usd
+        ratio = None if mean is None else mean / b.budget_per_request_usd
         parts.append(
             f'<span data-field="budget_mean_spend_usd">{_num(mean, ".6f")}</span>/request, '
-            f"{_num(ratio, '.2f')} x ${view.per_request_usd:g}"
+            f"{_num(ratio, '.2f')} x ${b.budget_per_request_usd:g}"
         )
     return "<br>".join(parts)
 
 
 def _budget_line(p: RoutePage) -> dict[str, list[float | None]]:
     """The cost chart's reference line: the route's budget per request, if it has one."""
-    per_request = p.budget.per_request_usd if p.budget is not None else None
+    per_request = p.budget.budget.budget_per_request_usd if p.budget is not None else None
     return {} if per_request is None else {"budget per request": [per_request] * len(p.labels)}
 
 
@@ -149,7 +149,7 @@ def _budget_section(view: BudgetView | None) -> str:
     """The route page's budget: every field of ``banditroute routes status``."""
     if view is None:
         return ""
-    head = f"<h2>Budget</h2><p>{escape(view.description)} "
+    head = f"<h2>Budget</h2><p>{escape(view.budget.describe())} "
     if view.status is None:
         return head + (
             '<span class="muted">(this process has no controller state for it yet)</span></p>'

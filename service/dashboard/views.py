@@ -18,6 +18,7 @@ from banditroute.learners.state import StateFormatError, loads
 from banditroute.service.core.assignment import PolicyKey
 from banditroute.service.core.budgets import BudgetBook, status_fields
 from banditroute.service.core.policies import PolicyRegistry
+from banditroute.service.core.route_budget import RouteBudget
 from banditroute.service.dashboard import queries as q
 from banditroute.service.dashboard.rollup import HOUR, HourlyRollup, Sums
 from banditroute.service.dashboard.windows import Window
@@ -71,10 +72,7 @@ class BudgetView:
     (:func:`~banditroute.service.core.budgets.status_fields`) from this process's controller,
     or None when this process has none for it (no follower given, or not configured yet)."""
 
-    description: str
-    per_request_usd: float | None
-    amount_usd: float | None
-    period: str | None
+    budget: RouteBudget
     status: dict[str, Any] | None
 
 
@@ -183,17 +181,10 @@ def _traffic(
 
 def budget_view(book: BudgetBook | None, route: q.RouteInfo, now: datetime) -> BudgetView | None:
     """``route``'s budget as the pages show it (None: it has no budget)."""
-    b = route.budget
-    if b is None:
+    if route.budget is None:
         return None
     status = book.status(route.tenant, route.name, now) if book is not None else None
-    return BudgetView(
-        b.describe(),
-        b.budget_per_request_usd,
-        b.budget_usd,
-        b.budget_period,
-        None if status is None else status_fields(status),
-    )
+    return BudgetView(route.budget, None if status is None else status_fields(status))
 
 
 def overview(
